@@ -1,0 +1,200 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reading and writing model files and TensorProto files.
+///
+/// Loading never trusts the file: sizes are checked before anything is mapped, the wire bytes are
+/// scanned against the schema and `LoadLimits` before protobuf-c decodes them, tensor payloads are
+/// checked against their dims and dtype, and (unless `verify` is false) the graph is verified.
+/// Writing goes to a temporary file in the destination folder that is renamed into place, so a
+/// failed write never leaves a partial file.
+public enum ModelFile {
+    /// Loads and verifies the model at `path`. External data is resolved inside the model's folder.
+    public static func load(path: String, limits: LoadLimits = LoadLimits(), verify: Bool = true) throws -> Model {
+        let file = try MappedFile(path: path, maxBytes: limits.maxFileBytes)
+        let dir = (path as NSString).deletingLastPathComponent
+        let reader = ExternalDataReader(directory: dir.isEmpty ? "." : dir, limit: limits.maxExternalBytes)
+        return try naming(path) {
+            let model = try ProtoDecoder.decodeModel(bytes: file.bytes, limits: limits, source: path, externalData: reader)
+            if verify { try model.verify() }
+            return model
+        }
+    }
+
+    /// Runs `body`, prefixing the location of a `ModelError` it throws with `source` when missing.
+    static func naming<R>(_ source: String, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch var e as ModelError {
+            if !e.location.hasPrefix(source) { e.location = e.location.isEmpty ? source : "\(source): \(e.location)" }
+            throw e
+        }
+    }
+
+    /// Loads a model from bytes in memory. External data is refused (there is no folder to resolve it in).
+    public static func load(bytes: [UInt8], source: String = "<memory>", limits: LoadLimits = LoadLimits(),
+                            verify: Bool = true) throws -> Model {
+        guard bytes.count <= limits.maxFileBytes else {
+            throw ModelError(.limitExceeded, at: source, "model is \(bytes.count) bytes, over the limit of \(limits.maxFileBytes)")
+        }
+        return try naming(source) {
+            let model = try bytes.withUnsafeBytes {
+                try ProtoDecoder.decodeModel(bytes: $0, limits: limits, source: source, externalData: nil)
+            }
+            if verify { try model.verify() }
+            return model
+        }
+    }
+
+    /// The protobuf bytes of `model` and what the encoding changed (see `SaveReport`).
+    public static func serialize(_ model: Model) throws -> (bytes: [UInt8], report: SaveReport) {
+        try ProtoEncoder.encode(model)
+    }
+
+    /// Writes `model` to `path` atomically and returns what the encoding changed.
+    @discardableResult
+    public static func save(_ model: Model, to path: String) throws -> SaveReport {
+        let (bytes, report) = try serialize(model)
+        try writeAtomically(bytes, to: path)
+        return report
+    }
+
+    /// Loads a `TensorProto` file (the format of ONNX test data sets).
+    public static func loadTensor(path: String, limits: LoadLimits = LoadLimits()) throws -> Tensor {
+        let file = try MappedFile(path: path, maxBytes: limits.maxFileBytes)
+        return try naming(path) { try ProtoDecoder.decodeTensor(bytes: file.bytes, limits: limits, source: path) }
+    }
+
+    /// Writes `tensor` as a `TensorProto` file, atomically.
+    public static func saveTensor(_ tensor: Tensor, to path: String) throws {
+        try writeAtomically(try ProtoEncoder.encode(tensor), to: path)
+    }
+
+    /// Writes `bytes` to a temporary file beside `path`, flushes it, and renames it over `path`.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        guard !base.isEmpty else { throw ModelError(.io, at: path, "not a file path") }
+        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ModelError(.io, at: path, "cannot create a file in '\(dir.isEmpty ? "." : dir)': \(errnoString())") }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        var written = 0
+        try bytes.withUnsafeBytes { buf in
+            while written < buf.count {
+                let n = write(fd, buf.baseAddress! + written, buf.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let msg = errnoString()
+                    close(fd)
+                    throw ModelError(.io, at: path, "write failed: \(msg)")
+                }
+                written += n
+            }
+        }
+        if fsync(fd) != 0 {
+            let msg = errnoString()
+            close(fd)
+            throw ModelError(.io, at: path, "fsync failed: \(msg)")
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw ModelError(.io, at: path, "cannot rename into place: \(errnoString())") }
+        ok = true
+    }
+}
+
+func errnoString() -> String { String(cString: strerror(errno)) }
+
+/// A read-only memory map of a whole file, unmapped on deinit.
+final class MappedFile {
+    let bytes: UnsafeRawBufferPointer
+    private let mapping: UnsafeMutableRawPointer?
+
+    init(path: String, maxBytes: Int) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ModelError(.io, at: path, "cannot open: \(errnoString())") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ModelError(.io, at: path, "cannot stat: \(errnoString())") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw ModelError(.io, at: path, "not a regular file") }
+        let size = Int(st.st_size)
+        guard size <= maxBytes else {
+            throw ModelError(.limitExceeded, at: path, "file is \(size) bytes, over the limit of \(maxBytes) bytes")
+        }
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            mapping = nil
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw ModelError(.io, at: path, "cannot map: \(errnoString())") }
+        mapping = p
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    deinit { if let mapping { munmap(mapping, bytes.count) } }
+}
+
+/// Reads tensor payloads stored in files beside a model, refusing any location outside its folder.
+struct ExternalDataReader {
+    let directory: String
+    let limit: Int
+    private let total = Counter()
+
+    private final class Counter { var bytes = 0 }
+
+    init(directory: String, limit: Int) {
+        self.directory = directory
+        self.limit = limit
+    }
+
+    /// The payload described by `entries` (keys `location`, `offset`, `length`), which must be `expectedBytes` long.
+    func read(entries: [MetadataEntry], expectedBytes: Int, at: String) throws -> (TensorStorage, String, Int) {
+        func value(_ key: String) -> String? { entries.first { $0.key == key }?.value }
+        guard let location = value("location"), !location.isEmpty else {
+            throw ModelError(.externalData, at: at, "external data has no location")
+        }
+        let offset: Int
+        if let o = value("offset") {
+            guard let v = Int(o), v >= 0 else { throw ModelError(.externalData, at: at, "external data offset '\(o)' is not a non-negative integer") }
+            offset = v
+        } else { offset = 0 }
+        if let l = value("length") {
+            guard let v = Int(l), v >= 0 else { throw ModelError(.externalData, at: at, "external data length '\(l)' is not a non-negative integer") }
+            guard v == expectedBytes else {
+                throw ModelError(.externalData, at: at, "external data length is \(v) bytes, expected \(expectedBytes)")
+            }
+        }
+        if location.hasPrefix("/") || location.split(separator: "/").contains("..") {
+            throw ModelError(.externalData, at: at, "external data location '\(location)' points outside the model's folder")
+        }
+        let path = directory + "/" + location
+        guard let realDir = realpath(directory, nil) else {
+            throw ModelError(.externalData, at: at, "cannot resolve the model's folder '\(directory)': \(errnoString())")
+        }
+        defer { free(realDir) }
+        guard let realFile = realpath(path, nil) else {
+            throw ModelError(.externalData, at: at, "external data file '\(location)' cannot be opened: \(errnoString())")
+        }
+        defer { free(realFile) }
+        let dirString = String(cString: realDir)
+        let fileString = String(cString: realFile)
+        guard fileString.hasPrefix(dirString == "/" ? "/" : dirString + "/") else {
+            throw ModelError(.externalData, at: at, "external data location '\(location)' resolves outside the model's folder")
+        }
+        guard expectedBytes <= limit - total.bytes else {
+            throw ModelError(.limitExceeded, at: at, "external data exceeds the limit of \(limit) bytes")
+        }
+        let file = try MappedFile(path: fileString, maxBytes: Int.max)
+        let (end, overflow) = offset.addingReportingOverflow(expectedBytes)
+        guard !overflow, end <= file.bytes.count else {
+            throw ModelError(.externalData, at: at, "external data '\(location)' is \(file.bytes.count) bytes; offset \(offset) + length \(expectedBytes) is past its end")
+        }
+        total.bytes += expectedBytes
+        let storage = TensorStorage(copying: UnsafeRawBufferPointer(rebasing: file.bytes[offset..<end]))
+        return (storage, location, offset)
+    }
+}
