@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Builds a small TrigFlow-style consistency network with onnx.helper (random weights, seeded).
+
+    tools/make_tiny_model.py OUT.onnx [--groupnorm onnx|pytorch] [--channels 8] [--size 8] [--seed 0]
+
+Inputs x [N,C,H,W] and t [N]; output f(x,t) = cos(t) x - sigma_d sin(t) F(x/sigma_d, t) with
+F a tiny conv net: sinusoidal time embedding (Sin/Cos of t) -> Gemm -> SiLU -> per-channel scale
+and shift applied after a GroupNorm (the ADN pattern), SiLU, convs with a residual, a 2x
+downsample + Resize upsample, and one attention block (MatMul/Softmax). GroupNorm is written as the
+`GroupNormalization` op or in PyTorch's export form (Reshape -> InstanceNormalization -> Reshape ->
+Mul -> Add). Metadata follows the model-file contract of DESIGN.md (scm.*).
+"""
+import argparse
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+SIGMA_D = 0.5
+T_MAX = math.atan(80 / SIGMA_D)
+
+
+def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2):
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    counter = [0]
+
+    def name(prefix):
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def const(arr, prefix="c"):
+        n = name(prefix)
+        inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def op(op_type, inputs, prefix=None, **attrs):
+        out = name(prefix or op_type.lower())
+        nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def weight(*shape, fan_in):
+        return const(rng.normal(0, 1 / math.sqrt(fan_in), shape).astype(np.float32), "w")
+
+    def silu(v):
+        return op("Mul", [v, op("Sigmoid", [v])], "silu")
+
+    def conv(v, cin, cout, k=3, stride=1):
+        return op("Conv", [v, weight(cout, cin, k, k, fan_in=cin * k * k), const(np.zeros(cout, np.float32), "b")],
+                  "conv", kernel_shape=[k, k], pads=[k // 2] * 4, strides=[stride, stride])
+
+    def group_norm(v, c):
+        if groupnorm == "onnx":
+            scale = const(np.ones(c, np.float32), "gn_scale")
+            bias = const(np.zeros(c, np.float32), "gn_bias")
+            return op("GroupNormalization", [v, scale, bias], "gn", num_groups=groups, epsilon=1e-5)
+        shape_in = op("Shape", [v])
+        r = op("Reshape", [v, const(np.array([0, groups, -1], np.int64), "shape")])
+        n = op("InstanceNormalization", [r, const(np.ones(groups, np.float32)), const(np.zeros(groups, np.float32))],
+               "in", epsilon=1e-5)
+        back = op("Reshape", [n, shape_in])
+        return op("Add", [op("Mul", [back, const(np.ones((c, 1, 1), np.float32))]), const(np.zeros((c, 1, 1), np.float32))])
+
+    def adn(v, c, temb):
+        # GroupNorm(v) * (1 + s(t)) + b(t), s and b per sample and channel from the time embedding.
+        s = op("Gemm", [temb, weight(c, emb, fan_in=emb), const(np.zeros(c, np.float32))], "scale", transB=1)
+        b = op("Gemm", [temb, weight(c, emb, fan_in=emb), const(np.zeros(c, np.float32))], "shift", transB=1)
+        s4 = op("Unsqueeze", [s, const(np.array([2, 3], np.int64), "axes")])
+        b4 = op("Unsqueeze", [b, const(np.array([2, 3], np.int64), "axes")])
+        g = group_norm(v, c)
+        return op("Add", [op("Mul", [g, op("Add", [s4, const(np.float32(1.0))])]), b4])
+
+    # Time embedding of c_noise = t (TrigFlow): [sin(t f), cos(t f)] -> Gemm -> SiLU.
+    freqs = np.exp(-math.log(1000.0) * np.arange(emb // 2) / (emb // 2)).astype(np.float32)
+    targ = op("Mul", [op("Unsqueeze", ["t", const(np.array([1], np.int64), "axes")]), const(freqs[None, :], "freqs")])
+    temb = op("Concat", [op("Sin", [targ]), op("Cos", [targ])], "temb", axis=1)
+    temb = silu(op("Gemm", [temb, weight(emb, emb, fan_in=emb), const(np.zeros(emb, np.float32))], "tmlp", transB=1))
+
+    # F(x / sigma_d, t)
+    xin = op("Div", ["x", const(np.float32(SIGMA_D), "sigma_d")], "xin")
+    h = conv(xin, in_ch, channels)
+    h = silu(adn(h, channels, temb))
+    skip = h
+    d = conv(h, channels, channels, stride=2)
+    d = silu(adn(d, channels, temb))
+    # Attention over the (H/2 x W/2) positions of the downsampled map.
+    hw = (size // 2) ** 2
+    seq = op("Transpose", [op("Reshape", [d, const(np.array([0, channels, hw], np.int64), "shape")])], "seq", perm=[0, 2, 1])
+    q = op("MatMul", [seq, weight(channels, channels, fan_in=channels)], "q")
+    k = op("MatMul", [seq, weight(channels, channels, fan_in=channels)], "k")
+    v = op("MatMul", [seq, weight(channels, channels, fan_in=channels)], "v")
+    att = op("Softmax", [op("Mul", [op("MatMul", [q, op("Transpose", [k], perm=[0, 2, 1])]),
+                                    const(np.float32(1 / math.sqrt(channels)))])], "att", axis=-1)
+    o = op("Transpose", [op("MatMul", [att, v])], perm=[0, 2, 1])
+    d = op("Add", [d, op("Reshape", [o, op("Shape", [d])])], "attn_out")
+    u = op("Resize", [d, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], "up", mode="nearest")
+    h = op("Concat", [u, skip], "cat", axis=1)
+    h = conv(h, 2 * channels, channels)
+    h = silu(adn(h, channels, temb))
+    F = conv(h, channels, in_ch)
+
+    # f(x, t) = cos(t) x - sigma_d sin(t) F
+    t4 = op("Reshape", ["t", const(np.array([-1, 1, 1, 1], np.int64), "shape")], "t4")
+    cos_x = op("Mul", [op("Cos", [t4]), "x"])
+    sin_F = op("Mul", [op("Mul", [op("Sin", [t4]), const(np.float32(SIGMA_D))]), F])
+    nodes.append(helper.make_node("Sub", [cos_x, sin_F], ["f"], name="consistency"))
+
+    graph = helper.make_graph(
+        nodes, f"tiny_trigflow_{groupnorm}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_ch, size, size]),
+         helper.make_tensor_value_info("t", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, ["N", in_ch, size, size])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], producer_name="scm-tools")
+    model.ir_version = 10
+    helper.set_model_props(model, {
+        "scm.format": "trigflow/1",
+        "scm.parameterization": "consistency",
+        "scm.sigma_data": str(SIGMA_D),
+        "scm.t_max": f"{T_MAX:.7f}",
+        "scm.schedule.1": f"{T_MAX:.7f}",
+        "scm.schedule.2": f"{T_MAX:.7f},1.1",
+        "scm.schedule.4": f"{T_MAX:.7f},1.3,0.8,0.4",
+        "scm.data_range": "-1,1",
+        "scm.sample_shape": f"{in_ch},{size},{size}",
+        "scm.training": "untrained: random weights (tools/make_tiny_model.py)",
+    })
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--groupnorm", choices=["onnx", "pytorch"], default="onnx")
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--size", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    m = build(a.groupnorm, a.channels, a.size, seed=a.seed)
+    onnx.save(m, a.out)
+    print(f"wrote {a.out}: {len(m.graph.node)} nodes")
+
+
+if __name__ == "__main__":
+    main()
