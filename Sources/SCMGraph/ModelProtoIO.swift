@@ -432,6 +432,14 @@ final class CArena {
         return ProtobufCBinaryData(len: b.count, data: p)
     }
 
+    /// C copies of `items`, for repeated bytes fields.
+    func binaries(_ items: [[UInt8]]) -> (Int, UnsafeMutablePointer<ProtobufCBinaryData>?) {
+        guard !items.isEmpty else { return (0, nil) }
+        let arr = alloc(ProtobufCBinaryData.self, items.count)
+        for (i, b) in items.enumerated() { arr[i] = binary(b) }
+        return (items.count, arr)
+    }
+
     /// An array of pointers made by `make` for each element.
     func pointers<E, T>(_ elements: [E], _ make: (E) throws -> UnsafeMutablePointer<T>) rethrows
         -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<T>?>?) {
@@ -584,9 +592,7 @@ final class ProtoEncoder {
             for (i, x) in xs.enumerated() { arr[i] = Int64(x) }
             (p.pointee.n_ints, p.pointee.ints) = (xs.count, arr)
         case .strings(let ss):
-            let arr = arena.alloc(ProtobufCBinaryData.self, ss.count)
-            for (i, s) in ss.enumerated() { arr[i] = arena.binary(s) }
-            (p.pointee.n_strings, p.pointee.strings) = (ss.count, arr)
+            (p.pointee.n_strings, p.pointee.strings) = arena.binaries(ss)
         case .tensors(let ts): (p.pointee.n_tensors, p.pointee.tensors) = try arena.pointers(ts, tensor)
         case .opaque: break  // the value is among the unknown fields
         }
@@ -649,9 +655,7 @@ final class ProtoEncoder {
         setUnknowns(&p.pointee.base, t.meta.unknownFields)
         switch t.data {
         case .strings(let ss):
-            let arr = arena.alloc(ProtobufCBinaryData.self, ss.count)
-            for (i, s) in ss.enumerated() { arr[i] = arena.binary(s) }
-            (p.pointee.n_string_data, p.pointee.string_data) = (ss.count, arr)
+            (p.pointee.n_string_data, p.pointee.string_data) = arena.binaries(ss)
         case .bytes(let storage):
             let bytes = storage.bytes
             switch t.meta.encoding {
