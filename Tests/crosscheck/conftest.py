@@ -1,4 +1,5 @@
 """Shared fixtures of the Python cross-checks (run by `make test` after the Swift build)."""
+import functools
 import os
 import subprocess
 import sys
@@ -17,14 +18,19 @@ def scm(tool, *args):
     return subprocess.run([os.path.join(BIN, tool), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="session")
-def node_tests_dir():
+@functools.cache
+def ensure_node_tests():
+    """Generates ONNX's node tests into NODE_TESTS once per session (a no-op when up to date)."""
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_onnx_node_tests.py"), NODE_TESTS], check=True,
                    capture_output=True)
     return NODE_TESTS
 
 
+@pytest.fixture(scope="session")
+def node_tests_dir():
+    return ensure_node_tests()
+
+
 def node_test_names():
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_onnx_node_tests.py"), NODE_TESTS], check=True,
-                   capture_output=True)
-    return sorted(d for d in os.listdir(NODE_TESTS) if os.path.exists(os.path.join(NODE_TESTS, d, "model.onnx")))
+    d = ensure_node_tests()
+    return sorted(t for t in os.listdir(d) if os.path.exists(os.path.join(d, t, "model.onnx")))
