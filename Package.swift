@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "SCM", targets: ["SCM"]),
         .executable(name: "scm-inspect", targets: ["scm-inspect"]),
+        .executable(name: "scm-infer", targets: ["scm-infer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,11 +21,22 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         .target(name: "SCMGraph", dependencies: ["CModelProto"]),
-        .target(name: "SCM", dependencies: ["SCMGraph"]),
+        // The system CBLAS (OpenBLAS): SGEMM for Conv, ConvTranspose, Gemm and MatMul.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS/include"),
+        .target(
+            name: "SCMRuntime",
+            dependencies: ["SCMGraph", "CBLAS"]
+        ),
+        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime"]),
         .executableTarget(
             name: "scm-inspect",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(
+            name: "scm-infer",
+            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph"]),
+        .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime"]),
     ]
 )

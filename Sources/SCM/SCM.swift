@@ -1,1 +1,2 @@
 @_exported import SCMGraph
+@_exported import SCMRuntime

@@ -1,0 +1,2 @@
+// The system CBLAS (Debian: libopenblas-dev), plus OpenBLAS's thread and core queries.
+#include <cblas.h>

@@ -1,0 +1,104 @@
+/// Iteration over an output shape with numpy-broadcast inputs. Dims are collapsed where every
+/// input is contiguous across them; the innermost dim is a tight loop (input stride 0 or 1) and
+/// the rest are "rows" split into fixed-size chunks for the thread pool.
+struct BroadcastLoop: Sendable {
+    let inner: Int
+    let rows: Int
+    let outer: [Int]
+    /// strides[k][d]: element stride of input k along outer dim d.
+    let strides: [[Int]]
+    /// innerStrides[k]: 0 or 1.
+    let innerStrides: [Int]
+    static let chunkElements = 32768
+
+    init(output: [Int], inputs: [[Int]]) {
+        var dims: [Int] = []
+        var st: [[Int]] = inputs.map { _ in [] }
+        let all = inputs.map { Shapes.broadcastStrides(from: $0, to: output) }
+        for d in 0..<output.count where output[d] != 1 {
+            if let last = dims.last, (0..<inputs.count).allSatisfy({ st[$0].last! == all[$0][d] * output[d] }) {
+                dims[dims.count - 1] = last * output[d]
+                for k in 0..<inputs.count { st[k][st[k].count - 1] = all[k][d] }
+            } else {
+                dims.append(output[d])
+                for k in 0..<inputs.count { st[k].append(all[k][d]) }
+            }
+        }
+        if dims.isEmpty {
+            dims = [1]
+            st = inputs.map { _ in [0] }
+        }
+        // The innermost dim becomes the tight loop if each input's stride there is 0 or 1.
+        if st.allSatisfy({ $0.last! <= 1 }) {
+            inner = dims.removeLast()
+            innerStrides = st.map { $0.last! }
+            st = st.map { Array($0.dropLast()) }
+        } else {
+            inner = 1
+            innerStrides = st.map { _ in 0 }
+        }
+        outer = dims
+        strides = st
+        rows = dims.reduce(1, *)
+    }
+
+    var rowsPerChunk: Int { max(1, Self.chunkElements / max(inner, 1)) }
+    var chunks: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+
+    /// Input element offset of the start of `row` for input `k`.
+    @inline(__always) func offset(_ row: Int, _ k: Int) -> Int {
+        var rem = row, off = 0
+        var d = outer.count - 1
+        while d >= 0 {
+            let n = outer[d]
+            off += (rem % n) * strides[k][d]
+            rem /= n
+            d -= 1
+        }
+        return off
+    }
+
+    /// out[i] = F(a[i'], b[i']) over the broadcast.
+    @inline(__always)
+    func run2<F: BinaryFn>(_: F.Type, _ a: UnsafePointer<F.A>, _ b: UnsafePointer<F.B>,
+                           _ o: UnsafeMutablePointer<F.O>, _ pool: ThreadPool) {
+        let rpc = rowsPerChunk, inner = inner, ia = innerStrides[0], ib = innerStrides[1]
+        pool.parallelFor(chunks) { c, _ in
+            for r in (c * rpc)..<min(rows, (c + 1) * rpc) {
+                let pa = a + offset(r, 0), pb = b + offset(r, 1), po = o + r * inner
+                switch (ia, ib) {
+                case (1, 1): for i in 0..<inner { po[i] = F.f(pa[i], pb[i]) }
+                case (1, 0):
+                    let vb = pb[0]
+                    for i in 0..<inner { po[i] = F.f(pa[i], vb) }
+                case (0, 1):
+                    let va = pa[0]
+                    for i in 0..<inner { po[i] = F.f(va, pb[i]) }
+                default:
+                    let v = F.f(pa[0], pb[0])
+                    for i in 0..<inner { po[i] = v }
+                }
+            }
+        }
+    }
+}
+
+/// A binary elementwise function, specialized into the broadcast loop.
+protocol BinaryFn {
+    associatedtype A
+    associatedtype B
+    associatedtype O
+    static func f(_ a: A, _ b: B) -> O
+}
+
+/// A unary elementwise function with one float parameter (alpha of LeakyRelu etc.).
+protocol UnaryFn {
+    static func f(_ x: Float, _ p: Float) -> Float
+}
+
+/// Splits `count` elements into chunks of a fixed size (independent of the thread count).
+@inline(__always) func parallelElements(_ count: Int, _ pool: ThreadPool, chunk: Int = 32768,
+                                        _ body: (Range<Int>) -> Void) {
+    let n = (count + chunk - 1) / chunk
+    pool.parallelFor(n) { c, _ in body((c * chunk)..<min(count, (c + 1) * chunk)) }
+}

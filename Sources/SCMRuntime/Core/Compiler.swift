@@ -1,0 +1,263 @@
+import SCMGraph
+
+/// Turns a model into a `Plan`: resolves an op per node, infers static shapes, folds every node
+/// whose inputs are known, and lays out memory.
+public enum Compiler {
+    /// Compiles `model`.
+    /// - Parameters:
+    ///   - shapes: concrete types of graph inputs (needed where the file declares symbolic dims);
+    ///     inputs not listed use their declared type.
+    ///   - values: values of graph inputs that the compiler may fix ("pin") when a node needs them
+    ///     at compile time, e.g. Reshape's `shape`; `run` then checks the value is the same.
+    ///   - constants: graph inputs bound to constants (specialization): they leave the input list.
+    public static func compile(_ model: Model, shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:],
+                               constants: [String: Tensor] = [:]) throws -> Plan {
+        var pinned = Set<String>()
+        while true {
+            do {
+                return try Build(model: model, shapes: shapes, values: values, constants: constants, pinned: pinned).run()
+            } catch let e as RuntimeError where e.kind == .needsValue {
+                guard let name = e.inputName, values[name] != nil, !pinned.contains(name) else { throw e }
+                pinned.insert(name)
+            }
+        }
+    }
+}
+
+/// One compilation attempt.
+private struct Build {
+    let model: Model
+    let shapes: [String: TensorSpec]
+    let values: [String: Tensor]
+    let constants: [String: Tensor]
+    let pinned: Set<String>
+
+    struct Value {
+        var spec: TensorSpec
+        var constant: Tensor?
+        var graphInput: String?
+    }
+
+    func run() throws -> Plan {
+        let graph = model.graph
+        let opset = model.opsetVersion("") ?? 0
+        if graph.nodes.contains(where: { Model.isDefault($0.domain) }) {
+            guard opset >= 13 else {
+                throw RuntimeError(.unsupported, at: "model", "default-domain opset \(opset) is not supported (13 or later)")
+            }
+        }
+        var vals: [String: Value] = [:]
+        for t in graph.initializers {
+            vals[t.meta.name] = Value(spec: TensorSpec(t.dtype, t.shape), constant: t)
+        }
+        var planInputs: [(String, TensorSpec, Tensor?)] = []
+        for vi in graph.inputs {
+            let name = vi.name
+            if let c = constants[name] {
+                vals[name] = Value(spec: TensorSpec(c.dtype, c.shape), constant: c)
+                continue
+            }
+            if vals[name] != nil && shapes[name] == nil && values[name] == nil { continue }  // initializer default
+            let spec: TensorSpec
+            if let s = shapes[name] {
+                spec = s
+            } else if let v = values[name] {
+                spec = TensorSpec(v.dtype, v.shape)
+            } else {
+                guard let dt = vi.type?.elementType else {
+                    throw RuntimeError(.unsupported, at: "input '\(name)'", "is not a tensor with a known element type")
+                }
+                guard let dims = vi.type?.shape, let c = dims.concrete else {
+                    throw RuntimeError(.badInput, at: "input '\(name)'",
+                                       "has shape \(vi.type?.shape?.shapeDescription ?? "unknown"): give a concrete shape when compiling")
+                }
+                spec = TensorSpec(dt, c)
+            }
+            if let dt = vi.type?.elementType, dt != spec.dtype {
+                throw RuntimeError(.badInput, at: "input '\(name)'", "declared \(dt), given \(spec.dtype)")
+            }
+            if let dims = vi.type?.shape {
+                guard dims.count == spec.rank, zip(dims, spec.shape).allSatisfy({ $0.value == nil || $0.value == $1 }) else {
+                    throw RuntimeError(.badInput, at: "input '\(name)'", "declared \(dims.shapeDescription), given \(spec.shape)")
+                }
+            }
+            guard spec.dtype.isByteAligned else {
+                throw RuntimeError(.unsupported, at: "input '\(name)'", "dtype \(spec.dtype) is not supported")
+            }
+            let pin = pinned.contains(name) ? values[name] : nil
+            vals[name] = Value(spec: spec, constant: pin, graphInput: name)
+            planInputs.append((name, spec, pin))
+        }
+
+        // Nodes in order; each becomes a step, a constant or a view.
+        struct Pending {
+            let node: Int
+            let build: OpBuild
+        }
+        var pending: [Pending] = []
+        var views: [String: String] = [:]  // view output -> its input
+        var folded = 0
+        let foldPool = ThreadPool(threads: 1)
+        for i in try graph.topologicalOrder() {
+            let node = graph.nodes[i]
+            let label = node.label(index: i)
+            let key = Model.isDefault(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
+            guard let op = OpRegistry.ops[key] else {
+                throw RuntimeError(.unsupported, at: label, "op \(key) is not supported by this runtime")
+            }
+            var ins: [TensorSpec?] = [], consts: [Tensor?] = [], gnames: [String?] = []
+            for name in node.inputs {
+                if name.isEmpty {
+                    ins.append(nil); consts.append(nil); gnames.append(nil)
+                    continue
+                }
+                guard let v = vals[name] else { throw RuntimeError(.invalidModel, at: label, "input '\(name)' is not defined") }
+                ins.append(v.spec); consts.append(v.constant); gnames.append(v.graphInput)
+            }
+            let domainOpset = Model.isDefault(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
+            let ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
+            let b = try op.build(ctx)
+            guard b.outputs.count == node.outputs.count else {
+                throw RuntimeError(.invalidModel, at: label, "produces \(b.outputs.count) outputs, node lists \(node.outputs.count)")
+            }
+            for s in b.outputs where !s.dtype.isByteAligned {
+                throw RuntimeError(.unsupported, at: label, "output dtype \(s.dtype) is not supported")
+            }
+            let present = consts.enumerated().filter { ins[$0.offset] != nil }
+            let allConst = present.allSatisfy { $0.element != nil }
+            var outConsts: [Tensor]? = b.constants
+            if outConsts == nil {
+                if let k = b.kernel, allConst {
+                    outConsts = try evaluate(k, b, inputs: consts, pool: foldPool)
+                } else if b.kernel == nil, let src = consts.first ?? nil, let s = src.storage {
+                    outConsts = [try Tensor(dtype: b.outputs[0].dtype, shape: b.outputs[0].shape, data: .bytes(s))]
+                }
+                if outConsts != nil { folded += 1 }
+            }
+            if let oc = outConsts {
+                for (name, t) in zip(node.outputs, oc) where !name.isEmpty {
+                    var t = t
+                    t.meta = TensorMeta(name: name)
+                    vals[name] = Value(spec: TensorSpec(t.dtype, t.shape), constant: t)
+                }
+                continue
+            }
+            if b.kernel == nil {
+                guard let src = node.inputs.first, !src.isEmpty, b.outputs.count == 1,
+                      b.outputs[0].byteCount == ins[0]?.byteCount else {
+                    throw RuntimeError(.invalidModel, at: label, "view does not preserve its input's bytes")
+                }
+                views[node.outputs[0]] = src
+            }
+            for (name, s) in zip(node.outputs, b.outputs) where !name.isEmpty { vals[name] = Value(spec: s) }
+            pending.append(Pending(node: i, build: b))
+        }
+        for o in graph.outputs where vals[o.name] == nil {
+            throw RuntimeError(.invalidModel, at: "output '\(o.name)'", "is not produced by any node")
+        }
+
+        // Memory: one buffer per runtime value, shared by views and in-place outputs.
+        var constList: [Tensor] = []
+        var constIndex: [String: Int] = [:]
+        func constSlot(_ name: String, _ t: Tensor) -> Slot {
+            if let i = constIndex[name] { return .constant(i) }
+            constList.append(t)
+            constIndex[name] = constList.count - 1
+            return .constant(constList.count - 1)
+        }
+        // Last use (step index) of each value; graph outputs live to the end.
+        let kernelSteps = pending.filter { $0.build.kernel != nil }
+        let end = kernelSteps.count
+        var lastUse: [String: Int] = [:]
+        var stepOf = 0
+        for p in pending {
+            let node = graph.nodes[p.node]
+            // A view's reads count at the next kernel step (its own bytes live on in its output).
+            for n in node.inputs where !n.isEmpty { lastUse[n] = max(lastUse[n] ?? -1, stepOf) }
+            if p.build.kernel != nil { stepOf += 1 }
+        }
+        for o in graph.outputs { lastUse[o.name] = end }
+        var planner = MemoryPlanner()
+        var bufferOf: [String: Int] = [:]
+        for (name, spec, _) in planInputs {
+            bufferOf[name] = planner.add(bytes: spec.byteCount, def: -1)
+            planner.use(bufferOf[name]!, at: lastUse[name] ?? -1)
+        }
+        var stepIndex = 0
+        var protoSteps: [(p: Pending, ins: [String], outs: [Int?])] = []
+        for p in pending {
+            let node = graph.nodes[p.node]
+            if p.build.kernel == nil {
+                let b = bufferOf[views[node.outputs[0]]!]!
+                bufferOf[node.outputs[0]] = b
+                planner.use(b, at: lastUse[node.outputs[0]] ?? stepIndex)
+                continue
+            }
+            var outs: [Int?] = []
+            for (k, name) in node.outputs.enumerated() {
+                let bytes = p.build.outputs[k].byteCount
+                if name.isEmpty {
+                    outs.append(planner.add(bytes: bytes, def: stepIndex))
+                    continue
+                }
+                var reuse: Int? = nil
+                if k == 0 {
+                    for j in p.build.inPlace where j < node.inputs.count {
+                        let src = node.inputs[j]
+                        guard !src.isEmpty, vals[src]?.constant == nil, let b = bufferOf[src] else { continue }
+                        if planner.bytes(b) == bytes && planner.lastUse(b) == stepIndex && !node.inputs.enumerated().contains(where: { $0.offset != j && $0.element == src }) {
+                            reuse = b
+                            break
+                        }
+                    }
+                }
+                let b = reuse ?? planner.add(bytes: bytes, def: stepIndex)
+                bufferOf[name] = b
+                planner.use(b, at: lastUse[name] ?? stepIndex)
+                outs.append(b)
+            }
+            protoSteps.append((p, node.inputs, outs))
+            stepIndex += 1
+        }
+        let layout = planner.layout()
+        func slot(_ name: String) -> Slot {
+            if name.isEmpty { return .none }
+            if let c = vals[name]?.constant, bufferOf[name] == nil { return constSlot(name, c) }
+            return .arena(layout.offsets[bufferOf[name]!])
+        }
+        var steps: [Step] = []
+        var scratch = 0
+        for (p, ins, outs) in protoSteps {
+            let node = graph.nodes[p.node]
+            steps.append(Step(node: p.node, label: node.label(index: p.node), opType: node.opType, kernel: p.build.kernel!,
+                              inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0!]) }, flops: p.build.flops))
+            scratch = max(scratch, p.build.scratchBytes)
+        }
+        let inputs = planInputs.map { PlanInput(name: $0.0, spec: $0.1, pinned: $0.2, slot: .arena(layout.offsets[bufferOf[$0.0]!])) }
+        let outputs = graph.outputs.map { o in PlanOutput(name: o.name, spec: vals[o.name]!.spec, slot: slot(o.name)) }
+        return Plan(inputs: inputs, outputs: outputs, steps: steps, constants: constList, arenaBytes: layout.total,
+                    unplannedBytes: planner.sumBytes, scratchBytes: scratch, foldedNodes: folded)
+    }
+
+    /// Runs a kernel once on constant inputs (constant folding during compilation).
+    func evaluate(_ kernel: any Kernel, _ b: OpBuild, inputs: [Tensor?], pool: ThreadPool) throws -> [Tensor] {
+        let outs = b.outputs.map { spec in TensorStorage(byteCount: spec.byteCount) { _ in } }
+        let inPtrs = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: max(inputs.count, 1))
+        let outPtrs = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: max(outs.count, 1))
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(b.scratchBytes, 64), alignment: 64)
+        defer { inPtrs.deallocate(); outPtrs.deallocate(); scratch.deallocate() }
+        let dummy = UnsafeRawPointer(scratch)
+        for (i, t) in inputs.enumerated() { (inPtrs + i).initialize(to: t?.storage?.bytes.baseAddress ?? dummy) }
+        for (i, s) in outs.enumerated() {
+            (outPtrs + i).initialize(to: UnsafeMutableRawPointer(mutating: s.bytes.baseAddress ?? dummy))
+        }
+        withExtendedLifetime(inputs) {
+            kernel.run(KernelIO(ins: inPtrs, outs: outPtrs, pool: pool, scratchBase: scratch, scratchStride: 0))
+        }
+        return try zip(b.outputs, outs).map { try Tensor(dtype: $0.dtype, shape: $0.shape, data: .bytes($1)) }
+    }
+}
+
+extension Model {
+    static func isDefault(_ domain: String) -> Bool { domain.isEmpty || domain == "ai.onnx" }
+}

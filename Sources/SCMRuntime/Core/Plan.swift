@@ -1,0 +1,203 @@
+import Foundation
+import SCMGraph
+
+/// Where a step reads or writes a value.
+enum Slot: Sendable {
+    /// Bytes at this offset of the session's arena.
+    case arena(Int)
+    /// The bytes of `Plan.constants[i]`.
+    case constant(Int)
+    /// An omitted optional input.
+    case none
+}
+
+/// One kernel invocation of a plan.
+struct Step: Sendable {
+    let node: Int
+    let label: String
+    let opType: String
+    let kernel: any Kernel
+    let inputs: [Slot]
+    let outputs: [Slot]
+    let flops: Int
+}
+
+/// A graph input the caller passes to `run`.
+public struct PlanInput: Sendable {
+    public let name: String
+    public let spec: TensorSpec
+    /// Set when the compiler fixed this input's value (it needed it for a shape); `run` then
+    /// checks that the value passed is the same.
+    public let pinned: Tensor?
+    let slot: Slot
+}
+
+/// A graph output `run` returns.
+public struct PlanOutput: Sendable {
+    public let name: String
+    public let spec: TensorSpec
+    let slot: Slot
+}
+
+/// A compiled graph: a kernel per node, every shape static, constants folded, and one arena
+/// whose layout reuses memory by liveness. Immutable and `Sendable`: any number of sessions
+/// (each with its own arena and threads) can run it at once.
+public final class Plan: Sendable {
+    public let inputs: [PlanInput]
+    public let outputs: [PlanOutput]
+    let steps: [Step]
+    let constants: [Tensor]
+    /// Bytes of the activation arena (graph inputs, intermediates and outputs), the planned peak.
+    public let arenaBytes: Int
+    /// Bytes the activations would take without reuse (sum of all buffers), for comparison.
+    public let unplannedBytes: Int
+    /// Scratch bytes per worker thread.
+    public let scratchBytes: Int
+    /// Multiply-add FLOPs (x2) of one run.
+    public let flops: Int
+    /// Nodes evaluated at compile time because their inputs were constants.
+    public let foldedNodes: Int
+    /// Ops of the steps, in execution order.
+    public var stepOps: [String] { steps.map(\.opType) }
+    public var stepCount: Int { steps.count }
+
+    init(inputs: [PlanInput], outputs: [PlanOutput], steps: [Step], constants: [Tensor], arenaBytes: Int,
+         unplannedBytes: Int, scratchBytes: Int, foldedNodes: Int) {
+        self.inputs = inputs
+        self.outputs = outputs
+        self.steps = steps
+        self.constants = constants
+        self.arenaBytes = arenaBytes
+        self.unplannedBytes = unplannedBytes
+        self.scratchBytes = scratchBytes
+        self.flops = steps.reduce(0) { $0 + $1.flops }
+        self.foldedNodes = foldedNodes
+    }
+
+    /// A session with its own arena and `threads` workers (including the caller's thread).
+    public func makeSession(threads: Int = 1) -> Session { Session(plan: self, threads: threads) }
+}
+
+/// Runs a plan. A session owns an arena, scratch memory and a thread pool, all allocated when it
+/// is made; `run` allocates nothing but the tensors it returns (and `run(_:into:)` not even
+/// those). Runs on one session are serialized by a lock; use one session per concurrent caller.
+public final class Session: @unchecked Sendable {
+    public let plan: Plan
+    public var threads: Int { pool.threads }
+    let pool: ThreadPool
+    private let arena: UnsafeMutableRawPointer
+    private let scratch: UnsafeMutableRawPointer
+    private let scratchStride: Int
+    private let inTable: UnsafeMutablePointer<UnsafeRawPointer>
+    private let outTable: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    private let inStart: [Int]
+    private let outStart: [Int]
+    private let lock = NSLock()
+
+    init(plan: Plan, threads: Int) {
+        self.plan = plan
+        pool = ThreadPool(threads: threads)
+        arena = UnsafeMutableRawPointer.allocate(byteCount: max(plan.arenaBytes, 64), alignment: 64)
+        arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(plan.arenaBytes, 64))
+        scratchStride = (plan.scratchBytes + 63) / 64 * 64
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: max(scratchStride * pool.threads, 64), alignment: 64)
+        let nIn = plan.steps.reduce(0) { $0 + $1.inputs.count }
+        let nOut = plan.steps.reduce(0) { $0 + $1.outputs.count }
+        inTable = .allocate(capacity: max(nIn, 1))
+        outTable = .allocate(capacity: max(nOut, 1))
+        var inStart: [Int] = [], outStart: [Int] = []
+        var i = 0, o = 0
+        for step in plan.steps {
+            inStart.append(i)
+            outStart.append(o)
+            for s in step.inputs {
+                (inTable + i).initialize(to: UnsafeRawPointer(Session.address(s, arena: arena, plan: plan)))
+                i += 1
+            }
+            for s in step.outputs {
+                (outTable + o).initialize(to: Session.address(s, arena: arena, plan: plan))
+                o += 1
+            }
+        }
+        self.inStart = inStart
+        self.outStart = outStart
+    }
+
+    deinit {
+        arena.deallocate()
+        scratch.deallocate()
+        inTable.deallocate()
+        outTable.deallocate()
+    }
+
+    static func address(_ slot: Slot, arena: UnsafeMutableRawPointer, plan: Plan) -> UnsafeMutableRawPointer {
+        switch slot {
+        case .arena(let off): return arena + off
+        case .constant(let i):
+            // Kernels never write to inputs; the pointer is mutable only to share one table type.
+            return UnsafeMutableRawPointer(mutating: plan.constants[i].storage!.bytes.baseAddress ?? UnsafeRawPointer(arena))
+        case .none: return arena
+        }
+    }
+
+    private func check(_ inputs: [Tensor]) throws {
+        guard inputs.count == plan.inputs.count else {
+            throw RuntimeError(.badInput, at: "run", "expected \(plan.inputs.count) inputs (\(plan.inputs.map(\.name).joined(separator: ", "))), got \(inputs.count)")
+        }
+        for (t, p) in zip(inputs, plan.inputs) {
+            guard t.dtype == p.spec.dtype, t.shape == p.spec.shape else {
+                throw RuntimeError(.badInput, at: "input '\(p.name)'", "expected \(p.spec), got \(t.dtype) \(t.shape)")
+            }
+            guard let s = t.storage, s.bytes.count == p.spec.byteCount else {
+                throw RuntimeError(.badInput, at: "input '\(p.name)'", "has no numeric payload of \(p.spec.byteCount) bytes")
+            }
+            if let pin = p.pinned, let ps = pin.storage, !ps.bytes.elementsEqual(s.bytes) {
+                throw RuntimeError(.badInput, at: "input '\(p.name)'",
+                                   "the plan was compiled for another value of this input (it fixes a shape); compile again for this value")
+            }
+        }
+    }
+
+    /// Runs the plan on `inputs` (in `plan.inputs` order) and returns the outputs.
+    public func run(_ inputs: [Tensor]) throws -> [Tensor] {
+        try check(inputs)
+        lock.lock()
+        defer { lock.unlock() }
+        execute(inputs)
+        return try plan.outputs.map { o in
+            let src = UnsafeRawPointer(Session.address(o.slot, arena: arena, plan: plan))
+            let storage = TensorStorage(copying: UnsafeRawBufferPointer(start: src, count: o.spec.byteCount))
+            return try Tensor(dtype: o.spec.dtype, shape: o.spec.shape, data: .bytes(storage), meta: TensorMeta(name: o.name))
+        }
+    }
+
+    /// Runs the plan and copies output `i` into `outputs[i]` (exactly `plan.outputs[i].spec.byteCount`
+    /// bytes each). Allocates nothing.
+    public func run(_ inputs: [Tensor], into outputs: [UnsafeMutableRawBufferPointer]) throws {
+        try check(inputs)
+        guard outputs.count == plan.outputs.count else {
+            throw RuntimeError(.badInput, at: "run", "expected \(plan.outputs.count) output buffers, got \(outputs.count)")
+        }
+        for (b, o) in zip(outputs, plan.outputs) where b.count != o.spec.byteCount {
+            throw RuntimeError(.badInput, at: "output '\(o.name)'", "buffer has \(b.count) bytes, expected \(o.spec.byteCount)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        execute(inputs)
+        for (b, o) in zip(outputs, plan.outputs) where o.spec.byteCount > 0 {
+            b.baseAddress!.copyMemory(from: Session.address(o.slot, arena: arena, plan: plan), byteCount: o.spec.byteCount)
+        }
+    }
+
+    private func execute(_ inputs: [Tensor]) {
+        for (t, p) in zip(inputs, plan.inputs) where p.spec.byteCount > 0 {
+            if case .arena(let off) = p.slot, let src = t.storage?.bytes.baseAddress {
+                (arena + off).copyMemory(from: src, byteCount: p.spec.byteCount)
+            }
+        }
+        for (k, step) in plan.steps.enumerated() {
+            step.kernel.run(KernelIO(ins: inTable + inStart[k], outs: outTable + outStart[k], pool: pool,
+                                     scratchBase: scratch, scratchStride: scratchStride))
+        }
+    }
+}

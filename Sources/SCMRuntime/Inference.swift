@@ -1,0 +1,68 @@
+import Foundation
+import SCMGraph
+
+/// The library side of `scm-infer`: load a model and TensorProto inputs, compile, run, write
+/// `output_<i>.pb` files.
+public enum Inference {
+    public struct Report: Sendable {
+        public var plan: Plan
+        /// Wall-clock milliseconds of each run.
+        public var milliseconds: [Double]
+        public var summary: String {
+            let sorted = milliseconds.sorted()
+            let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+            return String(format: "scm-infer: %d steps (%d folded at compile time), arena %d bytes (%d without reuse), %d runs, median %.3f ms",
+                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, milliseconds.count, median)
+        }
+    }
+
+    /// Runs the model at `modelPath` on the tensors in `inputPaths` (graph-input order, initializer
+    /// defaults excluded) and writes the outputs to `outputDir` when given.
+    public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
+                           repeats: Int = 1) throws -> Report {
+        let model = try ModelFile.load(path: modelPath)
+        let inits = Set(model.graph.initializers.map(\.meta.name))
+        let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
+        for vi in graphInputs where vi.type == nil {
+            throw RuntimeError(.unsupported, at: "input '\(vi.name)'", "is not a tensor (sequence, optional and map values are not supported)")
+        }
+        let names = graphInputs.map(\.name)
+        guard inputPaths.count == names.count else {
+            throw RuntimeError(.badInput, at: modelPath, "the graph has \(names.count) inputs (\(names.joined(separator: ", "))), \(inputPaths.count) files given")
+        }
+        var tensors: [Tensor] = []
+        for (path, name) in zip(inputPaths, names) {
+            let t = try ModelFile.loadTensor(path: path)
+            guard t.storage != nil else { throw RuntimeError(.unsupported, at: path, "\(t.dtype) tensors are not supported") }
+            tensors.append(t)
+            _ = name
+        }
+        var shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:]
+        for (t, name) in zip(tensors, names) {
+            shapes[name] = TensorSpec(t.dtype, t.shape)
+            values[name] = t
+        }
+        let plan = try Compiler.compile(model, shapes: shapes, values: values)
+        let session = plan.makeSession(threads: threads)
+        let byName = Dictionary(uniqueKeysWithValues: zip(names, tensors))
+        let ordered = plan.inputs.map { byName[$0.name]! }
+        var times: [Double] = []
+        var outputs: [Tensor] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            outputs = try session.run(ordered)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        if let dir = outputDir {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw RuntimeError(.badInput, at: dir, "cannot create the output folder: \(error.localizedDescription)")
+            }
+            for (i, t) in outputs.enumerated() {
+                try ModelFile.saveTensor(t, to: (dir as NSString).appendingPathComponent("output_\(i).pb"))
+            }
+        }
+        return Report(plan: plan, milliseconds: times)
+    }
+}

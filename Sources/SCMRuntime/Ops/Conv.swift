@@ -1,0 +1,268 @@
+import SCMGraph
+
+/// Geometry of a 2-D convolution or pooling window (1-D ops run as 2-D with height 1).
+struct Window2D: Sendable {
+    var kh, kw, sh, sw, dh, dw, padTop, padLeft, padBottom, padRight: Int
+
+    /// Reads kernel_shape/strides/dilations/pads/auto_pad for a spatial input of rank 1 or 2.
+    static func read(_ ctx: OpContext, spatial: [Int], kernel: [Int]) throws -> (Window2D, [Int]) {
+        let r = spatial.count
+        guard r == 1 || r == 2 else { throw ctx.unsupported("\(r)-D windows are not supported (1-D and 2-D)") }
+        guard kernel.count == r else { throw ctx.error("kernel_shape has \(kernel.count) dims for \(r) spatial dims") }
+        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
+        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
+        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
+        guard strides.count == r, dil.count == r, pads.count == 2 * r else {
+            throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
+        }
+        guard strides.allSatisfy({ $0 >= 1 }), dil.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }),
+              kernel.allSatisfy({ $0 >= 1 }) else {
+            throw ctx.error("strides, dilations and kernel dims must be >= 1 and pads >= 0")
+        }
+        let autoPad = try ctx.string("auto_pad", "NOTSET")
+        var out: [Int] = []
+        for i in 0..<r {
+            let ext = (kernel[i] - 1) * dil[i] + 1
+            switch autoPad {
+            case "NOTSET":
+                out.append((spatial[i] + pads[i] + pads[i + r] - ext) / strides[i] + 1)
+            case "VALID":
+                pads[i] = 0; pads[i + r] = 0
+                out.append((spatial[i] - ext) / strides[i] + 1)
+            case "SAME_UPPER", "SAME_LOWER":
+                let o = (spatial[i] + strides[i] - 1) / strides[i]
+                let total = max(0, (o - 1) * strides[i] + ext - spatial[i])
+                let small = total / 2
+                pads[i] = autoPad == "SAME_UPPER" ? small : total - small
+                pads[i + r] = total - pads[i]
+                out.append(o)
+            default: throw ctx.error("auto_pad '\(autoPad)' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER")
+            }
+        }
+        guard out.allSatisfy({ $0 >= 1 }) else { throw ctx.error("window \(kernel) does not fit input \(spatial) with pads \(pads)") }
+        if r == 1 {
+            return (Window2D(kh: 1, kw: kernel[0], sh: 1, sw: strides[0], dh: 1, dw: dil[0], padTop: 0, padLeft: pads[0],
+                             padBottom: 0, padRight: pads[1]), out)
+        }
+        return (Window2D(kh: kernel[0], kw: kernel[1], sh: strides[0], sw: strides[1], dh: dil[0], dw: dil[1],
+                         padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3]), out)
+    }
+}
+
+/// Conv (1-D and 2-D, groups incl. depthwise, pads/auto_pad, strides, dilations) as im2col + SGEMM
+/// over fixed-size column blocks; 1x1 stride-1 convolutions read the input directly.
+enum ConvOp: Operator {
+    static let opTypes = ["Conv"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 3)
+        let x = try ctx.input(0), w = try ctx.input(1)
+        try ctx.require(x, in: [.float])
+        try ctx.require(w, in: [.float], "weight")
+        guard x.rank == 3 || x.rank == 4 else { throw ctx.unsupported("input rank \(x.rank): only 1-D and 2-D convolution (rank 3 or 4)") }
+        guard w.rank == x.rank else { throw ctx.error("weight rank \(w.rank) differs from input rank \(x.rank)") }
+        let group = try ctx.int("group", 1)
+        let n = x.shape[0], c = x.shape[1], m = w.shape[0]
+        guard group >= 1, c % group == 0, m % group == 0, w.shape[1] == c / group else {
+            throw ctx.error("input channels \(c), weight \(w.shape) and group \(group) do not agree")
+        }
+        let spatial = Array(x.shape.dropFirst(2))
+        let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
+        guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.error("kernel_shape \(kernel) differs from weight \(w.shape)") }
+        let (win, outSpatial) = try Window2D.read(ctx, spatial: spatial, kernel: kernel)
+        if let b = ctx.optionalInput(2) {
+            guard b.shape == [m], b.dtype == .float else { throw ctx.error("bias must be float [\(m)], is \(b)") }
+        }
+        let h = spatial.count == 2 ? spatial[0] : 1, wd = spatial.last!
+        let oh = outSpatial.count == 2 ? outSpatial[0] : 1, ow = outSpatial.last!
+        let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: win)
+        return OpBuild(outputs: [TensorSpec(.float, [n, m] + outSpatial)],
+                       kernel: ConvKernel(geo: geo, hasBias: ctx.has(2)),
+                       scratchBytes: geo.direct ? 0 : geo.kdim * geo.block * 4,
+                       flops: 2 * n * m * oh * ow * geo.kdim)
+    }
+}
+
+struct ConvGeometry: Sendable {
+    let n, c, h, w, m, group, oh, ow: Int
+    let win: Window2D
+    var cg: Int { c / group }
+    var mg: Int { m / group }
+    var kdim: Int { cg * win.kh * win.kw }
+    var positions: Int { oh * ow }
+    /// 1x1, stride 1, no padding: the input already is the GEMM's B matrix.
+    var direct: Bool {
+        win.kh == 1 && win.kw == 1 && win.sh == 1 && win.sw == 1 && win.padTop == 0 && win.padLeft == 0
+            && win.padBottom == 0 && win.padRight == 0
+    }
+    /// Output positions per chunk: the im2col block of about 256 KiB, a multiple of 16.
+    var block: Int {
+        let b = max(16, min(4096, (65536 / max(kdim, 1)) / 16 * 16))
+        return min(b, (positions + 15) / 16 * 16)
+    }
+}
+
+struct ConvKernel: Kernel {
+    let geo: ConvGeometry
+    let hasBias: Bool
+
+    func run(_ io: KernelIO) {
+        let g = geo
+        let x = io.input(0, Float.self), wt = io.input(1, Float.self), y = io.output(0, Float.self)
+        let bias: UnsafePointer<Float>? = hasBias ? io.input(2, Float.self) : nil
+        let P = g.positions, block = g.block
+        let blocks = (P + block - 1) / block
+        io.pool.parallelFor(g.n * g.group * blocks) { ch, worker in
+            let blk = ch % blocks, ng = ch / blocks, gi = ng % g.group, ni = ng / g.group
+            let p0 = blk * block, np = min(block, P - p0)
+            let xg = x + (ni * g.c + gi * g.cg) * g.h * g.w
+            let yg = y + (ni * g.m + gi * g.mg) * P
+            let wg = wt + gi * g.mg * g.kdim
+            if g.direct {
+                sgemm(transA: false, transB: false, m: g.mg, n: np, k: g.kdim, alpha: 1, a: wg, lda: g.kdim,
+                      b: xg + p0, ldb: P, beta: 0, c: yg + p0, ldc: P)
+            } else {
+                let col = io.scratch(worker, Float.self)
+                im2col(xg, col, p0: p0, np: np)
+                sgemm(transA: false, transB: false, m: g.mg, n: np, k: g.kdim, alpha: 1, a: wg, lda: g.kdim,
+                      b: col, ldb: np, beta: 0, c: yg + p0, ldc: P)
+            }
+            if let bias {
+                for mi in 0..<g.mg {
+                    let b = bias[gi * g.mg + mi], row = yg + mi * P + p0
+                    for j in 0..<np { row[j] += b }
+                }
+            }
+        }
+    }
+
+    /// col[(ci, ky, kx), j] = x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] for positions p0..<p0+np.
+    @inline(__always) func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, p0: Int, np: Int) {
+        let g = geo, win = g.win
+        var row = 0
+        for ci in 0..<g.cg {
+            let xc = x + ci * g.h * g.w
+            for ky in 0..<win.kh {
+                for kx in 0..<win.kw {
+                    let dst = col + row * np
+                    var oy = p0 / g.ow, ox = p0 % g.ow
+                    for j in 0..<np {
+                        let iy = oy * win.sh - win.padTop + ky * win.dh
+                        let ix = ox * win.sw - win.padLeft + kx * win.dw
+                        dst[j] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? xc[iy * g.w + ix] : 0
+                        ox += 1
+                        if ox == g.ow { ox = 0; oy += 1 }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+}
+
+/// ConvTranspose (1-D and 2-D): SGEMM to columns, then col2im scatter-add; output_shape,
+/// output_padding, pads, auto_pad, strides, dilations and group.
+enum ConvTransposeOp: Operator {
+    static let opTypes = ["ConvTranspose"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 3)
+        let x = try ctx.input(0), w = try ctx.input(1)
+        try ctx.require(x, in: [.float])
+        try ctx.require(w, in: [.float], "weight")
+        guard x.rank == 3 || x.rank == 4 else { throw ctx.unsupported("input rank \(x.rank): only 1-D and 2-D ConvTranspose") }
+        guard w.rank == x.rank else { throw ctx.error("weight rank \(w.rank) differs from input rank \(x.rank)") }
+        let group = try ctx.int("group", 1)
+        let n = x.shape[0], c = x.shape[1]
+        guard group >= 1, c % group == 0, w.shape[0] == c else { throw ctx.error("input channels \(c), weight \(w.shape), group \(group) disagree") }
+        let m = w.shape[1] * group
+        let r = x.rank - 2
+        let spatial = Array(x.shape.dropFirst(2))
+        let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
+        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
+        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
+        let outPad = try ctx.ints("output_padding") ?? Array(repeating: 0, count: r)
+        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
+        guard kernel.count == r, strides.count == r, dil.count == r, outPad.count == r, pads.count == 2 * r,
+              strides.allSatisfy({ $0 >= 1 }), dil.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw ctx.error("kernel_shape/strides/dilations/pads/output_padding do not match \(r) spatial dims")
+        }
+        let autoPad = try ctx.string("auto_pad", "NOTSET")
+        var out: [Int] = []
+        let explicit = try ctx.ints("output_shape").map { Array($0.suffix(r)) }
+        for i in 0..<r {
+            let ext = (kernel[i] - 1) * dil[i] + 1
+            let full = strides[i] * (spatial[i] - 1) + outPad[i] + ext
+            if let os = explicit {
+                let total = max(0, full - os[i])
+                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                if autoPad != "SAME_UPPER" && autoPad != "SAME_LOWER" { pads[i] = total / 2 }
+                pads[i + r] = total - pads[i]
+                out.append(os[i])
+            } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+                let o = spatial[i] * strides[i]
+                let total = max(0, full - o)
+                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                pads[i + r] = total - pads[i]
+                out.append(o)
+            } else {
+                if autoPad == "VALID" { pads[i] = 0; pads[i + r] = 0 }
+                out.append(full - pads[i] - pads[i + r])
+            }
+        }
+        guard out.allSatisfy({ $0 >= 1 }) else { throw ctx.error("output size \(out) is not positive") }
+        if let b = ctx.optionalInput(2) {
+            guard b.shape == [m], b.dtype == .float else { throw ctx.error("bias must be float [\(m)], is \(b)") }
+        }
+        let two = { (a: [Int], one: Int) -> (Int, Int) in r == 2 ? (a[0], a[1]) : (one, a[0]) }
+        let (kh, kw) = two(kernel, 1), (sh, sw) = two(strides, 1), (dh, dw) = two(dil, 1)
+        let (h, wd) = two(spatial, 1), (oh, ow) = two(out, 1)
+        let win = Window2D(kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: r == 2 ? pads[0] : 0,
+                           padLeft: r == 2 ? pads[1] : pads[0], padBottom: r == 2 ? pads[2] : 0, padRight: r == 2 ? pads[3] : pads[1])
+        let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: win)
+        let colRows = (m / group) * kh * kw
+        return OpBuild(outputs: [TensorSpec(.float, [n, m] + out)],
+                       kernel: ConvTransposeKernel(geo: geo, hasBias: ctx.has(2)),
+                       scratchBytes: colRows * h * wd * 4, flops: 2 * n * c * h * wd * colRows)
+    }
+}
+
+struct ConvTransposeKernel: Kernel {
+    /// Here `c`, `h`, `w` describe the input and `m`, `oh`, `ow` the output.
+    let geo: ConvGeometry
+    let hasBias: Bool
+
+    func run(_ io: KernelIO) {
+        let g = geo, win = g.win
+        let x = io.input(0, Float.self), wt = io.input(1, Float.self), y = io.output(0, Float.self)
+        let bias: UnsafePointer<Float>? = hasBias ? io.input(2, Float.self) : nil
+        let hw = g.h * g.w, ohw = g.oh * g.ow, kk = win.kh * win.kw
+        io.pool.parallelFor(g.n * g.group) { ch, worker in
+            let gi = ch % g.group, ni = ch / g.group
+            let col = io.scratch(worker, Float.self)
+            // col[(mo, ky, kx), p] = sum_ci w[ci, mo, ky, kx] * x[ci, p]
+            sgemm(transA: true, transB: false, m: g.mg * kk, n: hw, k: g.cg, alpha: 1,
+                  a: wt + gi * g.cg * g.mg * kk, lda: g.mg * kk, b: x + (ni * g.c + gi * g.cg) * hw, ldb: hw,
+                  beta: 0, c: col, ldc: hw)
+            for mo in 0..<g.mg {
+                let yc = y + (ni * g.m + gi * g.mg + mo) * ohw
+                let b = bias?[gi * g.mg + mo] ?? 0
+                for i in 0..<ohw { yc[i] = b }
+                for ky in 0..<win.kh {
+                    for kx in 0..<win.kw {
+                        let src = col + ((mo * win.kh + ky) * win.kw + kx) * hw
+                        for iy in 0..<g.h {
+                            let oy = iy * win.sh - win.padTop + ky * win.dh
+                            guard oy >= 0 && oy < g.oh else { continue }
+                            for ix in 0..<g.w {
+                                let ox = ix * win.sw - win.padLeft + kx * win.dw
+                                guard ox >= 0 && ox < g.ow else { continue }
+                                yc[oy * g.ow + ox] += src[iy * g.w + ix]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import CBLAS
+import SCMGraph
+
+/// SGEMM on row-major matrices: C = alpha * op(A) op(B) + beta * C. Single-threaded BLAS calls;
+/// parallelism comes from our own fixed-size chunks, so results do not depend on the thread count.
+@inline(__always) func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    guard m > 0, n > 0 else { return }
+    if k == 0 {
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+        return
+    }
+    _ = BLAS.configure
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// One-time BLAS set-up: its own threads off (we parallelize above it).
+public enum BLAS {
+    static let configure: Void = { openblas_set_num_threads(1) }()
+    /// The kernel family OpenBLAS selected for this CPU (e.g. "Haswell", "Zen", "SkylakeX").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+}
+
+/// Columns of output per GEMM chunk: fixed, so chunking is independent of the thread count.
+let gemmColumnChunk = 512
+
+/// Gemm(A, B, C?) with transA, transB, alpha, beta; C broadcast to [M, N].
+enum GemmOp: Operator {
+    static let opTypes = ["Gemm"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 3)
+        let a = try ctx.input(0), b = try ctx.input(1)
+        try ctx.require(a, in: [.float])
+        try ctx.require(b, in: [.float])
+        guard a.rank == 2, b.rank == 2 else { throw ctx.error("A and B must be 2-D, are \(a.shape) and \(b.shape)") }
+        let ta = try ctx.int("transA", 0) != 0, tb = try ctx.int("transB", 0) != 0
+        let m = ta ? a.shape[1] : a.shape[0], k = ta ? a.shape[0] : a.shape[1]
+        let kb = tb ? b.shape[1] : b.shape[0], n = tb ? b.shape[0] : b.shape[1]
+        guard k == kb else { throw ctx.error("inner dims differ: A \(a.shape) transA=\(ta), B \(b.shape) transB=\(tb)") }
+        var cLoop: BroadcastLoop? = nil
+        if let c = ctx.optionalInput(2) {
+            try ctx.require(c, in: [.float])
+            guard Shapes.broadcast(c.shape, [m, n]) == [m, n] else { throw ctx.error("C \(c.shape) does not broadcast to [\(m), \(n)]") }
+            cLoop = BroadcastLoop(output: [m, n], inputs: [c.shape, c.shape])
+        }
+        return OpBuild(outputs: [TensorSpec(.float, [m, n])],
+                       kernel: GemmKernel(m: m, n: n, k: k, ta: ta, tb: tb, alpha: try ctx.float("alpha", 1),
+                                          beta: try ctx.float("beta", 1), c: cLoop),
+                       flops: 2 * m * n * k)
+    }
+}
+
+struct GemmKernel: Kernel {
+    let m, n, k: Int
+    let ta, tb: Bool
+    let alpha, beta: Float
+    let c: BroadcastLoop?
+
+    func run(_ io: KernelIO) {
+        let a = io.input(0, Float.self), b = io.input(1, Float.self), y = io.output(0, Float.self)
+        var beta1: Float = 0
+        if let c, beta != 0 {
+            c.run2(CopyFirstFn<Float>.self, io.input(2, Float.self), io.input(2, Float.self), y, io.pool)
+            if beta != 1 { for i in 0..<(m * n) { y[i] *= beta } }
+            beta1 = 1
+        }
+        let chunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
+        io.pool.parallelFor(chunks) { ch, _ in
+            let j0 = ch * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
+            sgemm(transA: ta, transB: tb, m: m, n: nn, k: k, alpha: alpha, a: a, lda: ta ? m : k,
+                  b: b + (tb ? j0 * k : j0), ldb: tb ? k : n, beta: beta1, c: y + j0, ldc: n)
+        }
+    }
+}
+
+/// MatMul with numpy semantics: 1-D operands promoted and squeezed, batch dims broadcast.
+enum MatMulOp: Operator {
+    static let opTypes = ["MatMul"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 2)
+        let a = try ctx.input(0), b = try ctx.input(1)
+        try ctx.require(a, in: [.float])
+        try ctx.require(b, in: [.float])
+        guard a.rank >= 1, b.rank >= 1 else { throw ctx.error("operands must have rank >= 1") }
+        let aS = a.rank == 1 ? [1, a.shape[0]] : a.shape
+        let bS = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let m = aS[aS.count - 2], k = aS[aS.count - 1], n = bS[bS.count - 1]
+        guard bS[bS.count - 2] == k else { throw ctx.error("inner dims differ: \(a.shape) x \(b.shape)") }
+        guard let batch = Shapes.broadcast(Array(aS.dropLast(2)), Array(bS.dropLast(2))) else {
+            throw ctx.error("batch dims of \(a.shape) and \(b.shape) do not broadcast")
+        }
+        var out = batch
+        if a.rank > 1 { out.append(m) }
+        if b.rank > 1 { out.append(n) }
+        let nb = batch.reduce(1, *)
+        // Element offsets of each batch's A and B matrices.
+        let sa = Shapes.broadcastStrides(from: Array(aS.dropLast(2)), to: batch)
+        let sb = Shapes.broadcastStrides(from: Array(bS.dropLast(2)), to: batch)
+        var offA: [Int] = [], offB: [Int] = []
+        for i in 0..<nb {
+            var rem = i, oa = 0, ob = 0
+            for d in stride(from: batch.count - 1, through: 0, by: -1) {
+                let idx = rem % batch[d]
+                rem /= batch[d]
+                oa += idx * sa[d]
+                ob += idx * sb[d]
+            }
+            offA.append(oa * m * k)
+            offB.append(ob * k * n)
+        }
+        return OpBuild(outputs: [TensorSpec(.float, out)],
+                       kernel: MatMulKernel(m: m, n: n, k: k, offA: offA, offB: offB), flops: 2 * nb * m * n * k)
+    }
+}
+
+struct MatMulKernel: Kernel {
+    let m, n, k: Int
+    let offA, offB: [Int]
+
+    func run(_ io: KernelIO) {
+        let a = io.input(0, Float.self), b = io.input(1, Float.self), y = io.output(0, Float.self)
+        let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
+        io.pool.parallelFor(offA.count * colChunks) { ch, _ in
+            let bi = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
+            sgemm(transA: false, transB: false, m: m, n: nn, k: k, alpha: 1, a: a + offA[bi], lda: k,
+                  b: b + offB[bi] + j0, ldb: n, beta: 0, c: y + bi * m * n + j0, ldc: n)
+        }
+    }
+}

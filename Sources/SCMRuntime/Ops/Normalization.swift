@@ -1,0 +1,179 @@
+import Foundation
+import SCMGraph
+
+/// Mean and 1/sqrt(var + eps) of `count` floats, two passes accumulated in double.
+@inline(__always) func meanInvStd(_ x: UnsafePointer<Float>, _ count: Int, eps: Float) -> (Float, Float) {
+    guard count > 0 else { return (0, 1 / Float(eps).squareRoot()) }
+    var s = 0.0
+    for i in 0..<count { s += Double(x[i]) }
+    let mean = s / Double(count)
+    var v = 0.0
+    for i in 0..<count {
+        let d = Double(x[i]) - mean
+        v += d * d
+    }
+    return (Float(mean), Float(1 / (v / Double(count) + Double(eps)).squareRoot()))
+}
+
+/// Normalization over groups of contiguous channels of [N, C, spatial...] with a per-channel
+/// (or per-group) affine: the kernel of GroupNormalization and InstanceNormalization.
+struct GroupNormKernel: Kernel {
+    let n, c, groups, spatial: Int
+    let eps: Float
+    /// Scale and bias index channels (true) or groups (GroupNormalization-18).
+    let perChannel: Bool
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), scale = io.input(1, Float.self), bias = io.input(2, Float.self)
+        let y = io.output(0, Float.self)
+        let cg = c / groups, len = cg * spatial
+        io.pool.parallelFor(n * groups) { ng, _ in
+            let gi = ng % groups
+            let xs = x + ng * len, ys = y + ng * len
+            let (mean, inv) = meanInvStd(xs, len, eps: eps)
+            for ci in 0..<cg {
+                let ch = gi * cg + ci
+                let a = scale[perChannel ? ch : gi] * inv
+                let b = bias[perChannel ? ch : gi] - mean * a
+                let xc = xs + ci * spatial, yc = ys + ci * spatial
+                for i in 0..<spatial { yc[i] = xc[i] * a + b }
+            }
+        }
+    }
+}
+
+/// InstanceNormalization(x, scale, B) with epsilon.
+enum NormalizationOp: Operator {
+    static let opTypes = ["InstanceNormalization"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 3, 3)
+        let x = try ctx.input(0), s = try ctx.input(1), b = try ctx.input(2)
+        try ctx.require(x, in: [.float])
+        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2, has \(x.shape)") }
+        let c = x.shape[1]
+        guard s.shape == [c], b.shape == [c], s.dtype == .float, b.dtype == .float else {
+            throw ctx.error("scale and B must be float [\(c)], are \(s) and \(b)")
+        }
+        return OpBuild(outputs: [x], kernel: GroupNormKernel(n: x.shape[0], c: c, groups: c, spatial: x.count / max(1, x.shape[0] * c),
+                                                             eps: try ctx.float("epsilon", 1e-5), perChannel: true), inPlace: [0])
+    }
+}
+
+/// GroupNormalization(x, scale, bias) with num_groups, epsilon; scale/bias per channel (opset 21)
+/// or per group (opset 18).
+enum GroupNormOp: Operator {
+    static let opTypes = ["GroupNormalization"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 3, 3)
+        let x = try ctx.input(0), s = try ctx.input(1), b = try ctx.input(2)
+        try ctx.require(x, in: [.float])
+        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2, has \(x.shape)") }
+        guard let g = try ctx.optionalInt("num_groups") else { throw ctx.error("attribute 'num_groups' is required") }
+        let c = x.shape[1]
+        guard g >= 1, c % g == 0 else { throw ctx.error("num_groups \(g) does not divide \(c) channels") }
+        let perChannel = ctx.opset >= 21
+        let want = perChannel ? c : g
+        guard s.shape == [want], b.shape == [want], s.dtype == .float, b.dtype == .float else {
+            throw ctx.error("scale and bias must be float [\(want)] at opset \(ctx.opset), are \(s) and \(b)")
+        }
+        if try ctx.int("stash_type", 1) != 1 { throw ctx.unsupported("stash_type other than 1 (float) is not supported") }
+        return OpBuild(outputs: [x], kernel: GroupNormKernel(n: x.shape[0], c: c, groups: g, spatial: x.count / max(1, x.shape[0] * c),
+                                                             eps: try ctx.float("epsilon", 1e-5), perChannel: perChannel), inPlace: [0])
+    }
+}
+
+/// LayerNormalization(X, Scale, B?) over axes [axis, rank), with optional Mean and InvStdDev outputs.
+enum LayerNormOp: Operator {
+    static let opTypes = ["LayerNormalization"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 3, outputs: 1...3)
+        let x = try ctx.input(0), s = try ctx.input(1)
+        try ctx.require(x, in: [.float])
+        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
+        let inner = x.shape[axis...].reduce(1, *), rows = x.count / max(inner, 1)
+        func check(_ t: TensorSpec, _ role: String) throws -> Bool {
+            guard t.dtype == .float, Shapes.broadcast(t.shape, Array(x.shape[axis...])) == Array(x.shape[axis...]),
+                  t.count == inner || t.count == 1 else {
+                throw ctx.unsupported("\(role) \(t) must be float with the normalized shape \(Array(x.shape[axis...])) or one element")
+            }
+            return t.count == 1
+        }
+        let sScalar = try check(s, "Scale")
+        var bScalar = false
+        if let b = ctx.optionalInput(2) { bScalar = try check(b, "B") }
+        let statShape = Array(x.shape[..<axis]) + Array(repeating: 1, count: x.rank - axis)
+        var outs = [x]
+        for _ in 1..<ctx.node.outputs.count { outs.append(TensorSpec(.float, statShape)) }
+        return OpBuild(outputs: outs, kernel: LayerNormKernel(rows: rows, inner: inner, eps: try ctx.float("epsilon", 1e-5),
+                                                             scaleScalar: sScalar, hasBias: ctx.has(2), biasScalar: bScalar,
+                                                             stats: ctx.node.outputs.count), inPlace: [0])
+    }
+}
+
+struct LayerNormKernel: Kernel {
+    let rows, inner: Int
+    let eps: Float
+    let scaleScalar, hasBias, biasScalar: Bool
+    let stats: Int
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), s = io.input(1, Float.self), y = io.output(0, Float.self)
+        let b: UnsafePointer<Float>? = hasBias ? io.input(2, Float.self) : nil
+        let meanOut: UnsafeMutablePointer<Float>? = stats > 1 ? io.output(1, Float.self) : nil
+        let invOut: UnsafeMutablePointer<Float>? = stats > 2 ? io.output(2, Float.self) : nil
+        let chunk = max(1, 16384 / max(inner, 1))
+        io.pool.parallelFor((rows + chunk - 1) / chunk) { ch, _ in
+            for r in (ch * chunk)..<min(rows, (ch + 1) * chunk) {
+                let xr = x + r * inner, yr = y + r * inner
+                let (mean, inv) = meanInvStd(xr, inner, eps: eps)
+                meanOut?[r] = mean
+                invOut?[r] = inv
+                for i in 0..<inner {
+                    var v = (xr[i] - mean) * inv * s[scaleScalar ? 0 : i]
+                    if let b { v += b[biasScalar ? 0 : i] }
+                    yr[i] = v
+                }
+            }
+        }
+    }
+}
+
+/// BatchNormalization in inference mode: per-channel (x - mean) / sqrt(var + eps) * scale + B.
+enum BatchNormOp: Operator {
+    static let opTypes = ["BatchNormalization"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 5, 5, outputs: 1...3)
+        if try ctx.int("training_mode", 0) != 0 || ctx.node.outputs.count > 1 {
+            throw ctx.unsupported("training mode (running statistics outputs) is not supported; inference only")
+        }
+        let x = try ctx.input(0)
+        try ctx.require(x, in: [.float])
+        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2") }
+        let c = x.shape[1]
+        for i in 1...4 {
+            let t = try ctx.input(i)
+            guard t.shape == [c], t.dtype == .float else { throw ctx.error("input \(i) must be float [\(c)], is \(t)") }
+        }
+        return OpBuild(outputs: [x], kernel: BatchNormKernel(n: x.shape[0], c: c, spatial: x.count / max(1, x.shape[0] * c),
+                                                            eps: try ctx.float("epsilon", 1e-5)), inPlace: [0])
+    }
+}
+
+struct BatchNormKernel: Kernel {
+    let n, c, spatial: Int
+    let eps: Float
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), s = io.input(1, Float.self), b = io.input(2, Float.self)
+        let mean = io.input(3, Float.self), v = io.input(4, Float.self), y = io.output(0, Float.self)
+        io.pool.parallelFor(n * c) { nc, _ in
+            let ch = nc % c
+            let a = s[ch] / (v[ch] + eps).squareRoot(), sh = b[ch] - mean[ch] * a
+            let xs = x + nc * spatial, ys = y + nc * spatial
+            for i in 0..<spatial { ys[i] = xs[i] * a + sh }
+        }
+    }
+}

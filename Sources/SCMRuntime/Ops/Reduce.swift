@@ -1,0 +1,143 @@
+import Foundation
+import SCMGraph
+
+/// Softmax along one axis (opset 13 semantics), max-subtracted.
+enum SoftmaxOp: Operator {
+    static let opTypes = ["Softmax"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: [.float])
+        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
+        let len = x.rank == 0 ? 1 : x.shape[axis]
+        let inner = x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
+        let outer = x.count / max(1, len * inner)
+        return OpBuild(outputs: [x], kernel: SoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
+    }
+}
+
+struct SoftmaxKernel: Kernel {
+    let outer, len, inner: Int
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let lines = outer * inner
+        let chunk = max(1, 8192 / max(len, 1))
+        io.pool.parallelFor((lines + chunk - 1) / chunk) { ch, _ in
+            for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
+                let o = l / inner, i = l % inner
+                let xs = x + o * len * inner + i, ys = y + o * len * inner + i
+                var m = -Float.infinity
+                for k in 0..<len { m = max(m, xs[k * inner]) }
+                var sum: Float = 0
+                for k in 0..<len {
+                    let e = Foundation.exp(xs[k * inner] - m)
+                    ys[k * inner] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                for k in 0..<len { ys[k * inner] *= inv }
+            }
+        }
+    }
+}
+
+/// ReduceMean, ReduceSum, ReduceMax: axes as attribute (ReduceMean/Max before opset 18) or input,
+/// keepdims, noop_with_empty_axes. Sums accumulate in double.
+enum ReduceOp: Operator {
+    static let opTypes = ["ReduceMean", "ReduceSum", "ReduceMax"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        let op = ctx.node.opType
+        let axesAsInput = op == "ReduceSum" ? ctx.opset >= 13 : ctx.opset >= 18
+        try ctx.arity(inputs: 1, axesAsInput ? 2 : 1)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: op == "ReduceMax" ? arithmeticDTypes.union([.bool]) : arithmeticDTypes)
+        var axes: [Int] = []
+        if axesAsInput {
+            if ctx.has(1) { axes = try ctx.intValues(1, "axes") }
+        } else {
+            axes = try ctx.ints("axes") ?? []
+        }
+        let keep = try ctx.int("keepdims", 1) != 0
+        if axes.isEmpty {
+            if try ctx.int("noop_with_empty_axes", 0) != 0 {
+                return OpBuild(outputs: [x], kernel: CopyKernel(bytes: x.byteCount))
+            }
+            axes = Array(0..<x.rank)
+        }
+        var reduced = Set<Int>()
+        for a in axes {
+            let v = try ctx.axis(a, rank: x.rank, "axis")
+            guard reduced.insert(v).inserted else { throw ctx.error("axis \(a) is listed twice") }
+        }
+        var out: [Int] = []
+        for d in 0..<x.rank {
+            if reduced.contains(d) { if keep { out.append(1) } } else { out.append(x.shape[d]) }
+        }
+        // Iterate kept dims outside, reduced dims inside: strides of x in both orders.
+        let st = Shapes.strides(x.shape)
+        let keptDims = (0..<x.rank).filter { !reduced.contains($0) }
+        let redDims = (0..<x.rank).filter { reduced.contains($0) }
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: ReduceKernel(op: op, dtype: x.dtype, keptShape: keptDims.map { x.shape[$0] },
+                                            keptStrides: keptDims.map { st[$0] }, redShape: redDims.map { x.shape[$0] },
+                                            redStrides: redDims.map { st[$0] }))
+    }
+}
+
+struct ReduceKernel: Kernel {
+    let op: String
+    let dtype: DType
+    /// Offsets of each output's first input element, and of the reduced sub-space from it.
+    let outs: [Int]
+    let reds: [Int]
+
+    init(op: String, dtype: DType, keptShape: [Int], keptStrides: [Int], redShape: [Int], redStrides: [Int]) {
+        self.op = op
+        self.dtype = dtype
+        outs = Self.offsets(keptShape, keptStrides)
+        reds = Self.offsets(redShape, redStrides)
+    }
+
+    /// Offsets of every element of a strided sub-space, in row-major order.
+    static func offsets(_ shape: [Int], _ strides: [Int]) -> [Int] {
+        var offs = [0]
+        for (n, s) in zip(shape, strides) {
+            var next: [Int] = []
+            next.reserveCapacity(offs.count * n)
+            for o in offs { for i in 0..<n { next.append(o + i * s) } }
+            offs = next
+        }
+        return offs
+    }
+
+    func run(_ io: KernelIO) {
+        if dtype == .bool { go(UInt8.self, io) } else { withArithType(dtype) { go($0, io) } }
+    }
+
+    func go<T: ArithScalar>(_: T.Type, _ io: KernelIO) {
+        let x = io.input(0, T.self), y = io.output(0, T.self)
+        let outs = outs, reds = reds, isMax = op == "ReduceMax", isMean = op == "ReduceMean"
+        let isFloat = T.self == Float.self || T.self == Double.self
+        let chunk = max(1, 16384 / max(reds.count, 1))
+        io.pool.parallelFor((outs.count + chunk - 1) / chunk) { ch, _ in
+            for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
+                let base = x + outs[o]
+                if isMax {
+                    var m = T.lowest
+                    for r in reds { m = T.maximum(m, base[r]) }
+                    y[o] = m
+                } else if isFloat {
+                    var s = 0.0
+                    for r in reds { s += base[r].asDouble }
+                    y[o] = T(fromDouble: isMean ? s / Double(reds.count) : s)
+                } else {
+                    var s = T(fromDouble: 0)
+                    for r in reds { s = T.add(s, base[r]) }
+                    y[o] = isMean ? T.div(s, T(fromDouble: Double(reds.count))) : s
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import SCMGraph
+
+/// Resize with mode nearest or linear (multilinear over every resized axis) and the coordinate
+/// transformation modes half_pixel, half_pixel_symmetric, pytorch_half_pixel, align_corners,
+/// asymmetric, tf_half_pixel_for_nearest and tf_crop_and_resize; scales or sizes (with
+/// keep_aspect_ratio_policy and axes). cubic and antialias are not supported.
+enum ResizeOp: Operator {
+    static let opTypes = ["Resize"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 4)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: [.float])
+        let mode = try ctx.string("mode", "nearest")
+        guard mode == "nearest" || mode == "linear" else { throw ctx.unsupported("mode '\(mode)' is not supported (nearest, linear)") }
+        if try ctx.int("antialias", 0) != 0 { throw ctx.unsupported("antialias is not supported") }
+        let ctm = try ctx.string("coordinate_transformation_mode", "half_pixel")
+        let modes = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                     "tf_half_pixel_for_nearest", "tf_crop_and_resize"]
+        guard modes.contains(ctm) else { throw ctx.unsupported("coordinate_transformation_mode '\(ctm)' is not supported") }
+        let nearestMode = try ctx.string("nearest_mode", "round_prefer_floor")
+        guard ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"].contains(nearestMode) else {
+            throw ctx.error("nearest_mode '\(nearestMode)' is not valid")
+        }
+        let r = x.rank
+        let axes = try (ctx.ints("axes") ?? Array(0..<r)).map { try ctx.axis($0, rank: r) }
+        guard Set(axes).count == axes.count else { throw ctx.error("axes repeat") }
+        var scales = [Double](repeating: 1, count: r)
+        var out = x.shape
+        let hasScales = try ctx.has(2) && ctx.value(2, "scales").elementCount > 0
+        if hasScales {
+            let s = try ctx.floatValues(2, "scales")
+            guard s.count == axes.count, s.allSatisfy({ $0 > 0 }) else { throw ctx.error("scales must list \(axes.count) positive values") }
+            for (a, v) in zip(axes, s) { scales[a] = Double(v) }
+        } else if ctx.has(3) {
+            let sizes = try ctx.intValues(3, "sizes")
+            guard sizes.count == axes.count, sizes.allSatisfy({ $0 > 0 }) else { throw ctx.error("sizes must list \(axes.count) positive values") }
+            let policy = try ctx.string("keep_aspect_ratio_policy", "stretch")
+            switch policy {
+            case "stretch":
+                for (a, v) in zip(axes, sizes) {
+                    scales[a] = Double(v) / Double(x.shape[a])
+                    out[a] = v
+                }
+            case "not_larger", "not_smaller":
+                let ratios = zip(axes, sizes).map { Double($1) / Double(x.shape[$0]) }
+                let s = policy == "not_larger" ? ratios.min()! : ratios.max()!
+                for a in axes {
+                    scales[a] = s
+                    out[a] = Int((s * Double(x.shape[a]) + 0.5).rounded(.down))
+                }
+            default: throw ctx.error("keep_aspect_ratio_policy '\(policy)' is not valid")
+            }
+        } else {
+            throw ctx.error("one of scales and sizes is required")
+        }
+        var roi = [Double](repeating: 0, count: 2 * r)
+        for a in 0..<r { roi[r + a] = 1 }
+        if ctm == "tf_crop_and_resize" {
+            guard ctx.has(1) else { throw ctx.error("tf_crop_and_resize needs roi") }
+            let v = try ctx.floatValues(1, "roi")
+            guard v.count == 2 * axes.count else { throw ctx.error("roi must have \(2 * axes.count) values") }
+            for (i, a) in axes.enumerated() {
+                roi[a] = Double(v[i])
+                roi[r + a] = Double(v[axes.count + i])
+            }
+        }
+        if hasScales {
+            for a in axes {
+                let len = ctm == "tf_crop_and_resize" ? Double(x.shape[a]) * (roi[r + a] - roi[a]) : Double(x.shape[a])
+                out[a] = Int((len * scales[a]).rounded(.down))
+            }
+        }
+        guard out.allSatisfy({ $0 >= 1 }) else { throw ctx.error("output shape \(out) is empty") }
+        var tables: [ResizeAxis] = []
+        for a in 0..<r {
+            tables.append(ResizeAxis(inLen: x.shape[a], outLen: out[a], scale: scales[a], mode: ctm,
+                                     roiStart: roi[a], roiEnd: roi[r + a], linear: mode == "linear", nearest: nearestMode))
+        }
+        return OpBuild(outputs: [TensorSpec(.float, out)],
+                       kernel: ResizeKernel(inShape: x.shape, outShape: out, axes: tables,
+                                            extrapolation: try ctx.float("extrapolation_value", 0)))
+    }
+}
+
+/// Source positions of every output coordinate along one axis.
+struct ResizeAxis: Sendable {
+    var lo: [Int] = []
+    var hi: [Int] = []
+    var wHi: [Float] = []
+    /// false where tf_crop_and_resize samples outside the input (extrapolation value).
+    var inside: [Bool] = []
+    /// Output index i reads input index i with weight 1.
+    var identity = true
+
+    init(inLen: Int, outLen: Int, scale: Double, mode: String, roiStart: Double, roiEnd: Double, linear: Bool, nearest: String) {
+        let n = Double(inLen), m = Double(outLen)
+        for o in 0..<outLen {
+            let xo = Double(o)
+            var xf: Double
+            switch mode {
+            case "half_pixel": xf = (xo + 0.5) / scale - 0.5
+            case "half_pixel_symmetric":
+                let adj = m / (scale * n)
+                xf = (n / 2) * (1 - adj) + (xo + 0.5) / scale - 0.5
+            case "pytorch_half_pixel": xf = outLen > 1 ? (xo + 0.5) / scale - 0.5 : 0
+            // The resized length is in * scale, which is fractional when scales are given (as ONNX's reference).
+            case "align_corners": xf = outLen > 1 ? xo * (n - 1) / (n * scale - 1) : 0
+            case "asymmetric": xf = xo / scale
+            case "tf_half_pixel_for_nearest": xf = (xo + 0.5) / scale
+            default:  // tf_crop_and_resize
+                xf = outLen > 1 ? roiStart * (n - 1) + xo * (roiEnd - roiStart) * (n - 1) / (m - 1)
+                    : 0.5 * (roiStart + roiEnd) * (n - 1)
+            }
+            let ok = mode != "tf_crop_and_resize" || (xf >= 0 && xf <= n - 1)
+            inside.append(ok)
+            if linear {
+                let c = min(max(xf, 0), n - 1)
+                let i0 = Int(c.rounded(.down))
+                lo.append(i0)
+                hi.append(min(i0 + 1, inLen - 1))
+                wHi.append(Float(c - Double(i0)))
+            } else {
+                var i: Double
+                switch nearest {
+                case "floor": i = xf.rounded(.down)
+                case "ceil": i = xf.rounded(.up)
+                case "round_prefer_ceil": i = xf.rounded(.toNearestOrAwayFromZero)
+                    if xf - xf.rounded(.down) == 0.5 { i = xf.rounded(.up) }
+                default: i = xf.rounded(.toNearestOrAwayFromZero)
+                    if xf - xf.rounded(.down) == 0.5 { i = xf.rounded(.down) }
+                }
+                let idx = Int(min(max(i, 0), n - 1))
+                lo.append(idx)
+                hi.append(idx)
+                wHi.append(0)
+            }
+            if !(ok && lo[o] == o && (wHi[o] == 0 || hi[o] == lo[o])) { identity = false }
+        }
+        if inLen != outLen { identity = false }
+    }
+}
+
+struct ResizeKernel: Kernel {
+    let axes: [ResizeAxis]
+    let extrapolation: Float
+    let outShape, inStrides: [Int]
+    /// Leading axes that map identically fold into independent planes.
+    let planes, inPlane, outPlane, inner, rowsPerPlane: Int
+    /// Resized axes other than the last, whose lo/hi corners are summed.
+    let active: [Int]
+
+    init(inShape: [Int], outShape: [Int], axes: [ResizeAxis], extrapolation: Float) {
+        self.axes = axes
+        self.extrapolation = extrapolation
+        self.outShape = outShape
+        inStrides = Shapes.strides(inShape)
+        let r = outShape.count
+        var lead = 0
+        while lead < r - 1 && axes[lead].identity { lead += 1 }
+        planes = outShape[..<lead].reduce(1, *)
+        inPlane = inShape[lead...].reduce(1, *)
+        outPlane = outShape[lead...].reduce(1, *)
+        inner = outShape[r - 1]
+        rowsPerPlane = outPlane / max(inner, 1)
+        active = Array(lead..<(r - 1))
+    }
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let r = outShape.count, k = active.count, inner = inner
+        let last = axes[r - 1], lastStride = inStrides[r - 1]
+        io.pool.parallelFor(planes) { p, _ in
+            let xp = x + p * inPlane, yp = y + p * outPlane
+            for row in 0..<rowsPerPlane {
+                let yr = yp + row * inner
+                for o in 0..<inner { yr[o] = 0 }
+                var ok = true
+                for mask in 0..<(1 << k) {
+                    var rem = row, off = 0
+                    var w: Float = 1
+                    for j in stride(from: k - 1, through: 0, by: -1) {
+                        let a = active[j], t = axes[a]
+                        let o = rem % outShape[a]
+                        rem /= outShape[a]
+                        if !t.inside[o] { ok = false }
+                        let hi = (mask >> j) & 1 == 1
+                        w *= hi ? t.wHi[o] : 1 - t.wHi[o]
+                        off += (hi ? t.hi[o] : t.lo[o]) * inStrides[a]
+                    }
+                    if w == 0 { continue }
+                    let src = xp + off
+                    for o in 0..<inner {
+                        let v0 = src[last.lo[o] * lastStride], wh = last.wHi[o]
+                        yr[o] += w * (wh == 0 ? v0 : v0 + (src[last.hi[o] * lastStride] - v0) * wh)
+                    }
+                }
+                if !ok {
+                    for o in 0..<inner { yr[o] = extrapolation }
+                } else {
+                    for o in 0..<inner where !last.inside[o] { yr[o] = extrapolation }
+                }
+            }
+        }
+    }
+}

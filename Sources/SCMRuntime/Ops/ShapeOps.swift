@@ -1,0 +1,423 @@
+import SCMGraph
+
+/// Reshape(data, shape) with 0 (copy the input dim, unless allowzero) and -1 (inferred). A view.
+enum ReshapeOp: Operator {
+    static let opTypes = ["Reshape"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 2)
+        let x = try ctx.input(0)
+        let spec = try ctx.intValues(1, "shape")
+        let allowZero = try ctx.int("allowzero", 0) != 0
+        var out: [Int] = []
+        var infer: Int? = nil
+        for (i, d) in spec.enumerated() {
+            if d == -1 {
+                guard infer == nil else { throw ctx.error("shape \(spec) has more than one -1") }
+                infer = i
+                out.append(1)
+            } else if d == 0 && !allowZero {
+                guard i < x.rank else { throw ctx.error("shape \(spec): 0 at \(i) copies a dim the input \(x.shape) lacks") }
+                out.append(x.shape[i])
+            } else if d < 0 {
+                throw ctx.error("shape \(spec) has a negative dim")
+            } else {
+                out.append(d)
+            }
+        }
+        if let i = infer {
+            let rest = out.reduce(1, *)
+            guard rest > 0, x.count % rest == 0 else { throw ctx.error("cannot reshape \(x.shape) to \(spec)") }
+            out[i] = x.count / rest
+        }
+        guard ShapeMath.elementCount(out) == x.count else { throw ctx.error("cannot reshape \(x.shape) (\(x.count) elements) to \(spec)") }
+        return .view(TensorSpec(x.dtype, out))
+    }
+}
+
+/// Flatten(input) at axis: [prod(dims before), prod(dims from axis)]. A view.
+enum FlattenOp: Operator {
+    static let opTypes = ["Flatten"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        var axis = try ctx.int("axis", 1)
+        if axis < 0 { axis += x.rank }
+        guard (0...x.rank).contains(axis) else { throw ctx.error("axis out of range for rank \(x.rank)") }
+        let a = x.shape[..<axis].reduce(1, *)
+        return .view(TensorSpec(x.dtype, [a, x.shape[axis...].reduce(1, *)]))
+    }
+}
+
+/// Squeeze(data, axes?): removes the listed size-1 dims, or all of them. A view.
+enum SqueezeOp: Operator {
+    static let opTypes = ["Squeeze"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 2)
+        let x = try ctx.input(0)
+        let axes: [Int]? = ctx.has(1) ? try ctx.intValues(1, "axes") : nil
+        var drop = Set<Int>()
+        if let axes {
+            for a in axes {
+                let v = try ctx.axis(a, rank: x.rank)
+                guard x.shape[v] == 1 else { throw ctx.error("cannot squeeze dim \(a) of size \(x.shape[v])") }
+                drop.insert(v)
+            }
+        } else {
+            drop = Set(x.shape.indices.filter { x.shape[$0] == 1 })
+        }
+        return .view(TensorSpec(x.dtype, x.shape.indices.filter { !drop.contains($0) }.map { x.shape[$0] }))
+    }
+}
+
+/// Unsqueeze(data, axes): inserts size-1 dims at the listed output positions. A view.
+enum UnsqueezeOp: Operator {
+    static let opTypes = ["Unsqueeze"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 2)
+        let x = try ctx.input(0)
+        let axes = try ctx.intValues(1, "axes")
+        let r = x.rank + axes.count
+        var ins = Set<Int>()
+        for a in axes {
+            guard ins.insert(try ctx.axis(a, rank: r)).inserted else { throw ctx.error("axes \(axes) repeat") }
+        }
+        var out: [Int] = []
+        var it = x.shape.makeIterator()
+        for i in 0..<r { out.append(ins.contains(i) ? 1 : it.next()!) }
+        return .view(TensorSpec(x.dtype, out))
+    }
+}
+
+/// Identity: a view.
+enum IdentityOp: Operator {
+    static let opTypes = ["Identity"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        return .view(try ctx.input(0))
+    }
+}
+
+/// Moves bytes of `width`-byte elements: the kernels of the data-movement ops are dtype-agnostic.
+@inline(__always) func withWidth(_ width: Int, _ body: (any FixedWidthInteger.Type) -> Void) {
+    switch width {
+    case 1: body(UInt8.self)
+    case 2: body(UInt16.self)
+    case 4: body(UInt32.self)
+    default: body(UInt64.self)
+    }
+}
+
+/// Transpose(data) with perm (default: reversed dims).
+enum TransposeOp: Operator {
+    static let opTypes = ["Transpose"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        let perm = try ctx.ints("perm") ?? Array((0..<x.rank).reversed())
+        guard perm.count == x.rank, Set(perm) == Set(0..<x.rank) else { throw ctx.error("perm \(perm) is not a permutation of \(x.rank) dims") }
+        let out = perm.map { x.shape[$0] }
+        let st = Shapes.strides(x.shape)
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: StridedCopyKernel(width: x.elementBytes, shape: out, strides: perm.map { st[$0] }, base: 0))
+    }
+}
+
+/// out (contiguous, `shape`) = in[base + sum(i_d * strides[d])]: Transpose, Slice, Expand.
+struct StridedCopyKernel: Kernel {
+    let width: Int
+    let shape: [Int]
+    let strides: [Int]
+    let base: Int
+
+    func run(_ io: KernelIO) {
+        withWidth(width) { go($0, io) }
+    }
+
+    func go<T>(_: T.Type, _ io: KernelIO) {
+        let x = io.input(0, T.self) + base, y = io.output(0, T.self)
+        let r = shape.count
+        guard r > 0 else { y[0] = x[0]; return }
+        let inner = shape[r - 1], innerStride = strides[r - 1]
+        let rows = shape.dropLast().reduce(1, *)
+        guard inner > 0 else { return }
+        let rpc = max(1, 16384 / inner)
+        io.pool.parallelFor((rows + rpc - 1) / rpc) { ch, _ in
+            for row in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
+                var rem = row, off = 0
+                var d = r - 2
+                while d >= 0 {
+                    off += (rem % shape[d]) * strides[d]
+                    rem /= shape[d]
+                    d -= 1
+                }
+                let src = x + off, dst = y + row * inner
+                if innerStride == 1 {
+                    dst.update(from: src, count: inner)
+                } else {
+                    for i in 0..<inner { dst[i] = src[i * innerStride] }
+                }
+            }
+        }
+    }
+}
+
+/// Concat(inputs...) along axis.
+enum ConcatOp: Operator {
+    static let opTypes = ["Concat"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1 << 16)
+        let first = try ctx.input(0)
+        guard let a = try ctx.optionalInt("axis") else { throw ctx.error("attribute 'axis' is required") }
+        let axis = try ctx.axis(a, rank: first.rank)
+        var out = first.shape
+        out[axis] = 0
+        var sizes: [Int] = []
+        for i in 0..<ctx.inputCount {
+            let t = try ctx.input(i)
+            guard t.dtype == first.dtype, t.rank == first.rank,
+                  (0..<t.rank).allSatisfy({ $0 == axis || t.shape[$0] == first.shape[$0] }) else {
+                throw ctx.error("input \(i) \(t) does not match input 0 \(first) outside axis \(axis)")
+            }
+            out[axis] += t.shape[axis]
+            sizes.append(t.shape[axis...].reduce(1, *))
+        }
+        let outer = first.shape[..<axis].reduce(1, *)
+        return OpBuild(outputs: [TensorSpec(first.dtype, out)], kernel: ConcatKernel(width: first.elementBytes, outer: outer, sizes: sizes))
+    }
+}
+
+struct ConcatKernel: Kernel {
+    let width, outer: Int
+    /// Elements of each input per outer index.
+    let sizes: [Int]
+    func run(_ io: KernelIO) {
+        let total = sizes.reduce(0, +) * width
+        let y = io.rawOutput(0)
+        var off = 0
+        for (i, s) in sizes.enumerated() {
+            let bytes = s * width, x = io.rawInput(i)
+            if bytes > 0 { for o in 0..<outer { (y + o * total + off).copyMemory(from: x + o * bytes, byteCount: bytes) } }
+            off += bytes
+        }
+    }
+}
+
+/// Split(input, split?) along axis into equal parts, `split` sizes, or num_outputs (opset 18).
+enum SplitOp: Operator {
+    static let opTypes = ["Split"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 2, outputs: 1...(1 << 16))
+        let x = try ctx.input(0)
+        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
+        let n = ctx.node.outputs.count, len = x.shape[axis]
+        var parts: [Int]
+        if ctx.has(1) {
+            parts = try ctx.intValues(1, "split")
+        } else if let s = try ctx.ints("split") {
+            parts = s
+        } else {
+            let chunk = (len + n - 1) / n
+            parts = (0..<n).map { max(0, min(chunk, len - $0 * chunk)) }
+        }
+        guard parts.count == n, parts.allSatisfy({ $0 >= 0 }), parts.reduce(0, +) == len else {
+            throw ctx.error("split \(parts) does not divide dim \(len) into \(n) outputs")
+        }
+        let outer = x.shape[..<axis].reduce(1, *), innerSize = x.shape[(axis + 1)...].reduce(1, *)
+        let outs = parts.map { p -> TensorSpec in
+            var s = x.shape
+            s[axis] = p
+            return TensorSpec(x.dtype, s)
+        }
+        return OpBuild(outputs: outs, kernel: SplitKernel(width: x.elementBytes, outer: outer, sizes: parts.map { $0 * innerSize }))
+    }
+}
+
+struct SplitKernel: Kernel {
+    let width, outer: Int
+    let sizes: [Int]
+    func run(_ io: KernelIO) {
+        let total = sizes.reduce(0, +) * width
+        let x = io.rawInput(0)
+        var off = 0
+        for (i, s) in sizes.enumerated() {
+            let bytes = s * width, y = io.rawOutput(i)
+            if bytes > 0 { for o in 0..<outer { (y + o * bytes).copyMemory(from: x + o * total + off, byteCount: bytes) } }
+            off += bytes
+        }
+    }
+}
+
+/// Slice(data, starts, ends, axes?, steps?) with negative indices, clamping and negative steps.
+enum SliceOp: Operator {
+    static let opTypes = ["Slice"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 3, 5)
+        let x = try ctx.input(0)
+        let starts = try ctx.intValues(1, "starts"), ends = try ctx.intValues(2, "ends")
+        let axes = ctx.has(3) ? try ctx.intValues(3, "axes") : Array(0..<starts.count)
+        let steps = ctx.has(4) ? try ctx.intValues(4, "steps") : Array(repeating: 1, count: starts.count)
+        guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
+            throw ctx.error("starts, ends, axes and steps must have the same length")
+        }
+        var begin = [Int](repeating: 0, count: x.rank), step = [Int](repeating: 1, count: x.rank), out = x.shape
+        var seen = Set<Int>()
+        for i in 0..<starts.count {
+            let a = try ctx.axis(axes[i], rank: x.rank)
+            guard seen.insert(a).inserted else { throw ctx.error("axis \(axes[i]) repeats") }
+            let n = x.shape[a], s = steps[i]
+            guard s != 0 else { throw ctx.error("step 0 on axis \(a)") }
+            func norm(_ v: Int) -> Int { v < 0 ? v + n : v }
+            var b = norm(starts[i]), e = norm(ends[i])
+            if s > 0 {
+                b = min(max(b, 0), n)
+                e = min(max(e, 0), n)
+                out[a] = max(0, (e - b + s - 1) / s)
+            } else {
+                b = min(max(b, -1), n - 1)
+                e = min(max(e, -1), n - 1)
+                out[a] = max(0, (b - e + (-s) - 1) / (-s))
+            }
+            begin[a] = b
+            step[a] = s
+        }
+        let st = Shapes.strides(x.shape)
+        let base = out.contains(0) ? 0 : (0..<x.rank).reduce(0) { $0 + begin[$1] * st[$1] }
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: StridedCopyKernel(width: x.elementBytes, shape: out, strides: (0..<x.rank).map { st[$0] * step[$0] }, base: base))
+    }
+}
+
+/// Expand(input, shape): broadcast to broadcast(input.shape, shape).
+enum ExpandOp: Operator {
+    static let opTypes = ["Expand"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 2)
+        let x = try ctx.input(0)
+        let target = try ctx.intValues(1, "shape")
+        guard target.allSatisfy({ $0 >= 0 }), let out = Shapes.broadcast(x.shape, target) else {
+            throw ctx.error("\(x.shape) does not broadcast with \(target)")
+        }
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: StridedCopyKernel(width: x.elementBytes, shape: out,
+                                                 strides: Shapes.broadcastStrides(from: x.shape, to: out), base: 0))
+    }
+}
+
+/// Gather(data, indices) along axis; negative indices count from the end. Indices out of range
+/// are rejected at compile time when constant; at run time they produce zeros.
+enum GatherOp: Operator {
+    static let opTypes = ["Gather"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 2, 2)
+        let x = try ctx.input(0), idx = try ctx.input(1)
+        try ctx.require(idx, in: [.int32, .int64], "indices")
+        guard x.rank >= 1 else { throw ctx.error("data must have rank >= 1") }
+        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
+        if let v = ctx.values[1] {
+            let vals = try ctx.intValues(1, "indices")
+            if let bad = vals.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
+                throw ctx.error("index \(bad) is out of range for dim \(x.shape[axis])")
+            }
+            _ = v
+        }
+        let out = Array(x.shape[..<axis]) + idx.shape + Array(x.shape[(axis + 1)...])
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: GatherKernel(width: x.elementBytes, outer: x.shape[..<axis].reduce(1, *), len: x.shape[axis],
+                                            inner: x.shape[(axis + 1)...].reduce(1, *), count: idx.count, idx64: idx.dtype == .int64))
+    }
+}
+
+struct GatherKernel: Kernel {
+    let width, outer, len, inner, count: Int
+    let idx64: Bool
+    func run(_ io: KernelIO) {
+        let x = io.rawInput(0), y = io.rawOutput(0)
+        let row = inner * width
+        for o in 0..<outer {
+            for j in 0..<count {
+                var i = idx64 ? Int(io.input(1, Int64.self)[j]) : Int(io.input(1, Int32.self)[j])
+                if i < 0 { i += len }
+                let dst = y + (o * count + j) * row
+                if i >= 0 && i < len {
+                    dst.copyMemory(from: x + (o * len + i) * row, byteCount: row)
+                } else {
+                    dst.initializeMemory(as: UInt8.self, repeating: 0, count: row)
+                }
+            }
+        }
+    }
+}
+
+/// Shape(data) with start/end: a compile-time constant.
+enum ShapeOp: Operator {
+    static let opTypes = ["Shape"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        let r = x.rank
+        func clampAxis(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
+        let s = clampAxis(try ctx.int("start", 0)), e = clampAxis(try ctx.int("end", r))
+        let dims = s < e ? x.shape[s..<e].map { Int64($0) } : []
+        return .constant([try Tensor(shape: [dims.count], scalars: dims)])
+    }
+}
+
+/// Constant: value, value_float(s), value_int(s).
+enum ConstantOp: Operator {
+    static let opTypes = ["Constant"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 0, 0)
+        guard ctx.node.attributes.count == 1, let a = ctx.node.attributes.first else {
+            throw ctx.error("needs exactly one value attribute")
+        }
+        let t: Tensor
+        switch (a.name, a.value) {
+        case ("value", .tensor(let v)): t = v
+        case ("value_float", .float(let f)): t = try Tensor(shape: [], scalars: [f])
+        case ("value_floats", .floats(let f)): t = try Tensor(shape: [f.count], scalars: f)
+        case ("value_int", .int(let i)): t = try Tensor(shape: [], scalars: [Int64(i)])
+        case ("value_ints", .ints(let i)): t = try Tensor(shape: [i.count], scalars: i.map { Int64($0) })
+        default: throw ctx.unsupported("attribute '\(a.name)' (\(a.value.typeName)) is not a supported constant")
+        }
+        guard t.dtype.isByteAligned, t.storage != nil else { throw ctx.unsupported("constant dtype \(t.dtype) is not supported") }
+        return .constant([t])
+    }
+}
+
+/// ConstantOfShape(shape) filled with `value` (default float 0).
+enum ConstantOfShapeOp: Operator {
+    static let opTypes = ["ConstantOfShape"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let dims = try ctx.intValues(0, "shape")
+        guard dims.allSatisfy({ $0 >= 0 }), let n = ShapeMath.elementCount(dims) else { throw ctx.error("shape \(dims) is invalid") }
+        var fill = try Tensor(shape: [1], scalars: [Float(0)])
+        if let a = ctx.attribute("value") {
+            guard case .tensor(let t) = a.value, t.elementCount == 1, t.dtype.isByteAligned, t.storage != nil else {
+                throw ctx.error("value must be a one-element numeric tensor")
+            }
+            fill = t
+        }
+        let w = (fill.dtype.bitWidth ?? 8) / 8
+        guard let bytes = fill.dtype.byteCount(elements: n), bytes <= 1 << 32 else { throw ctx.error("shape \(dims) is too large") }
+        let src = fill.storage!.bytes
+        let storage = TensorStorage(byteCount: bytes) { dst in
+            for i in 0..<n { (dst.baseAddress! + i * w).copyMemory(from: src.baseAddress!, byteCount: w) }
+        }
+        return .constant([try Tensor(dtype: fill.dtype, shape: dims, data: .bytes(storage))])
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import SCM
+
+/// `scm-infer MODEL --inputs A.pb B.pb ... --output-dir DIR`: run a model on TensorProto files.
+@main
+struct Infer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scm-infer",
+        abstract: "Run a model on TensorProto inputs and write DIR/output_<i>.pb (ONNX's backend test layout).")
+
+    @Argument(help: "The model file (.pb / .onnx).")
+    var model: String?
+
+    @Option(name: .long, parsing: .upToNextOption, help: "TensorProto files, one per graph input, in graph-input order.")
+    var inputs: [String] = []
+
+    @Option(help: "Folder for output_<i>.pb, created if missing.")
+    var outputDir: String?
+
+    @Option(help: "Worker threads (including the caller).")
+    var threads: Int = 1
+
+    @Option(help: "Run this many times (the outputs of the last run are written); prints timings.")
+    var `repeat`: Int = 1
+
+    @Flag(help: "List the supported ops and exit.")
+    var listOps = false
+
+    func validate() throws {
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        if !listOps && model == nil { throw ValidationError("give a model file") }
+    }
+
+    func run() throws {
+        if listOps {
+            print(OpRegistry.supportedOps.joined(separator: "\n"))
+            return
+        }
+        do {
+            let report = try Inference.run(modelPath: model!, inputPaths: inputs, outputDir: outputDir,
+                                           threads: threads, repeats: `repeat`)
+            FileHandle.standardError.write(Data((report.summary + "\n").utf8))
+        } catch let e as RuntimeError {
+            FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
+            throw ExitCode(e.kind == .unsupported ? 3 : 1)
+        } catch let e as ModelError {
+            FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
