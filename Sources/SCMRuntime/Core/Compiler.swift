@@ -133,6 +133,8 @@ private struct Build {
                     outConsts = [try Tensor(dtype: b.outputs[0].dtype, shape: b.outputs[0].shape, data: .bytes(s))]
                 }
                 if outConsts != nil { folded += 1 }
+            } else {
+                folded += 1
             }
             if let oc = outConsts {
                 for (name, t) in zip(node.outputs, oc) where !name.isEmpty {

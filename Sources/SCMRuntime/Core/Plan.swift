@@ -55,7 +55,7 @@ public final class Plan: Sendable {
     public let scratchBytes: Int
     /// Multiply-add FLOPs (x2) of one run.
     public let flops: Int
-    /// Nodes evaluated at compile time because their inputs were constants.
+    /// Nodes evaluated at compile time (constants, shapes, nodes whose inputs were all known).
     public let foldedNodes: Int
     /// Ops of the steps, in execution order.
     public var stepOps: [String] { steps.map(\.opType) }

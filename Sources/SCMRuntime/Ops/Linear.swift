@@ -67,11 +67,13 @@ struct GemmKernel: Kernel {
             if beta != 1 { for i in 0..<(m * n) { y[i] *= beta } }
             beta1 = 1
         }
-        let chunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
-        io.pool.parallelFor(chunks) { ch, _ in
-            let j0 = ch * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
-            sgemm(transA: ta, transB: tb, m: m, n: nn, k: k, alpha: alpha, a: a, lda: ta ? m : k,
-                  b: b + (tb ? j0 * k : j0), ldb: tb ? k : n, beta: beta1, c: y + j0, ldc: n)
+        // One SGEMM per row: a row's result does not depend on how many rows there are, so a
+        // sample gives the same bytes whatever the batch size (Gemm's rows are usually samples).
+        let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
+        io.pool.parallelFor(m * colChunks) { ch, _ in
+            let i = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
+            sgemm(transA: ta, transB: tb, m: 1, n: nn, k: k, alpha: alpha, a: a + (ta ? i : i * k), lda: ta ? m : k,
+                  b: b + (tb ? j0 * k : j0), ldb: tb ? k : n, beta: beta1, c: y + i * n + j0, ldc: n)
         }
     }
 }

@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+@testable import SCMRuntime
+import SCMGraph
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// Deterministic pseudo-random floats (a fixed LCG: tests must not depend on the system RNG).
+func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
+    var s = seed &* 6364136223846793005 &+ 1442695040888963407
+    return (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: s >> 11) % 2000 - 1000) / 500
+    }
+}
+
+func tensor(_ shape: [Int], seed: UInt64, name: String = "") throws -> Tensor {
+    try Tensor(shape: shape, scalars: randomFloats(shape.reduce(1, *), seed: seed), name: name)
+}
+
+func bytes(_ t: Tensor) -> [UInt8] { Array(t.storage!.bytes) }
+
+/// A conv / matmul / norm / softmax graph big enough that every kernel splits into many chunks.
+func heavyModel() throws -> Model {
+    let c = 16, m = 24
+    var inits = [try tensor([m, c, 3, 3], seed: 1, name: "w"), try tensor([m], seed: 2, name: "b"),
+                 try tensor([m], seed: 3, name: "gs"), try tensor([m], seed: 4, name: "gb"),
+                 try tensor([40 * 40, 64], seed: 5, name: "proj")]
+    inits.append(try Tensor(shape: [3], scalars: [Int64(0), Int64(m), Int64(-1)], name: "shape3"))
+    let nodes = [
+        Node("Conv", inputs: ["x", "w", "b"], outputs: ["c"], name: "conv", attributes: [Attribute("pads", .ints([1, 1, 1, 1]))]),
+        Node("GroupNormalization", inputs: ["c", "gs", "gb"], outputs: ["g"], name: "gn",
+             attributes: [Attribute("num_groups", .int(4)), Attribute("epsilon", .float(1e-5))]),
+        Node("Sigmoid", inputs: ["g"], outputs: ["s"], name: "sig"),
+        Node("Mul", inputs: ["g", "s"], outputs: ["silu"], name: "silu"),
+        Node("Reshape", inputs: ["silu", "shape3"], outputs: ["r"], name: "flat"),
+        Node("MatMul", inputs: ["r", "proj"], outputs: ["p"], name: "proj"),
+        Node("Softmax", inputs: ["p"], outputs: ["y"], name: "softmax", attributes: [Attribute("axis", .int(-1))]),
+    ]
+    let graph = Graph(name: "heavy", nodes: nodes, initializers: inits,
+                      inputs: [ValueInfo("x", TensorType(elementType: .float, shape: [.param("N"), .value(c), .value(40), .value(40)]))],
+                      outputs: [ValueInfo("y", TensorType(elementType: .float, shape: nil))])
+    return Model(graph: graph)
+}
+
+@Suite("Plan and session")
+struct PlanTests {
+    @Test("Outputs are bitwise identical for 1 to 4 threads")
+    func threadInvariance() throws {
+        let plan = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [3, 16, 40, 40])])
+        let x = try tensor([3, 16, 40, 40], seed: 9)
+        let reference = try plan.makeSession(threads: 1).run([x])
+        for t in 2...4 {
+            let out = try plan.makeSession(threads: t).run([x])
+            #expect(bytes(out[0]) == bytes(reference[0]), "threads=\(t)")
+        }
+    }
+
+    @Test("The TrigFlow model gives the same bytes for any thread count and for each sample alone")
+    func trigflowInvariance() throws {
+        let model = try ModelFile.load(path: repoRoot + "/models/tiny-trigflow.onnx")
+        let plan4 = try Compiler.compile(model, shapes: ["x": TensorSpec(.float, [4, 1, 8, 8]), "t": TensorSpec(.float, [4])])
+        let x = try tensor([4, 1, 8, 8], seed: 11)
+        let t = try Tensor(shape: [4], scalars: [Float(1.56), 1.1, 0.5, 0.1])
+        let one = try plan4.makeSession(threads: 1).run([x, t])
+        let two = try plan4.makeSession(threads: 2).run([x, t])
+        #expect(bytes(one[0]) == bytes(two[0]))
+        #expect(one[0].shape == [4, 1, 8, 8])
+        // Sample 2 computed alone gives the bytes it has in the batch of 4.
+        let plan1 = try Compiler.compile(model, shapes: ["x": TensorSpec(.float, [1, 1, 8, 8]), "t": TensorSpec(.float, [1])])
+        let x2 = try Tensor(shape: [1, 1, 8, 8], scalars: Array(x.scalars(as: Float.self)![128..<192]))
+        let alone = try plan1.makeSession().run([x2, try Tensor(shape: [1], scalars: [Float(0.5)])])
+        #expect(alone[0].scalars(as: Float.self)! == Array(one[0].scalars(as: Float.self)![128..<192]))
+    }
+
+    @Test("A session gives the same result when reused, and sessions run concurrently")
+    func reuse() async throws {
+        let plan = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [2, 16, 40, 40])])
+        let a = try tensor([2, 16, 40, 40], seed: 21), b = try tensor([2, 16, 40, 40], seed: 22)
+        let session = plan.makeSession(threads: 2)
+        let ra = try session.run([a])
+        let rb = try session.run([b])
+        let ra2 = try session.run([a])
+        #expect(bytes(ra[0]) == bytes(ra2[0]))
+        #expect(bytes(ra[0]) != bytes(rb[0]))
+        // run(_:into:) writes the same bytes into caller memory.
+        var buffer = [UInt8](repeating: 0, count: plan.outputs[0].spec.byteCount)
+        try buffer.withUnsafeMutableBytes { try session.run([b], into: [$0]) }
+        #expect(buffer == bytes(rb[0]))
+        let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for k in 0..<4 {
+                group.addTask {
+                    let s = plan.makeSession(threads: 1 + k % 2)
+                    return bytes(try s.run([k % 2 == 0 ? a : b])[0])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == bytes(ra[0]) }.count == 2)
+        #expect(results.filter { $0 == bytes(rb[0]) }.count == 2)
+    }
+
+    @Test("Liveness reuse makes the arena smaller than the sum of buffers")
+    func memoryPlan() throws {
+        let plan = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [1, 16, 40, 40])])
+        #expect(plan.arenaBytes < plan.unplannedBytes)
+        #expect(plan.stepOps == ["Conv", "GroupNormalization", "Sigmoid", "Mul", "MatMul", "Softmax"])
+        #expect(plan.flops == 2 * 24 * 1600 * 144 + 2 * 24 * 1600 * 64)
+    }
+
+    @Test("Nodes whose inputs are all constant are folded at compile time")
+    func folding() throws {
+        let model = try ModelFile.load(path: repoRoot + "/models/tiny-trigflow.onnx")
+        let plan = try Compiler.compile(model, shapes: ["x": TensorSpec(.float, [2, 1, 8, 8]), "t": TensorSpec(.float, [2])])
+        #expect(plan.foldedNodes > 0)
+        #expect(!plan.stepOps.contains("Shape"))
+        #expect(!plan.stepOps.contains("Reshape"))  // views cost nothing
+    }
+}
+
+@Suite("Errors")
+struct ErrorTests {
+    func expectError(_ kind: RuntimeError.Kind, containing text: String, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("expected an error containing '\(text)'")
+        } catch let e as RuntimeError {
+            #expect(e.kind == kind)
+            #expect(e.description.contains(text), "\(e)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test("run rejects wrong input count, dtype and shape with the input's name")
+    func badRunInputs() throws {
+        let plan = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [1, 16, 40, 40])])
+        let s = plan.makeSession()
+        expectError(.badInput, containing: "expected 1 inputs") { _ = try s.run([]) }
+        expectError(.badInput, containing: "input 'x'") { _ = try s.run([try tensor([1, 16, 40, 41], seed: 1)]) }
+        let ints = try Tensor(shape: [1, 16, 40, 40], scalars: [Int32](repeating: 0, count: 25600))
+        expectError(.badInput, containing: "expected FLOAT [1, 16, 40, 40], got INT32") { _ = try s.run([ints]) }
+        expectError(.badInput, containing: "output buffers") { try s.run([try tensor([1, 16, 40, 40], seed: 1)], into: []) }
+    }
+
+    @Test("Compile errors name the node")
+    func compileErrors() throws {
+        func model(_ nodes: [Node], inits: [Tensor] = [], inputs: [ValueInfo]) -> Model {
+            Model(graph: Graph(nodes: nodes, initializers: inits, inputs: inputs,
+                               outputs: [ValueInfo("y", TensorType(elementType: .float, shape: nil))]))
+        }
+        let x = ValueInfo("x", .float, [.value(2), .value(3)])
+        expectError(.unsupported, containing: "node 'weird' (Hardmax, #0): op Hardmax is not supported") {
+            _ = try Compiler.compile(model([Node("Hardmax", inputs: ["x"], outputs: ["y"], name: "weird")], inputs: [x]))
+        }
+        let z = ValueInfo("z", .float, [.value(4)])
+        expectError(.invalidModel, containing: "shapes [2, 3] and [4] do not broadcast") {
+            _ = try Compiler.compile(model([Node("Add", inputs: ["x", "z"], outputs: ["y"], name: "add")], inputs: [x, z]))
+        }
+        let shape = ValueInfo("shape", .int64, [.value(1)])
+        expectError(.needsValue, containing: "input 'shape' (shape) must be known at compile time") {
+            _ = try Compiler.compile(model([Node("Reshape", inputs: ["x", "shape"], outputs: ["y"], name: "r")], inputs: [x, shape]))
+        }
+        let sym = ValueInfo("x", .float, [.param("N"), .value(3)])
+        expectError(.badInput, containing: "give a concrete shape") {
+            _ = try Compiler.compile(model([Node("Relu", inputs: ["x"], outputs: ["y"])], inputs: [sym]))
+        }
+    }
+
+    @Test("A pinned shape input must keep its value at run time")
+    func pinned() throws {
+        let x = ValueInfo("x", .float, [.value(2), .value(3)])
+        let shapeIn = ValueInfo("shape", .int64, [.value(1)])
+        let m = Model(graph: Graph(nodes: [Node("Reshape", inputs: ["x", "shape"], outputs: ["y"])], inputs: [x, shapeIn],
+                                   outputs: [ValueInfo("y", TensorType(elementType: .float, shape: nil))]))
+        let six = try Tensor(shape: [1], scalars: [Int64(6)])
+        let plan = try Compiler.compile(m, values: ["shape": six])
+        #expect(plan.inputs.map(\.name) == ["x", "shape"])
+        #expect(plan.outputs[0].spec.shape == [6])
+        let s = plan.makeSession()
+        let xv = try tensor([2, 3], seed: 3)
+        #expect(bytes(try s.run([xv, six])[0]) == bytes(xv))
+        expectError(.badInput, containing: "compiled for another value") {
+            _ = try s.run([xv, try Tensor(shape: [1], scalars: [Int64(-1)])])
+        }
+    }
+}

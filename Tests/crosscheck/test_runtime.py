@@ -1,0 +1,83 @@
+"""Whole-model checks of the runtime against onnxruntime, and scm-infer's command line."""
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import crosscheck_ort
+import make_tiny_model
+from conftest import BIN, ROOT, scm
+
+INFER = os.path.join(BIN, "scm-infer")
+
+
+@pytest.fixture(scope="module", params=["onnx", "pytorch"])
+def unet(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("unet") / f"unet_{request.param}.onnx"
+    onnx.save(make_tiny_model.build(request.param, channels=16, size=16, seed=3), str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("batch,threads", [(1, 1), (3, 1), (3, 2)])
+def test_unet_matches_onnxruntime(unet, batch, threads):
+    for r in crosscheck_ort.crosscheck(unet, batch=batch, seed=batch, threads=threads, binary=INFER):
+        assert r["relative_error"] <= 1e-4, r
+
+
+def test_unet_thread_count_invariance(unet, tmp_path):
+    model = onnx.load(unet)
+    feeds = crosscheck_ort.random_inputs(model, 4, seed=7)
+    paths = []
+    for i, (name, v) in enumerate(feeds.items()):
+        p = tmp_path / f"input_{i}.pb"
+        p.write_bytes(numpy_helper.from_array(v, name).SerializeToString())
+        paths.append(str(p))
+    outs = []
+    for t in (1, 2, 3):
+        d = tmp_path / f"out{t}"
+        r = scm("scm-infer", unet, "--inputs", *paths, "--output-dir", d, "--threads", t)
+        assert r.returncode == 0, r.stderr
+        outs.append((d / "output_0.pb").read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_infer_errors(tmp_path):
+    model = os.path.join(ROOT, "models", "tiny-trigflow.onnx")
+    x = tmp_path / "x.pb"
+    x.write_bytes(numpy_helper.from_array(np.zeros((2, 1, 8, 8), np.float32), "x").SerializeToString())
+    t_bad = tmp_path / "t.pb"
+    t_bad.write_bytes(numpy_helper.from_array(np.zeros((3,), np.float32), "t").SerializeToString())
+    # Too few inputs.
+    r = scm("scm-infer", model, "--inputs", x, "--output-dir", tmp_path / "o")
+    assert r.returncode == 1 and "the graph has 2 inputs (x, t), 1 files given" in r.stderr
+    # Batch of t differs from x: a shape error naming the node, no outputs written.
+    r = scm("scm-infer", model, "--inputs", x, t_bad, "--output-dir", tmp_path / "o")
+    assert r.returncode == 1 and "do not broadcast" in r.stderr and "node" in r.stderr
+    assert not (tmp_path / "o").exists()
+    # A missing input file, a bad flag.
+    r = scm("scm-infer", model, "--inputs", x, tmp_path / "missing.pb", "--output-dir", tmp_path / "o")
+    assert r.returncode == 1 and "missing.pb" in r.stderr
+    r = scm("scm-infer", model, "--threads", "0", "--inputs", x, x)
+    assert r.returncode != 0 and "--threads" in r.stderr
+    # An unwritable output folder.
+    t_ok = tmp_path / "t2.pb"
+    t_ok.write_bytes(numpy_helper.from_array(np.ones((2,), np.float32), "t").SerializeToString())
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = scm("scm-infer", model, "--inputs", x, t_ok, "--output-dir", blocker / "sub")
+    assert r.returncode == 1 and "cannot create the output folder" in r.stderr
+    # Unsupported op: exit 3 with the node name.
+    m = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Hardmax", ["a"], ["b"], name="hm")], "g",
+        [onnx.helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info("b", onnx.TensorProto.FLOAT, [2])]),
+        opset_imports=[onnx.helper.make_opsetid("", 21)])
+    p = tmp_path / "hm.onnx"
+    onnx.save(m, str(p))
+    a = tmp_path / "a.pb"
+    a.write_bytes(numpy_helper.from_array(np.zeros(2, np.float32), "a").SerializeToString())
+    r = scm("scm-infer", p, "--inputs", a, "--output-dir", tmp_path / "o2")
+    assert r.returncode == 3 and "node 'hm' (Hardmax, #0): op Hardmax is not supported" in r.stderr

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Runs a model in our runtime (scm-infer) and in onnxruntime on the same random inputs.
+
+    tools/crosscheck_ort.py MODEL [--batch 2] [--seed 0] [--threads 1] [--bin .build/release] [--json]
+
+Symbolic dims take --batch. Float inputs are drawn from N(0, 1), except an input named `t`
+(TrigFlow time), drawn from U(0.05, 1.55); integer inputs are zeros. Prints, per output, the max
+absolute error, the max absolute reference value and their ratio (the relative error).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def random_inputs(model, batch, seed):
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else batch for d in tt.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        if np.issubdtype(dtype, np.floating):
+            v = rng.uniform(0.05, 1.55, shape) if vi.name == "t" else rng.standard_normal(shape)
+        else:
+            v = np.zeros(shape)
+        feeds[vi.name] = v.astype(dtype)
+    return feeds
+
+
+def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None):
+    binary = binary or os.path.join(ROOT, ".build", "release", "scm-infer")
+    model = onnx.load(model_path)
+    feeds = random_inputs(model, batch, seed)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, feeds)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (name, v) in enumerate(feeds.items()):
+            p = os.path.join(tmp, f"input_{i}.pb")
+            with open(p, "wb") as f:
+                f.write(numpy_helper.from_array(v, name).SerializeToString())
+            paths.append(p)
+        out_dir = os.path.join(tmp, "out")
+        r = subprocess.run([binary, model_path, "--inputs", *paths, "--output-dir", out_dir, "--threads", str(threads)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"scm-infer failed ({r.returncode}): {r.stderr.strip()}")
+        ours = []
+        for i in range(len(ref)):
+            t = onnx.TensorProto()
+            with open(os.path.join(out_dir, f"output_{i}.pb"), "rb") as f:
+                t.ParseFromString(f.read())
+            ours.append(numpy_helper.to_array(t))
+    results = []
+    for o, (a, b) in zip(model.graph.output, zip(ours, ref)):
+        if a.shape != b.shape:
+            raise RuntimeError(f"output {o.name}: shape {a.shape}, onnxruntime {b.shape}")
+        err = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        results.append({"output": o.name, "max_abs_error": err, "max_abs_value": scale,
+                        "relative_error": err / scale if scale > 0 else err})
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    res = crosscheck(a.model, a.batch, a.seed, a.threads, os.path.join(a.bin, "scm-infer"))
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for r in res:
+            print(f"{r['output']}: max abs error {r['max_abs_error']:.3g}, max abs value {r['max_abs_value']:.3g}, "
+                  f"relative {r['relative_error']:.3g}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
