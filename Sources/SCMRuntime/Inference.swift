@@ -8,10 +8,23 @@ public enum Inference {
         public var plan: Plan
         /// Wall-clock milliseconds of each run.
         public var milliseconds: [Double]
+        /// Median milliseconds per run.
+        public var medianMilliseconds: Double {
+            let sorted = milliseconds.sorted()
+            return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+        }
+
+        /// One JSON object: plan figures and timings.
+        public var json: String {
+            String(format: "{\"steps\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f}",
+                   plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, milliseconds.count,
+                   medianMilliseconds, milliseconds.min() ?? 0)
+        }
+
         public var summary: String {
             let sorted = milliseconds.sorted()
             let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-            return String(format: "scm-infer: %d steps (%d folded at compile time), arena %d bytes (%d without reuse), %d runs, median %.3f ms",
+            return String(format: "scm-infer: %ld steps (%ld folded at compile time), arena %ld bytes (%ld without reuse), %ld runs, median %.3f ms",
                           plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, milliseconds.count, median)
         }
     }
@@ -19,7 +32,7 @@ public enum Inference {
     /// Runs the model at `modelPath` on the tensors in `inputPaths` (graph-input order, initializer
     /// defaults excluded) and writes the outputs to `outputDir` when given.
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
-                           repeats: Int = 1) throws -> Report {
+                           repeats: Int = 1, profile: Bool = false) throws -> Report {
         let model = try ModelFile.load(path: modelPath)
         let inits = Set(model.graph.initializers.map(\.meta.name))
         let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
@@ -52,6 +65,16 @@ public enum Inference {
             let t0 = DispatchTime.now().uptimeNanoseconds
             outputs = try session.run(ordered)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        if profile {
+            var byOp: [String: Double] = [:]
+            for _ in 0..<repeats {
+                for r in try session.profile(ordered) { byOp[r.op, default: 0] += r.seconds / Double(repeats) }
+            }
+            let total = byOp.values.reduce(0, +)
+            for (op, s) in byOp.sorted(by: { $0.value > $1.value }) {
+                print(String(format: "%-22@ %9.3f ms %5.1f%%", op, s * 1000, 100 * s / total))
+            }
         }
         if let dir = outputDir {
             do {

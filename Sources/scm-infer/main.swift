@@ -24,6 +24,12 @@ struct Infer: ParsableCommand {
     @Option(help: "Run this many times (the outputs of the last run are written); prints timings.")
     var `repeat`: Int = 1
 
+    @Flag(help: "Print the plan figures and timings as one JSON object on stdout.")
+    var json = false
+
+    @Flag(help: "Print the time spent per op type (mean over --repeat runs).")
+    var profile = false
+
     @Flag(help: "List the supported ops and exit.")
     var listOps = false
 
@@ -40,8 +46,8 @@ struct Infer: ParsableCommand {
         }
         do {
             let report = try Inference.run(modelPath: model!, inputPaths: inputs, outputDir: outputDir,
-                                           threads: threads, repeats: `repeat`)
-            FileHandle.standardError.write(Data((report.summary + "\n").utf8))
+                                           threads: threads, repeats: `repeat`, profile: profile)
+            if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch let e as RuntimeError {
             FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
             throw ExitCode(e.kind == .unsupported ? 3 : 1)

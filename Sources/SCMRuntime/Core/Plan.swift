@@ -189,6 +189,26 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// Runs the plan once and returns the wall-clock seconds of each step, labelled by op type.
+    public func profile(_ inputs: [Tensor]) throws -> [(op: String, node: String, seconds: Double)] {
+        try check(inputs)
+        lock.lock()
+        defer { lock.unlock() }
+        for (t, p) in zip(inputs, plan.inputs) where p.spec.byteCount > 0 {
+            if case .arena(let off) = p.slot, let src = t.storage?.bytes.baseAddress {
+                (arena + off).copyMemory(from: src, byteCount: p.spec.byteCount)
+            }
+        }
+        var out: [(String, String, Double)] = []
+        for (k, step) in plan.steps.enumerated() {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            step.kernel.run(KernelIO(ins: inTable + inStart[k], outs: outTable + outStart[k], pool: pool,
+                                     scratchBase: scratch, scratchStride: scratchStride))
+            out.append((step.opType, step.label, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+        }
+        return out
+    }
+
     private func execute(_ inputs: [Tensor]) {
         for (t, p) in zip(inputs, plan.inputs) where p.spec.byteCount > 0 {
             if case .arena(let off) = p.slot, let src = t.storage?.bytes.baseAddress {

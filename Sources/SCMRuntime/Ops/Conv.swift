@@ -95,10 +95,11 @@ struct ConvGeometry: Sendable {
         win.kh == 1 && win.kw == 1 && win.sh == 1 && win.sw == 1 && win.padTop == 0 && win.padLeft == 0
             && win.padBottom == 0 && win.padRight == 0
     }
-    /// Output positions per chunk: the im2col block of about 256 KiB, a multiple of 16.
+    /// Output positions per chunk: an im2col block of at most 4 MiB and 4096 positions, a
+    /// multiple of 16 (or the whole image). Depends on the shape only, never on the thread count.
     var block: Int {
-        let b = max(16, min(4096, (65536 / max(kdim, 1)) / 16 * 16))
-        return min(b, (positions + 15) / 16 * 16)
+        let b = max(16, min(4096, ((1 << 20) / max(kdim, 1)) / 16 * 16))
+        return min(b, positions)
     }
 }
 
@@ -136,22 +137,42 @@ struct ConvKernel: Kernel {
         }
     }
 
-    /// col[(ci, ky, kx), j] = x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] for positions p0..<p0+np.
+    /// col[(ci, ky, kx), j] = x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] for output positions
+    /// j in p0..<p0+np (zero where the window reads padding). Each output row splits into a
+    /// left pad, an in-bounds run (a plain copy when the stride is 1) and a right pad.
     @inline(__always) func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, p0: Int, np: Int) {
-        let g = geo, win = g.win
+        let g = geo, win = g.win, ow = g.ow
         var row = 0
         for ci in 0..<g.cg {
             let xc = x + ci * g.h * g.w
             for ky in 0..<win.kh {
                 for kx in 0..<win.kw {
                     let dst = col + row * np
-                    var oy = p0 / g.ow, ox = p0 % g.ow
-                    for j in 0..<np {
+                    let xoff = kx * win.dw - win.padLeft
+                    // ox range whose ix = ox*sw + xoff lies in [0, w)
+                    let lo = xoff >= 0 ? 0 : min(ow, (-xoff + win.sw - 1) / win.sw)
+                    let hi = max(lo, min(ow, g.w - xoff <= 0 ? 0 : (g.w - xoff + win.sw - 1) / win.sw))
+                    var j = 0, p = p0
+                    while j < np {
+                        let oy = p / ow, ox0 = p % ow
+                        let run = min(ow - ox0, np - j)
                         let iy = oy * win.sh - win.padTop + ky * win.dh
-                        let ix = ox * win.sw - win.padLeft + kx * win.dw
-                        dst[j] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? xc[iy * g.w + ix] : 0
-                        ox += 1
-                        if ox == g.ow { ox = 0; oy += 1 }
+                        let d = dst + j
+                        if iy < 0 || iy >= g.h {
+                            d.update(repeating: 0, count: run)
+                        } else {
+                            let src = xc + iy * g.w + xoff
+                            let a = max(lo, ox0), b = max(a, min(hi, ox0 + run))
+                            if a > ox0 { (d).update(repeating: 0, count: a - ox0) }
+                            if win.sw == 1 {
+                                (d + (a - ox0)).update(from: src + a, count: b - a)
+                            } else {
+                                for ox in a..<b { d[ox - ox0] = src[ox * win.sw] }
+                            }
+                            if ox0 + run > b { (d + (b - ox0)).update(repeating: 0, count: ox0 + run - b) }
+                        }
+                        j += run
+                        p += run
                     }
                     row += 1
                 }

@@ -43,7 +43,7 @@ enum UnaryOp: Operator {
         case "Cos": kernel = UnaryKernel<CosF>(count: x.count, p: param)
         case "Tanh": kernel = UnaryKernel<TanhF>(count: x.count, p: param)
         case "Erf": kernel = UnaryKernel<ErfF>(count: x.count, p: param)
-        case "Sigmoid": kernel = UnaryKernel<SigmoidF>(count: x.count, p: param)
+        case "Sigmoid": kernel = SigmoidKernel(count: x.count)
         case "Relu": kernel = UnaryKernel<ReluF>(count: x.count, p: param)
         case "LeakyRelu": kernel = UnaryKernel<LeakyReluF>(count: x.count, p: param)
         default: kernel = param == 0 ? UnaryKernel<GeluF>(count: x.count, p: 0) : UnaryKernel<GeluTanhF>(count: x.count, p: 0)
@@ -74,6 +74,17 @@ enum ErfF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> 
 enum SigmoidF: UnaryFn {
     @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { sigmoid(x) }
 }
+/// Sigmoid as 1 / (1 + exp(-x)) with the vectorized exp.
+struct SigmoidKernel: Kernel {
+    let count: Int
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        parallelElements(count, io.pool) { r in
+            map8(x + r.lowerBound, y + r.lowerBound, r.count) { v in 1 / (1 + exp8(-v)) }
+        }
+    }
+}
+
 enum ReluF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { x > 0 ? x : 0 } }
 enum LeakyReluF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { x >= 0 ? x : x * p } }
 enum GeluF: UnaryFn {

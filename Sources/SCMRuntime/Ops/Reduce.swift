@@ -21,7 +21,7 @@ struct SoftmaxKernel: Kernel {
     let outer, len, inner: Int
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
-        let lines = outer * inner
+        let lines = outer * inner, len = len, inner = inner
         let chunk = max(1, 8192 / max(len, 1))
         io.pool.parallelFor((lines + chunk - 1) / chunk) { ch, _ in
             for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
@@ -30,10 +30,15 @@ struct SoftmaxKernel: Kernel {
                 var m = -Float.infinity
                 for k in 0..<len { m = max(m, xs[k * inner]) }
                 var sum: Float = 0
-                for k in 0..<len {
-                    let e = Foundation.exp(xs[k * inner] - m)
-                    ys[k * inner] = e
-                    sum += e
+                if inner == 1 {
+                    map8(xs, ys, len) { v in exp8(v - m) }
+                    for k in 0..<len { sum += ys[k] }
+                } else {
+                    for k in 0..<len {
+                        let e = exp1(xs[k * inner] - m)
+                        ys[k * inner] = e
+                        sum += e
+                    }
                 }
                 let inv = 1 / sum
                 for k in 0..<len { ys[k * inner] *= inv }

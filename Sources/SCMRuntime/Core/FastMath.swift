@@ -1,0 +1,43 @@
+/// Vectorized float32 exp (Cephes' range reduction and degree-5 polynomial; relative error about
+/// 2e-7 on [-87, 88]). Every element goes through the same 8-lane code, tails included, so a
+/// value's result never depends on its position in a buffer.
+@inline(__always) func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    var x = pointwiseMin(pointwiseMax(v, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.37626))
+    // n = round(x / ln 2) by the 1.5 * 2^23 trick: plain adds and bit casts, so it vectorizes.
+    let magic: Float = 12582912
+    let t = x * 1.44269504088896341 + magic
+    let fx = t - magic
+    let n = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(SIMD8<Float>(repeating: magic), to: SIMD8<Int32>.self)
+    x = x - fx * 0.693359375 + fx * 2.12194440e-4
+    let z = x * x
+    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
+    y = y * x + 1.3981999507e-3
+    y = y * x + 8.3334519073e-3
+    y = y * x + 4.1665795894e-2
+    y = y * x + 1.6666665459e-1
+    y = y * x + 5.0000001201e-1
+    y = y * z + x + 1
+    let scale = unsafeBitCast((n &+ 127) &<< 23, to: SIMD8<Float>.self)
+    // NaN in, NaN out (the clamp would hide it).
+    return (y * scale).replacing(with: v, where: v .!= v)
+}
+
+/// Applies an 8-lane function to `count` floats; the tail is padded into one more vector.
+@inline(__always) func map8(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                            _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+    var i = 0
+    while i + 8 <= count {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: f(v), as: SIMD8<Float>.self)
+        i += 8
+    }
+    if i < count {
+        var v = SIMD8<Float>(repeating: 0)
+        for k in 0..<(count - i) { v[k] = x[i + k] }
+        let r = f(v)
+        for k in 0..<(count - i) { y[i + k] = r[k] }
+    }
+}
+
+/// exp of one float through the vector code (same result as inside a vector).
+@inline(__always) func exp1(_ x: Float) -> Float { exp8(SIMD8(repeating: x))[0] }
