@@ -1,7 +1,7 @@
 # The two commands the README opens with:
 #   make demo   build (release) and inspect the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests + Python cross-checks against onnx/onnxruntime
-.PHONY: setup build demo test swift-test crosscheck node-tests clean
+.PHONY: setup build demo test swift-test crosscheck node-tests bench conformance clean
 
 PY := .venv/bin/python
 
@@ -25,6 +25,15 @@ crosscheck: build node-tests
 	$(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck
 
 test: swift-test crosscheck
+
+# ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`.
+conformance: build node-tests
+	$(PY) tools/conformance.py
+
+# Our runtime vs onnxruntime on a TrigFlow UNet (release build; batch 1 and 64, 1 and 2 threads).
+bench: setup
+	swift build -c release --product scm-infer
+	$(PY) tools/bench_runtime.py
 
 clean:
 	rm -rf .build

@@ -1,7 +1,7 @@
 /// The element type of a tensor, numbered as ONNX's `TensorProto.DataType`.
 ///
 /// Every ONNX element type can be loaded, held and saved; which of them the runtime computes
-/// with is the runtime's business (`isNumericCompute`). A code outside this enum in a file is an
+/// with is the runtime's business (each op checks its dtypes; see the README's op table). A code outside this enum in a file is an
 /// error ("unknown data type").
 public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7
@@ -66,13 +66,5 @@ public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
         let (total, overflow) = count.multipliedReportingOverflow(by: bits)
         guard !overflow else { return nil }
         return (total + 7) / 8
-    }
-
-    /// The types whose elements the runtime computes with (see the README's dtype table).
-    public var isNumericCompute: Bool {
-        switch self {
-        case .float, .float16, .bfloat16, .float64, .int8, .int16, .int32, .int64, .uint8, .bool: true
-        default: false
-        }
     }
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Benchmark: our runtime vs onnxruntime on a TrigFlow-style UNet, side by side in one run.
+
+    tools/bench_runtime.py [--bin .build/release] [--channels 32] [--size 28] [--repeat 10]
+
+Builds the UNet of tools/make_tiny_model.py (conv, GroupNorm, SiLU, attention, Resize, Concat,
+Sin/Cos time embedding; random weights), then for batch 1 and 64 and 1 and 2 threads runs it
+--repeat times in scm-infer and in onnxruntime (ORT_ENABLE_ALL, same thread count) on the same
+inputs, and prints median milliseconds, images/s, achieved GFLOP/s (2 x multiply-adds of Conv,
+Gemm and MatMul, counted by our plan) and the ratio. Also prints the single-thread SGEMM rate
+of this machine (numpy's OpenBLAS, 1024^3) as the yardstick. Medians of noisy shared machines:
+compare ratios, not absolute numbers.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import make_tiny_model  # noqa: E402
+
+
+def sgemm_peak():
+    code = ("import numpy as np, time\n"
+            "a=np.random.rand(1024,1024).astype(np.float32); b=a.copy(); a@b\n"
+            "ts=[]\n"
+            "for _ in range(5):\n t=time.perf_counter(); a@b; ts.append(time.perf_counter()-t)\n"
+            "print(2*1024**3/min(ts)/1e9)")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--threads", default="1,2")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = os.path.join(tmp, "unet.onnx")
+        onnx.save(make_tiny_model.build("onnx", channels=a.channels, size=a.size, seed=0), model_path)
+        print(f"model: TrigFlow UNet, {a.channels} channels, 1x{a.size}x{a.size}, GroupNormalization op; "
+              f"single-thread SGEMM on this machine: {sgemm_peak():.1f} GFLOP/s")
+        print(f"{'batch':>5} {'thr':>3} | {'scm ms':>9} {'img/s':>8} {'GFLOP/s':>7} | {'ort ms':>9} {'img/s':>8} | {'ort/scm':>7}")
+        rng = np.random.default_rng(0)
+        for batch in map(int, a.batches.split(",")):
+            x = rng.standard_normal((batch, 1, a.size, a.size)).astype(np.float32)
+            t = rng.uniform(0.1, 1.5, batch).astype(np.float32)
+            px, pt = os.path.join(tmp, "x.pb"), os.path.join(tmp, "t.pb")
+            open(px, "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
+            open(pt, "wb").write(numpy_helper.from_array(t, "t").SerializeToString())
+            for threads in map(int, a.threads.split(",")):
+                r = subprocess.run([os.path.join(a.bin, "scm-infer"), model_path, "--inputs", px, pt, "--threads", str(threads),
+                                    "--repeat", str(a.repeat + 1), "--json"], capture_output=True, text=True, check=True)
+                rep = json.loads(r.stdout)
+                ours = rep["median_ms"]
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = threads
+                so.inter_op_num_threads = 1
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+                sess.run(None, {"x": x, "t": t})
+                ts = []
+                for _ in range(a.repeat):
+                    t0 = time.perf_counter()
+                    sess.run(None, {"x": x, "t": t})
+                    ts.append(time.perf_counter() - t0)
+                theirs = 1000 * float(np.median(ts))
+                gflops = rep["flops"] / (ours / 1000) / 1e9
+                print(f"{batch:>5} {threads:>3} | {ours:>9.2f} {batch / ours * 1000:>8.1f} {gflops:>7.1f} | "
+                      f"{theirs:>9.2f} {batch / theirs * 1000:>8.1f} | {theirs / ours:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
