@@ -3,6 +3,9 @@ import SCMGraph
 /// Turns a model into a `Plan`: resolves an op per node, infers static shapes, folds every node
 /// whose inputs are known, and lays out memory.
 public enum Compiler {
+    /// The largest tensor a plan accepts (elements): 2^30, 4 GiB of float32.
+    public static let maxTensorElements = 1 << 30
+
     /// Compiles `model`.
     /// - Parameters:
     ///   - shapes: concrete types of graph inputs (needed where the file declares symbolic dims);
@@ -120,8 +123,11 @@ private struct Build {
             guard b.outputs.count == node.outputs.count else {
                 throw RuntimeError(.invalidModel, at: label, "produces \(b.outputs.count) outputs, node lists \(node.outputs.count)")
             }
-            for s in b.outputs where !s.dtype.isByteAligned {
-                throw RuntimeError(.unsupported, at: label, "output dtype \(s.dtype) is not supported")
+            for s in b.outputs {
+                guard s.dtype.isByteAligned else { throw RuntimeError(.unsupported, at: label, "output dtype \(s.dtype) is not supported") }
+                guard let n = ShapeMath.elementCount(s.shape), n <= Compiler.maxTensorElements else {
+                    throw RuntimeError(.invalidModel, at: label, "output shape \(s.shape) is negative or too large")
+                }
             }
             let present = consts.enumerated().filter { ins[$0.offset] != nil }
             let allConst = present.allSatisfy { $0.element != nil }

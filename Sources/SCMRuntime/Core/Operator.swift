@@ -192,6 +192,15 @@ public struct OpContext {
         return v
     }
 
+    /// Throws unless every dim is non-negative and the element count fits (shapes computed from
+    /// attribute or input values, which a file controls).
+    public func checked(_ shape: [Int], _ what: String = "output shape") throws -> [Int] {
+        guard let n = ShapeMath.elementCount(shape), n <= Compiler.maxTensorElements else {
+            throw error("\(what) \(shape) is negative or too large")
+        }
+        return shape
+    }
+
     /// Throws unless `spec.dtype` is one of `allowed`.
     public func require(_ spec: TensorSpec, in allowed: Set<DType>, _ role: String = "input") throws {
         guard allowed.contains(spec.dtype) else {

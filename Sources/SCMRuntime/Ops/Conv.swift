@@ -15,9 +15,9 @@ struct Window2D: Sendable {
         guard strides.count == r, dil.count == r, pads.count == 2 * r else {
             throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
         }
-        guard strides.allSatisfy({ $0 >= 1 }), dil.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }),
-              kernel.allSatisfy({ $0 >= 1 }) else {
-            throw ctx.error("strides, dilations and kernel dims must be >= 1 and pads >= 0")
+        guard strides.allSatisfy({ (1...(1 << 16)).contains($0) }), dil.allSatisfy({ (1...(1 << 16)).contains($0) }),
+              pads.allSatisfy({ (0...(1 << 16)).contains($0) }), kernel.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
+            throw ctx.error("strides, dilations and kernel dims must be in 1...65536 and pads in 0...65536")
         }
         let autoPad = try ctx.string("auto_pad", "NOTSET")
         var out: [Int] = []
@@ -210,7 +210,13 @@ enum ConvTransposeOp: Operator {
         }
         let autoPad = try ctx.string("auto_pad", "NOTSET")
         var out: [Int] = []
+        guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.error("kernel_shape \(kernel) differs from weight \(w.shape)") }
         let explicit = try ctx.ints("output_shape").map { Array($0.suffix(r)) }
+        if let e = explicit { _ = try ctx.checked(e, "output_shape") }
+        guard kernel.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), strides.allSatisfy({ $0 <= 1 << 16 }), dil.allSatisfy({ $0 <= 1 << 16 }),
+              outPad.allSatisfy({ $0 >= 0 && $0 <= 1 << 16 }), pads.allSatisfy({ $0 <= 1 << 16 }) else {
+            throw ctx.error("kernel_shape/strides/dilations/pads/output_padding are out of range")
+        }
         for i in 0..<r {
             let ext = (kernel[i] - 1) * dil[i] + 1
             let full = strides[i] * (spatial[i] - 1) + outPad[i] + ext

@@ -18,14 +18,14 @@ enum PoolOp: Operator {
         try ctx.require(x, in: [.float])
         let r = x.rank - 2
         guard (1...3).contains(r) else { throw ctx.unsupported("\(r) spatial dims: 1 to 3 are supported") }
-        guard let k = try ctx.ints("kernel_shape"), k.count == r, k.allSatisfy({ $0 >= 1 }) else {
+        guard let k = try ctx.ints("kernel_shape"), k.count == r, k.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
             throw ctx.error("kernel_shape must list \(r) positive sizes")
         }
         let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
         let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
         var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard strides.count == r, dil.count == r, pads.count == 2 * r, strides.allSatisfy({ $0 >= 1 }),
-              dil.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
+        guard strides.count == r, dil.count == r, pads.count == 2 * r, strides.allSatisfy({ (1...(1 << 16)).contains($0) }),
+              dil.allSatisfy({ (1...(1 << 16)).contains($0) }), pads.allSatisfy({ (0...(1 << 16)).contains($0) }) else {
             throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
         }
         let ceil = try ctx.int("ceil_mode", 0) != 0

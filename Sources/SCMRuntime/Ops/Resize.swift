@@ -48,7 +48,9 @@ enum ResizeOp: Operator {
                 let s = policy == "not_larger" ? ratios.min()! : ratios.max()!
                 for a in axes {
                     scales[a] = s
-                    out[a] = Int((s * Double(x.shape[a]) + 0.5).rounded(.down))
+                    let v = (s * Double(x.shape[a]) + 0.5).rounded(.down)
+                    guard v.isFinite, v < Double(Compiler.maxTensorElements) else { throw ctx.error("sizes are too large") }
+                    out[a] = Int(v)
                 }
             default: throw ctx.error("keep_aspect_ratio_policy '\(policy)' is not valid")
             }
@@ -69,10 +71,13 @@ enum ResizeOp: Operator {
         if hasScales {
             for a in axes {
                 let len = ctm == "tf_crop_and_resize" ? Double(x.shape[a]) * (roi[r + a] - roi[a]) : Double(x.shape[a])
-                out[a] = Int((len * scales[a]).rounded(.down))
+                let v = (len * scales[a]).rounded(.down)
+                guard v.isFinite, v < Double(Compiler.maxTensorElements) else { throw ctx.error("scale \(scales[a]) is too large") }
+                out[a] = Int(v)
             }
         }
         guard out.allSatisfy({ $0 >= 1 }) else { throw ctx.error("output shape \(out) is empty") }
+        _ = try ctx.checked(out)
         var tables: [ResizeAxis] = []
         for a in 0..<r {
             tables.append(ResizeAxis(inLen: x.shape[a], outLen: out[a], scale: scales[a], mode: ctm,

@@ -25,6 +25,7 @@ enum ReshapeOp: Operator {
                 out.append(d)
             }
         }
+        _ = try ctx.checked(out, "shape")
         if let i = infer {
             let rest = out.reduce(1, *)
             guard rest > 0, x.count % rest == 0 else { throw ctx.error("cannot reshape \(x.shape) to \(spec)") }
@@ -274,17 +275,17 @@ enum SliceOp: Operator {
             let a = try ctx.axis(axes[i], rank: x.rank)
             guard seen.insert(a).inserted else { throw ctx.error("axis \(axes[i]) repeats") }
             let n = x.shape[a], s = steps[i]
-            guard s != 0 else { throw ctx.error("step 0 on axis \(a)") }
+            guard s != 0, s != Int.min else { throw ctx.error("step \(s) on axis \(a) is not valid") }
             func norm(_ v: Int) -> Int { v < 0 ? v + n : v }
             var b = norm(starts[i]), e = norm(ends[i])
             if s > 0 {
                 b = min(max(b, 0), n)
                 e = min(max(e, 0), n)
-                out[a] = max(0, (e - b + s - 1) / s)
+                out[a] = e > b ? (e - b - 1) / s + 1 : 0
             } else {
                 b = min(max(b, -1), n - 1)
                 e = min(max(e, -1), n - 1)
-                out[a] = max(0, (b - e + (-s) - 1) / (-s))
+                out[a] = b > e ? (b - e - 1) / (-s) + 1 : 0
             }
             begin[a] = b
             step[a] = s
@@ -304,9 +305,10 @@ enum ExpandOp: Operator {
         try ctx.arity(inputs: 2, 2)
         let x = try ctx.input(0)
         let target = try ctx.intValues(1, "shape")
-        guard target.allSatisfy({ $0 >= 0 }), let out = Shapes.broadcast(x.shape, target) else {
+        guard target.allSatisfy({ $0 >= 0 }), let out = Shapes.broadcast(x.shape, try ctx.checked(target, "shape")) else {
             throw ctx.error("\(x.shape) does not broadcast with \(target)")
         }
+        _ = try ctx.checked(out)
         return OpBuild(outputs: [TensorSpec(x.dtype, out)],
                        kernel: StridedCopyKernel(width: x.elementBytes, shape: out,
                                                  strides: Shapes.broadcastStrides(from: x.shape, to: out), base: 0))
