@@ -2,7 +2,9 @@
 /// 2e-7 on [-87, 88]). Every element goes through the same 8-lane code, tails included, so a
 /// value's result never depends on its position in a buffer.
 @inline(__always) func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-    var x = pointwiseMin(pointwiseMax(v, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.37626))
+    var x = v
+    x.replace(with: -87.33654, where: x .< -87.33654)
+    x.replace(with: 88.37626, where: x .> 88.37626)
     // n = round(x / ln 2) by the 1.5 * 2^23 trick: plain adds and bit casts, so it vectorizes.
     let magic: Float = 12582912
     let t = x * 1.44269504088896341 + magic

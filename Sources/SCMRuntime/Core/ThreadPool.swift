@@ -62,11 +62,16 @@ public final class ThreadPool: @unchecked Sendable {
     /// Worker threads actually running (thread creation can fail; chunks still all run).
     private var liveWorkers: Int { workers.count + 1 }
 
+    /// Below this many elements of work a loop runs on the calling thread: waking workers costs
+    /// more. (Which thread runs a chunk never changes its result.)
+    public static let minParallelElements = 1 << 16
+
     /// Runs `body(chunk, worker)` for chunk in 0..<count, spread over the workers; returns when
     /// all chunks are done. `worker` is in 0..<threads and indexes per-worker scratch memory.
-    public func parallelFor(_ count: Int, _ body: (Int, Int) -> Void) {
+    /// `elements` estimates the loop's total work; small loops run inline.
+    public func parallelFor(_ count: Int, elements: Int = .max, _ body: (Int, Int) -> Void) {
         let t = liveWorkers
-        if t == 1 || count <= 1 {
+        if t == 1 || count <= 1 || elements < ThreadPool.minParallelElements {
             for i in 0..<count { body(i, 0) }
             return
         }

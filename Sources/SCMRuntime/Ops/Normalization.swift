@@ -27,7 +27,7 @@ struct GroupNormKernel: Kernel {
         let x = io.input(0, Float.self), scale = io.input(1, Float.self), bias = io.input(2, Float.self)
         let y = io.output(0, Float.self)
         let cg = c / groups, len = cg * spatial
-        io.pool.parallelFor(n * groups) { ng, _ in
+        io.pool.parallelFor(n * groups, elements: n * c * spatial) { ng, _ in
             let gi = ng % groups
             let xs = x + ng * len, ys = y + ng * len
             let (mean, inv) = meanInvStd(xs, len, eps: eps)
@@ -125,7 +125,7 @@ struct LayerNormKernel: Kernel {
         let meanOut: UnsafeMutablePointer<Float>? = stats > 1 ? io.output(1, Float.self) : nil
         let invOut: UnsafeMutablePointer<Float>? = stats > 2 ? io.output(2, Float.self) : nil
         let chunk = max(1, 16384 / max(inner, 1))
-        io.pool.parallelFor((rows + chunk - 1) / chunk) { ch, _ in
+        io.pool.parallelFor((rows + chunk - 1) / chunk, elements: rows * inner) { ch, _ in
             for r in (ch * chunk)..<min(rows, (ch + 1) * chunk) {
                 let xr = x + r * inner, yr = y + r * inner
                 let (mean, inv) = meanInvStd(xr, inner, eps: eps)
@@ -169,7 +169,7 @@ struct BatchNormKernel: Kernel {
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), s = io.input(1, Float.self), b = io.input(2, Float.self)
         let mean = io.input(3, Float.self), v = io.input(4, Float.self), y = io.output(0, Float.self)
-        io.pool.parallelFor(n * c) { nc, _ in
+        io.pool.parallelFor(n * c, elements: n * c * spatial) { nc, _ in
             let ch = nc % c
             let a = s[ch] / (v[ch] + eps).squareRoot(), sh = b[ch] - mean[ch] * a
             let xs = x + nc * spatial, ys = y + nc * spatial

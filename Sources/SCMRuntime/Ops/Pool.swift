@@ -73,7 +73,7 @@ struct PoolKernel: Kernel {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         let a0 = a[0], a1 = a[1], a2 = a[2]
         let inPlane = a0.size * a1.size * a2.size, outPlane = a0.out * a1.out * a2.out
-        io.pool.parallelFor(planes) { p, _ in
+        io.pool.parallelFor(planes, elements: planes * outPlane * a0.k * a1.k * a2.k) { p, _ in
             let xp = x + p * inPlane
             var o = p * outPlane
             for z in 0..<a0.out {

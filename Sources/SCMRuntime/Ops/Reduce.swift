@@ -23,17 +23,18 @@ struct SoftmaxKernel: Kernel {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         let lines = outer * inner, len = len, inner = inner
         let chunk = max(1, 8192 / max(len, 1))
-        io.pool.parallelFor((lines + chunk - 1) / chunk) { ch, _ in
+        io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
             for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
                 let o = l / inner, i = l % inner
                 let xs = x + o * len * inner + i, ys = y + o * len * inner + i
+                if inner == 1 {
+                    softmaxLine(xs, ys, len)
+                    continue
+                }
                 var m = -Float.infinity
                 for k in 0..<len { m = max(m, xs[k * inner]) }
                 var sum: Float = 0
-                if inner == 1 {
-                    map8(xs, ys, len) { v in exp8(v - m) }
-                    for k in 0..<len { sum += ys[k] }
-                } else {
+                do {
                     for k in 0..<len {
                         let e = exp1(xs[k * inner] - m)
                         ys[k * inner] = e
@@ -45,6 +46,37 @@ struct SoftmaxKernel: Kernel {
             }
         }
     }
+}
+
+/// Softmax of `len` contiguous floats: 8-lane max, exp and partial sums (a fixed order).
+@inline(__always) func softmaxLine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ len: Int) {
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= len {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        m8.replace(with: v, where: v .> m8)
+        i += 8
+    }
+    var m = -Float.infinity
+    for k in 0..<8 where m8[k] > m { m = m8[k] }
+    for k in i..<len where x[k] > m { m = x[k] }
+    map8(x, y, len) { v in exp8(v - m) }
+    var s8 = SIMD8<Float>(repeating: 0)
+    i = 0
+    while i + 8 <= len {
+        s8 += UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        i += 8
+    }
+    var sum = s8.sum()
+    for k in i..<len { sum += y[k] }
+    let inv = 1 / sum
+    i = 0
+    while i + 8 <= len {
+        let p = UnsafeMutableRawPointer(y + i)
+        p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) * inv, as: SIMD8<Float>.self)
+        i += 8
+    }
+    for k in i..<len { y[k] *= inv }
 }
 
 /// ReduceMean, ReduceSum, ReduceMax: axes as attribute (ReduceMean/Max before opset 18) or input,
@@ -126,7 +158,7 @@ struct ReduceKernel: Kernel {
         let outs = outs, reds = reds, isMax = op == "ReduceMax", isMean = op == "ReduceMean"
         let isFloat = T.self == Float.self || T.self == Double.self
         let chunk = max(1, 16384 / max(reds.count, 1))
-        io.pool.parallelFor((outs.count + chunk - 1) / chunk) { ch, _ in
+        io.pool.parallelFor((outs.count + chunk - 1) / chunk, elements: outs.count * reds.count) { ch, _ in
             for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
                 let base = x + outs[o]
                 if isMax {

@@ -176,7 +176,7 @@ struct ResizeKernel: Kernel {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         let r = outShape.count, k = active.count, inner = inner
         let last = axes[r - 1], lastStride = inStrides[r - 1]
-        io.pool.parallelFor(planes) { p, _ in
+        io.pool.parallelFor(planes, elements: planes * outPlane * (1 << k)) { p, _ in
             let xp = x + p * inPlane, yp = y + p * outPlane
             for row in 0..<rowsPerPlane {
                 let yr = yp + row * inner
