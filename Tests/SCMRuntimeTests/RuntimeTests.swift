@@ -185,3 +185,21 @@ struct ErrorTests {
         }
     }
 }
+
+@Suite("Odd graphs")
+struct OddGraphTests {
+    @Test("Outputs that are inputs or constants, and string constants, are handled without crashing")
+    func passThrough() throws {
+        let c = try Tensor(shape: [2], scalars: [Float(1), 2], name: "c")
+        let s = try Tensor(dtype: .string, shape: [1], data: .strings([Array("a".utf8)]), meta: TensorMeta(name: "s"))
+        let g = Graph(initializers: [c], inputs: [ValueInfo("x", .float, [.value(3)])],
+                      outputs: [ValueInfo("x", TensorType(elementType: .float, shape: nil)), ValueInfo("c", TensorType(elementType: .float, shape: nil))])
+        let plan = try Compiler.compile(Model(graph: g))
+        let x = try Tensor(shape: [3], scalars: [Float(5), 6, 7])
+        let out = try plan.makeSession().run([x])
+        #expect(out[0].scalars(as: Float.self) == [5, 6, 7])
+        #expect(out[1].scalars(as: Float.self) == [1, 2])
+        let g2 = Graph(initializers: [s], outputs: [ValueInfo("s", TensorType(elementType: .string, shape: nil))])
+        #expect(throws: RuntimeError.self) { _ = try Compiler.compile(Model(graph: g2)) }
+    }
+}

@@ -160,8 +160,13 @@ private struct Build {
             for (name, s) in zip(node.outputs, b.outputs) where !name.isEmpty { vals[name] = Value(spec: s) }
             pending.append(Pending(node: i, build: b))
         }
-        for o in graph.outputs where vals[o.name] == nil {
-            throw RuntimeError(.invalidModel, at: "output '\(o.name)'", "is not produced by any node")
+        for o in graph.outputs {
+            guard let v = vals[o.name] else {
+                throw RuntimeError(.invalidModel, at: "output '\(o.name)'", "is not produced by any node")
+            }
+            guard v.spec.dtype.isByteAligned, v.constant.map({ $0.storage != nil }) ?? true else {
+                throw RuntimeError(.unsupported, at: "output '\(o.name)'", "dtype \(v.spec.dtype) is not supported")
+            }
         }
 
         // Memory: one buffer per runtime value, shared by views and in-place outputs.
