@@ -194,11 +194,7 @@ public final class Session: @unchecked Sendable {
         try check(inputs)
         lock.lock()
         defer { lock.unlock() }
-        for (t, p) in zip(inputs, plan.inputs) where p.spec.byteCount > 0 {
-            if case .arena(let off) = p.slot, let src = t.storage?.bytes.baseAddress {
-                (arena + off).copyMemory(from: src, byteCount: p.spec.byteCount)
-            }
-        }
+        copyIn(inputs)
         var out: [(String, String, Double)] = []
         for (k, step) in plan.steps.enumerated() {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -209,12 +205,17 @@ public final class Session: @unchecked Sendable {
         return out
     }
 
-    private func execute(_ inputs: [Tensor]) {
+    /// Copies the (checked) inputs into their arena slots.
+    private func copyIn(_ inputs: [Tensor]) {
         for (t, p) in zip(inputs, plan.inputs) where p.spec.byteCount > 0 {
             if case .arena(let off) = p.slot, let src = t.storage?.bytes.baseAddress {
                 (arena + off).copyMemory(from: src, byteCount: p.spec.byteCount)
             }
         }
+    }
+
+    private func execute(_ inputs: [Tensor]) {
+        copyIn(inputs)
         for (k, step) in plan.steps.enumerated() {
             step.kernel.run(KernelIO(ins: inTable + inStart[k], outs: outTable + outStart[k], pool: pool,
                                      scratchBase: scratch, scratchStride: scratchStride))
