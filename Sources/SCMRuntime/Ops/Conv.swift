@@ -3,49 +3,14 @@ import SCMGraph
 /// Geometry of a 2-D convolution or pooling window (1-D ops run as 2-D with height 1).
 struct Window2D: Sendable {
     var kh, kw, sh, sw, dh, dw, padTop, padLeft, padBottom, padRight: Int
+}
 
-    /// Reads kernel_shape/strides/dilations/pads/auto_pad for a spatial input of rank 1 or 2.
-    static func read(_ ctx: OpContext, spatial: [Int], kernel: [Int]) throws -> (Window2D, [Int]) {
-        let r = spatial.count
-        guard r == 1 || r == 2 else { throw ctx.unsupported("\(r)-D windows are not supported (1-D and 2-D)") }
-        guard kernel.count == r else { throw ctx.error("kernel_shape has \(kernel.count) dims for \(r) spatial dims") }
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
-        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard strides.count == r, dil.count == r, pads.count == 2 * r else {
-            throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
-        }
-        guard strides.allSatisfy({ (1...(1 << 16)).contains($0) }), dil.allSatisfy({ (1...(1 << 16)).contains($0) }),
-              pads.allSatisfy({ (0...(1 << 16)).contains($0) }), kernel.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
-            throw ctx.error("strides, dilations and kernel dims must be in 1...65536 and pads in 0...65536")
-        }
-        let autoPad = try ctx.string("auto_pad", "NOTSET")
-        var out: [Int] = []
-        for i in 0..<r {
-            let ext = (kernel[i] - 1) * dil[i] + 1
-            switch autoPad {
-            case "NOTSET":
-                out.append((spatial[i] + pads[i] + pads[i + r] - ext) / strides[i] + 1)
-            case "VALID":
-                pads[i] = 0; pads[i + r] = 0
-                out.append((spatial[i] - ext) / strides[i] + 1)
-            case "SAME_UPPER", "SAME_LOWER":
-                let o = (spatial[i] + strides[i] - 1) / strides[i]
-                let total = max(0, (o - 1) * strides[i] + ext - spatial[i])
-                let small = total / 2
-                pads[i] = autoPad == "SAME_UPPER" ? small : total - small
-                pads[i + r] = total - pads[i]
-                out.append(o)
-            default: throw ctx.error("auto_pad '\(autoPad)' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER")
-            }
-        }
-        guard out.allSatisfy({ $0 >= 1 }) else { throw ctx.error("window \(kernel) does not fit input \(spatial) with pads \(pads)") }
-        if r == 1 {
-            return (Window2D(kh: 1, kw: kernel[0], sh: 1, sw: strides[0], dh: 1, dw: dil[0], padTop: 0, padLeft: pads[0],
-                             padBottom: 0, padRight: pads[1]), out)
-        }
-        return (Window2D(kh: kernel[0], kw: kernel[1], sh: strides[0], sw: strides[1], dh: dil[0], dw: dil[1],
-                         padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3]), out)
+extension Window2D {
+    /// The window over the last two axes (a 1-D window gets a height-1 axis in front).
+    init(_ axes: [WindowAxis]) {
+        let h = axes.count == 2 ? axes[0] : WindowAxis(), w = axes[axes.count - 1]
+        self.init(kh: h.k, kw: w.k, sh: h.s, sw: w.s, dh: h.d, dw: w.d, padTop: h.padBegin, padLeft: w.padBegin,
+                  padBottom: h.padEnd, padRight: w.padEnd)
     }
 }
 
@@ -69,7 +34,9 @@ enum ConvOp: Operator {
         let spatial = Array(x.shape.dropFirst(2))
         let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
         guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.error("kernel_shape \(kernel) differs from weight \(w.shape)") }
-        let (win, outSpatial) = try Window2D.read(ctx, spatial: spatial, kernel: kernel)
+        guard spatial.count == 1 || spatial.count == 2 else { throw ctx.unsupported("\(spatial.count)-D windows are not supported (1-D and 2-D)") }
+        let axes = try WindowAttributes.axes(ctx, spatial: spatial, kernel: kernel)
+        let win = Window2D(axes), outSpatial = axes.map(\.out)
         if let b = ctx.optionalInput(2) {
             guard b.shape == [m], b.dtype == .float else { throw ctx.error("bias must be float [\(m)], is \(b)") }
         }
@@ -200,23 +167,17 @@ enum ConvTransposeOp: Operator {
         let r = x.rank - 2
         let spatial = Array(x.shape.dropFirst(2))
         let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
-        let outPad = try ctx.ints("output_padding") ?? Array(repeating: 0, count: r)
-        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard kernel.count == r, strides.count == r, dil.count == r, outPad.count == r, pads.count == 2 * r,
-              strides.allSatisfy({ $0 >= 1 }), dil.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
-            throw ctx.error("kernel_shape/strides/dilations/pads/output_padding do not match \(r) spatial dims")
-        }
-        let autoPad = try ctx.string("auto_pad", "NOTSET")
-        var out: [Int] = []
         guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.error("kernel_shape \(kernel) differs from weight \(w.shape)") }
+        let attrs = try WindowAttributes.read(ctx, rank: r, kernel: kernel)
+        let strides = attrs.strides, dil = attrs.dilations, autoPad = attrs.autoPad
+        var pads = attrs.pads
+        let outPad = try ctx.ints("output_padding") ?? Array(repeating: 0, count: r)
+        guard outPad.count == r, outPad.allSatisfy((0...WindowAttributes.bound).contains) else {
+            throw ctx.error("output_padding must list \(r) values in 0...65536")
+        }
         let explicit = try ctx.ints("output_shape").map { Array($0.suffix(r)) }
         if let e = explicit { _ = try ctx.checked(e, "output_shape") }
-        guard kernel.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), strides.allSatisfy({ $0 <= 1 << 16 }), dil.allSatisfy({ $0 <= 1 << 16 }),
-              outPad.allSatisfy({ $0 >= 0 && $0 <= 1 << 16 }), pads.allSatisfy({ $0 <= 1 << 16 }) else {
-            throw ctx.error("kernel_shape/strides/dilations/pads/output_padding are out of range")
-        }
+        var out: [Int] = []
         for i in 0..<r {
             let ext = (kernel[i] - 1) * dil[i] + 1
             let full = strides[i] * (spatial[i] - 1) + outPad[i] + ext

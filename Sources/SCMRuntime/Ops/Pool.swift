@@ -1,10 +1,5 @@
 import SCMGraph
 
-/// One spatial axis of a pooling window.
-struct PoolAxis: Sendable {
-    var size = 1, out = 1, k = 1, s = 1, d = 1, padBegin = 0, padEnd = 0
-}
-
 /// MaxPool and AveragePool over 1 to 3 spatial dims: kernel_shape, strides, dilations, pads,
 /// auto_pad, ceil_mode, count_include_pad. MaxPool's Indices output is not supported.
 enum PoolOp: Operator {
@@ -18,45 +13,11 @@ enum PoolOp: Operator {
         try ctx.require(x, in: [.float])
         let r = x.rank - 2
         guard (1...3).contains(r) else { throw ctx.unsupported("\(r) spatial dims: 1 to 3 are supported") }
-        guard let k = try ctx.ints("kernel_shape"), k.count == r, k.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
-            throw ctx.error("kernel_shape must list \(r) positive sizes")
-        }
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
-        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
-        guard strides.count == r, dil.count == r, pads.count == 2 * r, strides.allSatisfy({ (1...(1 << 16)).contains($0) }),
-              dil.allSatisfy({ (1...(1 << 16)).contains($0) }), pads.allSatisfy({ (0...(1 << 16)).contains($0) }) else {
-            throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
-        }
-        let ceil = try ctx.int("ceil_mode", 0) != 0
-        let autoPad = try ctx.string("auto_pad", "NOTSET")
-        var axes: [PoolAxis] = []
-        for i in 0..<r {
-            let n = x.shape[2 + i], ext = (k[i] - 1) * dil[i] + 1
-            var out: Int
-            switch autoPad {
-            case "SAME_UPPER", "SAME_LOWER":
-                out = (n + strides[i] - 1) / strides[i]
-                let total = max(0, (out - 1) * strides[i] + ext - n)
-                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-                pads[i + r] = total - pads[i]
-            case "VALID":
-                pads[i] = 0; pads[i + r] = 0
-                let span = n - ext
-                out = (ceil ? (span + strides[i] - 1) / strides[i] : span / strides[i]) + 1
-            case "NOTSET":
-                let span = n + pads[i] + pads[i + r] - ext
-                guard span >= 0 else { throw ctx.error("window larger than padded input") }
-                out = (ceil ? (span + strides[i] - 1) / strides[i] : span / strides[i]) + 1
-                // A last window that starts in the end padding is dropped.
-                if ceil && (out - 1) * strides[i] >= n + pads[i] { out -= 1 }
-            default: throw ctx.error("auto_pad '\(autoPad)' is not valid")
-            }
-            guard out >= 1 else { throw ctx.error("window does not fit the input") }
-            axes.append(PoolAxis(size: n, out: out, k: k[i], s: strides[i], d: dil[i], padBegin: pads[i], padEnd: pads[i + r]))
-        }
+        guard let k = try ctx.ints("kernel_shape"), k.count == r else { throw ctx.error("kernel_shape must list \(r) sizes") }
+        var axes = try WindowAttributes.axes(ctx, spatial: Array(x.shape.dropFirst(2)), kernel: k,
+                                             ceil: try ctx.int("ceil_mode", 0) != 0)
         let outShape = Array(x.shape.prefix(2)) + axes.map(\.out)
-        while axes.count < 3 { axes.insert(PoolAxis(), at: 0) }
+        while axes.count < 3 { axes.insert(WindowAxis(), at: 0) }
         return OpBuild(outputs: [TensorSpec(.float, outShape)],
                        kernel: PoolKernel(planes: x.shape[0] * x.shape[1], a: axes, isMax: isMax,
                                           includePad: try ctx.int("count_include_pad", 0) != 0))
@@ -65,7 +26,7 @@ enum PoolOp: Operator {
 
 struct PoolKernel: Kernel {
     let planes: Int
-    let a: [PoolAxis]
+    let a: [WindowAxis]
     let isMax: Bool
     let includePad: Bool
 
