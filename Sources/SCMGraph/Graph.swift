@@ -178,4 +178,7 @@ public struct Model: Sendable {
     }
 
     static func canonicalDomain(_ d: String) -> String { d == "ai.onnx" ? "" : d }
+
+    /// Whether `domain` names ONNX's default domain ("" or "ai.onnx").
+    public static func isDefaultDomain(_ domain: String) -> Bool { canonicalDomain(domain).isEmpty }
 }

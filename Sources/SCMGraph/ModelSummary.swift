@@ -68,7 +68,7 @@ public struct ModelSummary: Codable, Sendable {
         nodes = g.nodes.count
         var hist: [String: Int] = [:]
         for n in g.nodes {
-            let key = Model.canonicalDomain(n.domain).isEmpty ? n.opType : "\(n.domain).\(n.opType)"
+            let key = Model.isDefaultDomain(n.domain) ? n.opType : "\(n.domain).\(n.opType)"
             hist[key, default: 0] += 1
         }
         ops = hist

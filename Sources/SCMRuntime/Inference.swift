@@ -22,10 +22,8 @@ public enum Inference {
         }
 
         public var summary: String {
-            let sorted = milliseconds.sorted()
-            let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-            return String(format: "scm-infer: %ld steps (%ld folded at compile time), arena %ld bytes (%ld without reuse), %ld runs, median %.3f ms",
-                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, milliseconds.count, median)
+            String(format: "scm-infer: %ld steps (%ld folded at compile time), arena %ld bytes (%ld without reuse), %ld runs, median %.3f ms",
+                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, milliseconds.count, medianMilliseconds)
         }
     }
 
@@ -43,22 +41,17 @@ public enum Inference {
         guard inputPaths.count == names.count else {
             throw RuntimeError(.badInput, at: modelPath, "the graph has \(names.count) inputs (\(names.joined(separator: ", "))), \(inputPaths.count) files given")
         }
-        var tensors: [Tensor] = []
+        var shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:]
         for (path, name) in zip(inputPaths, names) {
             let t = try ModelFile.loadTensor(path: path)
             guard t.storage != nil else { throw RuntimeError(.unsupported, at: path, "\(t.dtype) tensors are not supported") }
-            tensors.append(t)
-            _ = name
-        }
-        var shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:]
-        for (t, name) in zip(tensors, names) {
             shapes[name] = TensorSpec(t.dtype, t.shape)
             values[name] = t
         }
         let plan = try Compiler.compile(model, shapes: shapes, values: values)
         let session = plan.makeSession(threads: threads)
-        let byName = Dictionary(uniqueKeysWithValues: zip(names, tensors))
-        let ordered = plan.inputs.map { byName[$0.name]! }
+        // The plan's inputs are the graph inputs given above, in graph order.
+        let ordered = plan.inputs.compactMap { values[$0.name] }
         var times: [Double] = []
         var outputs: [Tensor] = []
         for _ in 0..<repeats {

@@ -44,7 +44,7 @@ private struct Build {
     func run() throws -> Plan {
         let graph = model.graph
         let opset = model.opsetVersion("") ?? 0
-        if graph.nodes.contains(where: { Model.isDefault($0.domain) }) {
+        if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
             guard opset >= 13 else {
                 throw RuntimeError(.unsupported, at: "model", "default-domain opset \(opset) is not supported (13 or later)")
             }
@@ -104,7 +104,7 @@ private struct Build {
         for i in try graph.topologicalOrder() {
             let node = graph.nodes[i]
             let label = node.label(index: i)
-            let key = Model.isDefault(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
+            let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
             guard let op = OpRegistry.ops[key] else {
                 throw RuntimeError(.unsupported, at: label, "op \(key) is not supported by this runtime")
             }
@@ -117,7 +117,7 @@ private struct Build {
                 guard let v = vals[name] else { throw RuntimeError(.invalidModel, at: label, "input '\(name)' is not defined") }
                 ins.append(v.spec); consts.append(v.constant); gnames.append(v.graphInput)
             }
-            let domainOpset = Model.isDefault(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
+            let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
             let ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
             let b = try op.build(ctx)
             guard b.outputs.count == node.outputs.count else {
@@ -179,8 +179,6 @@ private struct Build {
             return .constant(constList.count - 1)
         }
         // Last use (step index) of each value; graph outputs live to the end.
-        let kernelSteps = pending.filter { $0.build.kernel != nil }
-        let end = kernelSteps.count
         var lastUse: [String: Int] = [:]
         var stepOf = 0
         for p in pending {
@@ -189,7 +187,7 @@ private struct Build {
             for n in node.inputs where !n.isEmpty { lastUse[n] = max(lastUse[n] ?? -1, stepOf) }
             if p.build.kernel != nil { stepOf += 1 }
         }
-        for o in graph.outputs { lastUse[o.name] = end }
+        for o in graph.outputs { lastUse[o.name] = stepOf }  // one past the last kernel step
         var planner = MemoryPlanner()
         var bufferOf: [String: Int] = [:]
         for (name, spec, _) in planInputs {
@@ -197,7 +195,7 @@ private struct Build {
             planner.use(bufferOf[name]!, at: lastUse[name] ?? -1)
         }
         var stepIndex = 0
-        var protoSteps: [(p: Pending, ins: [String], outs: [Int?])] = []
+        var protoSteps: [(p: Pending, ins: [String], outs: [Int])] = []
         for p in pending {
             let node = graph.nodes[p.node]
             if p.build.kernel == nil {
@@ -206,7 +204,7 @@ private struct Build {
                 planner.use(b, at: lastUse[node.outputs[0]] ?? stepIndex)
                 continue
             }
-            var outs: [Int?] = []
+            var outs: [Int] = []
             for (k, name) in node.outputs.enumerated() {
                 let bytes = p.build.outputs[k].byteCount
                 if name.isEmpty {
@@ -243,7 +241,7 @@ private struct Build {
         for (p, ins, outs) in protoSteps {
             let node = graph.nodes[p.node]
             steps.append(Step(node: p.node, label: node.label(index: p.node), opType: node.opType, kernel: p.build.kernel!,
-                              inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0!]) }, flops: p.build.flops))
+                              inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0]) }, flops: p.build.flops))
             scratch = max(scratch, p.build.scratchBytes)
         }
         let inputs = planInputs.map { PlanInput(name: $0.0, spec: $0.1, pinned: $0.2, slot: .arena(layout.offsets[bufferOf[$0.0]!])) }

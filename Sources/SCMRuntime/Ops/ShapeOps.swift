@@ -326,12 +326,11 @@ enum GatherOp: Operator {
         try ctx.require(idx, in: [.int32, .int64], "indices")
         guard x.rank >= 1 else { throw ctx.error("data must have rank >= 1") }
         let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
-        if let v = ctx.values[1] {
+        if ctx.values[1] != nil {
             let vals = try ctx.intValues(1, "indices")
             if let bad = vals.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
                 throw ctx.error("index \(bad) is out of range for dim \(x.shape[axis])")
             }
-            _ = v
         }
         let out = Array(x.shape[..<axis]) + idx.shape + Array(x.shape[(axis + 1)...])
         return OpBuild(outputs: [TensorSpec(x.dtype, out)],
