@@ -203,3 +203,16 @@ struct OddGraphTests {
         #expect(throws: RuntimeError.self) { _ = try Compiler.compile(Model(graph: g2)) }
     }
 }
+
+@Suite("Empty tensors")
+struct EmptyTensorTests {
+    @Test("Integer Neg/Abs/Relu on an empty input read nothing and return an empty output")
+    func emptyIntegerUnary() throws {
+        for op in ["Neg", "Abs", "Relu"] {
+            let g = Graph(nodes: [Node(op, inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo("x", .int64, [.value(0)])],
+                          outputs: [ValueInfo("y", TensorType(elementType: .int64, shape: nil))])
+            let out = try Compiler.compile(Model(graph: g)).makeSession().run([try Tensor(shape: [0], scalars: [Int64]())])
+            #expect(out[0].shape == [0])
+        }
+    }
+}

@@ -112,7 +112,7 @@ struct IntUnaryKernel: Kernel {
     }
     func go<T: ArithScalar>(_: T.Type, _ io: KernelIO) {
         let x = io.input(0, T.self), y = io.output(0, T.self)
-        let zero = T.sub(x[0], x[0])
+        let zero = T(fromDouble: 0)  // not x[0] - x[0]: the input may be empty
         switch op {
         case "Neg": for i in 0..<count { y[i] = T.sub(zero, x[i]) }
         case "Abs": for i in 0..<count { y[i] = x[i] < zero ? T.sub(zero, x[i]) : x[i] }
