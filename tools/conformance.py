@@ -61,14 +61,19 @@ def compare(expected, actual):
     return None
 
 
+def data_files(data_set, kind):
+    """The `input_<i>.pb` or `output_<i>.pb` files of a test data set, in index order."""
+    n = len(kind) + 1
+    return sorted((f for f in os.listdir(data_set) if f.startswith(kind + "_")), key=lambda f: int(f[n:-3]))
+
+
 def run_one(binary, tests_dir, name):
     """Returns (status, reason): status in passed / failed / skipped."""
     d = os.path.join(tests_dir, name)
     sets = sorted(s for s in os.listdir(d) if s.startswith("test_data_set_"))
     for s in sets:
         ds = os.path.join(d, s)
-        inputs = sorted((f for f in os.listdir(ds) if f.startswith("input_")), key=lambda f: int(f[6:-3]))
-        outputs = sorted((f for f in os.listdir(ds) if f.startswith("output_")), key=lambda f: int(f[7:-3]))
+        inputs, outputs = data_files(ds, "input"), data_files(ds, "output")
         with tempfile.TemporaryDirectory() as tmp:
             args = [binary, os.path.join(d, "model.onnx"), "--output-dir", tmp]
             if inputs:
