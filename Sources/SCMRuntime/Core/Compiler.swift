@@ -240,7 +240,7 @@ private struct Build {
         var scratch = 0
         for (p, ins, outs) in protoSteps {
             let node = graph.nodes[p.node]
-            steps.append(Step(node: p.node, label: node.label(index: p.node), opType: node.opType, kernel: p.build.kernel!,
+            steps.append(Step(label: node.label(index: p.node), opType: node.opType, kernel: p.build.kernel!,
                               inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0]) }, flops: p.build.flops))
             scratch = max(scratch, p.build.scratchBytes)
         }

@@ -13,7 +13,6 @@ enum Slot: Sendable {
 
 /// One kernel invocation of a plan.
 struct Step: Sendable {
-    let node: Int
     let label: String
     let opType: String
     let kernel: any Kernel
