@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SCM", targets: ["SCM"]),
         .executable(name: "scm-inspect", targets: ["scm-inspect"]),
         .executable(name: "scm-infer", targets: ["scm-infer"]),
+        .executable(name: "scm-export", targets: ["scm-export"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,7 +28,9 @@ let package = Package(
             name: "SCMRuntime",
             dependencies: ["SCMGraph", "CBLAS"]
         ),
-        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime"]),
+        // Graph passes: specialization, constant folding, DCE, CSE and fusions into ai.scm ops.
+        .target(name: "SCMOptimize", dependencies: ["SCMGraph", "SCMRuntime"]),
+        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize"]),
         .executableTarget(
             name: "scm-inspect",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -36,7 +39,12 @@ let package = Package(
             name: "scm-infer",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(
+            name: "scm-export",
+            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph"]),
         .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime"]),
+        .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize"]),
     ]
 )

@@ -21,7 +21,9 @@ SIGMA_D = 0.5
 T_MAX = math.atan(80 / SIGMA_D)
 
 
-def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2):
+def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2, extras=False):
+    """extras=True adds what the optimizer's other fusions look for: random GroupNorm affine
+    parameters, a conv with a residual Add and SiLU, and time-MLP linears as MatMul + Add."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     counter = [0]
@@ -50,22 +52,32 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
         return op("Conv", [v, weight(cout, cin, k, k, fan_in=cin * k * k), const(np.zeros(cout, np.float32), "b")],
                   "conv", kernel_shape=[k, k], pads=[k // 2] * 4, strides=[stride, stride])
 
+    def affine(n, value):
+        if extras:
+            return (value + 0.2 * rng.normal(size=n)).astype(np.float32)
+        return np.full(n, value, np.float32)
+
+    def linear(v, cin, cout, prefix):
+        if extras:  # PyTorch's export of nn.Linear on 2-D input: MatMul + Add
+            w = const(rng.normal(0, 1 / math.sqrt(cin), (cin, cout)).astype(np.float32), "w")
+            return op("Add", [op("MatMul", [v, w]), const(np.zeros(cout, np.float32) + 0.1, "b")], prefix)
+        return op("Gemm", [v, weight(cout, cin, fan_in=cin), const(np.zeros(cout, np.float32))], prefix, transB=1)
+
     def group_norm(v, c):
         if groupnorm == "onnx":
-            scale = const(np.ones(c, np.float32), "gn_scale")
-            bias = const(np.zeros(c, np.float32), "gn_bias")
+            scale = const(affine(c, 1.0), "gn_scale")
+            bias = const(affine(c, 0.0), "gn_bias")
             return op("GroupNormalization", [v, scale, bias], "gn", num_groups=groups, epsilon=1e-5)
         shape_in = op("Shape", [v])
         r = op("Reshape", [v, const(np.array([0, groups, -1], np.int64), "shape")])
-        n = op("InstanceNormalization", [r, const(np.ones(groups, np.float32)), const(np.zeros(groups, np.float32))],
-               "in", epsilon=1e-5)
+        n = op("InstanceNormalization", [r, const(affine(groups, 1.0)), const(affine(groups, 0.0))], "in", epsilon=1e-5)
         back = op("Reshape", [n, shape_in])
-        return op("Add", [op("Mul", [back, const(np.ones((c, 1, 1), np.float32))]), const(np.zeros((c, 1, 1), np.float32))])
+        return op("Add", [op("Mul", [back, const(affine(c, 1.0).reshape(c, 1, 1))]), const(affine(c, 0.0).reshape(c, 1, 1))])
 
     def adn(v, c, temb):
         # GroupNorm(v) * (1 + s(t)) + b(t), s and b per sample and channel from the time embedding.
-        s = op("Gemm", [temb, weight(c, emb, fan_in=emb), const(np.zeros(c, np.float32))], "scale", transB=1)
-        b = op("Gemm", [temb, weight(c, emb, fan_in=emb), const(np.zeros(c, np.float32))], "shift", transB=1)
+        s = linear(temb, emb, c, "scale")
+        b = linear(temb, emb, c, "shift")
         s4 = op("Unsqueeze", [s, const(np.array([2, 3], np.int64), "axes")])
         b4 = op("Unsqueeze", [b, const(np.array([2, 3], np.int64), "axes")])
         g = group_norm(v, c)
@@ -75,12 +87,14 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
     freqs = np.exp(-math.log(1000.0) * np.arange(emb // 2) / (emb // 2)).astype(np.float32)
     targ = op("Mul", [op("Unsqueeze", ["t", const(np.array([1], np.int64), "axes")]), const(freqs[None, :], "freqs")])
     temb = op("Concat", [op("Sin", [targ]), op("Cos", [targ])], "temb", axis=1)
-    temb = silu(op("Gemm", [temb, weight(emb, emb, fan_in=emb), const(np.zeros(emb, np.float32))], "tmlp", transB=1))
+    temb = silu(linear(temb, emb, emb, "tmlp"))
 
     # F(x / sigma_d, t)
     xin = op("Div", ["x", const(np.float32(SIGMA_D), "sigma_d")], "xin")
     h = conv(xin, in_ch, channels)
     h = silu(adn(h, channels, temb))
+    if extras:  # conv epilogue: SiLU(Conv(h) + h)
+        h = silu(op("Add", [conv(h, channels, channels), h], "residual"))
     skip = h
     d = conv(h, channels, channels, stride=2)
     d = silu(adn(d, channels, temb))

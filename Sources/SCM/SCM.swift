@@ -1,2 +1,3 @@
 @_exported import SCMGraph
 @_exported import SCMRuntime
+@_exported import SCMOptimize

@@ -17,6 +17,12 @@ public enum Dim: Hashable, Sendable, CustomStringConvertible {
         if case .value(let v) = self { return v }
         return nil
     }
+
+    /// The symbol's name when the dimension is symbolic.
+    public var symbol: String? {
+        if case .param(let p) = self { return p }
+        return nil
+    }
 }
 
 /// A possibly symbolic shape, as declared on graph inputs, outputs and value_info.

@@ -27,6 +27,28 @@ public enum Compiler {
     }
 }
 
+/// What the compiler knows about a graph before it lays out memory: the type of every value and
+/// the values known at compile time (initializers, specialized inputs, and every node output
+/// computed from them with the runtime's own kernels).
+public struct GraphAnalysis: Sendable {
+    /// The type of every value the graph defines.
+    public let specs: [String: TensorSpec]
+    /// The values known at compile time, by name.
+    public let constants: [String: Tensor]
+    /// A topological order of the graph's nodes.
+    public let order: [Int]
+}
+
+extension Compiler {
+    /// Infers every value's type and evaluates every node whose inputs are known, as `compile`
+    /// does, without planning memory. Graph inputs in `constants` count as known.
+    public static func analyze(_ model: Model, shapes: [String: TensorSpec] = [:],
+                               constants: [String: Tensor] = [:]) throws -> GraphAnalysis {
+        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: []).analyze()
+        return GraphAnalysis(specs: a.vals.mapValues(\.spec), constants: a.vals.compactMapValues(\.constant), order: a.order)
+    }
+}
+
 /// One compilation attempt.
 private struct Build {
     let model: Model
@@ -41,7 +63,22 @@ private struct Build {
         var graphInput: String?
     }
 
-    func run() throws -> Plan {
+    /// Values, kernel nodes and views of the graph, before memory layout.
+    struct Analysis {
+        var vals: [String: Value]
+        var pending: [Pending]
+        var views: [String: String]
+        var folded: Int
+        var planInputs: [(String, TensorSpec, Tensor?)]
+        var order: [Int]
+    }
+
+    struct Pending {
+        let node: Int
+        let build: OpBuild
+    }
+
+    func analyze() throws -> Analysis {
         let graph = model.graph
         let opset = model.opsetVersion("") ?? 0
         if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
@@ -93,15 +130,12 @@ private struct Build {
         }
 
         // Nodes in order; each becomes a step, a constant or a view.
-        struct Pending {
-            let node: Int
-            let build: OpBuild
-        }
         var pending: [Pending] = []
         var views: [String: String] = [:]  // view output -> its input
         var folded = 0
         let foldPool = ThreadPool(threads: 1)
-        for i in try graph.topologicalOrder() {
+        let order = try graph.topologicalOrder()
+        for i in order {
             let node = graph.nodes[i]
             let label = node.label(index: i)
             let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
@@ -168,6 +202,13 @@ private struct Build {
                 throw RuntimeError(.unsupported, at: "output '\(o.name)'", "dtype \(v.spec.dtype) is not supported")
             }
         }
+        return Analysis(vals: vals, pending: pending, views: views, folded: folded, planInputs: planInputs, order: order)
+    }
+
+    func run() throws -> Plan {
+        let graph = model.graph
+        let a = try analyze()
+        let vals = a.vals, pending = a.pending, views = a.views, folded = a.folded, planInputs = a.planInputs
 
         // Memory: one buffer per runtime value, shared by views and in-place outputs.
         var constList: [Tensor] = []
@@ -269,6 +310,3 @@ private struct Build {
     }
 }
 
-extension Model {
-    static func isDefault(_ domain: String) -> Bool { domain.isEmpty || domain == "ai.onnx" }
-}

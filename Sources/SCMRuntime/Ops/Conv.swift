@@ -16,11 +16,16 @@ extension Window2D {
 
 /// Conv (1-D and 2-D, groups incl. depthwise, pads/auto_pad, strides, dilations) as im2col + SGEMM
 /// over fixed-size column blocks; 1x1 stride-1 convolutions read the input directly.
+///
+/// Also `ai.scm:FusedConv(X, W, B?, Z?)` with Conv's attributes and `activation` ("none" or
+/// "silu"): Y = act(Conv(X, W) + B + Z), the conv epilogue fusion, where the residual Z has the
+/// output's shape. Each term is added in the unfused graph's order, so results are bitwise equal.
 enum ConvOp: Operator {
-    static let opTypes = ["Conv"]
+    static let opTypes = ["Conv", "ai.scm:FusedConv"]
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
-        try ctx.arity(inputs: 2, 3)
+        let fused = ctx.node.opType == "FusedConv"
+        try ctx.arity(inputs: 2, fused ? 4 : 3)
         let x = try ctx.input(0), w = try ctx.input(1)
         try ctx.require(x, in: [.float])
         try ctx.require(w, in: [.float], "weight")
@@ -43,8 +48,18 @@ enum ConvOp: Operator {
         let h = spatial.count == 2 ? spatial[0] : 1, wd = spatial.last!
         let oh = outSpatial.count == 2 ? outSpatial[0] : 1, ow = outSpatial.last!
         let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: win)
-        return OpBuild(outputs: [TensorSpec(.float, [n, m] + outSpatial)],
-                       kernel: ConvKernel(geo: geo, hasBias: ctx.has(2)),
+        let out = TensorSpec(.float, [n, m] + outSpatial)
+        var silu = false
+        if fused {
+            if let z = ctx.optionalInput(3), z != out { throw ctx.error("residual must be \(out), is \(z)") }
+            switch try ctx.string("activation", "none") {
+            case "none": silu = false
+            case "silu": silu = true
+            case let a: throw ctx.error("activation '\(a)' is not 'none' or 'silu'")
+            }
+        }
+        return OpBuild(outputs: [out],
+                       kernel: ConvKernel(geo: geo, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu),
                        scratchBytes: geo.direct ? 0 : geo.kdim * geo.block * 4,
                        flops: 2 * n * m * oh * ow * geo.kdim)
     }
@@ -73,11 +88,14 @@ struct ConvGeometry: Sendable {
 struct ConvKernel: Kernel {
     let geo: ConvGeometry
     let hasBias: Bool
+    var hasResidual = false
+    var silu = false
 
     func run(_ io: KernelIO) {
         let g = geo
         let x = io.input(0, Float.self), wt = io.input(1, Float.self), y = io.output(0, Float.self)
         let bias: UnsafePointer<Float>? = hasBias ? io.input(2, Float.self) : nil
+        let residual: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
         let P = g.positions, block = g.block
         let blocks = (P + block - 1) / block
         io.pool.parallelFor(g.n * g.group * blocks) { ch, worker in
@@ -99,6 +117,17 @@ struct ConvKernel: Kernel {
                 for mi in 0..<g.mg {
                     let b = bias[gi * g.mg + mi], row = yg + mi * P + p0
                     for j in 0..<np { row[j] += b }
+                }
+            }
+            if residual != nil || silu {
+                let zg = residual.map { $0 + (ni * g.m + gi * g.mg) * P }
+                for mi in 0..<g.mg {
+                    let row = yg + mi * P + p0
+                    if let zg {
+                        let z = zg + mi * P + p0
+                        for j in 0..<np { row[j] += z[j] }
+                    }
+                    if silu { map8(row, row, np) { silu8($0) } }
                 }
             }
         }

@@ -1,18 +1,13 @@
 import Foundation
 import SCMGraph
 
-/// Mean and 1/sqrt(var + eps) of `count` floats, two passes accumulated in double.
+/// Mean and 1/sqrt(var + eps) of `count` floats: two passes (mean, then squared deviations),
+/// each summed in 8-lane float blocks that are added in double (`blockSum`).
 @inline(__always) func meanInvStd(_ x: UnsafePointer<Float>, _ count: Int, eps: Float) -> (Float, Float) {
     guard count > 0 else { return (0, 1 / Float(eps).squareRoot()) }
-    var s = 0.0
-    for i in 0..<count { s += Double(x[i]) }
-    let mean = s / Double(count)
-    var v = 0.0
-    for i in 0..<count {
-        let d = Double(x[i]) - mean
-        v += d * d
-    }
-    return (Float(mean), Float(1 / (v / Double(count) + Double(eps)).squareRoot()))
+    let mean = Float(blockSum(x, count) / Double(count))
+    let v = blockSum(x, count, minus: mean, squared: true) / Double(count)
+    return (mean, Float(1 / (v + Double(eps)).squareRoot()))
 }
 
 /// Normalization over groups of contiguous channels of [N, C, spatial...] with a per-channel

@@ -1,0 +1,89 @@
+import SCMGraph
+import SCMRuntime
+
+/// Use-def information of a graph, computed once per rewrite round.
+struct UseDef {
+    /// For each value, the (node index, input position) pairs that read it.
+    var consumers: [String: [(node: Int, input: Int)]] = [:]
+    /// The node that writes each value.
+    var producer: [String: Int] = [:]
+    /// Names the graph exposes as outputs (never renamed or removed).
+    var graphOutputs: Set<String>
+
+    init(_ graph: Graph) {
+        graphOutputs = Set(graph.outputs.map(\.name))
+        for (i, n) in graph.nodes.enumerated() {
+            for (k, v) in n.inputs.enumerated() where !v.isEmpty { consumers[v, default: []].append((i, k)) }
+            for o in n.outputs where !o.isEmpty { producer[o] = i }
+        }
+    }
+
+    /// The single node reading `value`, when exactly one input of one node reads it and the
+    /// value is not a graph output (so a fusion may absorb it).
+    func soleConsumer(_ value: String) -> (node: Int, input: Int)? {
+        guard !graphOutputs.contains(value), let c = consumers[value], c.count == 1 else { return nil }
+        return c[0]
+    }
+
+    func uses(_ value: String) -> Int { (consumers[value]?.count ?? 0) + (graphOutputs.contains(value) ? 1 : 0) }
+}
+
+extension Graph {
+    /// A value name not used in the graph, derived from `base`.
+    func freshName(_ base: String, taken: inout Set<String>) -> String {
+        if taken.isEmpty {
+            for n in nodes { taken.formUnion(n.outputs); taken.formUnion(n.inputs) }
+            taken.formUnion(initializers.map(\.meta.name))
+            taken.formUnion(inputs.map(\.name))
+            taken.formUnion(outputs.map(\.name))
+        }
+        var name = base, k = 1
+        while taken.contains(name) {
+            name = "\(base)_\(k)"
+            k += 1
+        }
+        taken.insert(name)
+        return name
+    }
+
+    /// Removes the nodes at `removed` and inserts each `inserted[i]` where node `i` was. A fusion
+    /// inserts its node where the last node it replaces was: everything it reads is defined by
+    /// then, so a topological order stays one.
+    mutating func rewrite(removing removed: Set<Int>, inserting inserted: [Int: [Node]]) {
+        var out: [Node] = []
+        for (i, n) in nodes.enumerated() {
+            if let add = inserted[i] { out.append(contentsOf: add) }
+            if !removed.contains(i) { out.append(n) }
+        }
+        nodes = out
+    }
+}
+
+extension Model {
+    /// Declares our domain `ai.scm` (version 1) when a pass adds one of its ops.
+    mutating func importSCMDomain() {
+        if opsetVersion(FusedOps.domain) == nil { opsetImports.append(OpsetImport(domain: FusedOps.domain, version: 1)) }
+    }
+}
+
+/// Names of our fused ops.
+public enum FusedOps {
+    /// The domain of the ops the optimizer's fusions produce.
+    public static let domain = "ai.scm"
+}
+
+/// Float tensors the passes compute at optimization time (combined per-channel constants).
+enum Constants {
+    static func float(_ t: Tensor) -> [Float]? { t.scalars(as: Float.self) }
+
+    static func make(_ name: String, _ shape: [Int], _ values: [Float]) throws -> Tensor {
+        try Tensor(shape: shape, scalars: values, name: name)
+    }
+}
+
+extension TensorSpec {
+    /// The shape right-aligned to `rank` with leading 1s.
+    func aligned(to rank: Int) -> [Int]? {
+        shape.count <= rank ? Array(repeating: 1, count: rank - shape.count) + shape : nil
+    }
+}

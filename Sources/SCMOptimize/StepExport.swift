@@ -1,0 +1,44 @@
+import Foundation
+import SCMGraph
+
+/// Saves the optimized graph of each sampling step as a model file our runtime loads again
+/// (`scm-export IN OUT --optimize`). Fused ops are declared through `opset_import` (`ai.scm`).
+public enum StepExport {
+    /// Writes `step1.onnx` ... `stepN.onnx` (one per time of `schedule`) into `directory`,
+    /// creating it when needed; each file is written to a temporary name and renamed.
+    /// Returns the paths written.
+    public static func write(_ model: Model, schedule: [Float], batch: Int, passes: [String]? = nil,
+                             options: Optimizer.Options = Optimizer.Options(), directory: String) throws -> [String] {
+        // Optimize everything first, so a failure leaves no files behind.
+        var models: [Model] = []
+        for (i, t) in schedule.enumerated() {
+            var (m, _) = try Optimizer.optimize(model, t: t, batch: batch, passes: passes, options: options)
+            m.metadata.append(MetadataEntry("scm.specialized.step", "\(i + 1)/\(schedule.count)"))
+            models.append(m)
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ModelError(.io, at: directory, "exists and is not a directory") }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw ModelError(.io, at: directory, "cannot create the directory: \(error.localizedDescription)")
+            }
+        }
+        var paths: [String] = []
+        for (i, m) in models.enumerated() {
+            let path = (directory as NSString).appendingPathComponent("step\(i + 1).onnx")
+            _ = try ModelFile.save(m, to: path)
+            paths.append(path)
+        }
+        return paths
+    }
+
+    /// Writes the model optimized for the single time `t` (or for the batch size only when nil).
+    public static func write(_ model: Model, t: Float?, batch: Int, passes: [String]? = nil,
+                             options: Optimizer.Options = Optimizer.Options(), to path: String) throws {
+        let (m, _) = try Optimizer.optimize(model, t: t, batch: batch, passes: passes, options: options)
+        _ = try ModelFile.save(m, to: path)
+    }
+}

@@ -1,0 +1,97 @@
+import SCMGraph
+
+/// `ai.scm:AdaptiveGroupNorm(X, scale, bias, mul?, add?)`: adaptive double normalization in one
+/// pass over memory,
+///
+///     Y = act(((GroupNorm(X) * scale[c] + bias[c]) * mul[n, c]) + add[n, c])
+///
+/// X is float [N, C, spatial...]; GroupNorm normalizes `num_groups` groups of contiguous channels
+/// with `epsilon`; `scale` and `bias` are float [C]; `mul` and `add` (optional, "" when absent)
+/// broadcast to X and vary only over N and C (e.g. [N, C, 1, 1], [C, 1, 1], [1]); `activation` is
+/// "none" or "silu". The optimizer's ADN fusion produces it from GroupNormalization (or PyTorch's
+/// Reshape -> InstanceNormalization -> Reshape form), the per-sample scale and shift and a SiLU.
+enum AdaptiveGroupNormOp: Operator {
+    static let opTypes = ["ai.scm:AdaptiveGroupNorm"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 3, 5)
+        let x = try ctx.input(0), s = try ctx.input(1), b = try ctx.input(2)
+        try ctx.require(x, in: [.float])
+        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2, has \(x.shape)") }
+        let n = x.shape[0], c = x.shape[1]
+        guard let g = try ctx.optionalInt("num_groups") else { throw ctx.error("attribute 'num_groups' is required") }
+        guard g >= 1, c % g == 0 else { throw ctx.error("num_groups \(g) does not divide \(c) channels") }
+        guard s.shape == [c], b.shape == [c], s.dtype == .float, b.dtype == .float else {
+            throw ctx.error("scale and bias must be float [\(c)], are \(s) and \(b)")
+        }
+        let silu: Bool
+        switch try ctx.string("activation", "none") {
+        case "none": silu = false
+        case "silu": silu = true
+        case let a: throw ctx.error("activation '\(a)' is not 'none' or 'silu'")
+        }
+        /// Strides over (n, c) of a per-sample, per-channel operand; nil when absent.
+        func operand(_ i: Int, _ role: String) throws -> PerSampleChannel? {
+            guard let t = ctx.optionalInput(i) else { return nil }
+            guard t.dtype == .float, t.rank <= x.rank else { throw ctx.error("\(role) must be float of rank <= \(x.rank), is \(t)") }
+            let full = Array(repeating: 1, count: x.rank - t.rank) + t.shape
+            guard full.dropFirst(2).allSatisfy({ $0 == 1 }), [1, n].contains(full[0]), [1, c].contains(full[1]) else {
+                throw ctx.error("\(role) \(t.shape) must broadcast to \(x.shape) varying only over N and C")
+            }
+            return PerSampleChannel(n: full[0] == n && n > 1 ? full[1] : 0, c: full[1] == c && c > 1 ? 1 : 0)
+        }
+        let kernel = AdaptiveGroupNormKernel(
+            n: n, c: c, groups: g, spatial: x.count / max(1, n * c), eps: try ctx.float("epsilon", 1e-5),
+            mul: try operand(3, "mul"), add: try operand(4, "add"), silu: silu)
+        return OpBuild(outputs: [x], kernel: kernel, inPlace: [0])
+    }
+}
+
+/// Element strides over sample and channel of an operand that broadcasts over spatial axes.
+struct PerSampleChannel: Sendable {
+    let n, c: Int
+}
+
+struct AdaptiveGroupNormKernel: Kernel {
+    let n, c, groups, spatial: Int
+    let eps: Float
+    let mul, add: PerSampleChannel?
+    let silu: Bool
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), scale = io.input(1, Float.self), bias = io.input(2, Float.self)
+        let m: UnsafePointer<Float>? = mul == nil ? nil : io.input(3, Float.self)
+        let ad: UnsafePointer<Float>? = add == nil ? nil : io.input(4, Float.self)
+        let y = io.output(0, Float.self)
+        let cg = c / groups, len = cg * spatial
+        io.pool.parallelFor(n * groups, elements: n * c * spatial) { ng, _ in
+            let ni = ng / groups, gi = ng % groups
+            let xs = x + ng * len, ys = y + ng * len
+            let (mean, inv) = meanInvStd(xs, len, eps: eps)
+            for ci in 0..<cg {
+                let ch = gi * cg + ci
+                let a = scale[ch] * inv
+                let b = bias[ch] - mean * a
+                let mv = m.map { $0[ni * mul!.n + ch * mul!.c] }
+                let av = ad.map { $0[ni * add!.n + ch * add!.c] }
+                let xc = xs + ci * spatial, yc = ys + ci * spatial
+                apply(xc, yc, spatial, a, b, mv, av)
+            }
+        }
+    }
+
+    /// y = act(((x * a + b) * m) + ad) over one channel, 8 lanes at a time (tail padded).
+    @inline(__always) func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                                 _ a: Float, _ b: Float, _ m: Float?, _ ad: Float?) {
+        switch (m, ad, silu) {
+        case (nil, nil, false): map8(x, y, count) { $0 * a + b }
+        case (nil, nil, true): map8(x, y, count) { silu8($0 * a + b) }
+        case (let m?, nil, false): map8(x, y, count) { ($0 * a + b) * m }
+        case (let m?, nil, true): map8(x, y, count) { silu8(($0 * a + b) * m) }
+        case (nil, let d?, false): map8(x, y, count) { ($0 * a + b) + d }
+        case (nil, let d?, true): map8(x, y, count) { silu8(($0 * a + b) + d) }
+        case (let m?, let d?, false): map8(x, y, count) { ($0 * a + b) * m + d }
+        case (let m?, let d?, true): map8(x, y, count) { silu8(($0 * a + b) * m + d) }
+        }
+    }
+}
