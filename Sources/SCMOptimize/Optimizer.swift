@@ -61,12 +61,14 @@ public enum Optimizer {
         guard tIn.type?.elementType == .float, ts == nil || ts!.count == 1 else {
             throw OptimizeError("input '\(tIn.name)' must be float [N]")
         }
+        // t is [N] by the contract; a file that fixes its length (e.g. [1], broadcast) keeps it.
+        let tShape = ts?.concrete ?? [batch]
         var context = PassContext(shapes: [x.name: TensorSpec(.float, [batch] + rest)])
         var bindings: [String: Tensor] = [:]
         if let t {
-            bindings[tIn.name] = try Tensor(shape: [batch], scalars: [Float](repeating: t, count: batch), name: tIn.name)
+            bindings[tIn.name] = try Tensor(shape: tShape, scalars: [Float](repeating: t, count: tShape.reduce(1, *)), name: tIn.name)
         } else {
-            context.shapes[tIn.name] = TensorSpec(.float, [batch])
+            context.shapes[tIn.name] = TensorSpec(.float, tShape)
         }
         return (Specialize(bindings: bindings, dims: dims), context)
     }
