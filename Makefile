@@ -1,7 +1,7 @@
 # The two commands the README opens with:
 #   make demo   build (release) and inspect the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests + Python cross-checks against onnx/onnxruntime
-.PHONY: setup build demo test swift-test crosscheck node-tests bench conformance clean
+.PHONY: setup build demo test swift-test crosscheck node-tests bench bench-optimizer conformance clean
 
 PY := .venv/bin/python
 
@@ -34,6 +34,12 @@ conformance: build node-tests
 bench: setup
 	swift build -c release --product scm-infer
 	$(PY) tools/bench_runtime.py
+
+# Unoptimized vs optimized 2-step sampling (release build; batch 1 and 64), onnxruntime alongside.
+bench-optimizer: setup
+	swift build -c release --product scm-infer
+	swift build -c release --product scm-export
+	$(PY) tools/bench_optimizer.py
 
 clean:
 	rm -rf .build
