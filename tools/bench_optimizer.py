@@ -22,16 +22,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import make_tiny_model  # noqa: E402
+from crosscheck_ort import ort_median_ms  # noqa: E402
 
 
 def write(path, name, array):
@@ -44,21 +43,6 @@ def scm_ms(binary, model, inputs, threads, repeat):
     r = subprocess.run([os.path.join(binary, "scm-infer"), model, "--inputs", *inputs, "--threads", str(threads),
                         "--repeat", str(repeat + 1), "--json"], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)["median_ms"]
-
-
-def ort_ms(model, feeds, threads, repeat):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    sess.run(None, feeds)
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        ts.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(ts))
 
 
 def main():
@@ -97,7 +81,7 @@ def main():
                         pt = write(os.path.join(tmp, f"t{k}.pb"), "t", t)
                         unopt += scm_ms(a.bin, model, [px, pt], a.threads, a.repeat)
                         opt += scm_ms(a.bin, os.path.join(steps, f"step{k + 1}.onnx"), [px], a.threads, a.repeat)
-                        theirs += ort_ms(model, {"x": x, "t": t}, a.threads, a.repeat)
+                        theirs += ort_median_ms(model, {"x": x, "t": t}, a.threads, a.repeat)
                     rounds.append((unopt, opt, theirs))
                 unopt, opt, theirs = (float(np.median([r[i] for r in rounds])) for i in range(3))
                 print(f"{enc:>9} {batch:>5} | {unopt:>9.2f} {batch / unopt * 1000:>8.1f} | {opt:>9.2f} "

@@ -17,16 +17,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import make_tiny_model  # noqa: E402
+from crosscheck_ort import ort_median_ms  # noqa: E402
 
 
 def sgemm_peak():
@@ -66,18 +65,7 @@ def main():
                                     "--repeat", str(a.repeat + 1), "--json"], capture_output=True, text=True, check=True)
                 rep = json.loads(r.stdout)
                 ours = rep["median_ms"]
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = threads
-                so.inter_op_num_threads = 1
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
-                sess.run(None, {"x": x, "t": t})
-                ts = []
-                for _ in range(a.repeat):
-                    t0 = time.perf_counter()
-                    sess.run(None, {"x": x, "t": t})
-                    ts.append(time.perf_counter() - t0)
-                theirs = 1000 * float(np.median(ts))
+                theirs = ort_median_ms(model_path, {"x": x, "t": t}, threads, a.repeat)
                 gflops = rep["flops"] / (ours / 1000) / 1e9
                 print(f"{batch:>5} {threads:>3} | {ours:>9.2f} {batch / ours * 1000:>8.1f} {gflops:>7.1f} | "
                       f"{theirs:>9.2f} {batch / theirs * 1000:>8.1f} | {theirs / ours:>7.2f}")

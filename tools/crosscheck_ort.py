@@ -40,6 +40,28 @@ def random_inputs(model, batch, seed):
     return feeds
 
 
+def ort_session(model_path, threads):
+    """An onnxruntime CPU session with all graph optimizations and `threads` intra-op threads."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_median_ms(model_path, feeds, threads, repeat):
+    """Median milliseconds of `repeat` onnxruntime runs after one warm-up run."""
+    import time
+    sess = ort_session(model_path, threads)
+    sess.run(None, feeds)
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        ts.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(ts))
+
+
 def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None):
     binary = binary or os.path.join(ROOT, ".build", "release", "scm-infer")
     model = onnx.load(model_path)

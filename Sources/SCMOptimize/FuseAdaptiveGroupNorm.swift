@@ -19,35 +19,28 @@ public struct FuseAdaptiveGroupNorm: Pass {
 
     public func run(_ model: Model, _ context: PassContext, changes: inout [String]) throws -> Model {
         let analysis = try context.analyze(model)
-        var g = model.graph
+        let g = model.graph
         let ud = UseDef(g)
         let opset = model.opsetVersion("") ?? 0
-        var taken = Set<String>()
-        var used = Set<Int>()
-        var inserted: [Int: [Node]] = [:]
+        var rewrite = FusionRewrite(g)
         for i in analysis.order {
-            guard !used.contains(i), var match = core(at: i, g, ud, analysis, opset: opset) else { continue }
+            guard !rewrite.isClaimed(i), var match = core(at: i, g, ud, analysis, opset: opset) else { continue }
             absorb(&match, g, ud, analysis)
-            guard match.removed.isDisjoint(with: used) else { continue }
-            used.formUnion(match.removed)
-            let scale = operandName(match.scale, "\(match.output)_adn_scale", &g, &taken)
-            let bias = operandName(match.bias, "\(match.output)_adn_bias", &g, &taken)
+            guard !match.removed.contains(where: rewrite.isClaimed) else { continue }
+            let scale = try operandName(match.scale, "\(match.output)_adn_scale", &rewrite)
+            let bias = try operandName(match.bias, "\(match.output)_adn_bias", &rewrite)
             var inputs = [match.x, scale, bias, match.mul ?? "", match.add ?? ""]
             while inputs.last == "" { inputs.removeLast() }
             let node = Node("AdaptiveGroupNorm", inputs: inputs, outputs: [match.output],
-                            name: g.freshName("adn_\(match.output)", taken: &taken), domain: FusedOps.domain,
+                            name: rewrite.freshName("adn_\(match.output)"), domain: FusedOps.domain,
                             attributes: [Attribute("num_groups", .int(match.groups)), Attribute("epsilon", .float(match.eps)),
                                          Attribute("activation", .string(Array((match.silu ? "silu" : "none").utf8)))])
-            inserted[match.removed.max()!] = [node]
-            let ops = match.removed.sorted().map { g.nodes[$0].opType }.joined(separator: ", ")
-            changes.append("fused \(match.removed.count) nodes (\(ops)) into AdaptiveGroupNorm '\(node.name)'")
+            if rewrite.fuse(match.removed, into: node) {
+                let ops = match.removed.sorted().map { g.nodes[$0].opType }.joined(separator: ", ")
+                changes.append("fused \(match.removed.count) nodes (\(ops)) into AdaptiveGroupNorm '\(node.name)'")
+            }
         }
-        guard !inserted.isEmpty else { return model }
-        g.rewrite(removing: used, inserting: inserted)
-        var m = model
-        m.graph = g
-        m.importSCMDomain()
-        return m
+        return rewrite.apply(to: model)
     }
 
     /// A per-channel operand: an existing [C] float value, or values computed here.
@@ -177,12 +170,13 @@ public struct FuseAdaptiveGroupNorm: Pass {
         }
     }
 
-    func operandName(_ p: PerChannel, _ base: String, _ g: inout Graph, _ taken: inout Set<String>) -> String {
+    /// The name of a per-channel operand, adding an initializer for computed values.
+    func operandName(_ p: PerChannel, _ base: String, _ rewrite: inout FusionRewrite) throws -> String {
         switch p {
         case .value(let name): return name
         case .floats(let v):
-            let name = g.freshName(base, taken: &taken)
-            if let t = try? Constants.make(name, [v.count], v) { g.initializers.append(t) }
+            let name = rewrite.freshName(base)
+            rewrite.graph.initializers.append(try Constants.make(name, [v.count], v))
             return name
         }
     }

@@ -12,12 +12,10 @@ public struct FuseConvEpilogue: Pass {
 
     public func run(_ model: Model, _ context: PassContext, changes: inout [String]) throws -> Model {
         let analysis = try context.analyze(model)
-        var g = model.graph
+        let g = model.graph
         let ud = UseDef(g)
-        var taken = Set<String>()
-        var used = Set<Int>()
-        var inserted: [Int: [Node]] = [:]
-        for i in analysis.order where !used.contains(i) {
+        var rewrite = FusionRewrite(g)
+        for i in analysis.order where !rewrite.isClaimed(i) {
             let conv = g.nodes[i]
             guard conv.opType == "Conv", Model.isDefaultDomain(conv.domain), conv.outputs.count == 1,
                   (2...3).contains(conv.inputs.count), let out = analysis.specs[conv.outputs[0]] else { continue }
@@ -39,8 +37,7 @@ public struct FuseConvEpilogue: Pass {
                 removed.formUnion([sig, mul])
                 value = g.nodes[mul].outputs[0]
             }
-            guard removed.count > 1, removed.isDisjoint(with: used) else { continue }
-            used.formUnion(removed)
+            guard removed.count > 1 else { continue }
             var inputs = conv.inputs
             if let residual {
                 if inputs.count == 2 { inputs.append("") }
@@ -48,17 +45,13 @@ public struct FuseConvEpilogue: Pass {
             }
             var attrs = conv.attributes.filter { $0.name != "activation" }
             attrs.append(Attribute("activation", .string(Array((silu ? "silu" : "none").utf8))))
-            let node = Node("FusedConv", inputs: inputs, outputs: [value], name: g.freshName("fconv_\(value)", taken: &taken),
+            let node = Node("FusedConv", inputs: inputs, outputs: [value], name: rewrite.freshName("fconv_\(value)"),
                             domain: FusedOps.domain, attributes: attrs)
-            inserted[removed.max()!] = [node]
-            changes.append("fused \(removed.sorted().map { g.nodes[$0].opType }.joined(separator: ", ")) into FusedConv '\(node.name)'")
+            if rewrite.fuse(removed, into: node) {
+                changes.append("fused \(removed.sorted().map { g.nodes[$0].opType }.joined(separator: ", ")) into FusedConv '\(node.name)'")
+            }
         }
-        guard !inserted.isEmpty else { return model }
-        g.rewrite(removing: used, inserting: inserted)
-        var m = model
-        m.graph = g
-        m.importSCMDomain()
-        return m
+        return rewrite.apply(to: model)
     }
 }
 

@@ -11,12 +11,10 @@ public struct FuseMatMulAdd: Pass {
 
     public func run(_ model: Model, _ context: PassContext, changes: inout [String]) throws -> Model {
         let analysis = try context.analyze(model)
-        var g = model.graph
+        let g = model.graph
         let ud = UseDef(g)
-        var taken = Set<String>()
-        var used = Set<Int>()
-        var inserted: [Int: [Node]] = [:]
-        for i in analysis.order where !used.contains(i) {
+        var rewrite = FusionRewrite(g)
+        for i in analysis.order where !rewrite.isClaimed(i) {
             let mm = g.nodes[i]
             guard mm.opType == "MatMul", Model.isDefaultDomain(mm.domain), mm.inputs.count == 2, mm.outputs.count == 1,
                   let a = analysis.specs[mm.inputs[0]], let b = analysis.specs[mm.inputs[1]], a.dtype == .float,
@@ -27,18 +25,12 @@ public struct FuseMatMulAdd: Pass {
             let bias = add.inputs[1 - use.input]
             guard bias != mm.outputs[0], let c = analysis.specs[bias], c.dtype == .float, c.rank <= 2,
                   let al = c.aligned(to: 2), [1, out.shape[0]].contains(al[0]), [1, out.shape[1]].contains(al[1]) else { continue }
-            let removed: Set<Int> = [i, use.node]
-            guard removed.isDisjoint(with: used) else { continue }
-            used.formUnion(removed)
             let node = Node("Gemm", inputs: [mm.inputs[0], mm.inputs[1], bias], outputs: add.outputs,
-                            name: g.freshName("gemm_\(add.outputs[0])", taken: &taken))
-            inserted[removed.max()!] = [node]
-            changes.append("fused \(mm.label(index: i)) and \(add.label(index: use.node)) into Gemm '\(node.name)'")
+                            name: rewrite.freshName("gemm_\(add.outputs[0])"))
+            if rewrite.fuse([i, use.node], into: node) {
+                changes.append("fused \(mm.label(index: i)) and \(add.label(index: use.node)) into Gemm '\(node.name)'")
+            }
         }
-        guard !inserted.isEmpty else { return model }
-        g.rewrite(removing: used, inserting: inserted)
-        var m = model
-        m.graph = g
-        return m
+        return rewrite.apply(to: model)
     }
 }

@@ -59,6 +59,42 @@ extension Graph {
     }
 }
 
+/// Collects the rewrites of a fusion pass over one analysis of the graph: each fusion claims the
+/// nodes it replaces (no node is claimed twice) and inserts its node where the last of them was.
+struct FusionRewrite {
+    var graph: Graph
+    private var taken = Set<String>()
+    private var claimed = Set<Int>()
+    private var inserted: [Int: [Node]] = [:]
+
+    init(_ graph: Graph) { self.graph = graph }
+
+    func isClaimed(_ node: Int) -> Bool { claimed.contains(node) }
+
+    /// A value or node name not yet used in the graph.
+    mutating func freshName(_ base: String) -> String { graph.freshName(base, taken: &taken) }
+
+    /// Replaces the nodes `removed` by `node`; false (and nothing done) when one is already claimed.
+    mutating func fuse(_ removed: Set<Int>, into node: Node) -> Bool {
+        guard let last = removed.max(), removed.isDisjoint(with: claimed) else { return false }
+        claimed.formUnion(removed)
+        inserted[last] = [node]
+        return true
+    }
+
+    /// The model with every fusion applied (`model` itself when there was none), declaring our
+    /// domain when a fused node belongs to it.
+    func apply(to model: Model) -> Model {
+        guard !inserted.isEmpty else { return model }
+        var g = graph
+        g.rewrite(removing: claimed, inserting: inserted)
+        var m = model
+        m.graph = g
+        if inserted.values.joined().contains(where: { $0.domain == FusedOps.domain }) { m.importSCMDomain() }
+        return m
+    }
+}
+
 extension Model {
     /// Declares our domain `ai.scm` (version 1) when a pass adds one of its ops.
     mutating func importSCMDomain() {

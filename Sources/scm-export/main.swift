@@ -73,11 +73,7 @@ struct Export: ParsableCommand {
                 try StepExport.write(model, t: time, batch: batch, passes: passList, options: options, to: output)
                 print("\(output): t = \(time.map { String($0) } ?? "input"), batch \(batch)")
             }
-        } catch let error as ModelError {
-            fail("\(error)")
-        } catch let error as RuntimeError {
-            fail("\(error)")
-        } catch let error as OptimizeError {
+        } catch let error where error is ModelError || error is RuntimeError || error is OptimizeError {
             fail("\(error)")
         }
     }

@@ -71,11 +71,7 @@ struct Inspect: ParsableCommand {
                 let report = try ModelFile.save(loaded, to: out)
                 for note in report.notes { FileHandle.standardError.write(Data("scm-inspect: note: \(note)\n".utf8)) }
             }
-        } catch let error as ModelError {
-            fail("\(error)")
-        } catch let error as RuntimeError {
-            fail("\(error)")
-        } catch let error as OptimizeError {
+        } catch let error where error is ModelError || error is RuntimeError || error is OptimizeError {
             fail("\(error)")
         }
     }
