@@ -30,6 +30,8 @@ let package = Package(
         ),
         // Graph passes: specialization, constant folding, DCE, CSE and fusions into ai.scm ops.
         .target(name: "SCMOptimize", dependencies: ["SCMGraph", "SCMRuntime"]),
+        // TrigFlow sampling: counter-based noise (more with the sampler issue).
+        .target(name: "SCMTrigFlow", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize"]),
         .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize"]),
         .executableTarget(
             name: "scm-inspect",
@@ -46,5 +48,6 @@ let package = Package(
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph"]),
         .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime"]),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize"]),
+        .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow"]),
     ]
 )
