@@ -45,9 +45,11 @@ let package = Package(
             name: "scm-export",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph"]),
-        .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime"]),
-        .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize"]),
+        // Helpers the test targets share (repository root, deterministic random tensors).
+        .target(name: "TestSupport", dependencies: ["SCMGraph"], path: "Tests/TestSupport"),
+        .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph", "TestSupport"]),
+        .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime", "TestSupport"]),
+        .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow"]),
     ]
 )

@@ -82,4 +82,11 @@ public struct TrigFlowMetadata: Sendable {
         if let s = schedules[steps] { return s }
         return (0..<steps).map { tMax * Float(steps - $0) / Float(steps) }
     }
+
+    /// The schedule a user asked for: `text` (comma-separated times, checked against `steps` and
+    /// t_max; errors name `source`) when given, else `schedule(steps:)`.
+    public func schedule(steps: Int, override text: String?, source: String = "schedule") throws -> [Float] {
+        guard let text else { return schedule(steps: steps) }
+        return try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
+    }
 }

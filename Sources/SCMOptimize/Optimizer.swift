@@ -14,7 +14,15 @@ public enum Optimizer {
     public struct Options: Sendable {
         /// Constant folding's size guard (bytes), see `ConstantFolding`.
         public var foldLimitBytes: Int = 1 << 20
-        public init() {}
+        /// Options with the defaults, except what is given.
+        public init(foldLimitBytes: Int? = nil) {
+            if let f = foldLimitBytes { self.foldLimitBytes = f }
+        }
+    }
+
+    /// Pass names from a comma-separated list (`--passes`); nil stays nil (the default pipeline).
+    public static func passList(_ text: String?) -> [String]? {
+        text.map { $0.split(separator: ",").map(String.init) }
     }
 
     /// The pass called `name`.

@@ -18,10 +18,15 @@ public struct PassContext: Sendable {
 
     public init(shapes: [String: TensorSpec] = [:]) { self.shapes = shapes }
 
+    /// The entries of `shapes` for inputs `model` still has (specialization removes some).
+    func inputShapes(of model: Model) -> [String: TensorSpec] {
+        let known = Set(model.graph.inputs.map(\.name))
+        return shapes.filter { known.contains($0.key) }
+    }
+
     /// Types and compile-time values of every value of `model` (the runtime's own inference).
     func analyze(_ model: Model) throws -> GraphAnalysis {
-        let known = Set(model.graph.inputs.map(\.name))
-        return try Compiler.analyze(model, shapes: shapes.filter { known.contains($0.key) })
+        try Compiler.analyze(model, shapes: inputShapes(of: model))
     }
 }
 

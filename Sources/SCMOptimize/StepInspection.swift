@@ -15,13 +15,12 @@ public struct StepInspection: Codable, Sendable {
         /// Floating-point operations per run of the compiled plan.
         public var flops: Int
 
-        init(_ model: Model, shapes: [String: TensorSpec]) throws {
+        init(_ model: Model, context: PassContext) throws {
             nodes = model.graph.nodes.count
             var h: [String: Int] = [:]
             for n in model.graph.nodes { h[Model.isDefaultDomain(n.domain) ? n.opType : "\(n.domain):\(n.opType)", default: 0] += 1 }
             ops = h
-            let known = Set(model.graph.inputs.map(\.name))
-            let plan = try Compiler.compile(model, shapes: shapes.filter { known.contains($0.key) })
+            let plan = try Compiler.compile(model, shapes: context.inputShapes(of: model))
             arenaBytes = plan.arenaBytes
             flops = plan.flops
         }
@@ -53,13 +52,13 @@ public struct StepInspection: Codable, Sendable {
         self.model = name
         self.batch = batch
         self.schedule = schedule
+        // The input types at this batch size (x and t); each step's model keeps only x.
         let (_, context) = try Optimizer.stepSpecialization(model, t: nil, batch: batch)
-        before = try GraphStats(model, shapes: context.shapes)
+        before = try GraphStats(model, context: context)
         steps = []
         for (i, t) in schedule.enumerated() {
             let (m, reports) = try Optimizer.optimize(model, t: t, batch: batch, passes: passes, options: options)
-            let (_, ctx) = try Optimizer.stepSpecialization(model, t: t, batch: batch)
-            steps.append(Step(index: i + 1, t: t, after: try GraphStats(m, shapes: ctx.shapes),
+            steps.append(Step(index: i + 1, t: t, after: try GraphStats(m, context: context),
                               passes: reports.map { PassSummary(pass: $0.pass, nodesBefore: $0.nodesBefore, nodesAfter: $0.nodesAfter, changes: $0.changes) }))
         }
     }

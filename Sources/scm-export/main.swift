@@ -60,13 +60,10 @@ struct Export: ParsableCommand {
                 _ = try ModelFile.save(model, to: output)
                 return
             }
-            var options = Optimizer.Options()
-            if let f = foldLimit { options.foldLimitBytes = f }
-            let passList = passes.map { $0.split(separator: ",").map(String.init) }
+            let options = Optimizer.Options(foldLimitBytes: foldLimit)
+            let passList = Optimizer.passList(passes)
             if let n = steps {
-                let meta = try TrigFlowMetadata(model)
-                let times = try schedule.map { try TrigFlowMetadata.parseSchedule($0, steps: n, tMax: meta.tMax, source: "--schedule") }
-                    ?? meta.schedule(steps: n)
+                let times = try TrigFlowMetadata(model).schedule(steps: n, override: schedule, source: "--schedule")
                 let paths = try StepExport.write(model, schedule: times, batch: batch, passes: passList, options: options, directory: output)
                 for (p, t) in zip(paths, times) { print("\(p): t = \(t), batch \(batch)") }
             } else {

@@ -55,13 +55,9 @@ struct Inspect: ParsableCommand {
         do {
             let loaded = try ModelFile.load(path: model, limits: limits)
             if let n = steps {
-                let meta = try TrigFlowMetadata(loaded)
-                let times = try schedule.map { try TrigFlowMetadata.parseSchedule($0, steps: n, tMax: meta.tMax, source: "--schedule") }
-                    ?? meta.schedule(steps: n)
-                var options = Optimizer.Options()
-                if let f = foldLimit { options.foldLimitBytes = f }
+                let times = try TrigFlowMetadata(loaded).schedule(steps: n, override: schedule, source: "--schedule")
                 let report = try StepInspection(model: loaded, name: model, schedule: times, batch: batch,
-                                                passes: passes.map { $0.split(separator: ",").map(String.init) }, options: options)
+                                                passes: Optimizer.passList(passes), options: Optimizer.Options(foldLimitBytes: foldLimit))
                 print(json ? report.json() : report.text(verbose: verbose))
             } else {
                 let summary = ModelSummary(loaded)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import SCMGraph
 
 /// Every file of Tests/corpus/broken gives the error expected.tsv names for it, and never crashes.

@@ -1,12 +1,6 @@
 import Foundation
 @testable import SCMGraph
-
-/// The repository root, found from this file's path.
-let repoRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
+import TestSupport
 
 /// A fresh temporary folder.
 func makeTempDir() throws -> String {

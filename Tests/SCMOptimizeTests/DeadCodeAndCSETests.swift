@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import SCMGraph
 import SCMRuntime
 @testable import SCMOptimize

@@ -2,21 +2,7 @@ import Foundation
 import SCMGraph
 import SCMRuntime
 @testable import SCMOptimize
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-/// Deterministic pseudo-random floats in [-2, 2).
-func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed &* 6364136223846793005 &+ 1442695040888963407
-    return (0..<n).map { _ in
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Int64(bitPattern: s >> 11) % 2000 - 1000) / 500
-    }
-}
-
-func tensor(_ shape: [Int], seed: UInt64, name: String = "") throws -> Tensor {
-    try Tensor(shape: shape, scalars: randomFloats(shape.reduce(1, *), seed: seed), name: name)
-}
+import TestSupport
 
 func floatInput(_ name: String, _ shape: [Int]) -> ValueInfo {
     ValueInfo(name, TensorType(elementType: .float, shape: shape.map { .value($0) }))

@@ -2,21 +2,7 @@ import Foundation
 import Testing
 @testable import SCMRuntime
 import SCMGraph
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-/// Deterministic pseudo-random floats (a fixed LCG: tests must not depend on the system RNG).
-func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed &* 6364136223846793005 &+ 1442695040888963407
-    return (0..<n).map { _ in
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Int64(bitPattern: s >> 11) % 2000 - 1000) / 500
-    }
-}
-
-func tensor(_ shape: [Int], seed: UInt64, name: String = "") throws -> Tensor {
-    try Tensor(shape: shape, scalars: randomFloats(shape.reduce(1, *), seed: seed), name: name)
-}
+import TestSupport
 
 func bytes(_ t: Tensor) -> [UInt8] { Array(t.storage!.bytes) }
 

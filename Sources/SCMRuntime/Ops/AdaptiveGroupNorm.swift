@@ -50,6 +50,9 @@ enum AdaptiveGroupNormOp: Operator {
 /// Element strides over sample and channel of an operand that broadcasts over spatial axes.
 struct PerSampleChannel: Sendable {
     let n, c: Int
+
+    /// The operand's value for sample `ni` and channel `ch` (`p` is its buffer).
+    @inline(__always) func value(_ p: UnsafePointer<Float>?, _ ni: Int, _ ch: Int) -> Float? { p?[ni * n + ch * c] }
 }
 
 struct AdaptiveGroupNormKernel: Kernel {
@@ -72,8 +75,7 @@ struct AdaptiveGroupNormKernel: Kernel {
                 let ch = gi * cg + ci
                 let a = scale[ch] * inv
                 let b = bias[ch] - mean * a
-                let mv = m.map { $0[ni * mul!.n + ch * mul!.c] }
-                let av = ad.map { $0[ni * add!.n + ch * add!.c] }
+                let mv = mul?.value(m, ni, ch), av = add?.value(ad, ni, ch)
                 let xc = xs + ci * spatial, yc = ys + ci * spatial
                 apply(xc, yc, spatial, a, b, mv, av)
             }

@@ -190,21 +190,32 @@ enum ConcatOp: Operator {
             sizes.append(t.shape[axis...].reduce(1, *))
         }
         let outer = first.shape[..<axis].reduce(1, *)
-        return OpBuild(outputs: [TensorSpec(first.dtype, out)], kernel: ConcatKernel(width: first.elementBytes, outer: outer, sizes: sizes))
+        return OpBuild(outputs: [TensorSpec(first.dtype, out)], kernel: AxisPartsKernel(width: first.elementBytes, outer: outer, sizes: sizes, gather: true))
     }
 }
 
-struct ConcatKernel: Kernel {
+/// Copies between one tensor and its parts along an axis: Concat gathers the parts (inputs) into
+/// the whole (output 0), Split scatters the whole (input 0) into the parts (outputs).
+struct AxisPartsKernel: Kernel {
     let width, outer: Int
-    /// Elements of each input per outer index.
+    /// Elements of each part per outer index.
     let sizes: [Int]
+    /// true: parts -> whole (Concat); false: whole -> parts (Split).
+    let gather: Bool
     func run(_ io: KernelIO) {
         let total = sizes.reduce(0, +) * width
-        let y = io.rawOutput(0)
         var off = 0
         for (i, s) in sizes.enumerated() {
-            let bytes = s * width, x = io.rawInput(i)
-            if bytes > 0 { for o in 0..<outer { (y + o * total + off).copyMemory(from: x + o * bytes, byteCount: bytes) } }
+            let bytes = s * width
+            if bytes > 0 {
+                if gather {
+                    let x = io.rawInput(i), y = io.rawOutput(0)
+                    for o in 0..<outer { (y + o * total + off).copyMemory(from: x + o * bytes, byteCount: bytes) }
+                } else {
+                    let x = io.rawInput(0), y = io.rawOutput(i)
+                    for o in 0..<outer { (y + o * bytes).copyMemory(from: x + o * total + off, byteCount: bytes) }
+                }
+            }
             off += bytes
         }
     }
@@ -237,22 +248,7 @@ enum SplitOp: Operator {
             s[axis] = p
             return TensorSpec(x.dtype, s)
         }
-        return OpBuild(outputs: outs, kernel: SplitKernel(width: x.elementBytes, outer: outer, sizes: parts.map { $0 * innerSize }))
-    }
-}
-
-struct SplitKernel: Kernel {
-    let width, outer: Int
-    let sizes: [Int]
-    func run(_ io: KernelIO) {
-        let total = sizes.reduce(0, +) * width
-        let x = io.rawInput(0)
-        var off = 0
-        for (i, s) in sizes.enumerated() {
-            let bytes = s * width, y = io.rawOutput(i)
-            if bytes > 0 { for o in 0..<outer { (y + o * bytes).copyMemory(from: x + o * total + off, byteCount: bytes) } }
-            off += bytes
-        }
+        return OpBuild(outputs: outs, kernel: AxisPartsKernel(width: x.elementBytes, outer: outer, sizes: parts.map { $0 * innerSize }, gather: false))
     }
 }
 
