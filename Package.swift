@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "scm-inspect", targets: ["scm-inspect"]),
         .executable(name: "scm-infer", targets: ["scm-infer"]),
         .executable(name: "scm-export", targets: ["scm-export"]),
+        .executable(name: "scm-run", targets: ["scm-run"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,9 +31,11 @@ let package = Package(
         ),
         // Graph passes: specialization, constant folding, DCE, CSE and fusions into ai.scm ops.
         .target(name: "SCMOptimize", dependencies: ["SCMGraph", "SCMRuntime"]),
-        // TrigFlow sampling: counter-based noise (more with the sampler issue).
-        .target(name: "SCMTrigFlow", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize"]),
-        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize"]),
+        // TrigFlow sampling: schedules, counter-based noise, the sampler, PNG and .npy output.
+        // The system libpng, through its simplified png_image API.
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG/include"),
+        .target(name: "SCMTrigFlow", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "CPNG"]),
+        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow"]),
         .executableTarget(
             name: "scm-inspect",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -45,11 +48,15 @@ let package = Package(
             name: "scm-export",
             dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(
+            name: "scm-run",
+            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Helpers the test targets share (repository root, deterministic random tensors).
         .target(name: "TestSupport", dependencies: ["SCMGraph"], path: "Tests/TestSupport"),
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph", "TestSupport"]),
         .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime", "TestSupport"]),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
-        .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow"]),
+        .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "TestSupport"]),
     ]
 )

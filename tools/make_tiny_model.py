@@ -21,9 +21,11 @@ SIGMA_D = 0.5
 T_MAX = math.atan(80 / SIGMA_D)
 
 
-def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2, extras=False):
+def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2, extras=False,
+          parameterization="consistency"):
     """extras=True adds what the optimizer's other fusions look for: random GroupNorm affine
-    parameters, a conv with a residual Add and SiLU, and time-MLP linears as MatMul + Add."""
+    parameters, a conv with a residual Add and SiLU, and time-MLP linears as MatMul + Add.
+    parameterization="velocity" makes output 0 the network F(x/sigma_d, t) itself."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     counter = [0]
@@ -114,34 +116,82 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
     h = silu(adn(h, channels, temb))
     F = conv(h, channels, in_ch)
 
-    # f(x, t) = cos(t) x - sigma_d sin(t) F
-    t4 = op("Reshape", ["t", const(np.array([-1, 1, 1, 1], np.int64), "shape")], "t4")
-    cos_x = op("Mul", [op("Cos", [t4]), "x"])
-    sin_F = op("Mul", [op("Mul", [op("Sin", [t4]), const(np.float32(SIGMA_D))]), F])
-    nodes.append(helper.make_node("Sub", [cos_x, sin_F], ["f"], name="consistency"))
+    return finish(nodes, inits, F, f"tiny_trigflow_{groupnorm}", [in_ch, size, size], parameterization)
 
+
+def finish(nodes, inits, F, name, sample_shape, parameterization):
+    """Adds the consistency wrapper f(x, t) = cos(t) x - sigma_d sin(t) F (unless velocity), the
+    graph inputs x [N, *sample_shape] and t [N], and the scm.* metadata."""
+    rank = 1 + len(sample_shape)
+    if parameterization == "consistency":
+        t_shape = numpy_helper.from_array(np.array([-1] + [1] * (rank - 1), np.int64), "t_shape")
+        sd = numpy_helper.from_array(np.float32(SIGMA_D), "sigma_d_out")
+        inits += [t_shape, sd]
+        nodes += [helper.make_node("Reshape", ["t", "t_shape"], ["t_b"], name="t_b"),
+                  helper.make_node("Cos", ["t_b"], ["cos_t"], name="cos_t"),
+                  helper.make_node("Sin", ["t_b"], ["sin_t"], name="sin_t"),
+                  helper.make_node("Mul", ["cos_t", "x"], ["cos_x"], name="cos_x"),
+                  helper.make_node("Mul", ["sin_t", "sigma_d_out"], ["c_out"], name="c_out"),
+                  helper.make_node("Mul", ["c_out", F], ["sin_F"], name="sin_F"),
+                  helper.make_node("Sub", ["cos_x", "sin_F"], ["f"], name="consistency")]
+        out = "f"
+    else:
+        out = F
     graph = helper.make_graph(
-        nodes, f"tiny_trigflow_{groupnorm}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_ch, size, size]),
+        nodes, name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample_shape]),
          helper.make_tensor_value_info("t", TensorProto.FLOAT, ["N"])],
-        [helper.make_tensor_value_info("f", TensorProto.FLOAT, ["N", in_ch, size, size])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *sample_shape])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], producer_name="scm-tools")
     model.ir_version = 10
     helper.set_model_props(model, {
         "scm.format": "trigflow/1",
-        "scm.parameterization": "consistency",
+        "scm.parameterization": parameterization,
         "scm.sigma_data": str(SIGMA_D),
         "scm.t_max": f"{T_MAX:.7f}",
         "scm.schedule.1": f"{T_MAX:.7f}",
         "scm.schedule.2": f"{T_MAX:.7f},1.1",
         "scm.schedule.4": f"{T_MAX:.7f},1.3,0.8,0.4",
         "scm.data_range": "-1,1",
-        "scm.sample_shape": f"{in_ch},{size},{size}",
+        "scm.sample_shape": ",".join(map(str, sample_shape)),
         "scm.training": "untrained: random weights (tools/make_tiny_model.py)",
     })
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def build_vector(dim=2, hidden=32, emb=16, seed=0, parameterization="consistency"):
+    """A TrigFlow model for vector data x [N, dim] (2-D toys): an MLP on [x / sigma_d, time
+    embedding] with SiLU, random weights."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def const(arr, n):
+        inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def node(op_type, inputs, out, **attrs):
+        nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def dense(v, cin, cout, n):
+        w = const(rng.normal(0, 1 / math.sqrt(cin), (cout, cin)).astype(np.float32), n + "_w")
+        b = const((0.1 * rng.normal(size=cout)).astype(np.float32), n + "_b")
+        return node("Gemm", [v, w, b], n, transB=1)
+
+    def silu(v):
+        return node("Mul", [v, node("Sigmoid", [v], v + "_sig")], v + "_silu")
+
+    freqs = np.exp(-math.log(1000.0) * np.arange(emb // 2) / (emb // 2)).astype(np.float32)
+    targ = node("Mul", [node("Unsqueeze", ["t", const(np.array([1], np.int64), "axes1")], "t_col"), const(freqs[None, :], "freqs")], "targ")
+    temb = node("Concat", [node("Sin", [targ], "temb_sin"), node("Cos", [targ], "temb_cos")], "temb", axis=1)
+    xin = node("Div", ["x", const(np.float32(SIGMA_D), "sigma_d")], "xin")
+    h = node("Concat", [xin, temb], "h0", axis=1)
+    h = silu(dense(h, dim + emb, hidden, "fc1"))
+    h = silu(dense(h, hidden, hidden, "fc2"))
+    F = dense(h, hidden, dim, "fc3")
+    return finish(nodes, inits, F, "tiny_trigflow_vector", [dim], parameterization)
 
 
 def main():
@@ -151,8 +201,14 @@ def main():
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--in-channels", type=int, default=1)
+    ap.add_argument("--parameterization", choices=["consistency", "velocity"], default="consistency")
+    ap.add_argument("--vector", type=int, default=0, help="build the MLP for vector data of this dimension instead")
     a = ap.parse_args()
-    m = build(a.groupnorm, a.channels, a.size, seed=a.seed)
+    if a.vector:
+        m = build_vector(a.vector, seed=a.seed, parameterization=a.parameterization)
+    else:
+        m = build(a.groupnorm, a.channels, a.size, in_ch=a.in_channels, seed=a.seed, parameterization=a.parameterization)
     onnx.save(m, a.out)
     print(f"wrote {a.out}: {len(m.graph.node)} nodes")
 

@@ -1,3 +1,4 @@
 @_exported import SCMGraph
 @_exported import SCMRuntime
 @_exported import SCMOptimize
+@_exported import SCMTrigFlow

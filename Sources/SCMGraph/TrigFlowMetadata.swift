@@ -76,11 +76,20 @@ public struct TrigFlowMetadata: Sendable {
         return ts
     }
 
-    /// The schedule for `steps` steps: the stored one, or the default rule, times spaced
-    /// uniformly in t from t_max: t_i = t_max (steps - i) / steps for i = 0..<steps.
+    /// The schedule for `steps` steps: the stored one, or `defaultSchedule(steps:tMax:)`.
     public func schedule(steps: Int) -> [Float] {
         if let s = schedules[steps] { return s }
-        return (0..<steps).map { tMax * Float(steps - $0) / Float(steps) }
+        return Self.defaultSchedule(steps: steps, tMax: tMax)
+    }
+
+    /// The default rule for a step count the model stores no schedule for:
+    /// t_i = t_max sqrt((N - i) / N) for i = 0..<N, computed in double and rounded to float.
+    ///
+    /// For N = 2 it gives t_max, 1.106 (with t_max = atan(80 / 0.5)), the sCM paper's two-step
+    /// choice t = 1.1; larger N spend more steps at high noise than uniform spacing in t would.
+    /// It is a rule of thumb, not tuned per model: store tuned schedules as `scm.schedule.N`.
+    public static func defaultSchedule(steps: Int, tMax: Float) -> [Float] {
+        (0..<max(steps, 0)).map { Float(Double(tMax) * (Double(steps - $0) / Double(steps)).squareRoot()) }
     }
 
     /// The schedule a user asked for: `text` (comma-separated times, checked against `steps` and

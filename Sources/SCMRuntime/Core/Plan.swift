@@ -74,32 +74,87 @@ public final class Plan: Sendable {
     }
 
     /// A session with its own arena and `threads` workers (including the caller's thread).
-    public func makeSession(threads: Int = 1) -> Session { Session(plan: self, threads: threads) }
+    public func makeSession(threads: Int = 1) -> Session {
+        Session(plan: self, workspace: Workspace(threads: threads, arenaBytes: arenaBytes, scratchBytes: scratchBytes))
+    }
+
+    /// A session that runs in `workspace` (its threads, arena and scratch), which must be large
+    /// enough for this plan (`Workspace.fits`). Sessions sharing a workspace run one at a time (a
+    /// lock in the workspace serializes them): a sampler runs one plan per step, one after another, in one workspace.
+    public func makeSession(in workspace: Workspace) throws -> Session {
+        guard workspace.fits(self) else {
+            throw RuntimeError(.badInput, at: "workspace", "has \(workspace.arenaBytes) arena and \(workspace.scratchBytes) scratch bytes; the plan needs \(arenaBytes) and \(scratchBytes)")
+        }
+        return Session(plan: self, workspace: workspace)
+    }
 }
 
-/// Runs a plan. A session owns an arena, scratch memory and a thread pool, all allocated when it
-/// is made; `run` allocates nothing but the tensors it returns (and `run(_:into:)` not even
-/// those). Runs on one session are serialized by a lock; use one session per concurrent caller.
+/// Threads, an activation arena and per-thread scratch memory, allocated once. A session runs in
+/// one; plans that run one after another (the steps of a sampler) can share one, so memory is the
+/// largest plan's, not the sum. The arena is never assumed to hold anything between runs.
+public final class Workspace: @unchecked Sendable {
+    /// Arena bytes.
+    public let arenaBytes: Int
+    /// Scratch bytes per worker.
+    public let scratchBytes: Int
+    /// Worker threads, including the caller's.
+    public var threads: Int { pool.threads }
+    let pool: ThreadPool
+    let arena: UnsafeMutableRawPointer
+    let scratch: UnsafeMutableRawPointer
+    let scratchStride: Int
+    /// Serializes the runs of all sessions in this workspace.
+    let lock = NSLock()
+
+    /// A workspace with `threads` workers, `arenaBytes` of arena and `scratchBytes` per worker.
+    public init(threads: Int, arenaBytes: Int, scratchBytes: Int) {
+        self.arenaBytes = max(arenaBytes, 0)
+        self.scratchBytes = max(scratchBytes, 0)
+        pool = ThreadPool(threads: threads)
+        arena = UnsafeMutableRawPointer.allocate(byteCount: max(self.arenaBytes, 64), alignment: 64)
+        arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(self.arenaBytes, 64))
+        scratchStride = (self.scratchBytes + 63) / 64 * 64
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: max(scratchStride * pool.threads, 64), alignment: 64)
+    }
+
+    /// A workspace large enough for every plan in `plans`.
+    public convenience init(threads: Int, for plans: [Plan]) {
+        self.init(threads: threads, arenaBytes: plans.map(\.arenaBytes).max() ?? 0,
+                  scratchBytes: plans.map(\.scratchBytes).max() ?? 0)
+    }
+
+    /// Whether `plan` can run in this workspace.
+    public func fits(_ plan: Plan) -> Bool { plan.arenaBytes <= arenaBytes && plan.scratchBytes <= scratchBytes }
+
+    deinit {
+        arena.deallocate()
+        scratch.deallocate()
+    }
+}
+
+/// Runs a plan. A session runs in a `Workspace` (arena, scratch memory and a thread pool, all
+/// allocated when it is made); `run` allocates nothing but the tensors it returns (and
+/// `run(_:into:)` not even those). Runs on one session are serialized by a lock; use one session
+/// per concurrent caller.
 public final class Session: @unchecked Sendable {
     public let plan: Plan
     public var threads: Int { pool.threads }
-    let pool: ThreadPool
-    private let arena: UnsafeMutableRawPointer
-    private let scratch: UnsafeMutableRawPointer
-    private let scratchStride: Int
+    /// Where the session runs; shared with other sessions only when they run one at a time.
+    public let workspace: Workspace
+    private var pool: ThreadPool { workspace.pool }
+    private var arena: UnsafeMutableRawPointer { workspace.arena }
+    private var scratch: UnsafeMutableRawPointer { workspace.scratch }
+    private var scratchStride: Int { workspace.scratchStride }
     private let inTable: UnsafeMutablePointer<UnsafeRawPointer>
     private let outTable: UnsafeMutablePointer<UnsafeMutableRawPointer>
     private let inStart: [Int]
     private let outStart: [Int]
-    private let lock = NSLock()
+    private var lock: NSLock { workspace.lock }
 
-    init(plan: Plan, threads: Int) {
+    init(plan: Plan, workspace: Workspace) {
         self.plan = plan
-        pool = ThreadPool(threads: threads)
-        arena = UnsafeMutableRawPointer.allocate(byteCount: max(plan.arenaBytes, 64), alignment: 64)
-        arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(plan.arenaBytes, 64))
-        scratchStride = (plan.scratchBytes + 63) / 64 * 64
-        scratch = UnsafeMutableRawPointer.allocate(byteCount: max(scratchStride * pool.threads, 64), alignment: 64)
+        self.workspace = workspace
+        let arena = workspace.arena
         let nIn = plan.steps.reduce(0) { $0 + $1.inputs.count }
         let nOut = plan.steps.reduce(0) { $0 + $1.outputs.count }
         inTable = .allocate(capacity: max(nIn, 1))
@@ -123,8 +178,6 @@ public final class Session: @unchecked Sendable {
     }
 
     deinit {
-        arena.deallocate()
-        scratch.deallocate()
         inTable.deallocate()
         outTable.deallocate()
     }

@@ -115,17 +115,32 @@ enum MatMulOp: Operator {
             offB.append(ob * k * n)
         }
         return OpBuild(outputs: [TensorSpec(.float, out)],
-                       kernel: MatMulKernel(m: m, n: n, k: k, offA: offA, offB: offB), flops: 2 * nb * m * n * k)
+                       kernel: MatMulKernel(m: m, n: n, k: k, offA: offA, offB: offB, rowWise: a.rank == 2),
+                       flops: 2 * nb * m * n * k)
     }
 }
 
 struct MatMulKernel: Kernel {
     let m, n, k: Int
     let offA, offB: [Int]
+    /// A is 2-D, so its rows are usually samples ([N, K] x [K, D], a linear layer): one SGEMM
+    /// per row, as in Gemm, so a sample's bytes do not depend on the batch size. (BLAS kernels
+    /// treat the last rows of a block differently, so a row's rounding can depend on M.) With
+    /// 3-D and larger A, each matrix of the batch is its own SGEMM already.
+    let rowWise: Bool
 
     func run(_ io: KernelIO) {
         let a = io.input(0, Float.self), b = io.input(1, Float.self), y = io.output(0, Float.self)
         let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
+        if rowWise {
+            let ob = offB[0]
+            io.pool.parallelFor(m * colChunks) { ch, _ in
+                let i = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
+                sgemm(transA: false, transB: false, m: 1, n: nn, k: k, alpha: 1, a: a + i * k, lda: k,
+                      b: b + ob + j0, ldb: n, beta: 0, c: y + i * n + j0, ldc: n)
+            }
+            return
+        }
         io.pool.parallelFor(offA.count * colChunks) { ch, _ in
             let bi = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
             sgemm(transA: false, transB: false, m: m, n: nn, k: k, alpha: 1, a: a + offA[bi], lda: k,

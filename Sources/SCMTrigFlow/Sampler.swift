@@ -1,0 +1,366 @@
+import Foundation
+import SCMGraph
+import SCMOptimize
+import SCMRuntime
+
+/// Draws samples from a TrigFlow model: consistency sampling in N steps, or the
+/// probability-flow ODE baseline. Made by `TrigFlowModel.sampler(steps:)` or
+/// `TrigFlowModel.odeSampler(steps:solver:)`.
+///
+/// The consistency rule (the model-file contract): at t_0 = t_max, x = sigma_d z_0 and
+/// x0 = f(x, t_0); for each next time s = t_k: x = cos(s) x0 + sin(s) sigma_d z_k and
+/// x0 = f(x, s); the sample is the last x0. The noise z_k of sample i is
+/// `GaussianNoise` keyed by (seed, i, k), so sample i is bitwise the same for any batch size,
+/// thread count, or caller.
+///
+/// Each network evaluation runs a plan specialized and optimized for its time and batch size;
+/// plans are compiled once and cached by the sampler. `sample` may be called from many tasks at
+/// once: each call takes its own workspace (threads and memory) from a pool the sampler keeps.
+public final class Sampler: @unchecked Sendable {
+    /// Integration rule of the ODE baseline.
+    public enum Solver: String, Sendable, CaseIterable {
+        /// One evaluation per step: x += h D(x, t).
+        case euler
+        /// Heun's second-order rule: two evaluations per step, Euler on a last step ending at 0.
+        case heun
+    }
+
+    /// How samples are drawn.
+    public enum Method: Sendable, Equatable {
+        /// Consistency sampling at these decreasing times (the first is t_max).
+        case consistency(times: [Float])
+        /// The PF-ODE dx/dt = sigma_d F(x / sigma_d, t) from t_max to 0 in this many steps.
+        case ode(steps: Int, solver: Solver)
+    }
+
+    /// Execution settings.
+    public struct Options: Sendable {
+        /// Samples per network evaluation (the last batch of a call may be smaller).
+        public var batch: Int
+        /// Worker threads per `sample` call, including the caller's.
+        public var threads: Int
+        /// Specialize and optimize a plan per time (true), or run the model as stored with t as
+        /// an input (false).
+        public var optimize: Bool
+        /// Optimizer passes instead of the default pipeline (nil: the default).
+        public var passes: [String]?
+
+        /// Options with batch 64, 1 thread, optimization on, the default pipeline.
+        public init(batch: Int = 64, threads: Int = 1, optimize: Bool = true, passes: [String]? = nil) {
+            self.batch = batch
+            self.threads = threads
+            self.optimize = optimize
+            self.passes = passes
+        }
+    }
+
+    /// The model sampled.
+    public let model: TrigFlowModel
+    /// How samples are drawn.
+    public let method: Method
+    /// Execution settings.
+    public let options: Options
+    /// The times at which the network runs, in order, for each sample.
+    public let evaluationTimes: [Float]
+    /// The ODE's time grid t_0 = t_max > ... > t_K = 0 (empty for consistency sampling).
+    public let odeGrid: [Float]
+
+    /// Network evaluations per sample.
+    public var evaluations: Int { evaluationTimes.count }
+
+    /// Noise draws per sample: one per consistency step, one for the ODE's start. A noise array
+    /// given to `sample(noise:)` has shape [noiseSteps, count, sample shape...].
+    public var noiseSteps: Int {
+        if case .consistency(let times) = method { return times.count }
+        return 1
+    }
+
+    private let lock = NSLock()
+    private var plans: [PlanKey: Plan] = [:]
+    private var idle: [Int: [Runner]] = [:]
+
+    init(model: TrigFlowModel, method: Method, options: Options) throws(SamplerError) {
+        guard options.batch >= 1, options.batch <= 1 << 16 else {
+            throw SamplerError(.invalidArgument, at: "batch", "must be in 1...65536, is \(options.batch)")
+        }
+        guard options.threads >= 1, options.threads <= 1024 else {
+            throw SamplerError(.invalidArgument, at: "threads", "must be in 1...1024, is \(options.threads)")
+        }
+        if let passes = options.passes {
+            for p in passes where p != "specialize" {
+                _ = try SamplerError.wrap { try Optimizer.pass(named: p) }
+            }
+        }
+        self.model = model
+        self.method = method
+        self.options = options
+        switch method {
+        case .consistency(let times):
+            evaluationTimes = times
+            odeGrid = []
+        case .ode(let k, let solver):
+            let tMax = Double(model.metadata.tMax)
+            let grid = (0...k).map { Float(tMax * Double(k - $0) / Double(k)) }
+            odeGrid = grid
+            var evals: [Float] = []
+            for i in 0..<k {
+                evals.append(grid[i])
+                if solver == .heun && grid[i + 1] > 0 { evals.append(grid[i + 1]) }
+            }
+            evaluationTimes = evals
+        }
+    }
+
+    // MARK: Plans
+
+    struct PlanKey: Hashable {
+        /// The bits of t, or nil for the unoptimized plan (t an input).
+        let t: UInt32?
+        let batch: Int
+    }
+
+    /// The plan for time `t` at `batch` (compiled once, then cached).
+    private func plan(t: Float, batch: Int) throws(SamplerError) -> Plan {
+        let key = PlanKey(t: options.optimize ? t.bitPattern : nil, batch: batch)
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = plans[key] { return p }
+        let m = model, opts = options
+        let p = try SamplerError.wrap { () throws -> Plan in
+            let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
+            if opts.optimize {
+                let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
+                return try Compiler.compile(optimized, shapes: [m.xName: xSpec])
+            }
+            return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])])
+        }
+        let expected = TensorSpec(.float, [batch] + model.sampleShape)
+        guard let out = p.outputs.first, out.spec == expected else {
+            throw SamplerError(.invalidModel, at: "output '\(p.outputs.first?.name ?? "")'",
+                               "is \(p.outputs.first.map { "\($0.spec)" } ?? "missing"); the contract wants \(expected), the shape of x")
+        }
+        plans[key] = p
+        return p
+    }
+
+    /// Compiles the plans of every evaluation for `batch` samples, so that later calls only
+    /// run; returns the seconds it took (0 when they were already compiled).
+    @discardableResult
+    public func prepare(batch: Int) throws(SamplerError) -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = try plans(batch: batch)
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    private func plans(batch: Int) throws(SamplerError) -> [Plan] {
+        var out: [Plan] = []
+        for t in evaluationTimes { out.append(try plan(t: t, batch: batch)) }
+        return out
+    }
+
+    // MARK: Sampling
+
+    /// Draws `count` samples with noise keyed by `seed`.
+    public func sample(count: Int, seed: UInt64) throws(SamplerError) -> Samples {
+        try run(count: count, noise: .seed(seed))
+    }
+
+    /// Draws samples from the given noise: `noise` holds [noiseSteps, count, sample shape...]
+    /// values in C order (`shape` says so), z_k of sample i at [k, i]. For reproducing samples
+    /// of another runtime exactly.
+    public func sample(noise: [Float], shape: [Int]) throws(SamplerError) -> Samples {
+        let want = [noiseSteps] + model.sampleShape
+        guard shape.count == want.count + 1, shape[0] == want[0], Array(shape.dropFirst(2)) == model.sampleShape, shape[1] >= 1 else {
+            throw SamplerError(.invalidArgument, at: "noise", "has shape \(shape); this sampler needs [\(noiseSteps), N, \(model.sampleShape.map(String.init).joined(separator: ", "))] (\(noiseSteps) noise draw\(noiseSteps == 1 ? "" : "s") per sample)")
+        }
+        guard noise.count == shape.reduce(1, *) else {
+            throw SamplerError(.invalidArgument, at: "noise", "has \(noise.count) values for shape \(shape)")
+        }
+        return try run(count: shape[1], noise: .given(noise))
+    }
+
+    enum NoiseSource {
+        case seed(UInt64)
+        case given([Float])
+    }
+
+    private func run(count: Int, noise: NoiseSource) throws(SamplerError) -> Samples {
+        guard count >= 1, count <= 1 << 24 else { throw SamplerError(.invalidArgument, at: "count", "must be in 1...16777216, is \(count)") }
+        let e = model.sampleElements
+        let (total, overflow) = count.multipliedReportingOverflow(by: e)
+        guard !overflow, total <= 1 << 32 else { throw SamplerError(.invalidArgument, at: "count", "\(count) samples of \(e) values are too many") }
+        let compileStart = DispatchTime.now().uptimeNanoseconds
+        let full = min(options.batch, count), last = count % full
+        let fullRunner = try runner(batch: full)
+        let lastRunner: Runner? = last == 0 ? nil : try runner(batch: last)
+        defer {
+            giveBack(fullRunner)
+            if let lastRunner { giveBack(lastRunner) }
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var out = [Float](repeating: 0, count: total)
+        var networkSeconds = 0.0, batchEvaluations = 0
+        var first = 0
+        try out.withUnsafeMutableBufferPointer { (dst) throws(SamplerError) in
+            while first < count {
+                let r = count - first >= full ? fullRunner : lastRunner!
+                let seconds = try draw(r, first: first, count: count, noise: noise, into: dst.baseAddress! + first * e)
+                networkSeconds += seconds
+                batchEvaluations += evaluations
+                first += r.batch
+            }
+        }
+        let end = DispatchTime.now().uptimeNanoseconds
+        let timing = Samples.Timing(prepareSeconds: Double(start - compileStart) / 1e9, sampleSeconds: Double(end - start) / 1e9,
+                                    networkSeconds: networkSeconds, batchEvaluations: batchEvaluations, evaluationsPerSample: evaluations)
+        return Samples(values: out, shape: [count] + model.sampleShape, dataRange: model.metadata.dataRange,
+                       isImage: model.isImage, timing: timing)
+    }
+
+    /// A runner for `batch` samples: an idle one, or a new one with its own workspace.
+    private func runner(batch: Int) throws(SamplerError) -> Runner {
+        let ps = try plans(batch: batch)
+        lock.lock()
+        if var free = idle[batch], let r = free.popLast() {
+            idle[batch] = free
+            lock.unlock()
+            return r
+        }
+        lock.unlock()
+        return try SamplerError.wrap { try Runner(plans: ps, batch: batch, model: model, threads: options.threads) }
+    }
+
+    private func giveBack(_ r: Runner) {
+        lock.lock()
+        idle[r.batch, default: []].append(r)
+        lock.unlock()
+    }
+
+    /// Fills `out` with samples first..<first + runner.batch; returns the network seconds.
+    private func draw(_ r: Runner, first: Int, count: Int, noise: NoiseSource, into out: UnsafeMutablePointer<Float>) throws(SamplerError) -> Double {
+        let e = model.sampleElements, n = r.batch * e
+        let sigma = model.metadata.sigmaData
+        let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer
+        func fillNoise(step: Int) {
+            for j in 0..<r.batch {
+                switch noise {
+                case .seed(let seed):
+                    GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(first + j), step: UInt32(step))
+                case .given(let values):
+                    values.withUnsafeBufferPointer { src in
+                        (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
+                    }
+                }
+            }
+        }
+        var seconds = 0.0
+        /// y = the model's f(x, t) (consistency) or F (velocity), for evaluation `k`.
+        func evaluate(_ k: Int) throws(SamplerError) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try SamplerError.wrap { try r.evaluate(k, t: evaluationTimes[k]) }
+            seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        let velocity = model.metadata.parameterization == .velocity
+        switch method {
+        case .consistency(let times):
+            fillNoise(step: 0)
+            for i in 0..<n { x[i] = sigma * z[i] }
+            for (k, t) in times.enumerated() {
+                if k > 0 {
+                    fillNoise(step: k)
+                    let c = Float(cos(Double(t))), s = Float(Double(sigma) * sin(Double(t)))
+                    for i in 0..<n { x[i] = c * out[i] + s * z[i] }
+                }
+                try evaluate(k)
+                if velocity {
+                    let c = Float(cos(Double(t))), s = Float(Double(sigma) * sin(Double(t)))
+                    for i in 0..<n { out[i] = c * x[i] - s * y[i] }
+                } else {
+                    out.update(from: y, count: n)
+                }
+            }
+        case .ode(_, let solver):
+            fillNoise(step: 0)
+            for i in 0..<n { x[i] = sigma * z[i] }
+            // d = dx/dt at (x, t) from y = the network's output at (x, t).
+            func derivative(_ xv: UnsafeMutablePointer<Float>, _ t: Float, into d: UnsafeMutablePointer<Float>) {
+                if velocity {
+                    for i in 0..<n { d[i] = sigma * y[i] }
+                } else {
+                    let c = Float(cos(Double(t))), s = Float(sin(Double(t)))
+                    for i in 0..<n { d[i] = (c * xv[i] - y[i]) / s }
+                }
+            }
+            let d1 = r.d1.pointer, d2 = r.d2.pointer, base = r.base.pointer
+            var k = 0
+            for step in 0..<(odeGrid.count - 1) {
+                let t = odeGrid[step], next = odeGrid[step + 1], h = next - t
+                try evaluate(k)
+                k += 1
+                derivative(x, t, into: d1)
+                if solver == .heun && next > 0 {
+                    base.update(from: x, count: n)
+                    for i in 0..<n { x[i] = base[i] + h * d1[i] }
+                    try evaluate(k)
+                    k += 1
+                    derivative(x, next, into: d2)
+                    let half = h * 0.5
+                    for i in 0..<n { x[i] = base[i] + half * (d1[i] + d2[i]) }
+                } else {
+                    for i in 0..<n { x[i] = x[i] + h * d1[i] }
+                }
+            }
+            out.update(from: x, count: n)
+        }
+        return seconds
+    }
+}
+
+/// Float memory that a tensor can borrow.
+final class FloatBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { pointer.deallocate() }
+    var raw: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count * 4) }
+}
+
+/// One batch size's sessions (one per evaluation, all in one workspace) and buffers. Used by
+/// one `sample` call at a time.
+final class Runner: @unchecked Sendable {
+    let batch: Int
+    let sessions: [Session]
+    /// Network input x, noise z, network output y, and ODE work buffers.
+    let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
+    private let xTensor: Tensor
+    private let tLength: Int
+    private let needsTime: Bool
+
+    init(plans: [Plan], batch: Int, model: TrigFlowModel, threads: Int) throws {
+        self.batch = batch
+        let n = batch * model.sampleElements
+        x = FloatBuffer(n)
+        z = FloatBuffer(n)
+        y = FloatBuffer(n)
+        d1 = FloatBuffer(n)
+        d2 = FloatBuffer(n)
+        base = FloatBuffer(n)
+        let workspace = Workspace(threads: threads, for: plans)
+        sessions = try plans.map { try $0.makeSession(in: workspace) }
+        xTensor = try Tensor(dtype: .float, shape: [batch] + model.sampleShape,
+                             data: .bytes(TensorStorage(borrowing: UnsafeRawBufferPointer(x.raw), owner: x)))
+        tLength = model.timeLength(batch: batch)
+        needsTime = plans.first.map { $0.inputs.count == 2 } ?? false
+    }
+
+    /// Runs evaluation `k` (time `t`) on x into y.
+    func evaluate(_ k: Int, t: Float) throws {
+        var inputs = [xTensor]
+        if needsTime { inputs.append(try Tensor(shape: [tLength], scalars: [Float](repeating: t, count: tLength))) }
+        try sessions[k].run(inputs, into: [y.raw])
+    }
+}
