@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph", "TestSupport"]),
         .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime", "TestSupport"]),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
-        .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "TestSupport"]),
+        .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
     ]
 )

@@ -102,6 +102,36 @@ struct PlanTests {
         #expect(!plan.stepOps.contains("Shape"))
         #expect(!plan.stepOps.contains("Reshape"))  // views cost nothing
     }
+
+    @Test("A 2-D MatMul row gives the same bytes whatever the number of rows")
+    func matmulRowInvariance() throws {
+        let w = try tensor([24, 40], seed: 31, name: "w")
+        let graph = Graph(name: "mm", nodes: [Node("MatMul", inputs: ["x", "w"], outputs: ["y"], name: "mm")], initializers: [w],
+                          inputs: [ValueInfo("x", TensorType(elementType: .float, shape: [.param("N"), .value(24)]))],
+                          outputs: [ValueInfo("y", TensorType(elementType: .float, shape: nil))])
+        let x = try tensor([7, 24], seed: 32)
+        let all = try Compiler.compile(Model(graph: graph), shapes: ["x": TensorSpec(.float, [7, 24])]).makeSession().run([x])[0]
+        let one = try Compiler.compile(Model(graph: graph), shapes: ["x": TensorSpec(.float, [1, 24])])
+        let xs = x.scalars(as: Float.self)!, ys = all.scalars(as: Float.self)!
+        for i in 0..<7 {
+            let row = try one.makeSession().run([try Tensor(shape: [1, 24], scalars: Array(xs[(i * 24)..<((i + 1) * 24)]))])[0]
+            #expect(row.scalars(as: Float.self)! == Array(ys[(i * 40)..<((i + 1) * 40)]), "row \(i)")
+        }
+    }
+
+    @Test("Plans that run one after another share a workspace and keep their results")
+    func sharedWorkspace() throws {
+        let small = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [1, 16, 40, 40])])
+        let large = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [3, 16, 40, 40])])
+        let workspace = Workspace(threads: 2, for: [small, large])
+        #expect(workspace.fits(small) && workspace.fits(large))
+        let a = try small.makeSession(in: workspace), b = try large.makeSession(in: workspace)
+        let x1 = try tensor([1, 16, 40, 40], seed: 3), x3 = try tensor([3, 16, 40, 40], seed: 4)
+        let r1 = try a.run([x1]), r3 = try b.run([x3]), r1again = try a.run([x1])
+        #expect(bytes(r1[0]) == bytes(r1again[0]))
+        #expect(bytes(r3[0]) == bytes(try large.makeSession().run([x3])[0]))
+        #expect(throws: RuntimeError.self) { try large.makeSession(in: Workspace(threads: 1, for: [small])) }
+    }
 }
 
 @Suite("Errors")

@@ -1,0 +1,177 @@
+import Foundation
+import SCMGraph
+import Testing
+import TestSupport
+@testable import SCMTrigFlow
+
+let tinyPath = repoRoot + "/models/tiny-trigflow.onnx"
+
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+@Suite("Sampler")
+struct SamplerTests {
+    @Test("Sample i is bitwise the same for any batch size, thread count and count")
+    func invariance() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        let reference = try model.sampler(steps: 2, options: .init(batch: 6, threads: 1)).sample(count: 6, seed: 42)
+        for (batch, threads) in [(4, 2), (1, 1), (5, 3)] {
+            let s = try model.sampler(steps: 2, options: .init(batch: batch, threads: threads)).sample(count: 6, seed: 42)
+            #expect(s.values == reference.values, "batch \(batch), threads \(threads)")
+        }
+        let first = try model.sampler(steps: 2).sample(count: 2, seed: 42)
+        #expect(first.values == Array(reference.values[0..<(2 * 64)]))
+        let other = try model.sampler(steps: 2).sample(count: 2, seed: 43)
+        #expect(other.values != first.values)
+        #expect(reference.shape == [6, 1, 8, 8])
+        #expect(reference.timing.evaluationsPerSample == 2)
+    }
+
+    @Test("Concurrent calls on one sampler give the same samples as one call alone")
+    func concurrent() async throws {
+        let sampler = try TrigFlowModel(path: tinyPath).sampler(steps: 4, options: .init(batch: 3, threads: 2))
+        let alone = try sampler.sample(count: 5, seed: 7).values
+        let results = try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<6 { group.addTask { try sampler.sample(count: 5, seed: 7).values } }
+            return try await group.reduce(into: [[Float]]()) { $0.append($1) }
+        }
+        #expect(results.count == 6)
+        #expect(results.allSatisfy { $0 == alone })
+    }
+
+    @Test("Optimized plans agree with the stored model run with t as an input")
+    func optimizedMatchesUnoptimized() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        for steps in [1, 2, 4] {
+            let a = try model.sampler(steps: steps).sample(count: 3, seed: 5)
+            let b = try model.sampler(steps: steps, options: .init(optimize: false)).sample(count: 3, seed: 5)
+            #expect(maxAbsDiff(a.values, b.values) < 1e-5, "steps \(steps)")
+        }
+    }
+
+    @Test("Given noise equal to the generator's reproduces the seeded samples")
+    func givenNoise() throws {
+        let sampler = try TrigFlowModel(path: tinyPath).sampler(steps: 2)
+        let count = 3, e = 64
+        var noise = [Float](repeating: 0, count: 2 * count * e)
+        noise.withUnsafeMutableBufferPointer { buf in
+            for k in 0..<2 {
+                for i in 0..<count {
+                    GaussianNoise.fill(buf.baseAddress! + (k * count + i) * e, count: e, seed: 11, sample: UInt32(i), step: UInt32(k))
+                }
+            }
+        }
+        let given = try sampler.sample(noise: noise, shape: [2, count, 1, 8, 8])
+        #expect(given.values == (try sampler.sample(count: count, seed: 11)).values)
+        #expect(throws: SamplerError.self) { try sampler.sample(noise: noise, shape: [1, 2 * count, 1, 8, 8]) }
+        #expect(throws: SamplerError.self) { try sampler.sample(noise: [1, 2], shape: [2, count, 1, 8, 8]) }
+    }
+
+    @Test("The ODE baseline counts its evaluations and converges with more steps")
+    func ode() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        #expect(try model.odeSampler(steps: 3, solver: .euler).evaluations == 3)
+        let heun = try model.odeSampler(steps: 3, solver: .heun)
+        #expect(heun.evaluations == 5)
+        #expect(heun.odeGrid.first == model.metadata.tMax && heun.odeGrid.last == 0)
+        // Heun at 8 and 16 steps are closer to each other than Euler at 8 is to Heun at 16.
+        let h16 = try model.odeSampler(steps: 16).sample(count: 2, seed: 3).values
+        let h8 = try model.odeSampler(steps: 8).sample(count: 2, seed: 3).values
+        let e8 = try model.odeSampler(steps: 8, solver: .euler).sample(count: 2, seed: 3).values
+        #expect(maxAbsDiff(h8, h16) < maxAbsDiff(e8, h16))
+    }
+
+    @Test("Bad arguments and contract violations are typed errors")
+    func errors() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        func kind(_ body: () throws -> Void) -> SamplerError.Kind? {
+            do { try body() } catch let e as SamplerError { return e.kind } catch { return nil }
+            return nil
+        }
+        #expect(kind { _ = try model.sampler(steps: 0) } == .invalidArgument)
+        #expect(kind { _ = try model.sampler(steps: 2, schedule: [1.0, 0.5]) } == .invalidModel)
+        #expect(kind { _ = try model.sampler(steps: 2, options: .init(batch: 0)) } == .invalidArgument)
+        #expect(kind { _ = try model.sampler(steps: 2, options: .init(passes: ["nope"])) } == .invalidModel)
+        #expect(kind { _ = try model.sampler(steps: 1).sample(count: 0, seed: 0) } == .invalidArgument)
+        #expect(kind { _ = try TrigFlowModel(path: "/nonexistent/model.onnx") } == .io)
+        var m = try ModelFile.load(path: tinyPath)
+        m.metadata.removeAll { $0.key == "scm.sigma_data" }
+        #expect(kind { _ = try TrigFlowModel(m) } == .invalidModel)
+        #expect(try TrigFlowModel(m, overrides: .init(sigmaData: 0.5)).metadata.sigmaData == 0.5)
+        var one = try ModelFile.load(path: tinyPath)
+        one.graph.inputs.removeLast()
+        #expect(kind { _ = try TrigFlowModel(one) } == .invalidModel)
+    }
+
+    @Test("Default schedule: t_max sqrt((N - i) / N), the paper's 1.1 for two steps")
+    func defaultSchedule() {
+        let s2 = TrigFlowMetadata.defaultSchedule(steps: 2, tMax: 1.5645463)
+        #expect(s2.count == 2 && s2[0] == 1.5645463 && abs(s2[1] - 1.1063) < 1e-4)
+        let s4 = TrigFlowMetadata.defaultSchedule(steps: 4, tMax: 1.5645463)
+        #expect(zip(s4, s4.dropFirst()).allSatisfy { $0 > $1 } && s4.last! > 0)
+    }
+}
+
+@Suite("Images and .npy")
+struct OutputTests {
+    @Test("Pixel map: rounding, clamping, NaN")
+    func pixels() {
+        let s = Images.scale(for: (-1, 1))
+        #expect(Images.pixel(-1, low: -1, scale: s) == 0)
+        #expect(Images.pixel(1, low: -1, scale: s) == 255)
+        #expect(Images.pixel(0, low: -1, scale: s) == 128)  // 127.5 + 0.5
+        #expect(Images.pixel(-7, low: -1, scale: s) == 0)
+        #expect(Images.pixel(9, low: -1, scale: s) == 255)
+        #expect(Images.pixel(.nan, low: -1, scale: s) == 0)
+        #expect(Images.pixel(.infinity, low: -1, scale: s) == 255)
+    }
+
+    @Test("Grid PNG: a valid PNG with the grid's size and the samples' pixels")
+    func gridPNG() throws {
+        let samples = try TrigFlowModel(path: tinyPath).sampler(steps: 1).sample(count: 5, seed: 1)
+        let png = try samples.png(nrow: 2)
+        #expect(Array(png.prefix(8)) == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+        let picture = try samples.picture(nrow: 2)
+        #expect(picture.width == 2 * 10 + 2 && picture.height == 3 * 10 + 2 && picture.channels == 1)
+        let decoded = try decodePNG(png)
+        #expect(decoded.width == picture.width && decoded.height == picture.height && decoded.pixels == picture.pixels)
+        // Sample 3 sits at row 1, column 1.
+        let s = Images.scale(for: (-1, 1))
+        #expect(picture.pixels[(12 + 0) * 22 + 12] == Images.pixel(samples.values[3 * 64], low: -1, scale: s))
+        let one = try decodePNG(try samples.png(sample: 4))
+        #expect(one.width == 8 && one.pixels == samples.values[(4 * 64)..<(5 * 64)].map { Images.pixel($0, low: -1, scale: s) })
+    }
+
+    @Test("npy: round trip, float64 input, malformed files are errors")
+    func npy() throws {
+        let values: [Float] = [1, -2.5, 3e-8, .infinity]
+        let bytes = values.withUnsafeBufferPointer { NPY.encode($0, shape: [2, 2]) }
+        #expect((bytes.count - values.count * 4) % 64 == 0)
+        let back = try NPY.decode(bytes)
+        #expect(back.shape == [2, 2] && back.values == values)
+        // float64 payload.
+        var f8 = Array("\u{93}NUMPY".unicodeScalars.map { UInt8($0.value) }) + [1, 0]
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n"
+        f8 += [UInt8(header.utf8.count), 0] + Array(header.utf8)
+        for d in [1.5, -0.25] { withUnsafeBytes(of: d.bitPattern.littleEndian) { f8 += $0 } }
+        #expect(try NPY.decode(f8).values == [1.5, -0.25])
+        for bad in [Array(bytes.prefix(9)), [UInt8](repeating: 0, count: 80), Array(bytes.dropLast()),
+                    bytes.replacing(Array("False".utf8), with: Array("True ".utf8)),
+                    bytes.replacing(Array("<f4".utf8), with: Array("<i4".utf8)),
+                    bytes.replacing(Array("(2, 2)".utf8), with: Array("(2, x)".utf8))] {
+            #expect(throws: SamplerError.self) { try NPY.decode(bad) }
+        }
+        // Seeded random corruption never crashes.
+        var state: UInt64 = 12345
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        for _ in 0..<2000 {
+            var c = bytes
+            for _ in 0..<(1 + next() % 4) { c[next() % c.count] = UInt8(truncatingIfNeeded: next()) }
+            _ = try? NPY.decode(c)
+        }
+    }
+}
