@@ -1,7 +1,8 @@
 # The two commands the README opens with:
-#   make demo   build (release) and inspect the committed tiny TrigFlow model
-#   make test   everything the CI runs: Swift unit tests + Python cross-checks against onnx/onnxruntime
-.PHONY: setup build demo test swift-test crosscheck node-tests bench bench-optimizer conformance clean
+#   make demo   build (release) and draw a 2-step sample grid from the committed tiny TrigFlow model
+#   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
+#               and the Examples/ package that embeds the library
+.PHONY: setup build demo test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
 
 PY := .venv/bin/python
 
@@ -12,8 +13,9 @@ build: setup
 	swift build
 
 demo: setup
-	swift build -c release --product scm-inspect
-	.build/release/scm-inspect models/tiny-trigflow.onnx
+	swift build -c release --product scm-run
+	mkdir -p out
+	.build/release/scm-run models/tiny-trigflow.onnx --steps 2 --count 64 --out out/grid.png --npy out/samples.npy
 
 swift-test: setup
 	swift test
@@ -24,7 +26,13 @@ node-tests: setup
 crosscheck: build node-tests
 	$(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck
 
-test: swift-test crosscheck
+# The example package depends on the library by path; it must build and write its PNG.
+example:
+	swift build --package-path Examples
+	Examples/.build/debug/sample-grid models/tiny-trigflow.onnx .build/example-grid.png
+	test -s .build/example-grid.png
+
+test: swift-test crosscheck example
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`.
 conformance: build node-tests
@@ -41,5 +49,10 @@ bench-optimizer: setup
 	swift build -c release --product scm-export
 	$(PY) tools/bench_optimizer.py
 
+# Images/s of 1-, 2- and 4-step sampling at batch 64 (release build), onnxruntime alongside.
+bench-sampler: setup
+	swift build -c release --product scm-run
+	$(PY) tools/bench_sampler.py
+
 clean:
-	rm -rf .build
+	rm -rf .build Examples/.build

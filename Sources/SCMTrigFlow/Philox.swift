@@ -33,7 +33,7 @@ public struct Philox4x32: Sendable {
 }
 
 /// Standard normal noise keyed by (seed, sample, step), turned into normals by Box-Muller, so
-/// other runtimes can reproduce it exactly (to be documented with the sampler).
+/// other runtimes can reproduce it exactly (specified in schemas/README.md, "Noise").
 public enum GaussianNoise {
     /// Fills `out[0..<count]` with the noise of `sample` at `step` for `seed`.
     ///

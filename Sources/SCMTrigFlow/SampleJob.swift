@@ -46,7 +46,7 @@ public struct SampleJob: Sendable {
         public var times: [Float]
         /// Samples drawn.
         public var count: Int
-        /// Batch size and threads used.
+        /// Batch size (of the first batch; see `Sampler.batchSizes(count:)`) and threads used.
         public var batch: Int, threads: Int
         /// Whether plans were optimized per time.
         public var optimized: Bool
@@ -128,7 +128,7 @@ public struct SampleJob: Sendable {
         } else {
             let n = count ?? 64
             // Compile first, so the sampling time is sampling alone.
-            let prepare = try sampler.prepare(batch: min(options.batch, n))
+            let prepare = try sampler.prepare(count: n)
             var s = try sampler.sample(count: n, seed: seed)
             s.timing.prepareSeconds += prepare
             samples = s
@@ -155,7 +155,7 @@ public struct SampleJob: Sendable {
         case .consistency: "consistency"
         case .ode(_, let s): "ode-\(s.rawValue)"
         }
-        return Report(method: method, times: sampler.evaluationTimes, count: samples.count, batch: min(options.batch, samples.count),
+        return Report(method: method, times: sampler.evaluationTimes, count: samples.count, batch: sampler.batchSizes(count: samples.count).first ?? 1,
                       threads: options.threads, optimized: options.optimize, timing: samples.timing, files: files)
     }
 

@@ -143,12 +143,30 @@ public final class Sampler: @unchecked Sendable {
         return p
     }
 
-    /// Compiles the plans of every evaluation for `batch` samples, so that later calls only
-    /// run; returns the seconds it took (0 when they were already compiled).
+    /// The batch sizes a call for `count` samples runs: full batches of `options.batch`, then
+    /// the rest in one batch rounded up to a power of two (at most `options.batch`), padded with
+    /// samples that are computed and dropped. Batch invariance makes the padding invisible, and
+    /// the rounding bounds the plans a long-lived sampler compiles and keeps to about
+    /// log2(batch) + 1 batch sizes, whatever counts its callers ask for.
+    public func batchSizes(count: Int) -> [Int] {
+        guard count >= 1 else { return [] }
+        let full = options.batch
+        var sizes = [Int](repeating: full, count: count / full)
+        let rest = count % full
+        if rest > 0 {
+            var p = 1
+            while p < rest { p <<= 1 }
+            sizes.append(min(p, full))
+        }
+        return sizes
+    }
+
+    /// Compiles the plans a call for `count` samples needs, so that the call only runs;
+    /// returns the seconds it took (0 when they were already compiled).
     @discardableResult
-    public func prepare(batch: Int) throws(SamplerError) -> Double {
+    public func prepare(count: Int) throws(SamplerError) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        _ = try plans(batch: batch)
+        for b in Set(batchSizes(count: count)) { _ = try plans(batch: b) }
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
@@ -190,24 +208,22 @@ public final class Sampler: @unchecked Sendable {
         let (total, overflow) = count.multipliedReportingOverflow(by: e)
         guard !overflow, total <= 1 << 32 else { throw SamplerError(.invalidArgument, at: "count", "\(count) samples of \(e) values are too many") }
         let compileStart = DispatchTime.now().uptimeNanoseconds
-        let full = min(options.batch, count), last = count % full
-        let fullRunner = try runner(batch: full)
-        let lastRunner: Runner? = last == 0 ? nil : try runner(batch: last)
-        defer {
-            giveBack(fullRunner)
-            if let lastRunner { giveBack(lastRunner) }
-        }
+        let sizes = batchSizes(count: count)
+        var runners: [Int: Runner] = [:]
+        defer { for r in runners.values { giveBack(r) } }
+        for b in Set(sizes) { runners[b] = try runner(batch: b) }
         let start = DispatchTime.now().uptimeNanoseconds
         var out = [Float](repeating: 0, count: total)
         var networkSeconds = 0.0, batchEvaluations = 0
         var first = 0
         try out.withUnsafeMutableBufferPointer { (dst) throws(SamplerError) in
-            while first < count {
-                let r = count - first >= full ? fullRunner : lastRunner!
-                let seconds = try draw(r, first: first, count: count, noise: noise, into: dst.baseAddress! + first * e)
-                networkSeconds += seconds
+            for b in sizes {
+                guard let r = runners[b] else { continue }
+                let real = min(b, count - first)
+                networkSeconds += try draw(r, first: first, real: real, count: count, noise: noise)
+                (dst.baseAddress! + first * e).update(from: r.result.pointer, count: real * e)
                 batchEvaluations += evaluations
-                first += r.batch
+                first += real
             }
         }
         let end = DispatchTime.now().uptimeNanoseconds
@@ -236,19 +252,25 @@ public final class Sampler: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Fills `out` with samples first..<first + runner.batch; returns the network seconds.
-    private func draw(_ r: Runner, first: Int, count: Int, noise: NoiseSource, into out: UnsafeMutablePointer<Float>) throws(SamplerError) -> Double {
+    /// Draws samples first..<first + real into `r.result` (its first `real` samples; the rest of
+    /// the batch is padding: seeded noise is drawn for the following indices, given noise is
+    /// zero). Returns the network seconds.
+    private func draw(_ r: Runner, first: Int, real: Int, count: Int, noise: NoiseSource) throws(SamplerError) -> Double {
         let e = model.sampleElements, n = r.batch * e
         let sigma = model.metadata.sigmaData
-        let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer
+        let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer, out = r.result.pointer
         func fillNoise(step: Int) {
             for j in 0..<r.batch {
                 switch noise {
                 case .seed(let seed):
-                    GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(first + j), step: UInt32(step))
+                    GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
                 case .given(let values):
-                    values.withUnsafeBufferPointer { src in
-                        (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
+                    if j < real {
+                        values.withUnsafeBufferPointer { src in
+                            (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
+                        }
+                    } else {
+                        (z + j * e).update(repeating: 0, count: e)
                     }
                 }
             }
@@ -334,8 +356,8 @@ final class FloatBuffer: @unchecked Sendable {
 final class Runner: @unchecked Sendable {
     let batch: Int
     let sessions: [Session]
-    /// Network input x, noise z, network output y, and ODE work buffers.
-    let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
+    /// Network input x, noise z, network output y, the samples, and ODE work buffers.
+    let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, result: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
     private let xTensor: Tensor
     private let tLength: Int
     private let needsTime: Bool
@@ -346,6 +368,7 @@ final class Runner: @unchecked Sendable {
         x = FloatBuffer(n)
         z = FloatBuffer(n)
         y = FloatBuffer(n)
+        result = FloatBuffer(n)
         d1 = FloatBuffer(n)
         d2 = FloatBuffer(n)
         base = FloatBuffer(n)

@@ -26,6 +26,15 @@ struct SamplerTests {
         #expect(other.values != first.values)
         #expect(reference.shape == [6, 1, 8, 8])
         #expect(reference.timing.evaluationsPerSample == 2)
+        // The last batch is padded to a power of two: few batch sizes, whatever the counts.
+        let sampler = try model.sampler(steps: 1, options: .init(batch: 48))
+        #expect(sampler.batchSizes(count: 100) == [48, 48, 4])
+        #expect(sampler.batchSizes(count: 40) == [48])
+        let sizes = Set((1...300).flatMap { sampler.batchSizes(count: $0) })
+        #expect(sizes == [1, 2, 4, 8, 16, 32, 48])
+        let padded = try sampler.sample(count: 3, seed: 42)  // one batch of 4, the last dropped
+        let unpadded = try model.sampler(steps: 1, options: .init(batch: 1)).sample(count: 3, seed: 42)
+        #expect(padded.count == 3 && padded.values == unpadded.values)
     }
 
     @Test("Concurrent calls on one sampler give the same samples as one call alone")
