@@ -10,8 +10,11 @@ public struct TrigFlowMetadata: Sendable {
         case velocity
     }
 
+    /// `scm.parameterization` (default `consistency`).
     public var parameterization: Parameterization
+    /// `scm.sigma_data`: the data's standard deviation, the noise scale.
     public var sigmaData: Float
+    /// `scm.t_max`: the first sampling time, in (0, pi/2).
     public var tMax: Float
     /// Stored schedules by step count (`scm.schedule.N`).
     public var schedules: [Int: [Float]]

@@ -24,9 +24,13 @@ public enum Images {
 
     /// An 8-bit picture, rows top to bottom, channels interleaved (1 = gray, 3 = RGB).
     public struct Picture: Sendable {
+        /// Width in pixels.
         public var width: Int
+        /// Height in pixels.
         public var height: Int
+        /// Channels per pixel: 1 (gray) or 3 (RGB).
         public var channels: Int
+        /// `height` rows of `width * channels` bytes, top row first.
         public var pixels: [UInt8]
 
         /// A picture filled with `value`.

@@ -9,8 +9,10 @@ import Darwin
 /// keyed by (seed, sample, step) needs no state and no order: sample i gets the same values alone
 /// or in any batch, on any thread.
 public struct Philox4x32: Sendable {
+    /// The two key words (a seed's low and high halves for `GaussianNoise`).
     public var key: (UInt32, UInt32)
 
+    /// A generator for `key`.
     public init(key: (UInt32, UInt32)) { self.key = key }
 
     /// The 10-round bijection of `counter` under `key`.

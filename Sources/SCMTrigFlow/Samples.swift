@@ -77,6 +77,11 @@ public struct Samples: Sendable {
         let g = try imageGeometry()
         let cols = nrow ?? Int(Double(count).squareRoot().rounded(.up))
         guard cols >= 1 else { throw SamplerError(.invalidArgument, at: "nrow", "must be at least 1, is \(cols)") }
+        let c = min(cols, count), rows = (count + c - 1) / c, pad = Images.gridPadding
+        let bytes = Double(c * (g.w + pad) + pad) * Double(rows * (g.h + pad) + pad) * Double(g.c)
+        guard bytes <= Double(1 << 30) else {
+            throw SamplerError(.invalidArgument, at: "png", "a grid of \(count) images would take \(Int(bytes)) bytes, over the 1 GiB limit; write --out-dir or --npy instead")
+        }
         return values.withUnsafeBufferPointer {
             Images.grid($0, count: count, channels: g.c, height: g.h, width: g.w, nrow: cols, range: g.range)
         }

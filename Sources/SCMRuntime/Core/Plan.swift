@@ -23,7 +23,9 @@ struct Step: Sendable {
 
 /// A graph input the caller passes to `run`.
 public struct PlanInput: Sendable {
+    /// The graph input's name.
     public let name: String
+    /// The dtype and shape `run` expects.
     public let spec: TensorSpec
     /// Set when the compiler fixed this input's value (it needed it for a shape); `run` then
     /// checks that the value passed is the same.
@@ -33,7 +35,9 @@ public struct PlanInput: Sendable {
 
 /// A graph output `run` returns.
 public struct PlanOutput: Sendable {
+    /// The graph output's name.
     public let name: String
+    /// The dtype and shape `run` returns.
     public let spec: TensorSpec
     let slot: Slot
 }
@@ -42,7 +46,9 @@ public struct PlanOutput: Sendable {
 /// whose layout reuses memory by liveness. Immutable and `Sendable`: any number of sessions
 /// (each with its own arena and threads) can run it at once.
 public final class Plan: Sendable {
+    /// The inputs `run` takes, in graph order (graph inputs the compiler did not fold).
     public let inputs: [PlanInput]
+    /// The outputs `run` returns, in graph order.
     public let outputs: [PlanOutput]
     let steps: [Step]
     let constants: [Tensor]
@@ -137,7 +143,9 @@ public final class Workspace: @unchecked Sendable {
 /// `run(_:into:)` not even those). Runs on one session are serialized by a lock; use one session
 /// per concurrent caller.
 public final class Session: @unchecked Sendable {
+    /// The plan this session runs.
     public let plan: Plan
+    /// Worker threads, including the caller's.
     public var threads: Int { pool.threads }
     /// Where the session runs; shared with other sessions only when they run one at a time.
     public let workspace: Workspace
