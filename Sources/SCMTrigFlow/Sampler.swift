@@ -58,7 +58,7 @@ public final class Sampler: @unchecked Sendable {
     public let model: TrigFlowModel
     /// How samples are drawn.
     public let method: Method
-    /// Execution settings.
+    /// Execution settings (`batch` is the file's when it fixes the batch size).
     public let options: Options
     /// The times at which the network runs, in order, for each sample.
     public let evaluationTimes: [Float]
@@ -93,6 +93,9 @@ public final class Sampler: @unchecked Sendable {
         }
         self.model = model
         self.method = method
+        var options = options
+        // A file with a fixed batch size runs at that size (the last batch padded).
+        if let fixed = model.fixedBatch { options.batch = fixed }
         self.options = options
         switch method {
         case .consistency(let times):
@@ -153,7 +156,9 @@ public final class Sampler: @unchecked Sendable {
         let full = options.batch
         var sizes = [Int](repeating: full, count: count / full)
         let rest = count % full
-        if rest > 0 {
+        if rest > 0 && model.fixedBatch != nil {
+            sizes.append(full)
+        } else if rest > 0 {
             var p = 1
             while p < rest { p <<= 1 }
             sizes.append(min(p, full))

@@ -41,6 +41,9 @@ public struct TrigFlowModel: Sendable {
     /// The declared length of `t` when the file fixes it (e.g. [1], broadcast over the batch);
     /// nil for the contract's [N].
     let fixedTimeLength: Int?
+    /// The batch size when the file fixes it (an export without a dynamic batch axis); samplers
+    /// then run every batch at this size, padding the last.
+    public let fixedBatch: Int?
 
     /// Elements of one sample.
     public var sampleElements: Int { sampleShape.reduce(1, *) }
@@ -120,6 +123,7 @@ public struct TrigFlowModel: Sendable {
         self.xName = x.name
         self.tName = t.name
         self.fixedTimeLength = fixedT
+        if case .value(let b) = xs[0], b >= 1 { fixedBatch = b } else { fixedBatch = nil }
     }
 
     /// The length `t` has in a batch of `batch` samples.

@@ -273,3 +273,18 @@ def test_models_that_break_the_contract(tmp_path):
     onnx.save(bad, str(tmp_path / "sum.onnx"))
     fails(tmp_path / "sum.onnx", "--steps", 1, expect="the shape of x")
     del g
+
+
+def test_fixed_batch_model(plain, tmp_path):
+    # An export without a dynamic batch axis: x [1, ...], t [1]. Batches run at that size.
+    m = onnx.load(plain)
+    for vi in (m.graph.input[0], m.graph.input[1], m.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.checker.check_model(m, full_check=True)
+    fixed = save(m, tmp_path / "fixed.onnx")
+    r = run_json(fixed, "--steps", 2, "--seed", 4, "--count", 3, "--batch", 64, "--npy", tmp_path / "fixed.npy")
+    assert r["batch"] == 1
+    run(plain, "--steps", 2, "--seed", 4, "--count", 3, "--npy", tmp_path / "dynamic.npy")
+    assert (tmp_path / "fixed.npy").read_bytes() == (tmp_path / "dynamic.npy").read_bytes()
+    run(fixed, "--steps", 2, "--seed", 4, "--count", 3, "--no-optimize", "--npy", tmp_path / "fixed_unopt.npy")
+    compare(np.load(tmp_path / "fixed_unopt.npy"), np.load(tmp_path / "dynamic.npy").astype(np.float64))
