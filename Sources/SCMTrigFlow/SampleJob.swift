@@ -73,8 +73,10 @@ public struct SampleJob: Sendable {
 
         /// A human-readable summary.
         public var summary: String {
+            let shown = times.count <= 8 ? times.map { String(format: "%.4g", $0) }.joined(separator: ", ")
+                : times.prefix(3).map { String(format: "%.4g", $0) }.joined(separator: ", ") + ", ..., " + String(format: "%.4g", times.last ?? 0)
             var s = String(format: "scm-run: %ld samples, %@ at t = %@, %ld network evaluation%@ per sample, batch %ld, %ld thread%@%@\n",
-                           count, method, times.map { String(format: "%.4g", $0) }.joined(separator: ", "), timing.evaluationsPerSample,
+                           count, method, shown, timing.evaluationsPerSample,
                            timing.evaluationsPerSample == 1 ? "" : "s", batch, threads, threads == 1 ? "" : "s", optimized ? "" : ", unoptimized")
             s += String(format: "  %.1f images/s, %.3f ms per step (network %.3f ms), sampling %.3f s, plans %.3f s",
                         imagesPerSecond, msPerStep, networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds)

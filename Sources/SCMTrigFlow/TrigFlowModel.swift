@@ -68,8 +68,9 @@ public struct TrigFlowModel: Sendable {
             meta = try TrigFlowMetadata(model, sigmaData: overrides.sigmaData, tMax: overrides.tMax)
         } catch {
             var e = SamplerError(wrapping: error)
-            if e.message.contains("is missing") {
-                e.message += e.location.contains("sigma_data") ? " with --sigma-data" : " with --t-max"
+            if e.message.hasPrefix("is missing") {
+                e.message = e.location.contains("sigma_data") ? "is missing: give the model's sigma_data (--sigma-data, or Overrides.sigmaData)"
+                    : "is missing: give the model's t_max (--t-max, or Overrides.tMax)"
             }
             throw e
         }
