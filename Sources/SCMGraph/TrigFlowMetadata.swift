@@ -71,12 +71,19 @@ public struct TrigFlowMetadata: Sendable {
             throw ModelError(.invalidModel, at: source, "'\(text)' is not a comma-separated list of numbers")
         }
         let ts = parts.map { $0! }
-        if let steps, ts.count != steps { throw ModelError(.invalidModel, at: source, "lists \(ts.count) times for \(steps) steps") }
-        guard abs(ts[0] - tMax) <= 1e-5 else { throw ModelError(.invalidModel, at: source, "must start at t_max = \(tMax), starts at \(ts[0])") }
-        guard zip(ts, ts.dropFirst()).allSatisfy({ $0 > $1 }), ts.last! > 0 else {
-            throw ModelError(.invalidModel, at: source, "times must decrease and stay above 0: \(ts)")
-        }
+        try checkSchedule(ts, steps: steps, tMax: tMax, source: source)
         return ts
+    }
+
+    /// Throws unless `times` is a schedule: `steps` (when given) decreasing times above 0, the
+    /// first `tMax` (within 1e-5). Errors name `source`.
+    public static func checkSchedule(_ times: [Float], steps: Int? = nil, tMax: Float, source: String = "schedule") throws {
+        if let steps, times.count != steps { throw ModelError(.invalidModel, at: source, "lists \(times.count) times for \(steps) steps") }
+        guard let first = times.first, let last = times.last else { throw ModelError(.invalidModel, at: source, "lists no times") }
+        guard abs(first - tMax) <= 1e-5 else { throw ModelError(.invalidModel, at: source, "must start at t_max = \(tMax), starts at \(first)") }
+        guard zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), last > 0 else {
+            throw ModelError(.invalidModel, at: source, "times must decrease and stay above 0: \(times)")
+        }
     }
 
     /// The schedule for `steps` steps: the stored one, or `defaultSchedule(steps:tMax:)`.

@@ -19,11 +19,12 @@ public enum NPY {
         let n = header.utf8.count
         out += [UInt8(n & 0xff), UInt8(n >> 8)]
         out += Array(header.utf8)
-        out.reserveCapacity(out.count + values.count * 4)
-        for v in values {
-            let b = v.bitPattern.littleEndian
-            out += [UInt8(truncatingIfNeeded: b), UInt8(truncatingIfNeeded: b >> 8),
-                    UInt8(truncatingIfNeeded: b >> 16), UInt8(truncatingIfNeeded: b >> 24)]
+        let start = out.count
+        out += repeatElement(0, count: values.count * 4)
+        out.withUnsafeMutableBytes { raw in
+            for (i, v) in values.enumerated() {
+                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: start + 4 * i, as: UInt32.self)
+            }
         }
         return out
     }

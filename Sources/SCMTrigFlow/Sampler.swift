@@ -240,7 +240,6 @@ public final class Sampler: @unchecked Sendable {
 
     /// A runner for `batch` samples: an idle one, or a new one with its own workspace.
     private func runner(batch: Int) throws(SamplerError) -> Runner {
-        let ps = try plans(batch: batch)
         lock.lock()
         if var free = idle[batch], let r = free.popLast() {
             idle[batch] = free
@@ -248,7 +247,10 @@ public final class Sampler: @unchecked Sendable {
             return r
         }
         lock.unlock()
-        return try SamplerError.wrap { try Runner(plans: ps, batch: batch, model: model, threads: options.threads) }
+        let ps = try plans(batch: batch)
+        return try SamplerError.wrap {
+            try Runner(plans: ps, times: evaluationTimes, batch: batch, model: model, threads: options.threads)
+        }
     }
 
     private func giveBack(_ r: Runner) {
@@ -284,31 +286,33 @@ public final class Sampler: @unchecked Sendable {
         /// y = the model's f(x, t) (consistency) or F (velocity), for evaluation `k`.
         func evaluate(_ k: Int) throws(SamplerError) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            try SamplerError.wrap { try r.evaluate(k, t: evaluationTimes[k]) }
+            try SamplerError.wrap { try r.evaluate(k) }
             seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
+        /// cos(t) and sigma_d sin(t), computed in double and rounded to float (the contract).
+        func coefficients(_ t: Float) -> (cos: Float, sigmaSin: Float) {
+            (Float(cos(Double(t))), Float(Double(sigma) * sin(Double(t))))
+        }
         let velocity = model.metadata.parameterization == .velocity
+        // Both methods start from x = sigma_d z_0 at t_max.
+        fillNoise(step: 0)
+        for i in 0..<n { x[i] = sigma * z[i] }
         switch method {
         case .consistency(let times):
-            fillNoise(step: 0)
-            for i in 0..<n { x[i] = sigma * z[i] }
             for (k, t) in times.enumerated() {
+                let (c, s) = coefficients(t)
                 if k > 0 {
                     fillNoise(step: k)
-                    let c = Float(cos(Double(t))), s = Float(Double(sigma) * sin(Double(t)))
                     for i in 0..<n { x[i] = c * out[i] + s * z[i] }
                 }
                 try evaluate(k)
                 if velocity {
-                    let c = Float(cos(Double(t))), s = Float(Double(sigma) * sin(Double(t)))
                     for i in 0..<n { out[i] = c * x[i] - s * y[i] }
                 } else {
                     out.update(from: y, count: n)
                 }
             }
         case .ode(_, let solver):
-            fillNoise(step: 0)
-            for i in 0..<n { x[i] = sigma * z[i] }
             // d = dx/dt at (x, t) from y = the network's output at (x, t).
             func derivative(_ xv: UnsafeMutablePointer<Float>, _ t: Float, into d: UnsafeMutablePointer<Float>) {
                 if velocity {
@@ -364,10 +368,11 @@ final class Runner: @unchecked Sendable {
     /// Network input x, noise z, network output y, the samples, and ODE work buffers.
     let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, result: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
     private let xTensor: Tensor
-    private let tLength: Int
-    private let needsTime: Bool
+    /// The `t` input of each evaluation, for plans that take it (unoptimized); else empty.
+    private let timeInputs: [Tensor]
 
-    init(plans: [Plan], batch: Int, model: TrigFlowModel, threads: Int) throws {
+    /// Sessions for `plans` (one per evaluation, at `times`) in one workspace.
+    init(plans: [Plan], times: [Float], batch: Int, model: TrigFlowModel, threads: Int) throws {
         self.batch = batch
         let n = batch * model.sampleElements
         x = FloatBuffer(n)
@@ -381,14 +386,13 @@ final class Runner: @unchecked Sendable {
         sessions = try plans.map { try $0.makeSession(in: workspace) }
         xTensor = try Tensor(dtype: .float, shape: [batch] + model.sampleShape,
                              data: .bytes(TensorStorage(borrowing: UnsafeRawBufferPointer(x.raw), owner: x)))
-        tLength = model.timeLength(batch: batch)
-        needsTime = plans.first.map { $0.inputs.count == 2 } ?? false
+        let tLength = model.timeLength(batch: batch)
+        timeInputs = plans.first?.inputs.count == 2
+            ? try times.map { try Tensor(shape: [tLength], scalars: [Float](repeating: $0, count: tLength)) } : []
     }
 
-    /// Runs evaluation `k` (time `t`) on x into y.
-    func evaluate(_ k: Int, t: Float) throws {
-        var inputs = [xTensor]
-        if needsTime { inputs.append(try Tensor(shape: [tLength], scalars: [Float](repeating: t, count: tLength))) }
-        try sessions[k].run(inputs, into: [y.raw])
+    /// Runs evaluation `k` on x into y.
+    func evaluate(_ k: Int) throws {
+        try sessions[k].run(timeInputs.isEmpty ? [xTensor] : [xTensor, timeInputs[k]], into: [y.raw])
     }
 }

@@ -134,13 +134,8 @@ public struct TrigFlowModel: Sendable {
     /// `t_max`; the model's `scm.schedule.N` or the default rule when nil).
     public func sampler(steps: Int, schedule: [Float]? = nil, options: Sampler.Options = Sampler.Options()) throws(SamplerError) -> Sampler {
         guard steps >= 1, steps <= 10_000 else { throw SamplerError(.invalidArgument, at: "steps", "must be in 1...10000, is \(steps)") }
-        let times: [Float]
-        if let schedule {
-            let text = schedule.map { String($0) }.joined(separator: ",")
-            times = try SamplerError.wrap { try TrigFlowMetadata.parseSchedule(text, steps: steps, tMax: metadata.tMax, source: "schedule") }
-        } else {
-            times = metadata.schedule(steps: steps)
-        }
+        let times = schedule ?? metadata.schedule(steps: steps)
+        try SamplerError.wrap { try TrigFlowMetadata.checkSchedule(times, steps: steps, tMax: metadata.tMax, source: "schedule") }
         return try Sampler(model: self, method: .consistency(times: times), options: options)
     }
 

@@ -252,15 +252,14 @@ def test_metadata_overrides(unet, tmp_path):
 
 
 def test_models_that_break_the_contract(tmp_path):
-    # One input only.
-    m = make_tiny_model.build_vector(2, seed=1)
-    g = m.graph
     import onnx.helper as h
+    metadata = make_tiny_model.build_vector(2, seed=1).metadata_props
+    # One input only.
     single = h.make_model(h.make_graph([h.make_node("Identity", ["x"], ["y"])], "one",
                                        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 2])],
                                        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2])]),
                           opset_imports=[h.make_opsetid("", 21)])
-    single.metadata_props.extend(g_meta for g_meta in m.metadata_props)
+    single.metadata_props.extend(metadata)
     onnx.save(single, str(tmp_path / "one.onnx"))
     fails(tmp_path / "one.onnx", "--steps", 1, expect="exactly two inputs")
     # Output of the wrong shape.
@@ -269,10 +268,9 @@ def test_models_that_break_the_contract(tmp_path):
                                      h.make_tensor_value_info("t", onnx.TensorProto.FLOAT, ["N"])],
                                     [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]),
                        opset_imports=[h.make_opsetid("", 21)])
-    bad.metadata_props.extend(m.metadata_props)
+    bad.metadata_props.extend(metadata)
     onnx.save(bad, str(tmp_path / "sum.onnx"))
     fails(tmp_path / "sum.onnx", "--steps", 1, expect="the shape of x")
-    del g
 
 
 def test_fixed_batch_model(plain, tmp_path):

@@ -26,6 +26,20 @@ public enum BLAS {
 /// Columns of output per GEMM chunk: fixed, so chunking is independent of the thread count.
 let gemmColumnChunk = 512
 
+/// Y[m, n] = alpha op(A) op(B) + beta Y with one SGEMM per row of Y (and column chunk), spread
+/// over the pool. A row's result does not depend on how many rows there are (BLAS kernels round
+/// the rows of a block and the leftover rows differently), so when rows are samples a sample
+/// gives the same bytes whatever the batch size. Used by Gemm and 2-D MatMul.
+func sgemmByRows(transA ta: Bool, transB tb: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+                 b: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
+    pool.parallelFor(m * colChunks) { ch, _ in
+        let i = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
+        sgemm(transA: ta, transB: tb, m: 1, n: nn, k: k, alpha: alpha, a: a + (ta ? i : i * k), lda: ta ? m : k,
+              b: b + (tb ? j0 * k : j0), ldb: tb ? k : n, beta: beta, c: y + i * n + j0, ldc: n)
+    }
+}
+
 /// Gemm(A, B, C?) with transA, transB, alpha, beta; C broadcast to [M, N].
 enum GemmOp: Operator {
     static let opTypes = ["Gemm"]
@@ -67,14 +81,8 @@ struct GemmKernel: Kernel {
             if beta != 1 { for i in 0..<(m * n) { y[i] *= beta } }
             beta1 = 1
         }
-        // One SGEMM per row: a row's result does not depend on how many rows there are, so a
-        // sample gives the same bytes whatever the batch size (Gemm's rows are usually samples).
-        let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
-        io.pool.parallelFor(m * colChunks) { ch, _ in
-            let i = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
-            sgemm(transA: ta, transB: tb, m: 1, n: nn, k: k, alpha: alpha, a: a + (ta ? i : i * k), lda: ta ? m : k,
-                  b: b + (tb ? j0 * k : j0), ldb: tb ? k : n, beta: beta1, c: y + i * n + j0, ldc: n)
-        }
+        // Gemm's rows are usually samples.
+        sgemmByRows(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta1, y: y, pool: io.pool)
     }
 }
 
@@ -124,23 +132,17 @@ struct MatMulKernel: Kernel {
     let m, n, k: Int
     let offA, offB: [Int]
     /// A is 2-D, so its rows are usually samples ([N, K] x [K, D], a linear layer): one SGEMM
-    /// per row, as in Gemm, so a sample's bytes do not depend on the batch size. (BLAS kernels
-    /// treat the last rows of a block differently, so a row's rounding can depend on M.) With
-    /// 3-D and larger A, each matrix of the batch is its own SGEMM already.
+    /// per row, as in Gemm (`sgemmByRows`). With 3-D and larger A, each matrix of the batch is
+    /// its own SGEMM already.
     let rowWise: Bool
 
     func run(_ io: KernelIO) {
         let a = io.input(0, Float.self), b = io.input(1, Float.self), y = io.output(0, Float.self)
-        let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
         if rowWise {
-            let ob = offB[0]
-            io.pool.parallelFor(m * colChunks) { ch, _ in
-                let i = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
-                sgemm(transA: false, transB: false, m: 1, n: nn, k: k, alpha: 1, a: a + i * k, lda: k,
-                      b: b + ob + j0, ldb: n, beta: 0, c: y + i * n + j0, ldc: n)
-            }
+            sgemmByRows(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, b: b + offB[0], beta: 0, y: y, pool: io.pool)
             return
         }
+        let colChunks = (n + gemmColumnChunk - 1) / gemmColumnChunk
         io.pool.parallelFor(offA.count * colChunks) { ch, _ in
             let bi = ch / colChunks, j0 = (ch % colChunks) * gemmColumnChunk, nn = min(gemmColumnChunk, n - j0)
             sgemm(transA: false, transB: false, m: m, n: nn, k: k, alpha: 1, a: a + offA[bi], lda: k,
