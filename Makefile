@@ -13,7 +13,7 @@ build: setup
 	swift build
 
 demo: setup
-	swift build -c release --product scm-run
+	swift build -c release
 	mkdir -p out
 	.build/release/scm-run models/tiny-trigflow.onnx --steps 2 --count 64 --out out/grid.png --npy out/samples.npy
 
@@ -51,7 +51,7 @@ bench-optimizer: setup
 
 # Images/s of 1-, 2- and 4-step sampling at batch 64 (release build), onnxruntime alongside.
 bench-sampler: setup
-	swift build -c release --product scm-run
+	swift build -c release
 	$(PY) tools/bench_sampler.py
 
 clean:

@@ -36,21 +36,26 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG/include"),
         .target(name: "SCMTrigFlow", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "CPNG"]),
         .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow"]),
+        // What the executables share: limits checks, UTF-8 arguments, exit statuses.
+        .target(
+            name: "SCMCommandLine",
+            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "scm-inspect",
-            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "scm-infer",
-            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "scm-export",
-            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "scm-run",
-            dependencies: ["SCM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Helpers the test targets share (repository root, deterministic random tensors).
         .target(name: "TestSupport", dependencies: ["SCMGraph"], path: "Tests/TestSupport"),

@@ -29,6 +29,9 @@ public struct ModelError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidModel
         /// The model is valid, but uses something this program does not support.
         case unsupported
+        /// A value the caller gave (not the file) is out of range or inconsistent: an override,
+        /// an explicit schedule.
+        case invalidArgument
     }
 
     public var kind: Kind

@@ -72,14 +72,58 @@ public enum ModelFile {
 
     /// Writes `bytes` to a temporary file beside `path`, flushes it, and renames it over `path`.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        try writeAllAtomically([(path, bytes)])
+    }
+
+    /// Writes several files so that either every destination is replaced or none is touched:
+    /// the destinations are checked (distinct, not folders), each file is written to a temporary
+    /// name beside its destination and flushed, and only when all are written are they renamed
+    /// into place. A failed write removes the temporary files and leaves the destinations as they
+    /// were. (Only a rename failing after others succeeded, such as a destination turned into a
+    /// folder meanwhile, can leave part of the set renamed; the temporary files are still removed.)
+    public static func writeAllAtomically(_ files: [(path: String, bytes: [UInt8])]) throws {
+        var seen = Set<String>()
+        for (path, _) in files {
+            let base = (path as NSString).lastPathComponent
+            guard !base.isEmpty, !path.hasSuffix("/") else { throw ModelError(.io, at: path, "not a file path") }
+            guard seen.insert(canonicalPath(path)).inserted else { throw ModelError(.io, at: path, "is named twice among the files to write") }
+            var st = stat()
+            if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { throw ModelError(.io, at: path, "is a folder") }
+        }
+        var temporaries: [String] = []
+        defer { for t in temporaries { unlink(t) } }
+        for (path, bytes) in files { temporaries.append(try writeTemporary(bytes, beside: path)) }
+        for (i, (path, _)) in files.enumerated() {
+            guard rename(temporaries[i], path) == 0 else { throw ModelError(.io, at: path, "cannot rename into place: \(errnoString())") }
+            temporaries[i] = ""
+        }
+        temporaries = []
+    }
+
+    /// `path` made absolute and free of `.`, `..` and symbolic links in its folder (the file
+    /// itself may not exist yet), for telling whether two paths name one file.
+    public static func canonicalPath(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let dir = (absolute as NSString).deletingLastPathComponent, base = (absolute as NSString).lastPathComponent
+        var folder = (dir as NSString).standardizingPath
+        if let real = realpath(dir, nil) {
+            folder = String(cString: real)
+            free(real)
+        }
+        if base == "." || base == ".." { return ((folder + "/" + base) as NSString).standardizingPath }
+        return (folder == "/" ? "" : folder) + "/" + base
+    }
+
+    /// Writes `bytes` to a new temporary file beside `path` and flushes it; returns its path.
+    private static func writeTemporary(_ bytes: [UInt8], beside path: String) throws -> String {
         let dir = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
-        guard !base.isEmpty else { throw ModelError(.io, at: path, "not a file path") }
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ModelError(.io, at: path, "cannot create a file in '\(dir.isEmpty ? "." : dir)': \(errnoString())") }
         var ok = false
         defer {
+            close(fd)
             if !ok { unlink(tmp) }
         }
         var written = 0
@@ -88,21 +132,14 @@ public enum ModelFile {
                 let n = write(fd, buf.baseAddress! + written, buf.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    let msg = errnoString()
-                    close(fd)
-                    throw ModelError(.io, at: path, "write failed: \(msg)")
+                    throw ModelError(.io, at: path, "write failed: \(errnoString())")
                 }
                 written += n
             }
         }
-        if fsync(fd) != 0 {
-            let msg = errnoString()
-            close(fd)
-            throw ModelError(.io, at: path, "fsync failed: \(msg)")
-        }
-        close(fd)
-        guard rename(tmp, path) == 0 else { throw ModelError(.io, at: path, "cannot rename into place: \(errnoString())") }
+        guard fsync(fd) == 0 else { throw ModelError(.io, at: path, "fsync failed: \(errnoString())") }
         ok = true
+        return tmp
     }
 }
 

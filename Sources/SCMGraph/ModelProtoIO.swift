@@ -456,11 +456,19 @@ final class CArena {
 final class ProtoEncoder {
     private let arena = CArena()
     private var report = SaveReport()
+    /// Tensors whose external data were written inline, and the files they came from.
+    private var inlined: [String] = [], inlinedFrom: [String] = []
 
     static func encode(_ model: Model) throws -> ([UInt8], SaveReport) {
         let enc = ProtoEncoder()
         let m = try enc.model(model)
         let bytes = try m.withMemoryRebound(to: ProtobufCMessage.self, capacity: 1) { try pack($0, what: "model") }
+        if !enc.inlined.isEmpty {
+            // One note for all of them: a model with external data usually has it for every weight.
+            let n = enc.inlined.count, files = Array(NSOrderedSet(array: enc.inlinedFrom)) as? [String] ?? []
+            let names = enc.inlined.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (n > 3 ? ", ..." : "")
+            enc.report.notes.append("\(n) tensor\(n == 1 ? "" : "s") (\(names)): external data from \(files.map { "'\($0)'" }.joined(separator: ", ")) written inline as raw_data (data_location and external_data dropped)")
+        }
         return (bytes, enc.report)
     }
 
@@ -662,7 +670,8 @@ final class ProtoEncoder {
             case .typedField:
                 typedPayload(p, dtype: t.dtype, bytes: bytes)
             case .external(let location, _, _):
-                report.notes.append("tensor '\(t.meta.name)': external data from '\(location)' written inline as raw_data (data_location and external_data dropped)")
+                inlined.append(t.meta.name)
+                inlinedFrom.append(location)
                 fallthrough
             case .rawData:
                 if bytes.count > 0 {

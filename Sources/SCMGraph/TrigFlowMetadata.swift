@@ -14,39 +14,49 @@ public struct TrigFlowMetadata: Sendable {
     public var parameterization: Parameterization
     /// `scm.sigma_data`: the data's standard deviation, the noise scale.
     public var sigmaData: Float
-    /// `scm.t_max`: the first sampling time, in (0, pi/2).
+    /// `scm.t_max`: the first sampling time, in (0, pi/2) (the override when one was given).
     public var tMax: Float
-    /// Stored schedules by step count (`scm.schedule.N`).
+    /// Whether `tMax` differs from the file's `scm.t_max` (an override, or a file without one).
+    public var tMaxOverridden: Bool
+    /// Stored schedules by step count (`scm.schedule.N`), each checked against the file's own
+    /// `scm.t_max`. With an overridden t_max, `schedule(steps:)` refuses those that do not start
+    /// at it rather than use times tuned for another t_max.
     public var schedules: [Int: [Float]]
     /// `scm.data_range`: the data interval that maps to pixel values 0...255.
     public var dataRange: (Float, Float)?
     /// `scm.sample_shape`: one sample's shape without the batch dimension.
     public var sampleShape: [Int]?
 
+    /// The message of a missing required entry (callers that know how to supply it, such as a
+    /// command-line flag, may replace it).
+    public static let missingMessage = "is missing"
+
     /// Reads and checks the metadata; `sigmaData`/`tMax` override or supply missing entries.
+    /// An override out of range is an `.invalidArgument` error located at `sigma_data` / `t_max`
+    /// (not at the metadata, which is not to blame).
     public init(_ model: Model, sigmaData: Float? = nil, tMax: Float? = nil) throws {
         func err(_ key: String, _ msg: String) -> ModelError { ModelError(.invalidModel, at: "metadata '\(key)'", msg) }
-        func number(_ key: String) throws -> Float? {
-            guard let s = model.metadataValue(key) else { return nil }
-            guard let v = Float(s.trimmingCharacters(in: .whitespaces)), v.isFinite else { throw err(key, "'\(s)' is not a finite number") }
-            return v
-        }
         let p = model.metadataValue("scm.parameterization") ?? "consistency"
         guard let param = Parameterization(rawValue: p) else { throw err("scm.parameterization", "'\(p)' is not 'consistency' or 'velocity'") }
         parameterization = param
-        guard let sd = try sigmaData ?? number("scm.sigma_data") else {
-            throw err("scm.sigma_data", "is missing (give the model's sigma_data)")
+        if let sd = sigmaData {
+            guard sd.isFinite, sd > 0 else { throw ModelError(.invalidArgument, at: "sigma_data", "must be positive, is \(sd)") }
+            self.sigmaData = sd
+        } else {
+            guard let sd = try Self.number(model, "scm.sigma_data") else { throw err("scm.sigma_data", Self.missingMessage) }
+            guard sd > 0 else { throw err("scm.sigma_data", "must be positive, is \(sd)") }
+            self.sigmaData = sd
         }
-        guard sd > 0 else { throw err("scm.sigma_data", "must be positive, is \(sd)") }
-        self.sigmaData = sd
-        guard let tm = try tMax ?? number("scm.t_max") else { throw err("scm.t_max", "is missing (give the model's t_max)") }
-        guard tm > 0 && tm < Float.pi / 2 else { throw err("scm.t_max", "must lie in (0, pi/2), is \(tm)") }
-        self.tMax = tm
-        schedules = [:]
-        for e in model.metadata where e.key.hasPrefix("scm.schedule.") {
-            guard let n = Int(e.key.dropFirst("scm.schedule.".count)), n >= 1 else { continue }
-            schedules[n] = try Self.parseSchedule(e.value, steps: n, tMax: tm, source: "metadata '\(e.key)'")
+        let file = try Self.fileTMax(model)
+        if let tm = tMax {
+            guard tm.isFinite, tm > 0, tm < Float.pi / 2 else { throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)") }
+            self.tMax = tm
+        } else {
+            guard let tm = file else { throw err("scm.t_max", Self.missingMessage) }
+            self.tMax = tm
         }
+        tMaxOverridden = file != self.tMax
+        schedules = try Self.storedSchedules(model, fileTMax: file)
         if let r = model.metadataValue("scm.data_range") {
             let parts = r.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo.isFinite, hi.isFinite, lo < hi else {
@@ -63,33 +73,75 @@ public struct TrigFlowMetadata: Sendable {
         }
     }
 
-    /// Parses a comma-separated schedule: `steps` decreasing times in (0, pi/2), the first `tMax`
-    /// (within 1e-5).
-    public static func parseSchedule(_ text: String, steps: Int? = nil, tMax: Float, source: String = "schedule") throws -> [Float] {
+    static func number(_ model: Model, _ key: String) throws -> Float? {
+        guard let s = model.metadataValue(key) else { return nil }
+        guard let v = Float(s.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+            throw ModelError(.invalidModel, at: "metadata '\(key)'", "'\(s)' is not a finite number")
+        }
+        return v
+    }
+
+    /// The file's own `scm.t_max`, checked; nil when absent.
+    static func fileTMax(_ model: Model) throws -> Float? {
+        guard let tm = try number(model, "scm.t_max") else { return nil }
+        guard tm > 0 && tm < Float.pi / 2 else { throw ModelError(.invalidModel, at: "metadata 'scm.t_max'", "must lie in (0, pi/2), is \(tm)") }
+        return tm
+    }
+
+    /// The `scm.schedule.N` entries, each checked (against `fileTMax` when the file has one).
+    static func storedSchedules(_ model: Model, fileTMax: Float?) throws -> [Int: [Float]] {
+        var out: [Int: [Float]] = [:]
+        for e in model.metadata where e.key.hasPrefix("scm.schedule.") {
+            guard let n = Int(e.key.dropFirst("scm.schedule.".count)), n >= 1 else { continue }
+            let source = "metadata '\(e.key)'"
+            let times = try parseTimes(e.value, source: source, kind: .invalidModel)
+            try checkSchedule(times, steps: n, tMax: fileTMax, source: source, kind: .invalidModel)
+            out[n] = times
+        }
+        return out
+    }
+
+    /// Parses comma-separated finite numbers; errors name `source`.
+    public static func parseTimes(_ text: String, source: String = "schedule", kind: ModelError.Kind = .invalidArgument) throws -> [Float] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
         guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0!.isFinite }) else {
-            throw ModelError(.invalidModel, at: source, "'\(text)' is not a comma-separated list of numbers")
+            throw ModelError(kind, at: source, "'\(text)' is not a comma-separated list of numbers")
         }
-        let ts = parts.map { $0! }
+        return parts.map { $0! }
+    }
+
+    /// Parses a comma-separated schedule: `steps` decreasing times in (0, pi/2), the first `tMax`
+    /// (within 1e-5).
+    public static func parseSchedule(_ text: String, steps: Int? = nil, tMax: Float?, source: String = "schedule") throws -> [Float] {
+        let ts = try parseTimes(text, source: source)
         try checkSchedule(ts, steps: steps, tMax: tMax, source: source)
         return ts
     }
 
-    /// Throws unless `times` is a schedule: `steps` (when given) decreasing times above 0, the
-    /// first `tMax` (within 1e-5). Errors name `source`.
-    public static func checkSchedule(_ times: [Float], steps: Int? = nil, tMax: Float, source: String = "schedule") throws {
-        if let steps, times.count != steps { throw ModelError(.invalidModel, at: source, "lists \(times.count) times for \(steps) steps") }
-        guard let first = times.first, let last = times.last else { throw ModelError(.invalidModel, at: source, "lists no times") }
-        guard abs(first - tMax) <= 1e-5 else { throw ModelError(.invalidModel, at: source, "must start at t_max = \(tMax), starts at \(first)") }
-        guard zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), last > 0 else {
-            throw ModelError(.invalidModel, at: source, "times must decrease and stay above 0: \(times)")
+    /// Throws unless `times` is a schedule: `steps` (when given) decreasing times in (0, pi/2),
+    /// the first `tMax` (within 1e-5) when given. Errors name `source`.
+    public static func checkSchedule(_ times: [Float], steps: Int? = nil, tMax: Float?, source: String = "schedule",
+                                     kind: ModelError.Kind = .invalidArgument) throws {
+        if let steps, times.count != steps { throw ModelError(kind, at: source, "lists \(times.count) times for \(steps) steps") }
+        guard let first = times.first, let last = times.last else { throw ModelError(kind, at: source, "lists no times") }
+        if let tMax {
+            guard abs(first - tMax) <= 1e-5 else { throw ModelError(kind, at: source, "must start at t_max = \(tMax), starts at \(first)") }
+        }
+        guard first < Float.pi / 2, zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), last > 0 else {
+            throw ModelError(kind, at: source, "times must decrease within (0, pi/2): \(times)")
         }
     }
 
-    /// The schedule for `steps` steps: the stored one, or `defaultSchedule(steps:tMax:)`.
-    public func schedule(steps: Int) -> [Float] {
-        if let s = schedules[steps] { return s }
-        return Self.defaultSchedule(steps: steps, tMax: tMax)
+    /// The schedule for `steps` steps: the stored one, or `defaultSchedule(steps:tMax:)`. A stored
+    /// schedule that does not start at an overridden t_max is an error (its times were chosen for
+    /// the file's t_max): pass the times explicitly instead.
+    public func schedule(steps: Int) throws -> [Float] {
+        guard let s = schedules[steps] else { return Self.defaultSchedule(steps: steps, tMax: tMax) }
+        if let first = s.first, abs(first - tMax) > 1e-5 {
+            throw ModelError(.invalidArgument, at: "metadata 'scm.schedule.\(steps)'",
+                             "starts at the file's t_max \(first), but t_max is overridden to \(tMax): give the \(steps) times explicitly (--schedule)")
+        }
+        return s
     }
 
     /// The default rule for a step count the model stores no schedule for:
@@ -103,9 +155,40 @@ public struct TrigFlowMetadata: Sendable {
     }
 
     /// The schedule a user asked for: `text` (comma-separated times, checked against `steps` and
-    /// t_max; errors name `source`) when given, else `schedule(steps:)`.
-    public func schedule(steps: Int, override text: String?, source: String = "schedule") throws -> [Float] {
-        guard let text else { return schedule(steps: steps) }
+    /// t_max; errors name `source`) when given, else `schedule(steps:)`. The explicit times win
+    /// over the file's `scm.schedule.N`; with `steps` nil their count is the step count (2 without).
+    public func schedule(steps: Int?, override text: String?, source: String = "schedule") throws -> [Float] {
+        guard let text else { return try schedule(steps: steps ?? 2) }
         return try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
+    }
+
+    /// The times of each step for tools that specialize a model per step (`scm-inspect --steps`,
+    /// `scm-export --steps`): these need t_max and the schedules only, not sigma_data. `tMax`
+    /// overrides or supplies `scm.t_max`; without either, an explicit schedule's first time is
+    /// t_max. `steps` nil: the schedule's length (2 without a schedule).
+    public static func stepTimes(_ model: Model, steps: Int?, schedule text: String?, tMax: Float? = nil,
+                                 source: String = "schedule") throws -> [Float] {
+        let file = try fileTMax(model)
+        if let tm = tMax, !(tm.isFinite && tm > 0 && tm < Float.pi / 2) {
+            throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)")
+        }
+        let schedules = try storedSchedules(model, fileTMax: file)
+        if let text {
+            let times = try parseTimes(text, source: source)
+            try checkSchedule(times, steps: steps, tMax: tMax ?? file, source: source)
+            return times
+        }
+        guard let tm = tMax ?? file else { throw ModelError(.invalidModel, at: "metadata 'scm.t_max'", missingMessage) }
+        var meta = TrigFlowMetadata(parameterization: .consistency, sigmaData: 1, tMax: tm, schedules: schedules)
+        meta.tMaxOverridden = file != tm
+        return try meta.schedule(steps: steps ?? 2)
+    }
+
+    private init(parameterization: Parameterization, sigmaData: Float, tMax: Float, schedules: [Int: [Float]]) {
+        self.parameterization = parameterization
+        self.sigmaData = sigmaData
+        self.tMax = tMax
+        self.tMaxOverridden = false
+        self.schedules = schedules
     }
 }

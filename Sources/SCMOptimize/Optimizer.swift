@@ -51,7 +51,7 @@ public enum Optimizer {
         guard g.inputs.count >= 2 else {
             throw OptimizeError("a TrigFlow model has inputs x and t; this one has \(g.inputs.count) input(s)")
         }
-        guard batch >= 1 && batch <= 1 << 20 else { throw OptimizeError("batch size \(batch) is out of range 1...\(1 << 20)") }
+        if let m = Limits.violation(batch, Limits.batch) { throw OptimizeError("the batch size \(m)") }
         let x = g.inputs[0], tIn = g.inputs[1]
         guard let xs = x.type?.shape, xs.count >= 1, x.type?.elementType == .float else {
             throw OptimizeError("input '\(x.name)' must be float [N, ...] with a declared shape")

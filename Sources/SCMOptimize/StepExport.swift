@@ -26,12 +26,13 @@ public enum StepExport {
                 throw ModelError(.io, at: directory, "cannot create the directory: \(error.localizedDescription)")
             }
         }
-        var paths: [String] = []
+        // All files or none: written to temporary names, renamed when every one is written.
+        var files: [(path: String, bytes: [UInt8])] = []
         for (i, m) in models.enumerated() {
-            let path = (directory as NSString).appendingPathComponent("step\(i + 1).onnx")
-            _ = try ModelFile.save(m, to: path)
-            paths.append(path)
+            files.append(((directory as NSString).appendingPathComponent("step\(i + 1).onnx"), try ModelFile.serialize(m).bytes))
         }
+        try ModelFile.writeAllAtomically(files)
+        let paths = files.map(\.path)
         return paths
     }
 

@@ -83,7 +83,7 @@ public struct StepInspection: Codable, Sendable {
             lines.append("step \(s.index) (t = \(s.t)): \(s.after.nodes) nodes, activations \(s.after.arenaBytes) bytes, \(s.after.flops) FLOP")
             lines.append("  ops: \(hist(s.after.ops))")
             for p in s.passes {
-                lines.append("  \(p.pass): \(p.nodesBefore) -> \(p.nodesAfter) nodes, \(p.changes.count) changes")
+                lines.append("  \(p.pass): \(p.nodesBefore) -> \(p.nodesAfter) nodes, \(p.changes.count) change\(p.changes.count == 1 ? "" : "s")")
                 if verbose { for c in p.changes { lines.append("    \(c)") } }
             }
         }

@@ -8,27 +8,51 @@ public enum Inference {
         public var plan: Plan
         /// Wall-clock milliseconds of each run.
         public var milliseconds: [Double]
+        /// Mean seconds per op type over the profiled runs, largest first (empty unless profiled).
+        public var profile: [(op: String, seconds: Double)] = []
         /// Median milliseconds per run.
         public var medianMilliseconds: Double {
             let sorted = milliseconds.sorted()
             return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
         }
 
-        /// One JSON object: plan figures and timings.
+        /// One JSON object: plan figures and timings (`kernels`: the kernels a run executes;
+        /// `folded`: nodes evaluated at compile time), and `profile` when profiled.
         public var json: String {
-            String(format: "{\"steps\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f}",
-                   plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, milliseconds.count,
-                   medianMilliseconds, milliseconds.min() ?? 0)
+            let total = profile.reduce(0) { $0 + $1.seconds }
+            let rows = profile.map { p in
+                String(format: "{\"op\":\"%@\",\"ms\":%.4f,\"share\":%.4f}", p.op, p.seconds * 1000, total > 0 ? p.seconds / total : 0)
+            }
+            return String(format: "{\"kernels\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f,\"profile\":[%@]}",
+                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, milliseconds.count,
+                          medianMilliseconds, milliseconds.min() ?? 0, rows.joined(separator: ","))
         }
 
+        /// One line of figures, then the profile table (when profiled) with aligned columns.
         public var summary: String {
-            String(format: "scm-infer: %ld steps (%ld folded at compile time), arena %ld bytes (%ld without reuse), %ld runs, median %.3f ms",
-                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, milliseconds.count, medianMilliseconds)
+            var s = String(format: "scm-infer: %ld kernel%@ (%ld node%@ folded at compile time), arena %ld bytes (%ld without reuse), %ld run%@, median %.3f ms",
+                           plan.stepCount, plan.stepCount == 1 ? "" : "s", plan.foldedNodes, plan.foldedNodes == 1 ? "" : "s",
+                           plan.arenaBytes, plan.unplannedBytes, milliseconds.count, milliseconds.count == 1 ? "" : "s", medianMilliseconds)
+            let total = profile.reduce(0) { $0 + $1.seconds }
+            let width = profile.map(\.op.count).max() ?? 0
+            for p in profile {
+                let name = p.op.padding(toLength: width, withPad: " ", startingAt: 0)
+                s += "\n  " + name + String(format: " %10.3f ms %5.1f%%", p.seconds * 1000, total > 0 ? 100 * p.seconds / total : 0)
+            }
+            return s
         }
     }
 
     /// Runs the model at `modelPath` on the tensors in `inputPaths` (graph-input order, initializer
     /// defaults excluded) and writes the outputs to `outputDir` when given.
+    /// Whether a tensor of `shape` can be the value of an input declared `declared` (same rank;
+    /// fixed dims equal; symbolic and unknown dims anything).
+    static func fits(_ shape: [Int], _ declared: Shape) -> Bool {
+        guard shape.count == declared.count else { return false }
+        for (d, s) in zip(shape, declared) { if case .value(let v) = s, v != d { return false } }
+        return true
+    }
+
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
                            repeats: Int = 1, profile: Bool = false) throws -> Report {
         let model = try ModelFile.load(path: modelPath)
@@ -42,9 +66,18 @@ public enum Inference {
             throw RuntimeError(.badInput, at: modelPath, "the graph has \(names.count) inputs (\(names.joined(separator: ", "))), \(inputPaths.count) files given")
         }
         var shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:]
-        for (path, name) in zip(inputPaths, names) {
+        for (path, vi) in zip(inputPaths, graphInputs) {
+            let name = vi.name
             let t = try ModelFile.loadTensor(path: path)
             guard t.storage != nil else { throw RuntimeError(.unsupported, at: path, "\(t.dtype) tensors are not supported") }
+            if let type = vi.type {
+                if let declared = type.elementType, declared != t.dtype {
+                    throw RuntimeError(.badInput, at: path, "holds \(t.dtype) for input '\(name)', which is \(declared)")
+                }
+                if let declared = type.shape, !Self.fits(t.shape, declared) {
+                    throw RuntimeError(.badInput, at: path, "holds shape [\(t.shape.map(String.init).joined(separator: ", "))] for input '\(name)', declared \(declared.shapeDescription)")
+                }
+            }
             shapes[name] = TensorSpec(t.dtype, t.shape)
             values[name] = t
         }
@@ -59,14 +92,10 @@ public enum Inference {
             outputs = try session.run(ordered)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
+        var byOp: [String: Double] = [:]
         if profile {
-            var byOp: [String: Double] = [:]
             for _ in 0..<repeats {
                 for r in try session.profile(ordered) { byOp[r.op, default: 0] += r.seconds / Double(repeats) }
-            }
-            let total = byOp.values.reduce(0, +)
-            for (op, s) in byOp.sorted(by: { $0.value > $1.value }) {
-                print(String(format: "%-22@ %9.3f ms %5.1f%%", op, s * 1000, 100 * s / total))
             }
         }
         if let dir = outputDir {
@@ -79,6 +108,8 @@ public enum Inference {
                 try ModelFile.saveTensor(t, to: (dir as NSString).appendingPathComponent("output_\(i).pb"))
             }
         }
-        return Report(plan: plan, milliseconds: times)
+        var report = Report(plan: plan, milliseconds: times)
+        report.profile = byOp.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
+        return report
     }
 }

@@ -2,24 +2,27 @@ import Foundation
 import SCMGraph
 
 /// The library side of `scm-run`: load a model, draw samples, write the PNG grid, per-sample
-/// PNGs and `.npy` file asked for, and report speed. Every check that can fail before sampling
-/// (flags, metadata, output paths) runs before sampling starts; every file is written to a
-/// temporary name and renamed.
+/// PNGs and `.npy` file asked for, and report speed. Errors name the command-line flags.
+///
+/// `validate()` checks everything that needs no file (ranges, flags that contradict or would be
+/// ignored, outputs that name one file twice); `run()` calls it, then checks the model and the
+/// output paths before sampling, and writes every file to a temporary name, renaming them into
+/// place only when all are written (a failure leaves no output behind).
 public struct SampleJob: Sendable {
     /// The model file.
     public var modelPath: String
-    /// Consistency steps (ignored with `odeSteps`).
-    public var steps = 2
-    /// Comma-separated times replacing the model's schedule for `steps`.
+    /// Consistency steps (nil: the length of `schedule`, else 2). Not with `odeSteps`.
+    public var steps: Int?
+    /// Comma-separated times replacing the model's schedule (they win over `scm.schedule.N`).
     public var schedule: String?
     /// Run the PF-ODE baseline with this many steps instead of consistency sampling.
     public var odeSteps: Int?
-    /// The ODE solver.
-    public var solver: Sampler.Solver = .heun
+    /// The ODE solver (nil: Heun). Only with `odeSteps`.
+    public var solver: Sampler.Solver?
     /// Samples to draw (nil: 64, or the noise file's N).
     public var count: Int?
-    /// Noise seed.
-    public var seed: UInt64 = 0
+    /// Noise seed (nil: 0). Not with `noisePath`.
+    public var seed: UInt64?
     /// Execution settings (batch, threads, optimization).
     public var options = Sampler.Options()
     /// A `.npy` file of noise [steps, N, ...] to use instead of the seeded generator.
@@ -30,13 +33,22 @@ public struct SampleJob: Sendable {
     public var outDir: String?
     /// The `.npy` file for the raw samples [N, ...] in the data range.
     public var npy: String?
-    /// Images per grid row (nil: the ceiling of the square root of the count).
+    /// Images per grid row (nil: the ceiling of the square root of the count). Only with `out`.
     public var nrow: Int?
     /// Metadata overrides.
     public var overrides = TrigFlowModel.Overrides()
+    /// Show a progress line on standard error (samples done, images/s, ETA); nil: only when
+    /// standard error is a terminal.
+    public var showProgress: Bool?
 
     /// A job for the model at `modelPath` with the defaults.
     public init(modelPath: String) { self.modelPath = modelPath }
+
+    /// Whether the job writes anything.
+    public var writesFiles: Bool { out != nil || outDir != nil || npy != nil }
+
+    /// The name of per-sample file `index` in `outDir`.
+    public static func sampleFileName(_ index: Int) -> String { String(format: "sample_%05ld.png", index) }
 
     /// What a run did and how fast.
     public struct Report: Sendable {
@@ -44,6 +56,8 @@ public struct SampleJob: Sendable {
         public var method: String
         /// Evaluation times of one sample, in order.
         public var times: [Float]
+        /// The ODE's time grid t_max ... 0 (empty for consistency sampling).
+        public var grid: [Float] = []
         /// Samples drawn.
         public var count: Int
         /// Batch size (of the first batch; see `Sampler.batchSizes(count:)`) and threads used.
@@ -65,18 +79,21 @@ public struct SampleJob: Sendable {
         /// One JSON object with every figure.
         public var json: String {
             let ts = times.map { String($0) }.joined(separator: ",")
+            let gs = grid.map { String($0) }.joined(separator: ",")
             let fs = files.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",")
-            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"count\":%ld,\"batch\":%ld,\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
-                          method, timing.evaluationsPerSample, ts, count, batch, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
+            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
+                          method, timing.evaluationsPerSample, ts, gs, count, batch, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
                           networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds, fs)
         }
 
         /// A human-readable summary.
         public var summary: String {
-            let shown = times.count <= 8 ? times.map { String(format: "%.4g", $0) }.joined(separator: ", ")
-                : times.prefix(3).map { String(format: "%.4g", $0) }.joined(separator: ", ") + ", ..., " + String(format: "%.4g", times.last ?? 0)
-            var s = String(format: "scm-run: %ld samples, %@ at t = %@, %ld network evaluation%@ per sample, batch %ld, %ld thread%@%@\n",
-                           count, method, shown, timing.evaluationsPerSample,
+            // The ODE's grid, not its evaluation times (Heun evaluates each inner time twice).
+            let shownTimes = grid.isEmpty ? times : grid
+            let shown = shownTimes.count <= 8 ? shownTimes.map { String(format: "%.4g", $0) }.joined(separator: ", ")
+                : shownTimes.prefix(3).map { String(format: "%.4g", $0) }.joined(separator: ", ") + ", ..., " + String(format: "%.4g", shownTimes.last ?? 0)
+            var s = String(format: "scm-run: %ld sample%@, %@ at t = %@, %ld network evaluation%@ per sample, batch %ld, %ld thread%@%@\n",
+                           count, count == 1 ? "" : "s", method, shown, timing.evaluationsPerSample,
                            timing.evaluationsPerSample == 1 ? "" : "s", batch, threads, threads == 1 ? "" : "s", optimized ? "" : ", unoptimized")
             s += String(format: "  %.1f images/s, %.3f ms per step (network %.3f ms), sampling %.3f s, plans %.3f s",
                         imagesPerSecond, msPerStep, networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds)
@@ -85,31 +102,83 @@ public struct SampleJob: Sendable {
         }
     }
 
+    /// Throws unless the job's settings make sense on their own (no file is read): numbers in
+    /// `Limits`, no flag that would be ignored, no two outputs on one file.
+    public func validate() throws(SamplerError) {
+        func bad(_ flag: String, _ message: String) -> SamplerError { SamplerError(.invalidArgument, at: flag, message) }
+        func range(_ flag: String, _ value: Int?, _ r: ClosedRange<Int>) throws(SamplerError) {
+            if let v = value, let m = Limits.violation(v, r) { throw bad(flag, m) }
+        }
+        try range("--steps", steps, Limits.steps)
+        try range("--ode-steps", odeSteps, Limits.steps)
+        try range("--count", count, Limits.count)
+        try range("--batch", options.batch, Limits.batch)
+        try range("--threads", options.threads, Limits.threads)
+        if let n = nrow, n < 1 { throw bad("--nrow", "must be at least 1, is \(n)") }
+        if odeSteps != nil {
+            if steps != nil { throw bad("--steps", "sets consistency steps; with --ode-steps it would be ignored (give one of them)") }
+            if schedule != nil { throw bad("--schedule", "applies to consistency sampling, not --ode-steps") }
+        } else if solver != nil {
+            throw bad("--solver", "applies to the ODE baseline only: give --ode-steps too")
+        }
+        if seed != nil && noisePath != nil { throw bad("--seed", "keys the generated noise; with --noise it would be ignored (give one of them)") }
+        if nrow != nil && out == nil { throw bad("--nrow", "shapes the --out grid; without --out it would be ignored") }
+        if let text = schedule {
+            let times = try SamplerError.wrap { try TrigFlowMetadata.parseTimes(text, source: "--schedule") }
+            if let n = steps, times.count != n { throw bad("--schedule", "lists \(times.count) times for \(n) steps") }
+            try range("--schedule", times.count, Limits.steps)
+        }
+        if let sd = overrides.sigmaData, !(sd.isFinite && sd > 0) { throw bad("--sigma-data", "must be positive, is \(sd)") }
+        if let tm = overrides.tMax, !(tm.isFinite && tm > 0 && tm < Float.pi / 2) { throw bad("--t-max", "must lie in (0, pi/2), is \(tm)") }
+        if let r = overrides.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
+            throw bad("--data-range", "must be 'low,high' with low < high, is \(r.0),\(r.1)")
+        }
+        // Outputs on one file.
+        var named: [(flag: String, path: String)] = []
+        for (flag, path) in [("--out", out), ("--npy", npy)] {
+            guard let path else { continue }
+            guard !path.isEmpty else { throw bad(flag, "is empty") }
+            named.append((flag, ModelFile.canonicalPath(path)))
+        }
+        if named.count == 2, named[0].path == named[1].path {
+            throw bad("--out", "names the same file as --npy ('\(out ?? "")')")
+        }
+        if let dir = outDir {
+            guard !dir.isEmpty else { throw bad("--out-dir", "is empty") }
+            let folder = ModelFile.canonicalPath(dir)
+            for (flag, path) in named where (path as NSString).deletingLastPathComponent == folder
+                && (path as NSString).lastPathComponent.wholeMatch(of: /sample_[0-9]{5,}\.png/) != nil {
+                throw bad(flag, "names '\(path)', one of the per-sample files of --out-dir")
+            }
+        }
+    }
+
     /// Runs the job.
     public func run() throws(SamplerError) -> Report {
-        if let c = count, c < 1 { throw SamplerError(.invalidArgument, at: "--count", "must be at least 1, is \(c)") }
-        if let n = nrow, n < 1 { throw SamplerError(.invalidArgument, at: "--nrow", "must be at least 1, is \(n)") }
-        let model = try TrigFlowModel(path: modelPath, overrides: overrides)
+        try validate()
+        let model: TrigFlowModel
+        do {
+            model = try TrigFlowModel(path: modelPath, overrides: overrides)
+        } catch {
+            throw Self.naming(error)
+        }
         let sampler: Sampler
         if let k = odeSteps {
-            guard schedule == nil else { throw SamplerError(.invalidArgument, at: "--schedule", "applies to consistency sampling, not --ode-steps") }
-            sampler = try model.odeSampler(steps: k, solver: solver, options: options)
+            sampler = try model.odeSampler(steps: k, solver: solver ?? .heun, options: options)
         } else {
-            guard steps >= 1 else { throw SamplerError(.invalidArgument, at: "--steps", "must be at least 1, is \(steps)") }
             let times = try SamplerError.wrap { try model.metadata.schedule(steps: steps, override: schedule, source: "--schedule") }
-            sampler = try model.sampler(steps: steps, schedule: times, options: options)
+            sampler = try model.sampler(steps: times.count, schedule: times, options: options)
         }
         // Everything that can be checked before sampling.
         if out != nil {
-            try Samples.checkPNG(sampleShape: model.sampleShape, dataRange: model.metadata.dataRange, perSample: false)
+            try Self.naming(Samples.checkPNG(sampleShape: model.sampleShape, dataRange: model.metadata.dataRange, perSample: false))
         }
         if outDir != nil {
-            try Samples.checkPNG(sampleShape: model.sampleShape, dataRange: model.metadata.dataRange, perSample: true)
+            try Self.naming(Samples.checkPNG(sampleShape: model.sampleShape, dataRange: model.metadata.dataRange, perSample: true))
         }
         for (flag, path) in [("--out", out), ("--npy", npy)] {
             if let path { try Self.checkWritableFile(path, flag: flag) }
         }
-        if let dir = outDir { try Self.prepareFolder(dir) }
         var noise: (shape: [Int], values: [Float])?
         if let path = noisePath {
             let n = try NPY.read(path: path)
@@ -118,47 +187,73 @@ public struct SampleJob: Sendable {
             }
             noise = n
         }
+        let total = noise.map { $0.shape.count >= 2 ? $0.shape[1] : 0 } ?? count ?? 64
+        if let dir = outDir {
+            try Self.prepareFolder(dir)
+            for i in 0..<total {
+                var isDir: ObjCBool = false
+                let path = (dir as NSString).appendingPathComponent(Self.sampleFileName(i))
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                    throw SamplerError(.io, at: path, "is a folder (--out-dir writes \(Self.sampleFileName(0)) ... \(Self.sampleFileName(total - 1)))")
+                }
+            }
+        }
+        let display = ProgressLine(enabled: showProgress ?? (isatty(STDERR_FILENO) == 1))
         let samples: Samples
         if let noise {
             do {
-                samples = try sampler.sample(noise: noise.values, shape: noise.shape)
+                samples = try sampler.sample(noise: noise.values, shape: noise.shape, progress: display.update)
             } catch {
                 var e = error
                 if e.location == "noise" { e.location = noisePath ?? "noise" }
                 throw e
             }
         } else {
-            let n = count ?? 64
             // Compile first, so the sampling time is sampling alone.
-            let prepare = try sampler.prepare(count: n)
-            var s = try sampler.sample(count: n, seed: seed)
+            let prepare = try Self.naming(sampler.prepare(count: total))
+            display.start()
+            var s = try sampler.sample(count: total, seed: seed ?? 0, progress: display.update)
             s.timing.prepareSeconds += prepare
             samples = s
         }
-        var files: [String] = []
-        if let path = npy {
-            try SamplerError.wrap { try ModelFile.writeAtomically(samples.npy(), to: path) }
-            files.append(path)
-        }
-        if let path = out {
-            let png = try samples.png(nrow: nrow)
-            try SamplerError.wrap { try ModelFile.writeAtomically([UInt8](png), to: path) }
-            files.append(path)
-        }
+        display.finish()
+        var files: [(path: String, bytes: [UInt8])] = []
+        if let path = npy { files.append((path, samples.npy())) }
+        if let path = out { files.append((path, [UInt8](try samples.png(nrow: nrow)))) }
         if let dir = outDir {
             for i in 0..<samples.count {
-                let path = (dir as NSString).appendingPathComponent(String(format: "sample_%05ld.png", i))
-                let png = try samples.png(sample: i)
-                try SamplerError.wrap { try ModelFile.writeAtomically([UInt8](png), to: path) }
+                files.append(((dir as NSString).appendingPathComponent(Self.sampleFileName(i)), [UInt8](try samples.png(sample: i))))
             }
-            files.append(dir)
         }
+        try SamplerError.wrap { try ModelFile.writeAllAtomically(files) }
         let method: String = switch sampler.method {
         case .consistency: "consistency"
         case .ode(_, let s): "ode-\(s.rawValue)"
         }
-        return Report(method: method, times: sampler.evaluationTimes, count: samples.count, batch: sampler.batchSizes(count: samples.count).first ?? 1,
-                      threads: options.threads, optimized: options.optimize, timing: samples.timing, files: files)
+        return Report(method: method, times: sampler.evaluationTimes, grid: sampler.odeGrid, count: samples.count,
+                      batch: sampler.batchSizes(count: samples.count).first ?? 1,
+                      threads: options.threads, optimized: options.optimize, timing: samples.timing,
+                      files: [npy, out, outDir].compactMap { $0 })
+    }
+
+    /// `error` with the library's names for things replaced by the flags that set them.
+    static func naming(_ error: SamplerError) -> SamplerError {
+        var e = error
+        let flags = ["sigma_data": "--sigma-data", "t_max": "--t-max", "steps": "--steps", "ode steps": "--ode-steps",
+                     "count": "--count", "batch": "--batch", "threads": "--threads", "schedule": "--schedule", "nrow": "--nrow"]
+        if let flag = flags[e.location] { e.location = flag }
+        if e.message.hasPrefix(TrigFlowMetadata.missingMessage) {
+            if e.location.contains("sigma_data") { e.message = "is missing: give the model's sigma_data with --sigma-data" }
+            if e.location.contains("t_max") { e.message = "is missing: give the model's t_max with --t-max" }
+        }
+        if e.location == "png", e.message.hasPrefix("the data range is unknown") {
+            e.message = "the data range is unknown: the model has no 'scm.data_range' (give --data-range=low,high)"
+        }
+        return e
+    }
+
+    static func naming<T>(_ body: @autoclosure () throws(SamplerError) -> T) throws(SamplerError) -> T {
+        do { return try body() } catch { throw naming(error) }
     }
 
     /// Throws unless a file can be created at `path`: its folder exists and is writable, and
@@ -188,5 +283,37 @@ public struct SampleJob: Sendable {
             }
         }
         guard access(dir, W_OK) == 0 else { throw SamplerError(.io, at: dir, "the folder is not writable") }
+    }
+}
+
+/// The progress line `scm-run` shows on a terminal: samples done, images/s and ETA, redrawn at
+/// most every 0.2 s and at the end.
+final class ProgressLine: @unchecked Sendable {
+    let enabled: Bool
+    private var started = DispatchTime.now().uptimeNanoseconds
+    private var lastDraw: UInt64 = 0
+    private var drawn = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// Restarts the clock (after plan compilation).
+    func start() { started = DispatchTime.now().uptimeNanoseconds }
+
+    func update(done: Int, total: Int) {
+        guard enabled else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard done == total || now - lastDraw >= 200_000_000 else { return }
+        lastDraw = now
+        let seconds = Double(now - started) / 1e9
+        let rate = seconds > 0 ? Double(done) / seconds : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let line = String(format: "\r  %ld/%ld samples, %.1f images/s, ETA %.1f s\u{1B}[K", done, total, rate, eta)
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    /// Ends the line, if one was drawn.
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

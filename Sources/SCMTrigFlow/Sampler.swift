@@ -80,12 +80,8 @@ public final class Sampler: @unchecked Sendable {
     private var idle: [Int: [Runner]] = [:]
 
     init(model: TrigFlowModel, method: Method, options: Options) throws(SamplerError) {
-        guard options.batch >= 1, options.batch <= 1 << 16 else {
-            throw SamplerError(.invalidArgument, at: "batch", "must be in 1...65536, is \(options.batch)")
-        }
-        guard options.threads >= 1, options.threads <= 1024 else {
-            throw SamplerError(.invalidArgument, at: "threads", "must be in 1...1024, is \(options.threads)")
-        }
+        if let m = Limits.violation(options.batch, Limits.batch) { throw SamplerError(.invalidArgument, at: "batch", m) }
+        if let m = Limits.violation(options.threads, Limits.threads) { throw SamplerError(.invalidArgument, at: "threads", m) }
         if let passes = options.passes {
             for p in passes where p != "specialize" {
                 _ = try SamplerError.wrap { try Optimizer.pass(named: p) }
@@ -151,8 +147,9 @@ public final class Sampler: @unchecked Sendable {
     /// samples that are computed and dropped. Batch invariance makes the padding invisible, and
     /// the rounding bounds the plans a long-lived sampler compiles and keeps to about
     /// log2(batch) + 1 batch sizes, whatever counts its callers ask for.
+    /// Empty when `count` is outside `Limits.count`.
     public func batchSizes(count: Int) -> [Int] {
-        guard count >= 1 else { return [] }
+        guard Limits.count.contains(count) else { return [] }
         let full = options.batch
         var sizes = [Int](repeating: full, count: count / full)
         let rest = count % full
@@ -170,6 +167,7 @@ public final class Sampler: @unchecked Sendable {
     /// returns the seconds it took (0 when they were already compiled).
     @discardableResult
     public func prepare(count: Int) throws(SamplerError) -> Double {
+        if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
         let t0 = DispatchTime.now().uptimeNanoseconds
         for b in Set(batchSizes(count: count)) { _ = try plans(batch: b) }
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -183,15 +181,19 @@ public final class Sampler: @unchecked Sendable {
 
     // MARK: Sampling
 
-    /// Draws `count` samples with noise keyed by `seed`.
-    public func sample(count: Int, seed: UInt64) throws(SamplerError) -> Samples {
-        try run(count: count, noise: .seed(seed))
+    /// Called after each batch of a sampling call with the samples done so far and the total.
+    public typealias Progress = (_ done: Int, _ total: Int) -> Void
+
+    /// Draws `count` samples with noise keyed by `seed`; `progress`, when given, is called on the
+    /// calling thread after each batch.
+    public func sample(count: Int, seed: UInt64, progress: Progress? = nil) throws(SamplerError) -> Samples {
+        try run(count: count, noise: .seed(seed), progress: progress)
     }
 
     /// Draws samples from the given noise: `noise` holds [noiseSteps, count, sample shape...]
     /// values in C order (`shape` says so), z_k of sample i at [k, i]. For reproducing samples
     /// of another runtime exactly.
-    public func sample(noise: [Float], shape: [Int]) throws(SamplerError) -> Samples {
+    public func sample(noise: [Float], shape: [Int], progress: Progress? = nil) throws(SamplerError) -> Samples {
         let want = [noiseSteps] + model.sampleShape
         guard shape.count == want.count + 1, shape[0] == want[0], Array(shape.dropFirst(2)) == model.sampleShape, shape[1] >= 1 else {
             throw SamplerError(.invalidArgument, at: "noise", "has shape \(shape); this sampler needs [\(noiseSteps), N, \(model.sampleShape.map(String.init).joined(separator: ", "))] (\(noiseSteps) noise draw\(noiseSteps == 1 ? "" : "s") per sample)")
@@ -199,7 +201,7 @@ public final class Sampler: @unchecked Sendable {
         guard noise.count == shape.reduce(1, *) else {
             throw SamplerError(.invalidArgument, at: "noise", "has \(noise.count) values for shape \(shape)")
         }
-        return try run(count: shape[1], noise: .given(noise))
+        return try run(count: shape[1], noise: .given(noise), progress: progress)
     }
 
     enum NoiseSource {
@@ -207,8 +209,8 @@ public final class Sampler: @unchecked Sendable {
         case given([Float])
     }
 
-    private func run(count: Int, noise: NoiseSource) throws(SamplerError) -> Samples {
-        guard count >= 1, count <= 1 << 24 else { throw SamplerError(.invalidArgument, at: "count", "must be in 1...16777216, is \(count)") }
+    private func run(count: Int, noise: NoiseSource, progress: Progress?) throws(SamplerError) -> Samples {
+        if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
         let e = model.sampleElements
         let (total, overflow) = count.multipliedReportingOverflow(by: e)
         guard !overflow, total <= 1 << 32 else { throw SamplerError(.invalidArgument, at: "count", "\(count) samples of \(e) values are too many") }
@@ -229,6 +231,7 @@ public final class Sampler: @unchecked Sendable {
                 (dst.baseAddress! + first * e).update(from: r.result.pointer, count: real * e)
                 batchEvaluations += evaluations
                 first += real
+                progress?(first, count)
             }
         }
         let end = DispatchTime.now().uptimeNanoseconds

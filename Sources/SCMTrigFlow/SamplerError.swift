@@ -48,6 +48,7 @@ public struct SamplerError: Error, Hashable, Sendable, CustomStringConvertible {
             let kind: Kind = switch e.kind {
             case .io: .io
             case .unsupported: .unsupported
+            case .invalidArgument: .invalidArgument
             default: .invalidModel
             }
             self.init(kind, at: e.location, e.message)

@@ -62,7 +62,7 @@ public struct Samples: Sendable {
             throw SamplerError(.invalidArgument, at: "png", "images with \(sampleShape[0]) channels have no PNG form (1 = gray, 3 = RGB); write --npy instead")
         }
         guard let range = dataRange else {
-            throw SamplerError(.invalidArgument, at: "png", "the data range is unknown: the model has no 'scm.data_range' (give --data-range=low,high, or Overrides.dataRange)")
+            throw SamplerError(.invalidArgument, at: "png", "the data range is unknown: the model has no 'scm.data_range' (supply it with Overrides.dataRange)")
         }
         return range
     }

@@ -68,9 +68,9 @@ public struct TrigFlowModel: Sendable {
             meta = try TrigFlowMetadata(model, sigmaData: overrides.sigmaData, tMax: overrides.tMax)
         } catch {
             var e = SamplerError(wrapping: error)
-            if e.message.hasPrefix("is missing") {
-                e.message = e.location.contains("sigma_data") ? "is missing: give the model's sigma_data (--sigma-data, or Overrides.sigmaData)"
-                    : "is missing: give the model's t_max (--t-max, or Overrides.tMax)"
+            if e.message == TrigFlowMetadata.missingMessage {
+                e.message += e.location.contains("sigma_data") ? ": supply the model's sigma_data (Overrides.sigmaData)"
+                    : ": supply the model's t_max (Overrides.tMax)"
             }
             throw e
         }
@@ -133,8 +133,9 @@ public struct TrigFlowModel: Sendable {
     /// A consistency sampler for `steps` steps on `schedule` (decreasing times starting at
     /// `t_max`; the model's `scm.schedule.N` or the default rule when nil).
     public func sampler(steps: Int, schedule: [Float]? = nil, options: Sampler.Options = Sampler.Options()) throws(SamplerError) -> Sampler {
-        guard steps >= 1, steps <= 10_000 else { throw SamplerError(.invalidArgument, at: "steps", "must be in 1...10000, is \(steps)") }
-        let times = schedule ?? metadata.schedule(steps: steps)
+        if let m = Limits.violation(steps, Limits.steps) { throw SamplerError(.invalidArgument, at: "steps", m) }
+        let times: [Float]
+        if let schedule { times = schedule } else { times = try SamplerError.wrap { try metadata.schedule(steps: steps) } }
         try SamplerError.wrap { try TrigFlowMetadata.checkSchedule(times, steps: steps, tMax: metadata.tMax, source: "schedule") }
         return try Sampler(model: self, method: .consistency(times: times), options: options)
     }
@@ -142,7 +143,7 @@ public struct TrigFlowModel: Sendable {
     /// The probability-flow ODE baseline: `steps` solver steps from t_max to 0 on a grid uniform
     /// in t, with `solver` (Heun evaluates twice per step except the last).
     public func odeSampler(steps: Int, solver: Sampler.Solver = .heun, options: Sampler.Options = Sampler.Options()) throws(SamplerError) -> Sampler {
-        guard steps >= 1, steps <= 10_000 else { throw SamplerError(.invalidArgument, at: "ode steps", "must be in 1...10000, is \(steps)") }
+        if let m = Limits.violation(steps, Limits.steps) { throw SamplerError(.invalidArgument, at: "ode steps", m) }
         return try Sampler(model: self, method: .ode(steps: steps, solver: solver), options: options)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SCM
+import SCMCommandLine
 
 /// `scm-export IN OUT --optimize (--steps N | --t T)`: save a model specialized and optimized for
 /// each sampling step (a directory of step files) or for one time (one file).
@@ -22,34 +23,46 @@ struct Export: ParsableCommand {
     @Argument(help: "The output file, or directory with --steps.")
     var output: String
 
-    @Flag(help: "Specialize and optimize (for each step with --steps, one time with --t, else the batch size only).")
+    @Flag(help: "Specialize and optimize (for each step with --steps or --schedule, one time with --t, else the batch size only).")
     var optimize = false
 
-    @Option(help: "Write one optimized model per step of the N-step schedule.")
+    @Option(parsing: .unconditional, help: "Write one optimized model per step of the N-step schedule.")
     var steps: Int?
 
-    @Option(help: "Comma-separated decreasing times to use instead of the stored schedule (with --steps).")
+    @Option(help: "Comma-separated decreasing times (the first t_max) instead of the stored schedule; sets the step count.")
     var schedule: String?
 
-    @Option(name: .customLong("t"), help: "Specialize for this one time.")
+    @Option(parsing: .unconditional, help: "t_max for a model without scm.t_max (or to override it), with --steps.")
+    var tMax: Float?
+
+    @Option(name: .customLong("t"), parsing: .unconditional, help: "Specialize for this one time.")
     var time: Float?
 
-    @Option(help: "Batch size to specialize for.")
-    var batch = 1
+    @Option(parsing: .unconditional, help: "Batch size to specialize for (with --optimize; default 1).")
+    var batch: Int?
 
     @Option(help: "Comma-separated passes to run instead of the default pipeline (\(Optimizer.passNames.joined(separator: ", "))).")
     var passes: String?
 
-    @Option(help: "Constant folding's size guard in bytes.")
+    @Option(parsing: .unconditional, help: "Constant folding's size guard in bytes (with --optimize).")
     var foldLimit: Int?
 
+    /// Whether one file per step was asked for.
+    var perStep: Bool { steps != nil || schedule != nil }
+
     func validate() throws {
-        if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1, is \(s)") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1, is \(batch)") }
-        if steps != nil && time != nil { throw ValidationError("--steps and --t exclude each other") }
-        if !optimize && (steps != nil || time != nil || passes != nil || schedule != nil) {
-            throw ValidationError("--steps, --t, --schedule and --passes need --optimize")
+        try CommandLineSupport.checkUTF8Arguments()
+        try CommandLineSupport.check("--steps", steps, Limits.steps)
+        try CommandLineSupport.check("--batch", batch, Limits.batch)
+        if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }
+        if perStep && time != nil { throw ValidationError("--steps/--schedule and --t exclude each other") }
+        if !optimize {
+            for (flag, given) in [("--steps", steps != nil), ("--schedule", schedule != nil), ("--t", time != nil), ("--batch", batch != nil),
+                                  ("--passes", passes != nil), ("--fold-limit", foldLimit != nil)] where given {
+                throw ValidationError("\(flag) needs --optimize")
+            }
         }
+        if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps or --schedule") }
         if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
     }
 
@@ -57,26 +70,23 @@ struct Export: ParsableCommand {
         do {
             let model = try ModelFile.load(path: input)
             guard optimize else {
-                _ = try ModelFile.save(model, to: output)
+                let report = try ModelFile.save(model, to: output)
+                for note in report.notes { CommandLineSupport.note("scm-export", note) }
                 return
             }
             let options = Optimizer.Options(foldLimitBytes: foldLimit)
             let passList = Optimizer.passList(passes)
-            if let n = steps {
-                let times = try TrigFlowMetadata(model).schedule(steps: n, override: schedule, source: "--schedule")
-                let paths = try StepExport.write(model, schedule: times, batch: batch, passes: passList, options: options, directory: output)
-                for (p, t) in zip(paths, times) { print("\(p): t = \(t), batch \(batch)") }
+            let b = batch ?? 1
+            if perStep {
+                let times = try CommandLineSupport.stepTimes(model, steps: steps, schedule: schedule, tMax: tMax)
+                let paths = try StepExport.write(model, schedule: times, batch: b, passes: passList, options: options, directory: output)
+                for (p, t) in zip(paths, times) { print("\(p): t = \(t), batch \(b)") }
             } else {
-                try StepExport.write(model, t: time, batch: batch, passes: passList, options: options, to: output)
-                print("\(output): t = \(time.map { String($0) } ?? "input"), batch \(batch)")
+                try StepExport.write(model, t: time, batch: b, passes: passList, options: options, to: output)
+                print("\(output): t = \(time.map { String($0) } ?? "input"), batch \(b)")
             }
-        } catch let error where error is ModelError || error is RuntimeError || error is OptimizeError {
-            fail("\(error)")
+        } catch {
+            CommandLineSupport.fail("scm-export", "\(error)")
         }
-    }
-
-    func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("scm-export: error: \(message)\n".utf8))
-        Export.exit(withError: ExitCode(1))
     }
 }

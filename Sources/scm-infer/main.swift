@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SCM
+import SCMCommandLine
 
 /// `scm-infer MODEL --inputs A.pb B.pb ... --output-dir DIR`: run a model on TensorProto files.
 @main
@@ -18,24 +19,25 @@ struct Infer: ParsableCommand {
     @Option(help: "Folder for output_<i>.pb, created if missing.")
     var outputDir: String?
 
-    @Option(help: "Worker threads (including the caller).")
+    @Option(parsing: .unconditional, help: "Worker threads (including the caller).")
     var threads: Int = 1
 
-    @Option(help: "Run this many times (the outputs of the last run are written); prints timings.")
+    @Option(parsing: .unconditional, help: "Run this many times (the outputs of the last run are written); prints timings.")
     var `repeat`: Int = 1
 
     @Flag(help: "Print the plan figures and timings as one JSON object on stdout.")
     var json = false
 
-    @Flag(help: "Print the time spent per op type (mean over --repeat runs).")
+    @Flag(help: "Measure the time spent per op type (mean over --repeat runs): a table on standard error, or 'profile' in the JSON.")
     var profile = false
 
     @Flag(help: "List the supported ops and exit.")
     var listOps = false
 
     func validate() throws {
-        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
-        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        try CommandLineSupport.checkUTF8Arguments()
+        try CommandLineSupport.check("--threads", threads, Limits.threads)
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, is \(`repeat`)") }
         if !listOps && model == nil { throw ValidationError("give a model file") }
     }
 
@@ -44,16 +46,13 @@ struct Infer: ParsableCommand {
             print(OpRegistry.supportedOps.joined(separator: "\n"))
             return
         }
+        guard let model else { return }
         do {
-            let report = try Inference.run(modelPath: model!, inputPaths: inputs, outputDir: outputDir,
+            let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
                                            threads: threads, repeats: `repeat`, profile: profile)
             if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
-        } catch let e as RuntimeError {
-            FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
-            throw ExitCode(e.kind == .unsupported ? 3 : 1)
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
-            throw ExitCode(1)
+        } catch {
+            CommandLineSupport.fail("scm-infer", "\(error)", code: CommandLineSupport.status(of: error))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SCM
+import SCMCommandLine
 
 /// `scm-inspect MODEL [--json] [--save OUT]`: load, verify and describe a model file;
 /// `--steps N` shows what the optimizer makes of each step of the N-step schedule.
@@ -20,33 +21,46 @@ struct Inspect: ParsableCommand {
     @Option(help: "Write the loaded model back through scm's own serializer to this path.")
     var save: String?
 
-    @Option(help: "Refuse model files larger than this many bytes.")
+    @Option(parsing: .unconditional, help: "Refuse model files larger than this many bytes.")
     var maxFileBytes: Int?
 
-    @Option(help: "Show the optimized graph of each step of the N-step schedule (scm.schedule.N, else the default rule).")
+    @Option(parsing: .unconditional, help: "Show the optimized graph of each step of the N-step schedule (scm.schedule.N, else the default rule).")
     var steps: Int?
 
-    @Option(help: "Comma-separated decreasing times to use instead of the stored schedule (with --steps).")
+    @Option(help: "Comma-separated decreasing times (the first t_max) instead of the stored schedule; sets the step count.")
     var schedule: String?
 
-    @Option(help: "Batch size to specialize for (with --steps).")
-    var batch = 1
+    @Option(parsing: .unconditional, help: "t_max for a model without scm.t_max (or to override it), with --steps.")
+    var tMax: Float?
+
+    @Option(parsing: .unconditional, help: "Batch size to specialize for (with --steps; default 1).")
+    var batch: Int?
 
     @Option(help: "Comma-separated passes to run instead of the default pipeline (\(Optimizer.passNames.joined(separator: ", "))).")
     var passes: String?
 
-    @Option(help: "Constant folding's size guard in bytes.")
+    @Option(parsing: .unconditional, help: "Constant folding's size guard in bytes (with --steps).")
     var foldLimit: Int?
 
     @Flag(help: "List every rewrite of every pass (with --steps, text output).")
     var verbose = false
 
+    /// Whether a per-step inspection was asked for.
+    var perStep: Bool { steps != nil || schedule != nil }
+
     func validate() throws {
-        if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1, is \(s)") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1, is \(batch)") }
-        if steps == nil && (schedule != nil || passes != nil || foldLimit != nil) {
-            throw ValidationError("--schedule, --passes and --fold-limit need --steps")
+        try CommandLineSupport.checkUTF8Arguments()
+        try CommandLineSupport.check("--steps", steps, Limits.steps)
+        try CommandLineSupport.check("--batch", batch, Limits.batch)
+        if let m = maxFileBytes, m < 1 { throw ValidationError("--max-file-bytes must be at least 1, is \(m)") }
+        if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }
+        if !perStep {
+            for (flag, given) in [("--batch", batch != nil), ("--passes", passes != nil), ("--fold-limit", foldLimit != nil),
+                                  ("--t-max", tMax != nil), ("--verbose", verbose)] where given {
+                throw ValidationError("\(flag) applies to the per-step view: give --steps or --schedule too")
+            }
         }
+        if verbose && json { throw ValidationError("--verbose lists rewrites in the text output; --json includes no list") }
     }
 
     func run() throws {
@@ -54,9 +68,9 @@ struct Inspect: ParsableCommand {
         if let m = maxFileBytes { limits.maxFileBytes = m }
         do {
             let loaded = try ModelFile.load(path: model, limits: limits)
-            if let n = steps {
-                let times = try TrigFlowMetadata(loaded).schedule(steps: n, override: schedule, source: "--schedule")
-                let report = try StepInspection(model: loaded, name: model, schedule: times, batch: batch,
+            if perStep {
+                let times = try CommandLineSupport.stepTimes(loaded, steps: steps, schedule: schedule, tMax: tMax)
+                let report = try StepInspection(model: loaded, name: model, schedule: times, batch: batch ?? 1,
                                                 passes: Optimizer.passList(passes), options: Optimizer.Options(foldLimitBytes: foldLimit))
                 print(json ? report.json() : report.text(verbose: verbose))
             } else {
@@ -65,15 +79,10 @@ struct Inspect: ParsableCommand {
             }
             if let out = save {
                 let report = try ModelFile.save(loaded, to: out)
-                for note in report.notes { FileHandle.standardError.write(Data("scm-inspect: note: \(note)\n".utf8)) }
+                for note in report.notes { CommandLineSupport.note("scm-inspect", note) }
             }
-        } catch let error where error is ModelError || error is RuntimeError || error is OptimizeError {
-            fail("\(error)")
+        } catch {
+            CommandLineSupport.fail("scm-inspect", "\(error)")
         }
-    }
-
-    func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("scm-inspect: error: \(message)\n".utf8))
-        Inspect.exit(withError: ExitCode(1))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SCM
+import SCMCommandLine
 
 /// `scm-run MODEL --steps N --out grid.png`: draw samples from a TrigFlow model.
 @main
@@ -19,28 +20,28 @@ struct Run: ParsableCommand {
     @Argument(help: "The model file (ONNX ModelProto with scm.* metadata).")
     var model: String
 
-    @Option(help: "Consistency sampling steps (network evaluations per sample).")
-    var steps = 2
+    @Option(parsing: .unconditional, help: "Consistency sampling steps (network evaluations per sample; default 2, or the length of --schedule).")
+    var steps: Int?
 
-    @Option(help: "Comma-separated decreasing times, the first t_max, instead of the stored schedule.")
+    @Option(help: "Comma-separated decreasing times, the first t_max; they win over the model's stored schedule and set the step count.")
     var schedule: String?
 
-    @Option(help: "Integrate the probability-flow ODE in this many steps instead (a baseline).")
+    @Option(parsing: .unconditional, help: "Integrate the probability-flow ODE in this many steps instead (a baseline).")
     var odeSteps: Int?
 
-    @Option(help: "ODE solver: euler or heun.")
-    var solver: String = "heun"
+    @Option(help: "ODE solver with --ode-steps: euler or heun (default heun).")
+    var solver: String?
 
-    @Option(help: "Samples to draw (default 64, or the noise file's N).")
+    @Option(parsing: .unconditional, help: "Samples to draw (default 64, or the noise file's N).")
     var count: Int?
 
-    @Option(help: "Noise seed (an unsigned 64-bit integer).")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Noise seed (an unsigned 64-bit integer; default 0).")
+    var seed: UInt64?
 
-    @Option(help: "Samples per network evaluation.")
+    @Option(parsing: .unconditional, help: "Samples per network evaluation.")
     var batch = 64
 
-    @Option(help: "Worker threads (default: the machine's cores).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: the machine's cores).")
     var threads: Int?
 
     @Flag(help: "Run the model as stored, t as an input, instead of a plan optimized per step.")
@@ -58,13 +59,13 @@ struct Run: ParsableCommand {
     @Option(help: "The .npy file for the raw float32 samples [N, ...] in the data range.")
     var npy: String?
 
-    @Option(help: "Images per grid row (default: ceil(sqrt(count))).")
+    @Option(parsing: .unconditional, help: "Images per --out grid row (default: ceil(sqrt(count))).")
     var nrow: Int?
 
-    @Option(help: "sigma_data, for a model without scm.sigma_data (or to override it).")
+    @Option(parsing: .unconditional, help: "sigma_data, for a model without scm.sigma_data (or to override it).")
     var sigmaData: Float?
 
-    @Option(help: "t_max, for a model without scm.t_max (or to override it).")
+    @Option(parsing: .unconditional, help: "t_max, for a model without scm.t_max (or to override it; stored schedules then need --schedule).")
     var tMax: Float?
 
     @Option(help: "Data range 'low,high' mapped to pixels 0..255, for a model without scm.data_range (write --data-range=-1,1).")
@@ -76,18 +77,17 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
+    @Flag(inversion: .prefixedNo, help: "Show progress (samples, images/s, ETA) on standard error (default: when it is a terminal).")
+    var progress: Bool?
+
     func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1, is \(steps)") }
-        if let k = odeSteps, k < 1 { throw ValidationError("--ode-steps must be at least 1, is \(k)") }
-        if Sampler.Solver(rawValue: solver) == nil { throw ValidationError("--solver must be euler or heun, is '\(solver)'") }
-        if let c = count, c < 1 { throw ValidationError("--count must be at least 1, is \(c)") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1, is \(batch)") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, is \(t)") }
-        if let n = nrow, n < 1 { throw ValidationError("--nrow must be at least 1, is \(n)") }
+        try CommandLineSupport.checkUTF8Arguments()
+        if let s = solver, Sampler.Solver(rawValue: s) == nil { throw ValidationError("--solver must be euler or heun, is '\(s)'") }
         if let p = parameterization, TrigFlowMetadata.Parameterization(rawValue: p) == nil {
             throw ValidationError("--parameterization must be consistency or velocity, is '\(p)'")
         }
-        if dataRange != nil && parsedRange == nil { throw ValidationError("--data-range must be 'low,high' with low < high, is '\(dataRange!)'") }
+        if let r = dataRange, parsedRange == nil { throw ValidationError("--data-range must be 'low,high' with low < high, is '\(r)'") }
+        do { try job.validate() } catch { throw ValidationError(error.description) }
     }
 
     var parsedRange: (Float, Float)? {
@@ -97,16 +97,15 @@ struct Run: ParsableCommand {
         return (lo, hi)
     }
 
-    func run() throws {
+    var job: SampleJob {
         var job = SampleJob(modelPath: model)
         job.steps = steps
         job.schedule = schedule
         job.odeSteps = odeSteps
-        job.solver = Sampler.Solver(rawValue: solver) ?? .heun
+        job.solver = solver.flatMap(Sampler.Solver.init)
         job.count = count
         job.seed = seed
-        job.options = Sampler.Options(batch: batch, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                      optimize: !noOptimize)
+        job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize)
         job.noisePath = noise
         job.out = out
         job.outDir = outDir
@@ -114,12 +113,20 @@ struct Run: ParsableCommand {
         job.nrow = nrow
         job.overrides = TrigFlowModel.Overrides(sigmaData: sigmaData, tMax: tMax, dataRange: parsedRange,
                                                 parameterization: parameterization.flatMap(TrigFlowMetadata.Parameterization.init))
+        job.showProgress = progress
+        return job
+    }
+
+    func run() throws {
+        let job = self.job
+        if !job.writesFiles {
+            CommandLineSupport.note("scm-run", "no --out, --out-dir or --npy: the samples are drawn and timed, nothing is written")
+        }
         do {
             let report = try job.run()
             print(json ? report.json : report.summary)
         } catch {
-            FileHandle.standardError.write(Data("scm-run: error: \(error)\n".utf8))
-            throw ExitCode(1)
+            CommandLineSupport.fail("scm-run", error.description)
         }
     }
 }

@@ -119,7 +119,7 @@ struct PipelineTests {
         let m = try ModelFile.load(path: repoRoot + "/models/tiny-trigflow.onnx")
         let meta = try TrigFlowMetadata(m)
         let x = try tensor([2, 1, 8, 8], seed: 21, name: "x")
-        for t in meta.schedule(steps: 4) {
+        for t in try meta.schedule(steps: 4) {
             let tt = try Tensor(shape: [2], scalars: [t, t], name: "t")
             let (opt, reports) = try Optimizer.optimize(m, t: t, batch: 2)
             #expect(!ops(opt).contains("Sin") && !ops(opt).contains("Cos"))

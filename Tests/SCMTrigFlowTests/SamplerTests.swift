@@ -99,7 +99,7 @@ struct SamplerTests {
             return nil
         }
         #expect(kind { _ = try model.sampler(steps: 0) } == .invalidArgument)
-        #expect(kind { _ = try model.sampler(steps: 2, schedule: [1.0, 0.5]) } == .invalidModel)
+        #expect(kind { _ = try model.sampler(steps: 2, schedule: [1.0, 0.5]) } == .invalidArgument)
         #expect(kind { _ = try model.sampler(steps: 2, options: .init(batch: 0)) } == .invalidArgument)
         #expect(kind { _ = try model.sampler(steps: 2, options: .init(passes: ["nope"])) } == .invalidModel)
         #expect(kind { _ = try model.sampler(steps: 1).sample(count: 0, seed: 0) } == .invalidArgument)

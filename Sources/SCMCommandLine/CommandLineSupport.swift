@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import SCM
+
+/// What the four executables share: argument checks against `Limits`, the UTF-8 check of the
+/// raw arguments, and one way to report an error and exit.
+///
+/// Exit status: 0 success; 64 a usage error (ArgumentParser's `ValidationError` and parse
+/// errors: unknown, missing, malformed, out-of-range or contradictory flags, found before any
+/// file is read); 1 any other error; 3 (`scm-infer`) a model that uses something unsupported.
+public enum CommandLineSupport {
+    /// Exit status of errors in models, data files and output paths.
+    public static let failure: Int32 = 1
+    /// Exit status of `scm-infer` for a model that needs an unsupported op, attribute or dtype.
+    public static let unsupported: Int32 = 3
+
+    /// Throws a usage error unless every command-line argument is valid UTF-8: Swift decodes
+    /// arguments as UTF-8 and would repair such a file name into one that does not exist.
+    public static func checkUTF8Arguments() throws {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i] else { continue }
+            if String(validatingCString: raw) == nil {
+                let shown = String(decoding: UnsafeRawBufferPointer(start: raw, count: strlen(raw)), as: UTF8.self)
+                throw ValidationError("argument \(i) ('\(shown)') is not valid UTF-8: these tools take UTF-8 file names; rename the file or link it under a UTF-8 name")
+            }
+        }
+    }
+
+    /// Throws a usage error naming `flag` unless `value` (when given) lies in `range`.
+    public static func check(_ flag: String, _ value: Int?, _ range: ClosedRange<Int>) throws {
+        if let v = value, let m = Limits.violation(v, range) { throw ValidationError("\(flag) \(m)") }
+    }
+
+    /// The worker threads to use by default: the machine's cores, within `Limits.threads`.
+    public static var defaultThreads: Int {
+        min(max(ProcessInfo.processInfo.activeProcessorCount, Limits.threads.lowerBound), Limits.threads.upperBound)
+    }
+
+    /// Writes `<tool>: error: <message>` to standard error and exits with `code`.
+    public static func fail(_ tool: String, _ message: String, code: Int32 = failure) -> Never {
+        FileHandle.standardError.write(Data("\(tool): error: \(message)\n".utf8))
+        exit(code)
+    }
+
+    /// Writes `<tool>: note: <message>` to standard error.
+    public static func note(_ tool: String, _ message: String) {
+        FileHandle.standardError.write(Data("\(tool): note: \(message)\n".utf8))
+    }
+
+    /// The exit status for an error of the library: `unsupported` for what the runtime does not
+    /// implement (`scm-infer` distinguishes it), `failure` otherwise.
+    public static func status(of error: any Error) -> Int32 {
+        switch error {
+        case let e as RuntimeError where e.kind == .unsupported: unsupported
+        case let e as ModelError where e.kind == .unsupported: unsupported
+        case let e as SamplerError where e.kind == .unsupported: unsupported
+        default: failure
+        }
+    }
+
+    /// The times of each step for `--steps N` / `--schedule T,...` / `--t-max T` (scm-inspect and
+    /// scm-export): `TrigFlowMetadata.stepTimes`, with errors naming the flags.
+    public static func stepTimes(_ model: Model, steps: Int?, schedule: String?, tMax: Float?) throws -> [Float] {
+        do {
+            return try TrigFlowMetadata.stepTimes(model, steps: steps, schedule: schedule, tMax: tMax, source: "--schedule")
+        } catch var e as ModelError {
+            if e.location == "t_max" { e.location = "--t-max" }
+            if e.message == TrigFlowMetadata.missingMessage { e.message += ": give --t-max, or the times with --schedule" }
+            throw e
+        }
+    }
+}
