@@ -47,6 +47,9 @@ struct Export: ParsableCommand {
     @Option(parsing: .unconditional, help: "Constant folding's size guard in bytes (with --optimize).")
     var foldLimit: Int?
 
+    @Option(help: "Comma-separated float inputs to differentiate in forward mode: OUT also takes <input>_tangent for each and returns <output>_tangent for each float output.")
+    var jvp: String?
+
     /// Whether one file per step was asked for.
     var perStep: Bool { steps != nil || schedule != nil }
 
@@ -63,12 +66,23 @@ struct Export: ParsableCommand {
             }
         }
         if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps or --schedule") }
+        if jvp != nil && optimize { throw ValidationError("--jvp and --optimize exclude each other (optimize the exported file afterwards)") }
+        if let j = jvp, j.split(separator: ",").isEmpty { throw ValidationError("--jvp needs a comma-separated list of input names") }
         if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
     }
 
     func run() throws {
         do {
             let model = try ModelFile.load(path: input)
+            if let jvp {
+                let names = jvp.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let derived = try ForwardMode.jvp(model, wrt: names)
+                try derived.verify()
+                let report = try ModelFile.save(derived, to: output)
+                for note in report.notes { CommandLineSupport.note("scm-export", note) }
+                print("\(output): \(derived.graph.inputs.count) inputs, \(derived.graph.outputs.count) outputs, \(derived.graph.nodes.count) nodes (\(derived.graph.nodes.count - model.graph.nodes.count) for the tangents)")
+                return
+            }
             guard optimize else {
                 let report = try ModelFile.save(model, to: output)
                 for note in report.notes { CommandLineSupport.note("scm-export", note) }

@@ -97,3 +97,34 @@ struct AdaptiveGroupNormKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension AdaptiveGroupNormOp: ForwardDifferentiable {
+    /// pre = (xhat scale + bias) mul + add per channel over the grouped normalization of X, then
+    /// SiLU when fused: the tangent of each factor, and SiLU's derivative at pre (recomputed by the
+    /// same op without activation).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
+        let x = r.input(0), shape = r.emit("Shape", [x])
+        let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
+        let back = { (v: String) in r.emit("Reshape", [v, shape]) }
+        let ch = { (v: String) in r.channelShaped(v, rank: rank) }
+        let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        let xhat = back(n.xhat)
+        // a = xhat scale + bias, and its tangent
+        let a = r.add(r.mul(xhat, ch(r.input(1))), ch(r.input(2)))!
+        var da = NormalizedTangent.affine(r, xhat: xhat, dxhat: n.dxhat.map(back), scale: ch(r.input(1)),
+                                          dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))
+        if r.has(3) {
+            da = r.sum([da.map { r.mul($0, r.input(3)) }, r.tangent(3).map { r.mul(a, $0) }])
+        }
+        if r.has(4), let dadd = r.tangent(4) {
+            da = da.map { r.add($0, dadd)! } ?? r.emit("Expand", [dadd, r.emit("Shape", [r.output(0)])])
+        }
+        guard let dpre = da else { return [nil] }
+        guard (r.node.attribute("activation")?.stringValue ?? "none") == "silu" else { return [dpre] }
+        let pre = r.emit("AdaptiveGroupNorm", r.node.inputs, r.attributes(removing: ["activation"]), domain: r.node.domain)
+        return [r.mul(dpre, r.siluDerivative(pre))]
+    }
+}

@@ -106,3 +106,13 @@ extension UnsafePointer: IntegerPointer where Pointee: FixedWidthInteger {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension CastOp: ForwardDifferentiable {
+    /// Between float types the tangent is cast alike; to any other type there is none.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0), r.outputs[0].dtype == .float || r.outputs[0].dtype == .float64 else { return [nil] }
+        return [r.emit("Cast", [d], r.node.attributes)]
+    }
+}

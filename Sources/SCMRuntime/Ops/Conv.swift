@@ -283,3 +283,47 @@ struct ConvTransposeKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension ConvOp: ForwardDifferentiable {
+    /// Conv is bilinear in (X, W): dY = Conv(dX, W) + Conv(X, dW) + dB (+ dZ for FusedConv's
+    /// residual), then SiLU's derivative at the pre-activation when fused (recomputed by the same
+    /// FusedConv without the activation).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let fused = r.node.opType == "FusedConv"
+        let attrs = r.attributes(removing: ["activation"])
+        let x = r.input(0), w = r.input(1), y = r.output(0)
+        let rank = r.outputs[0].rank
+        var terms: [String?] = [
+            r.tangent(0).map { r.emit("Conv", [$0, w], attrs) },
+            r.tangent(1).map { r.emit("Conv", [x, $0], attrs) },
+        ]
+        let convTerms = terms.compactMap { $0 }.count
+        if let db = r.tangent(2) {
+            let b = r.reshape(db, [1, -1] + Array(repeating: 1, count: rank - 2))
+            terms.append(convTerms == 0 ? r.emit("Expand", [b, r.emit("Shape", [y])]) : b)
+        }
+        if fused, r.has(3), let dz = r.tangent(3) { terms.append(dz) }
+        guard let dpre = r.sum(terms) else { return [nil] }
+        guard fused, (r.node.attribute("activation")?.stringValue ?? "none") == "silu" else { return [dpre] }
+        let pre = r.emit("FusedConv", r.node.inputs, attrs, domain: r.node.domain)
+        return [r.mul(dpre, r.siluDerivative(pre))]
+    }
+}
+
+extension ConvTransposeOp: ForwardDifferentiable {
+    /// ConvTranspose is bilinear in (X, W): dY = ConvT(dX, W) + ConvT(X, dW) + dB.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let x = r.input(0), w = r.input(1), y = r.output(0), attrs = r.node.attributes
+        var terms: [String?] = [
+            r.tangent(0).map { r.emit("ConvTranspose", [$0, w], attrs) },
+            r.tangent(1).map { r.emit("ConvTranspose", [x, $0], attrs) },
+        ]
+        if let db = r.tangent(2) {
+            let b = r.reshape(db, [1, -1] + Array(repeating: 1, count: r.outputs[0].rank - 2))
+            terms.append(terms.contains { $0 != nil } ? b : r.emit("Expand", [b, r.emit("Shape", [y])]))
+        }
+        return [r.sum(terms)]
+    }
+}

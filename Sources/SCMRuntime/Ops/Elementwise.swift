@@ -362,3 +362,108 @@ struct ClipKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension UnaryOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0) else { return [nil] }
+        let x = r.input(0), y = r.output(0)
+        switch r.node.opType {
+        case "Neg": return [r.neg(d)]
+        case "Abs": return [r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.neg(d), d])]
+        case "Sqrt": return [r.div(r.mul(d, r.scalar(0.5)), y)]                       // d / (2 sqrt x)
+        case "Reciprocal": return [r.neg(r.mul(d, r.mul(y, y)))]                     // -d / x^2
+        case "Exp": return [r.mul(d, y)]
+        case "Log": return [r.div(d, x)]
+        case "Sin": return [r.mul(d, r.emit("Cos", [x]))]
+        case "Cos": return [r.neg(r.mul(d, r.emit("Sin", [x])))]
+        case "Tanh": return [r.mul(d, r.sub(r.scalar(1), r.mul(y, y)))]              // d (1 - y^2)
+        case "Sigmoid": return [r.mul(d, r.mul(y, r.sub(r.scalar(1), y)))]           // d y (1 - y)
+        case "Erf":                                                                  // d 2/sqrt(pi) exp(-x^2)
+            return [r.mul(d, r.mul(r.scalar(2 / Double.pi.squareRoot()), r.emit("Exp", [r.neg(r.mul(x, x))])))]
+        case "Relu": return [r.emit("Where", [r.emit("Greater", [x, r.scalar(0)]), d, r.scalar(0)])]
+        case "LeakyRelu":
+            let alpha = Double(r.node.attribute("alpha").flatMap { if case .float(let v) = $0.value { v } else { nil } } ?? 0.01)
+            return [r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.mul(d, r.scalar(alpha)), d])]
+        case "Gelu":
+            let approximate = r.node.attribute("approximate")?.stringValue ?? "none"
+            if approximate == "tanh" {
+                // y = x/2 (1 + tanh u), u = k (x + c x^3): y' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2)
+                let k = (2 / Double.pi).squareRoot(), c = 0.044715
+                let x2 = r.mul(x, x)
+                let u = r.mul(r.scalar(k), r.add(x, r.mul(r.scalar(c), r.mul(x2, x)))!)
+                let th = r.emit("Tanh", [u])
+                let first = r.mul(r.scalar(0.5), r.add(r.scalar(1), th)!)
+                let du = r.mul(r.scalar(k), r.add(r.scalar(1), r.mul(r.scalar(3 * c), x2))!)
+                let second = r.mul(r.mul(r.scalar(0.5), x), r.mul(r.sub(r.scalar(1), r.mul(th, th)), du))
+                return [r.mul(d, r.add(first, second)!)]
+            }
+            // y = x Phi(x): y' = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2/2) / sqrt(2 pi)
+            let phiCdf = r.mul(r.scalar(0.5), r.add(r.scalar(1), r.emit("Erf", [r.mul(x, r.scalar(1 / 2.0.squareRoot()))]))!)
+            let pdf = r.mul(r.scalar(1 / (2 * Double.pi).squareRoot()), r.emit("Exp", [r.mul(r.mul(x, x), r.scalar(-0.5))]))
+            return [r.mul(d, r.add(phiCdf, r.mul(x, pdf))!)]
+        default:
+            throw r.error("op \(r.node.opType) has no forward-mode (JVP) rule")
+        }
+    }
+}
+
+extension BinaryOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let a = r.input(0), b = r.input(1), y = r.output(0)
+        let da = r.tangent(0), db = r.tangent(1)
+        switch r.node.opType {
+        case "Add":
+            return [r.add(da.map { r.broadcast($0, input: 0) }, db.map { r.broadcast($0, input: 1) })]
+        case "Sub":
+            return [r.add(da.map { r.broadcast($0, input: 0) }, db.map { r.neg(r.broadcast($0, input: 1)) })]
+        case "Mul":
+            // Each product has the output's shape (the other factor broadcasts it).
+            return [r.add(da.map { r.mul($0, b) }, db.map { r.mul(a, $0) })]
+        case "Div":
+            // d(a/b) = da/b - y db/b
+            return [r.add(da.map { r.div($0, b) }, db.map { r.neg(r.div(r.mul(y, $0), b)) })]
+        case "Pow":
+            // d(a^b) = b a^(b-1) da + y ln(a) db
+            var e = b
+            if let bs = r.inputs[1], let as_ = r.inputs[0], bs.dtype != as_.dtype {
+                e = r.emit("Cast", [b], [Attribute("to", .int(Int(as_.dtype.rawValue)))])
+            }
+            let first = da.map { r.mul($0, r.mul(e, r.emit("Pow", [a, r.sub(e, r.scalar(1))]))) }
+            let second = db.map { r.mul(r.mul(y, r.emit("Log", [a])), $0) }
+            return [r.add(first, second)]  // both have the output's shape (y and b broadcast them)
+        default:
+            throw r.error("op \(r.node.opType) has no forward-mode (JVP) rule")
+        }
+    }
+}
+
+extension CompareOp: ForwardDifferentiable {
+    /// Comparisons output bool: no tangent.
+    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
+}
+
+extension WhereOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let dx = r.tangent(1), dy = r.tangent(2)
+        guard dx != nil || dy != nil else { return [nil] }
+        let t = r.emit("Where", [r.input(0), dx ?? r.scalar(0), dy ?? r.scalar(0)])
+        // Where broadcasts its three inputs; a zero scalar stands for the absent tangent, so the
+        // result can be smaller than the output.
+        let shapes = [r.inputs[0]?.shape ?? [], dx == nil ? [] : r.inputs[1]?.shape ?? [], dy == nil ? [] : r.inputs[2]?.shape ?? []]
+        let got = shapes.dropFirst().reduce(shapes[0]) { Shapes.broadcast($0, $1) ?? $0 }
+        return [got == r.outputs[0].shape ? t : r.emit("Expand", [t, r.emit("Shape", [r.output(0)])])]
+    }
+}
+
+extension ClipOp: ForwardDifferentiable {
+    /// The tangent where x lies within the bounds (a tie passes it), zero outside.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard var d = r.tangent(0) else { return [nil] }
+        let x = r.input(0), zero = r.scalar(0)
+        if r.has(1) { d = r.emit("Where", [r.emit("Less", [x, r.input(1)]), zero, d]) }
+        if r.has(2) { d = r.emit("Where", [r.emit("Greater", [x, r.input(2)]), zero, d]) }
+        return [d]
+    }
+}

@@ -150,3 +150,33 @@ struct MatMulKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension GemmOp: ForwardDifferentiable {
+    /// Y = alpha A' B' + beta C: dY = alpha (dA' B' + A' dB') + beta dC, each product a Gemm with
+    /// the node's transA, transB and alpha.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let attrs = r.attributes(removing: ["beta"])
+        let a = r.input(0), b = r.input(1)
+        var terms: [String?] = [
+            r.tangent(0).map { r.emit("Gemm", [$0, b], attrs) },
+            r.tangent(1).map { r.emit("Gemm", [a, $0], attrs) },
+        ]
+        if r.has(2), let dc = r.tangent(2) {
+            var beta: Double = 1
+            if let v = r.node.attribute("beta"), case .float(let f) = v.value { beta = Double(f) }
+            let c = beta == 1 ? dc : r.mul(dc, r.scalar(beta))
+            terms.append(terms.contains { $0 != nil } ? c : r.broadcast(c, input: 2))
+        }
+        return [r.sum(terms)]
+    }
+}
+
+extension MatMulOp: ForwardDifferentiable {
+    /// dY = dA B + A dB (both products have Y's shape: MatMul broadcasts the batch dims).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let a = r.input(0), b = r.input(1)
+        return [r.add(r.tangent(0).map { r.emit("MatMul", [$0, b]) }, r.tangent(1).map { r.emit("MatMul", [a, $0]) })]
+    }
+}

@@ -172,3 +172,118 @@ struct BatchNormKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+/// The normalization every norm op shares, recomputed from primitive ops for derivative graphs:
+/// over `axes` of `x`, xhat = (x - mean) inv with inv = 1 / sqrt(var + eps), and its tangent
+/// dxhat = (dx - mean(dx) - xhat mean(xhat dx)) inv (mean(xhat) = 0 removes the other terms).
+struct NormalizedTangent {
+    let xhat: String
+    let inv: String
+    let dxhat: String?
+    /// mean(dx) and mean(xhat dx) over the axes (kept), for the statistics' own tangents.
+    let meanDx: String?
+    let meanXhatDx: String?
+
+    init(_ r: JVPRule, x: String, dx: String?, axes: [Int], eps: Double) {
+        let mean = r.reduce("ReduceMean", x, axes: axes)
+        let centered = r.sub(x, mean)
+        let variance = r.reduce("ReduceMean", r.mul(centered, centered), axes: axes)
+        inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.add(variance, r.scalar(eps))!])])
+        xhat = r.mul(centered, inv)
+        guard let dx else {
+            dxhat = nil; meanDx = nil; meanXhatDx = nil
+            return
+        }
+        let m1 = r.reduce("ReduceMean", dx, axes: axes)
+        let m2 = r.reduce("ReduceMean", r.mul(xhat, dx), axes: axes)
+        dxhat = r.mul(r.sub(r.sub(dx, m1), r.mul(xhat, m2)), inv)
+        meanDx = m1
+        meanXhatDx = m2
+    }
+
+    /// Tangent of `xhat * scale + bias` given the tangents of scale and bias, all already shaped
+    /// to broadcast against xhat; `like` is a value of the result's shape for a lone bias tangent.
+    static func affine(_ r: JVPRule, xhat: String, dxhat: String?, scale: String, dScale: String?, dBias: String?, like: String) -> String? {
+        let main = r.sum([dxhat.map { r.mul($0, scale) }, dScale.map { r.mul(xhat, $0) }])
+        guard let db = dBias else { return main }
+        return main.map { r.add($0, db)! } ?? r.emit("Expand", [db, r.emit("Shape", [like])])
+    }
+}
+
+extension JVPRule {
+    /// Float attribute `name` (default `def`).
+    func floatAttribute(_ name: String, _ def: Float) -> Double {
+        if let a = node.attribute(name), case .float(let v) = a.value { return Double(v) }
+        return Double(def)
+    }
+    /// Int attribute `name` (default `def`).
+    func intAttribute(_ name: String, _ def: Int) -> Int {
+        if let a = node.attribute(name), case .int(let v) = a.value { return v }
+        return def
+    }
+    /// A per-channel [C] tensor reshaped to broadcast over [N, C, spatial...] of `rank`.
+    func channelShaped(_ v: String, rank: Int) -> String { reshape(v, [1, -1] + Array(repeating: 1, count: rank - 2)) }
+}
+
+extension NormalizationOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let rank = r.outputs[0].rank
+        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(2..<rank), eps: r.floatAttribute("epsilon", 1e-5))
+        return [NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: r.channelShaped(r.input(1), rank: rank),
+                                         dScale: r.tangent(1).map { r.channelShaped($0, rank: rank) },
+                                         dBias: r.tangent(2).map { r.channelShaped($0, rank: rank) }, like: r.output(0))]
+    }
+}
+
+extension GroupNormOp: ForwardDifferentiable {
+    /// Normalizes the grouped view [N, G, C/G * spatial]; the affine is applied per group there
+    /// (opset 18) or per channel after reshaping back (opset 21).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
+        let x = r.input(0), shape = r.emit("Shape", [x])
+        let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
+        let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        if r.opset >= 21 {
+            let back = { (v: String) in r.emit("Reshape", [v, shape]) }
+            return [NormalizedTangent.affine(r, xhat: back(n.xhat), dxhat: n.dxhat.map(back), scale: r.channelShaped(r.input(1), rank: rank),
+                                             dScale: r.tangent(1).map { r.channelShaped($0, rank: rank) },
+                                             dBias: r.tangent(2).map { r.channelShaped($0, rank: rank) }, like: r.output(0))]
+        }
+        let perGroup = { (v: String) in r.reshape(v, [1, -1, 1]) }
+        let t = NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: perGroup(r.input(1)), dScale: r.tangent(1).map(perGroup),
+                                         dBias: r.tangent(2).map(perGroup), like: n.xhat)
+        return [t.map { r.emit("Reshape", [$0, shape]) }]
+    }
+}
+
+extension LayerNormOp: ForwardDifferentiable {
+    /// Normalizes over [axis, rank); Scale and B broadcast against the normalized shape. The
+    /// optional Mean and InvStdDev outputs get their tangents: mean(dx) and -inv^2 mean(xhat dx).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(axis..<rank), eps: r.floatAttribute("epsilon", 1e-5))
+        var out: [String?] = [NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: r.input(1), dScale: r.tangent(1),
+                                                       dBias: r.has(2) ? r.tangent(2) : nil, like: r.output(0))]
+        if r.node.outputs.count > 1 { out.append(n.meanDx) }
+        if r.node.outputs.count > 2 { out.append(n.meanXhatDx.map { r.neg(r.mul(r.mul(n.inv, n.inv), $0)) }) }
+        return out
+    }
+}
+
+extension BatchNormOp: ForwardDifferentiable {
+    /// Inference mode: y = (x - mean) s + B with s = scale / sqrt(var + eps) per channel; tangents
+    /// of x, scale and B (the running statistics are constants of a trained model).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard r.tangent(3) == nil, r.tangent(4) == nil else { throw r.error("no JVP rule for tangents of the running mean or variance") }
+        let rank = r.outputs[0].rank
+        let ch = { (v: String) in r.channelShaped(v, rank: rank) }
+        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.add(ch(r.input(4)), r.scalar(r.floatAttribute("epsilon", 1e-5)))!])])
+        let xhat = r.mul(r.sub(r.input(0), ch(r.input(3))), inv)
+        return [NormalizedTangent.affine(r, xhat: xhat, dxhat: r.tangent(0).map { r.mul($0, inv) }, scale: ch(r.input(1)),
+                                         dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))]
+    }
+}

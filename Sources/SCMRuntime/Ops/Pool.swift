@@ -96,3 +96,16 @@ struct GlobalPoolKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension PoolOp: ForwardDifferentiable {
+    /// AveragePool is linear; MaxPool has no rule (its derivative selects the argmax).
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard r.node.opType == "AveragePool" else { throw r.error("op \(r.node.opType) has no forward-mode (JVP) rule") }
+        guard let d = r.tangent(0) else { return [nil] }
+        return r.sameOp([0: d]).map { Optional($0) }
+    }
+}
+
+extension GlobalAveragePoolOp: LinearInData {}

@@ -178,3 +178,26 @@ struct ReduceKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+extension SoftmaxOp: ForwardDifferentiable {
+    /// dy = y (d - sum(y d)) along the axis.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0) else { return [nil] }
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        let s = r.reduce("ReduceSum", r.mul(y, d), axes: [axis])
+        return [r.mul(y, r.sub(d, s))]
+    }
+}
+
+extension ReduceOp: ForwardDifferentiable {
+    /// ReduceSum and ReduceMean are linear; ReduceMax has no rule.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard r.node.opType != "ReduceMax" else { throw r.error("op ReduceMax has no forward-mode (JVP) rule") }
+        guard let d = r.tangent(0) else { return [nil] }
+        return [r.sameOp([0: d])[0]]
+    }
+}

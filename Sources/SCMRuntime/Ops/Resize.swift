@@ -210,3 +210,9 @@ struct ResizeKernel: Kernel {
         }
     }
 }
+
+// MARK: - Forward-mode rules
+
+/// Resize is linear in X for the nearest and linear modes (roi, scales and sizes are constants);
+/// cubic too, but the runtime refuses it anyway.
+extension ResizeOp: LinearInData {}

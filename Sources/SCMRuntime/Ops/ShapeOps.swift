@@ -418,3 +418,46 @@ enum ConstantOfShapeOp: Operator {
         return .constant([try Tensor(dtype: fill.dtype, shape: dims, data: .bytes(storage))])
     }
 }
+
+// MARK: - Forward-mode rules
+
+/// Ops linear in their data input (input 0), the others being shapes, axes or indices: the
+/// tangent is the same op applied to the data's tangent.
+protocol LinearInData: ForwardDifferentiable {}
+
+extension LinearInData {
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0) else { return r.node.outputs.map { _ in nil } }
+        return r.sameOp([0: d]).map { Optional($0) }
+    }
+}
+
+extension ReshapeOp: LinearInData {}
+extension FlattenOp: LinearInData {}
+extension SqueezeOp: LinearInData {}
+extension UnsqueezeOp: LinearInData {}
+extension IdentityOp: LinearInData {}
+extension TransposeOp: LinearInData {}
+extension SplitOp: LinearInData {}
+extension SliceOp: LinearInData {}
+extension ExpandOp: LinearInData {}
+extension GatherOp: LinearInData {}
+
+extension ConcatOp: ForwardDifferentiable {
+    /// Concat of the tangents, zeros standing for inputs without one.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        let parts = r.node.inputs.indices.map { r.tangent($0) ?? r.zeros(like: r.input($0)) }
+        return [r.emit("Concat", parts, r.node.attributes)]
+    }
+}
+
+/// Shape, Constant and ConstantOfShape: integer or constant outputs, no tangent.
+extension ShapeOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
+}
+extension ConstantOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
+}
+extension ConstantOfShapeOp: ForwardDifferentiable {
+    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
+}

@@ -1,0 +1,272 @@
+import SCMGraph
+
+/// An op that can be differentiated in forward mode. Its rule, written in the op's own file beside
+/// its schema and kernel, emits IR nodes that compute the tangent of each output from the tangents
+/// of the inputs (JVP: Jacobian-vector product).
+public protocol ForwardDifferentiable: Operator {
+    /// Emits the tangent of each output through `rule`; returns one name per output, nil where the
+    /// output has no tangent (not float, or independent of every input that has one). Called only
+    /// when at least one float input has a tangent.
+    static func jvp(_ rule: JVPRule) throws -> [String?]
+}
+
+/// Collects the nodes and constants a derivative transform emits, with fresh value names.
+public final class DerivativeBuilder {
+    private(set) var nodes: [Node] = []
+    private(set) var initializers: [Tensor] = []
+    private var taken: Set<String>
+    private var counter = 0
+
+    init(taken: Set<String>) { self.taken = taken }
+
+    /// A value name not used anywhere in the graph, derived from `base`.
+    func fresh(_ base: String) -> String {
+        var name = base
+        while taken.contains(name) {
+            counter += 1
+            name = "\(base)_\(counter)"
+        }
+        taken.insert(name)
+        return name
+    }
+
+    /// Appends a node and returns its output names.
+    func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "", outputs: Int = 1,
+              hint: String) -> [String] {
+        let outs = (0..<outputs).map { fresh(outputs == 1 ? hint : "\(hint)_\($0)") }
+        nodes.append(Node(op, inputs: inputs, outputs: outs, name: fresh("\(hint)_node"), domain: domain, attributes: attributes))
+        return outs
+    }
+
+    /// Adds `tensor` as an initializer and returns its name.
+    func constant(_ tensor: Tensor, hint: String) -> String {
+        var t = tensor
+        let name = fresh(hint)
+        t.meta.name = name
+        initializers.append(t)
+        return name
+    }
+}
+
+/// What a forward-mode rule sees of one node: its types, compile-time values, the tangents of its
+/// inputs, and a builder for the nodes it emits. The helpers emit standard ONNX ops.
+public struct JVPRule {
+    public let node: Node
+    /// The node's name for errors.
+    public let label: String
+    /// The opset of the node's domain.
+    public let opset: Int
+    /// The opset of the default domain, which every emitted standard op is read at.
+    public let defaultOpset: Int
+    /// Input types (nil: omitted optional input).
+    public let inputs: [TensorSpec?]
+    /// Output types.
+    public let outputs: [TensorSpec]
+    /// Input values known at compile time.
+    public let values: [Tensor?]
+    /// The tangent of each input (nil: zero, or not differentiable).
+    public let tangents: [String?]
+    let builder: DerivativeBuilder
+
+    /// The tangent of input `i`, nil when it is zero.
+    public func tangent(_ i: Int) -> String? { i < tangents.count ? tangents[i] : nil }
+    /// Name of input `i`.
+    public func input(_ i: Int) -> String { node.inputs[i] }
+    /// Name of output `i`.
+    public func output(_ i: Int) -> String { node.outputs[i] }
+    /// Whether input `i` is present.
+    public func has(_ i: Int) -> Bool { i < inputs.count && inputs[i] != nil }
+
+    func error(_ message: String) -> RuntimeError { RuntimeError(.unsupported, at: label, message) }
+
+    private var hint: String { (node.outputs.first ?? "v") + "_tangent" }
+
+    /// Emits `op` on `inputs` and returns its first output.
+    public func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "") -> String {
+        builder.emit(op, inputs, attributes, domain: domain, hint: hint)[0]
+    }
+
+    /// Emits `op` with `outputs` outputs.
+    public func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "", outputs: Int) -> [String] {
+        builder.emit(op, inputs, attributes, domain: domain, outputs: outputs, hint: hint)
+    }
+
+    /// A scalar (rank 0) constant of the outputs' float dtype.
+    public func scalar(_ v: Double) -> String {
+        let dtype = outputs.first?.dtype ?? .float
+        let t: Tensor = dtype == .float64 ? try! Tensor(shape: [], scalars: [v]) : try! Tensor(shape: [], scalars: [Float(v)])
+        return builder.constant(t, hint: "\(node.outputs.first ?? "v")_c")
+    }
+
+    /// An int64 vector constant (shapes, axes).
+    public func ints(_ v: [Int]) -> String {
+        builder.constant(try! Tensor(shape: [v.count], scalars: v.map(Int64.init)), hint: "\(node.outputs.first ?? "v")_i")
+    }
+
+    public func mul(_ a: String, _ b: String) -> String { emit("Mul", [a, b]) }
+    public func div(_ a: String, _ b: String) -> String { emit("Div", [a, b]) }
+    public func sub(_ a: String, _ b: String) -> String { emit("Sub", [a, b]) }
+    public func neg(_ a: String) -> String { emit("Neg", [a]) }
+
+    /// `a + b` where either may be zero (nil).
+    public func add(_ a: String?, _ b: String?) -> String? {
+        switch (a, b) {
+        case let (a?, b?): emit("Add", [a, b])
+        case let (a?, nil): a
+        case let (nil, b?): b
+        case (nil, nil): nil
+        }
+    }
+
+    /// The sum of the terms that are not zero (nil when all are).
+    public func sum(_ terms: [String?]) -> String? { terms.reduce(nil) { add($0, $1) } }
+
+    /// The node itself applied to tangents: its inputs with `replacements` substituted, the same
+    /// attributes (for ops linear in the replaced inputs: views, pooling, resizing, reductions).
+    public func sameOp(_ replacements: [Int: String], outputs count: Int? = nil) -> [String] {
+        var ins = node.inputs
+        for (i, t) in replacements { ins[i] = t }
+        return emit(node.opType, ins, node.attributes, domain: node.domain, outputs: count ?? node.outputs.count)
+    }
+
+    /// Zeros of `value`'s runtime shape, in the outputs' float dtype.
+    public func zeros(like value: String) -> String {
+        let dtype = outputs.first?.dtype ?? .float
+        let zero: Tensor = dtype == .float64 ? try! Tensor(shape: [1], scalars: [Double(0)]) : try! Tensor(shape: [1], scalars: [Float(0)])
+        return emit("ConstantOfShape", [emit("Shape", [value])], [Attribute("value", .tensor(zero))])
+    }
+
+    /// `ReduceSum` / `ReduceMean` of `x` over `axes`, in the form the node's opset reads (axes as
+    /// an input from opset 13 for ReduceSum and 18 for ReduceMean, else as an attribute).
+    public func reduce(_ op: String, _ x: String, axes: [Int], keepdims: Bool = true) -> String {
+        let fromInput = op == "ReduceSum" ? defaultOpset >= 13 : defaultOpset >= 18
+        let keep = Attribute("keepdims", .int(keepdims ? 1 : 0))
+        if fromInput { return emit(op, [x, ints(axes)], [keep]) }
+        return emit(op, [x], [Attribute("axes", .ints(axes)), keep])
+    }
+
+    /// `x` reshaped to `shape` (0 copies a dim, -1 infers one).
+    public func reshape(_ x: String, _ shape: [Int]) -> String { emit("Reshape", [x, ints(shape)]) }
+
+    /// SiLU's derivative at `pre`: s (1 + pre (1 - s)) with s = sigmoid(pre).
+    public func siluDerivative(_ pre: String) -> String {
+        let sig = emit("Sigmoid", [pre])
+        return mul(sig, add(scalar(1), mul(pre, sub(scalar(1), sig)))!)
+    }
+
+    /// The node's attributes without those named in `names`.
+    public func attributes(removing names: Set<String>) -> [Attribute] { node.attributes.filter { !names.contains($0.name) } }
+
+    /// `t`, a tangent of input `i`, broadcast to output `o`'s shape when the input's shape is not
+    /// the output's (an input broadcast by the op). Uses the output's runtime shape, so the graph
+    /// holds for any batch size.
+    public func broadcast(_ t: String, input i: Int, toOutput o: Int = 0) -> String {
+        guard let spec = inputs[i], spec.shape != outputs[o].shape else { return t }
+        return emit("Expand", [t, emit("Shape", [output(o)])])
+    }
+}
+
+/// Forward-mode differentiation of a model (`scm-export --jvp`).
+public enum ForwardMode {
+    /// The suffix of tangent inputs and outputs.
+    public static let suffix = "_tangent"
+
+    /// The model with a tangent input `<name>_tangent` after its inputs for each name in `wrt`
+    /// (float graph inputs), and a tangent output `<output>_tangent` after its outputs for each
+    /// float output (zeros where the output does not depend on `wrt`).
+    ///
+    /// `shapes` gives concrete shapes to symbolic inputs for the analysis; dims left symbolic are
+    /// analysed as 2. The rules emit shape-generic nodes (broadcasts use runtime shapes, reshapes
+    /// use 0 and -1), so the result keeps the model's symbolic dims.
+    public static func jvp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:]) throws -> Model {
+        let g = model.graph
+        let inits = Set(g.initializers.map(\.meta.name))
+        let graphInputs = g.inputs.filter { !inits.contains($0.name) }
+        var specs = shapes
+        for vi in graphInputs where specs[vi.name] == nil {
+            guard let t = vi.type, let dtype = t.elementType, let shape = t.shape else {
+                throw RuntimeError(.invalidModel, at: "input '\(vi.name)'", "has no declared type and shape")
+            }
+            specs[vi.name] = TensorSpec(dtype, shape.map { if case .value(let v) = $0 { v } else { 2 } })
+        }
+        for name in wrt {
+            guard let vi = graphInputs.first(where: { $0.name == name }) else {
+                throw RuntimeError(.badInput, at: "--jvp", "'\(name)' is not a graph input (inputs: \(graphInputs.map(\.name).joined(separator: ", ")))")
+            }
+            guard let dt = vi.type?.elementType, dt == .float || dt == .float64 else {
+                throw RuntimeError(.badInput, at: "--jvp", "input '\(name)' is not float")
+            }
+        }
+        let analysis = try Compiler.analyze(model, shapes: specs)
+        var taken = Set<String>()
+        for n in g.nodes { taken.formUnion(n.inputs); taken.formUnion(n.outputs) }
+        taken.formUnion(inits)
+        taken.formUnion(g.inputs.map(\.name))
+        taken.formUnion(g.outputs.map(\.name))
+        let builder = DerivativeBuilder(taken: taken)
+        var tangent: [String: String] = [:]
+        var newInputs: [ValueInfo] = []
+        for name in wrt {
+            let tname = builder.fresh(name + suffix)
+            tangent[name] = tname
+            let vi = graphInputs.first { $0.name == name }!
+            newInputs.append(ValueInfo(tname, vi.type))
+        }
+        let opset = model.opsetVersion("") ?? 0
+        for i in analysis.order {
+            let node = g.nodes[i]
+            let ts = node.inputs.map { $0.isEmpty ? nil : tangent[$0] }
+            guard ts.contains(where: { $0 != nil }) else { continue }
+            let label = node.label(index: i)
+            let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
+            guard let op = OpRegistry.ops[key] else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
+            guard let rule = op as? any ForwardDifferentiable.Type else {
+                throw RuntimeError(.unsupported, at: label, "op \(key) has no forward-mode (JVP) rule")
+            }
+            let ins = node.inputs.map { $0.isEmpty ? nil : analysis.specs[$0] }
+            let outs = try node.outputs.map { o -> TensorSpec in
+                guard let s = analysis.specs[o] else { throw RuntimeError(.invalidModel, at: label, "output '\(o)' has no type") }
+                return s
+            }
+            let vals = node.inputs.map { $0.isEmpty ? nil : analysis.constants[$0] }
+            let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
+            let ctx = JVPRule(node: node, label: label, opset: domainOpset, defaultOpset: opset, inputs: ins, outputs: outs, values: vals,
+                              tangents: ts.enumerated().map { k, t in
+                                  // Constant inputs (folded at compile time) carry no tangent.
+                                  guard let t, let s = ins[k], s.dtype == .float || s.dtype == .float64 else { return nil }
+                                  return t
+                              },
+                              builder: builder)
+            guard ctx.tangents.contains(where: { $0 != nil }) else { continue }
+            let result = try rule.jvp(ctx)
+            guard result.count == node.outputs.count else {
+                throw RuntimeError(.invalidModel, at: label, "JVP rule returned \(result.count) tangents for \(node.outputs.count) outputs")
+            }
+            for (o, t) in zip(node.outputs, result) where !o.isEmpty { if let t { tangent[o] = t } }
+        }
+        var m = model
+        m.graph.nodes += builder.nodes
+        m.graph.initializers += builder.initializers
+        m.graph.inputs = g.inputs.filter { !inits.contains($0.name) } + newInputs + g.inputs.filter { inits.contains($0.name) }
+        var finalNodes: [Node] = []
+        var newOutputs: [ValueInfo] = []
+        for out in g.outputs {
+            guard let s = analysis.specs[out.name], s.dtype == .float || s.dtype == .float64 else { continue }
+            let name = builder.fresh(out.name + suffix)
+            if let t = tangent[out.name] {
+                finalNodes.append(Node("Identity", inputs: [t], outputs: [name], name: builder.fresh(name + "_node")))
+            } else {
+                // Independent of every tangent input: zeros of the output's runtime shape.
+                let shape = builder.fresh(name + "_shape")
+                finalNodes.append(Node("Shape", inputs: [out.name], outputs: [shape], name: builder.fresh(shape + "_node")))
+                let value: Tensor = s.dtype == .float64 ? try Tensor(shape: [1], scalars: [Double(0)]) : try Tensor(shape: [1], scalars: [Float(0)])
+                finalNodes.append(Node("ConstantOfShape", inputs: [shape], outputs: [name], name: builder.fresh(name + "_node"),
+                                       attributes: [Attribute("value", .tensor(value))]))
+            }
+            newOutputs.append(ValueInfo(name, out.type))
+        }
+        m.graph.nodes += finalNodes
+        m.graph.outputs = g.outputs + newOutputs
+        return m
+    }
+}

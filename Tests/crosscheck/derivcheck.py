@@ -1,0 +1,153 @@
+"""Finite-difference checks of derivative graphs made by `scm-export` (forward mode: --jvp).
+
+The reference is central finite differences of the *original* model run by onnxruntime, in
+float64 when onnxruntime runs the model converted to double (then h = 1e-4 and the truncation
+error is about 1e-8 relative), else in float32 (h = 1e-2, error about 1e-4). The derivative graph
+runs in our runtime (scm-infer). Inputs avoid kinks (Relu, Abs, Clip) by construction in the
+tests that use them.
+"""
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import BIN
+
+
+def to_double(model):
+    """The model with every float32 tensor, type and cast made float64."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+
+    def retype(vi):
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.DOUBLE
+
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        retype(vi)
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float64), a.t.name))
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                a.i = TensorProto.DOUBLE
+        if n.op_type in ("GroupNormalization", "LayerNormalization") and not any(a.name == "stash_type" for a in n.attribute):
+            # Statistics in double too (the default stash_type computes them in float32).
+            n.attribute.append(helper.make_attribute("stash_type", TensorProto.DOUBLE))
+    return m
+
+
+class Reference:
+    """Runs a model in onnxruntime, in float64 when it can."""
+
+    def __init__(self, model):
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.intra_op_num_threads = 1
+        self.double = True
+        try:
+            self.sess = ort.InferenceSession(to_double(model).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception:
+            self.double = False
+            self.sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in model.graph.output]
+
+    def __call__(self, feeds):
+        cast = {k: (v.astype(np.float64) if self.double and v.dtype == np.float32 else v) for k, v in feeds.items()}
+        return [np.asarray(o, np.float64) for o in self.sess.run(self.outputs, cast)]
+
+    def jvp(self, feeds, tangents):
+        """Central differences along `tangents` (a dict of float inputs)."""
+        h = 1e-4 if self.double else 1e-2
+        plus = {k: (v.astype(np.float64) + h * tangents[k] if k in tangents else v) for k, v in feeds.items()}
+        minus = {k: (v.astype(np.float64) - h * tangents[k] if k in tangents else v) for k, v in feeds.items()}
+        if not self.double:
+            plus = {k: (v.astype(np.float32) if k in tangents else v) for k, v in plus.items()}
+            minus = {k: (v.astype(np.float32) if k in tangents else v) for k, v in minus.items()}
+        return [(p - m) / (2 * h) for p, m in zip(self(plus), self(minus))]
+
+
+class ScmReference(Reference):
+    """Finite differences in our own runtime, float32: for ai.scm ops, which onnxruntime lacks."""
+
+    def __init__(self, model):
+        self.model = model
+        self.double = False
+
+    def __call__(self, feeds):
+        return [np.asarray(o, np.float64) for o in run_scm(self.model, feeds)]
+
+
+def run_scm(model, feeds, threads=1):
+    """Runs `model` (a ModelProto) in scm-infer on `feeds` (graph-input order); returns outputs."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.onnx")
+        onnx.save(model, path)
+        inits = {t.name for t in model.graph.initializer}
+        args = [os.path.join(BIN, "scm-infer"), path, "--output-dir", os.path.join(d, "out"), "--threads", str(threads)]
+        files = []
+        for i, vi in enumerate(x for x in model.graph.input if x.name not in inits):
+            f = os.path.join(d, f"in_{i}.pb")
+            with open(f, "wb") as fh:
+                fh.write(numpy_helper.from_array(feeds[vi.name], vi.name).SerializeToString())
+            files.append(f)
+        if files:
+            args += ["--inputs", *files]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs = []
+        for i in range(len(model.graph.output)):
+            t = onnx.TensorProto()
+            with open(os.path.join(d, "out", f"output_{i}.pb"), "rb") as fh:
+                t.ParseFromString(fh.read())
+            outs.append(numpy_helper.to_array(t))
+        return outs
+
+
+def export_jvp(model, wrt, tmp):
+    """`scm-export MODEL OUT --jvp wrt`; returns the derivative ModelProto."""
+    src, dst = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "jvp.onnx")
+    onnx.save(model, src)
+    r = subprocess.run([os.path.join(BIN, "scm-export"), src, dst, "--jvp", ",".join(wrt)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return onnx.load(dst)
+
+
+def relative_error(ours, ref):
+    """max |ours - ref| / max |ref| (ref's scale; 1 when ref is all zeros)."""
+    scale = max(float(np.max(np.abs(ref))), 1e-30) if ref.size else 1.0
+    return float(np.max(np.abs(ours.astype(np.float64) - ref))) / scale if ref.size else 0.0
+
+
+def check_jvp(model, feeds, wrt, tmp, seed=0, tol=None):
+    """Exports the JVP of `model` along random tangents of `wrt`, runs it in our runtime and
+    compares every tangent output with central differences; returns the worst relative error."""
+    rng = np.random.default_rng(seed)
+    tangents = {k: rng.normal(size=feeds[k].shape) for k in wrt}
+    jvp_model = export_jvp(model, wrt, tmp)
+    jfeeds = dict(feeds)
+    for k in wrt:
+        jfeeds[k + "_tangent"] = tangents[k].astype(feeds[k].dtype)
+    ours = run_scm(jvp_model, jfeeds)
+    ref = ScmReference(model) if any(n.domain == "ai.scm" for n in model.graph.node) else Reference(model)
+    expected = ref.jvp(feeds, {k: tangents[k].astype(feeds[k].dtype).astype(np.float64) for k in wrt})
+    n = len(model.graph.output)
+    float_outs = [i for i, o in enumerate(model.graph.output) if o.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)]
+    assert len(ours) == n + len(float_outs), (len(ours), n)
+    tol = tol if tol is not None else (1e-4 if ref.double else 2e-2)
+    worst = 0.0
+    for k, i in enumerate(float_outs):
+        err = relative_error(ours[n + k], expected[i])
+        assert ours[n + k].shape == expected[i].shape, (ours[n + k].shape, expected[i].shape)
+        assert err <= tol, f"output {model.graph.output[i].name}: relative error {err:.3g} > {tol} (reference in {'float64' if ref.double else 'float32'})"
+        worst = max(worst, err)
+    return worst
