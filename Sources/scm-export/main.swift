@@ -50,6 +50,9 @@ struct Export: ParsableCommand {
     @Option(help: "Comma-separated float inputs to differentiate in forward mode: OUT also takes <input>_tangent for each and returns <output>_tangent for each float output.")
     var jvp: String?
 
+    @Option(help: "Comma-separated inputs and initializers to differentiate in reverse mode ('params': every float initializer an op differentiates): OUT also takes <output>_cotangent for each float output and returns <name>_grad for each.")
+    var grad: String?
+
     /// Whether one file per step was asked for.
     var perStep: Bool { steps != nil || schedule != nil }
 
@@ -66,8 +69,10 @@ struct Export: ParsableCommand {
             }
         }
         if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps or --schedule") }
-        if jvp != nil && optimize { throw ValidationError("--jvp and --optimize exclude each other (optimize the exported file afterwards)") }
+        if (jvp != nil || grad != nil) && optimize { throw ValidationError("--jvp/--grad and --optimize exclude each other (optimize the exported file afterwards)") }
+        if jvp != nil && grad != nil { throw ValidationError("--jvp and --grad exclude each other") }
         if let j = jvp, j.split(separator: ",").isEmpty { throw ValidationError("--jvp needs a comma-separated list of input names") }
+        if let j = grad, j.split(separator: ",").isEmpty { throw ValidationError("--grad needs a comma-separated list of names") }
         if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
     }
 
@@ -81,6 +86,15 @@ struct Export: ParsableCommand {
                 let report = try ModelFile.save(derived, to: output)
                 for note in report.notes { CommandLineSupport.note("scm-export", note) }
                 print("\(output): \(derived.graph.inputs.count) inputs, \(derived.graph.outputs.count) outputs, \(derived.graph.nodes.count) nodes (\(derived.graph.nodes.count - model.graph.nodes.count) for the tangents)")
+                return
+            }
+            if let grad {
+                let names = grad.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let (derived, differentiated) = try ReverseMode.vjp(model, wrt: names)
+                try derived.verify()
+                let report = try ModelFile.save(derived, to: output)
+                for note in report.notes { CommandLineSupport.note("scm-export", note) }
+                print("\(output): gradients of \(differentiated.count) value\(differentiated.count == 1 ? "" : "s"), \(derived.graph.nodes.count) nodes (\(derived.graph.nodes.count - model.graph.nodes.count) for the backward pass)")
                 return
             }
             guard optimize else {

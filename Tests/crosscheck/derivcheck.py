@@ -151,3 +151,102 @@ def check_jvp(model, feeds, wrt, tmp, seed=0, tol=None):
         assert err <= tol, f"output {model.graph.output[i].name}: relative error {err:.3g} > {tol} (reference in {'float64' if ref.double else 'float32'})"
         worst = max(worst, err)
     return worst
+
+
+def export_grad(model, wrt, tmp):
+    """`scm-export MODEL OUT --grad wrt`; returns the derivative ModelProto."""
+    src, dst = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "grad.onnx")
+    onnx.save(model, src)
+    r = subprocess.run([os.path.join(BIN, "scm-export"), src, dst, "--grad", ",".join(wrt)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return onnx.load(dst)
+
+
+def promote(model, names):
+    """The model with the initializers `names` turned into graph inputs; returns it and their values."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    values = {}
+    kept = []
+    for t in m.graph.initializer:
+        if t.name in names:
+            values[t.name] = numpy_helper.to_array(t)
+            m.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            kept.append(t)
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(kept)
+    return m, values
+
+
+def float_outputs(model):
+    return [i for i, o in enumerate(model.graph.output) if o.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)]
+
+
+def run_grad(model, feeds, wrt, cotangents, tmp):
+    """Exports `--grad wrt` and runs it in our runtime; returns {name: gradient} by output name."""
+    grad_model = export_grad(model, wrt, tmp)
+    gfeeds = dict(feeds)
+    for i, u in cotangents.items():
+        double = model.graph.output[i].type.tensor_type.elem_type == TensorProto.DOUBLE
+        gfeeds[model.graph.output[i].name + "_cotangent"] = u.astype(np.float64 if double else np.float32)
+    outs = run_scm(grad_model, gfeeds)
+    names = [o.name for o in grad_model.graph.output]
+    return {n[:-len("_grad")]: v for n, v in zip(names, outs) if n.endswith("_grad")}, grad_model
+
+
+def check_vjp(model, feeds, wrt, tmp, seed=0, tol=None, full=True):
+    """Exports the gradient of sum_o <u_o, output_o> for random cotangents u, runs it in our
+    runtime, and compares: with `full`, every element of every gradient against central
+    differences of that element; else the directional derivative along a random direction per
+    name (and one along all names at once). Returns the worst relative error."""
+    rng = np.random.default_rng(seed)
+    inits = {t.name for t in model.graph.initializer}
+    params = [n for n in wrt if n in inits]
+    ref_model, pvalues = promote(model, params)
+    base = dict(feeds)
+    base.update(pvalues)
+    outs = float_outputs(model)
+    ref = ScmReference(ref_model) if _scm_only(model) else Reference(ref_model)
+    y = ref(base)
+    cot = {i: rng.normal(size=y[i].shape) for i in outs}
+    grads, _ = run_grad(model, feeds, wrt, cot, tmp)
+    h = 1e-4 if ref.double else 1e-2
+    tol = tol if tol is not None else (1e-4 if ref.double else 2e-2)
+
+    def loss(values):
+        ys = ref(values)
+        return sum(float(np.sum(cot[i] * ys[i])) for i in outs)
+
+    def shifted(name, delta):
+        v = dict(base)
+        v[name] = (base[name].astype(np.float64) + delta)
+        if not ref.double:
+            v[name] = v[name].astype(np.float32)
+        return v
+
+    worst = 0.0
+    for name in wrt:
+        assert name in grads, (name, list(grads))
+        g = grads[name].astype(np.float64)
+        assert g.shape == base[name].shape, (name, g.shape, base[name].shape)
+        if full:
+            fd = np.zeros(base[name].shape)
+            for idx in np.ndindex(*base[name].shape):
+                e = np.zeros(base[name].shape)
+                e[idx] = h
+                fd[idx] = (loss(shifted(name, e)) - loss(shifted(name, -e))) / (2 * h)
+            err = relative_error(g, fd)
+        else:
+            v = rng.normal(size=base[name].shape)
+            fd = (loss(shifted(name, h * v)) - loss(shifted(name, -h * v))) / (2 * h)
+            ours = float(np.sum(g * v))
+            err = abs(ours - fd) / max(abs(fd), 1e-3 * np.linalg.norm(g) * np.linalg.norm(v), 1e-30)
+        assert err <= tol, f"gradient of {name}: relative error {err:.3g} > {tol} (reference in {'float64' if ref.double else 'float32'})"
+        worst = max(worst, err)
+    return worst
+
+
+def _scm_only(model):
+    return any(n.domain == "ai.scm" for n in model.graph.node)

@@ -49,8 +49,8 @@ public final class DerivativeBuilder {
 }
 
 /// What a forward-mode rule sees of one node: its types, compile-time values, the tangents of its
-/// inputs, and a builder for the nodes it emits. The helpers emit standard ONNX ops.
-public struct JVPRule {
+/// inputs, and a builder for the nodes it emits (helpers in `RuleEmitter`).
+public struct JVPRule: RuleEmitter {
     public let node: Node
     /// The node's name for errors.
     public let label: String
@@ -66,96 +66,11 @@ public struct JVPRule {
     public let values: [Tensor?]
     /// The tangent of each input (nil: zero, or not differentiable).
     public let tangents: [String?]
-    let builder: DerivativeBuilder
+    public let builder: DerivativeBuilder
 
     /// The tangent of input `i`, nil when it is zero.
     public func tangent(_ i: Int) -> String? { i < tangents.count ? tangents[i] : nil }
-    /// Name of input `i`.
-    public func input(_ i: Int) -> String { node.inputs[i] }
-    /// Name of output `i`.
-    public func output(_ i: Int) -> String { node.outputs[i] }
-    /// Whether input `i` is present.
-    public func has(_ i: Int) -> Bool { i < inputs.count && inputs[i] != nil }
-
-    func error(_ message: String) -> RuntimeError { RuntimeError(.unsupported, at: label, message) }
-
-    private var hint: String { (node.outputs.first ?? "v") + "_tangent" }
-
-    /// Emits `op` on `inputs` and returns its first output.
-    public func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "") -> String {
-        builder.emit(op, inputs, attributes, domain: domain, hint: hint)[0]
-    }
-
-    /// Emits `op` with `outputs` outputs.
-    public func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "", outputs: Int) -> [String] {
-        builder.emit(op, inputs, attributes, domain: domain, outputs: outputs, hint: hint)
-    }
-
-    /// A scalar (rank 0) constant of the outputs' float dtype.
-    public func scalar(_ v: Double) -> String {
-        let dtype = outputs.first?.dtype ?? .float
-        let t: Tensor = dtype == .float64 ? try! Tensor(shape: [], scalars: [v]) : try! Tensor(shape: [], scalars: [Float(v)])
-        return builder.constant(t, hint: "\(node.outputs.first ?? "v")_c")
-    }
-
-    /// An int64 vector constant (shapes, axes).
-    public func ints(_ v: [Int]) -> String {
-        builder.constant(try! Tensor(shape: [v.count], scalars: v.map(Int64.init)), hint: "\(node.outputs.first ?? "v")_i")
-    }
-
-    public func mul(_ a: String, _ b: String) -> String { emit("Mul", [a, b]) }
-    public func div(_ a: String, _ b: String) -> String { emit("Div", [a, b]) }
-    public func sub(_ a: String, _ b: String) -> String { emit("Sub", [a, b]) }
-    public func neg(_ a: String) -> String { emit("Neg", [a]) }
-
-    /// `a + b` where either may be zero (nil).
-    public func add(_ a: String?, _ b: String?) -> String? {
-        switch (a, b) {
-        case let (a?, b?): emit("Add", [a, b])
-        case let (a?, nil): a
-        case let (nil, b?): b
-        case (nil, nil): nil
-        }
-    }
-
-    /// The sum of the terms that are not zero (nil when all are).
-    public func sum(_ terms: [String?]) -> String? { terms.reduce(nil) { add($0, $1) } }
-
-    /// The node itself applied to tangents: its inputs with `replacements` substituted, the same
-    /// attributes (for ops linear in the replaced inputs: views, pooling, resizing, reductions).
-    public func sameOp(_ replacements: [Int: String], outputs count: Int? = nil) -> [String] {
-        var ins = node.inputs
-        for (i, t) in replacements { ins[i] = t }
-        return emit(node.opType, ins, node.attributes, domain: node.domain, outputs: count ?? node.outputs.count)
-    }
-
-    /// Zeros of `value`'s runtime shape, in the outputs' float dtype.
-    public func zeros(like value: String) -> String {
-        let dtype = outputs.first?.dtype ?? .float
-        let zero: Tensor = dtype == .float64 ? try! Tensor(shape: [1], scalars: [Double(0)]) : try! Tensor(shape: [1], scalars: [Float(0)])
-        return emit("ConstantOfShape", [emit("Shape", [value])], [Attribute("value", .tensor(zero))])
-    }
-
-    /// `ReduceSum` / `ReduceMean` of `x` over `axes`, in the form the node's opset reads (axes as
-    /// an input from opset 13 for ReduceSum and 18 for ReduceMean, else as an attribute).
-    public func reduce(_ op: String, _ x: String, axes: [Int], keepdims: Bool = true) -> String {
-        let fromInput = op == "ReduceSum" ? defaultOpset >= 13 : defaultOpset >= 18
-        let keep = Attribute("keepdims", .int(keepdims ? 1 : 0))
-        if fromInput { return emit(op, [x, ints(axes)], [keep]) }
-        return emit(op, [x], [Attribute("axes", .ints(axes)), keep])
-    }
-
-    /// `x` reshaped to `shape` (0 copies a dim, -1 infers one).
-    public func reshape(_ x: String, _ shape: [Int]) -> String { emit("Reshape", [x, ints(shape)]) }
-
-    /// SiLU's derivative at `pre`: s (1 + pre (1 - s)) with s = sigmoid(pre).
-    public func siluDerivative(_ pre: String) -> String {
-        let sig = emit("Sigmoid", [pre])
-        return mul(sig, add(scalar(1), mul(pre, sub(scalar(1), sig)))!)
-    }
-
-    /// The node's attributes without those named in `names`.
-    public func attributes(removing names: Set<String>) -> [Attribute] { node.attributes.filter { !names.contains($0.name) } }
+    public var hint: String { (node.outputs.first ?? "v") + "_tangent" }
 
     /// `t`, a tangent of input `i`, broadcast to output `o`'s shape when the input's shape is not
     /// the output's (an input broadcast by the op). Uses the output's runtime shape, so the graph
@@ -267,6 +182,7 @@ public enum ForwardMode {
         }
         m.graph.nodes += finalNodes
         m.graph.outputs = g.outputs + newOutputs
+        m.declareSCMDomainIfUsed()
         return m
     }
 }

@@ -128,3 +128,38 @@ extension AdaptiveGroupNormOp: ForwardDifferentiable {
         return [r.mul(dpre, r.siluDerivative(pre))]
     }
 }
+
+// MARK: - Reverse-mode rules
+
+extension AdaptiveGroupNormOp: ReverseDifferentiable {
+    /// With a = xhat scale + bias (per channel over the grouped normalization) and
+    /// pre = a mul + add: G_pre = G SiLU'(pre) when fused; mul gets G_pre a and add G_pre, each
+    /// summed over its broadcast axes; a gets G_pre mul; then GroupNorm's backward.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard var g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        let rank = r.outputs[0].rank, groups = r.intAttribute("num_groups", 1)
+        let x = r.input(0)
+        if (r.node.attribute("activation")?.stringValue ?? "none") == "silu" {
+            let pre = r.emit("AdaptiveGroupNorm", r.node.inputs, r.attributes(removing: ["activation"]), domain: r.node.domain)
+            g = r.mul(g, r.siluDerivative(pre))
+        }
+        let grouped = { (v: String) in r.reshape(v, [0, groups, -1]) }
+        let ch = { (v: String) in r.channelShaped(v, rank: rank) }
+        let n = NormalizedTangent(r, x: grouped(x), dx: nil, axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        let xhat = r.reshape(n.xhat, like: x)
+        var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
+        var ga = g
+        if r.has(3) {
+            if r.needs(3) {
+                let a = r.plus(r.mul(xhat, ch(r.input(1))), ch(r.input(2)))
+                out[3] = r.unbroadcast(r.mul(g, a), toInput: 3)
+            }
+            ga = r.mul(g, r.input(3))
+        }
+        if r.has(4), r.needs(4) { out[4] = r.unbroadcast(g, toInput: 4) }
+        if r.needs(0) { out[0] = r.reshape(n.backward(r, grouped(r.mul(ga, ch(r.input(1)))), axes: [2]), like: x) }
+        if r.needs(1) { out[1] = r.channelSum(r.mul(ga, xhat), rank: rank) }
+        if r.needs(2) { out[2] = r.channelSum(ga, rank: rank) }
+        return out
+    }
+}

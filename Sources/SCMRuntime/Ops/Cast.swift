@@ -116,3 +116,13 @@ extension CastOp: ForwardDifferentiable {
         return [r.emit("Cast", [d], r.node.attributes)]
     }
 }
+
+// MARK: - Reverse-mode rules
+
+extension CastOp: ReverseDifferentiable {
+    /// Between float types the cotangent is cast back to the input's type.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0], xs.dtype == .float || xs.dtype == .float64 else { return [nil] }
+        return [r.emit("Cast", [g], [Attribute("to", .int(Int(xs.dtype.rawValue)))])]
+    }
+}

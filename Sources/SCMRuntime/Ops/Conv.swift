@@ -327,3 +327,67 @@ extension ConvTransposeOp: ForwardDifferentiable {
         return [r.sum(terms)]
     }
 }
+
+// MARK: - Reverse-mode rules
+
+extension ConvOp: ReverseDifferentiable {
+    /// With G the cotangent of the (pre-activation) output: dX = ConvTranspose(G, W) with the
+    /// conv's strides, dilations, group and resolved pads, and the output padding that gives back
+    /// X's size; dW = ai.scm:ConvWeightGrad(X, G), one GEMM per group over the whole batch;
+    /// dB = G summed over batch and space; FusedConv's residual gets G itself, and its SiLU
+    /// multiplies G by SiLU' at the pre-activation (recomputed by the same op without it).
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard var g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        let fused = r.node.opType == "FusedConv"
+        if fused, (r.node.attribute("activation")?.stringValue ?? "none") == "silu" {
+            let pre = r.emit("FusedConv", r.node.inputs, r.attributes(removing: ["activation"]), domain: r.node.domain)
+            g = r.mul(g, r.siluDerivative(pre))
+        }
+        guard let xs = r.inputs[0], let ws = r.inputs[1] else { throw r.error("Conv needs X and W") }
+        let spatial = Array(xs.shape.dropFirst(2)), kernel = Array(ws.shape.dropFirst(2))
+        let ctx = OpContext(node: r.node, label: r.label, opset: r.opset, inputs: r.inputs, values: r.values,
+                            graphInputNames: r.inputs.map { _ in nil })
+        let axes = try WindowAttributes.axes(ctx, spatial: spatial, kernel: kernel)
+        let pads = axes.map(\.padBegin) + axes.map(\.padEnd)
+        let strides = axes.map(\.s), dilations = axes.map(\.d)
+        let window: [Attribute] = [Attribute("strides", .ints(strides)), Attribute("dilations", .ints(dilations)),
+                                   Attribute("pads", .ints(pads)), Attribute("group", .int(r.intAttribute("group", 1)))]
+        var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
+        if r.needs(0) {
+            let outputPadding = axes.map { a in a.size - ((a.out - 1) * a.s + (a.k - 1) * a.d + 1 - a.padBegin - a.padEnd) }
+            out[0] = r.emit("ConvTranspose", [g, r.input(1)],
+                            window + [Attribute("kernel_shape", .ints(kernel)), Attribute("output_padding", .ints(outputPadding))])
+        }
+        if r.needs(1) {
+            out[1] = r.emit("ConvWeightGrad", [r.input(0), g], window + [Attribute("kernel_shape", .ints(kernel))], domain: "ai.scm")
+        }
+        if r.has(2), r.needs(2) {
+            out[2] = r.reduce("ReduceSum", g, axes: [0] + Array(2..<r.outputs[0].rank), keepdims: false)
+        }
+        if fused, r.has(3), r.needs(3) { out[3] = g }
+        return out
+    }
+}
+
+extension ConvTransposeOp: ReverseDifferentiable {
+    /// Y = ConvTranspose(X, W) is the adjoint of Conv(., W): dX = Conv(G, W) and
+    /// dW = ai.scm:ConvWeightGrad(G, X) with the same window; dB = G summed over batch and space.
+    /// Only explicit pads (no auto_pad, no output_shape) have a rule.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        if r.node.attribute("output_shape") != nil || (r.node.attribute("auto_pad")?.stringValue ?? "NOTSET") != "NOTSET" {
+            throw r.error("ConvTranspose with output_shape or auto_pad has no reverse-mode (VJP) rule (give explicit pads)")
+        }
+        guard let ws = r.inputs[1] else { throw r.error("ConvTranspose needs W") }
+        let kernel = Array(ws.shape.dropFirst(2)), rank = kernel.count
+        var window: [Attribute] = [Attribute("kernel_shape", .ints(kernel)), Attribute("group", .int(r.intAttribute("group", 1)))]
+        window.append(Attribute("strides", .ints(r.intsAttribute("strides") ?? Array(repeating: 1, count: rank))))
+        window.append(Attribute("dilations", .ints(r.intsAttribute("dilations") ?? Array(repeating: 1, count: rank))))
+        window.append(Attribute("pads", .ints(r.intsAttribute("pads") ?? Array(repeating: 0, count: 2 * rank))))
+        var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
+        if r.needs(0) { out[0] = r.emit("Conv", [g, r.input(1)], window) }
+        if r.needs(1) { out[1] = r.emit("ConvWeightGrad", [g, r.input(0)], window, domain: "ai.scm") }
+        if r.has(2), r.needs(2) { out[2] = r.reduce("ReduceSum", g, axes: [0] + Array(2..<r.outputs[0].rank), keepdims: false) }
+        return out
+    }
+}

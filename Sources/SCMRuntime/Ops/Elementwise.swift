@@ -365,27 +365,38 @@ struct ClipKernel: Kernel {
 
 // MARK: - Forward-mode rules
 
-extension UnaryOp: ForwardDifferentiable {
+extension UnaryOp: ForwardDifferentiable, ReverseDifferentiable {
     static func jvp(_ r: JVPRule) throws -> [String?] {
         guard let d = r.tangent(0) else { return [nil] }
+        return [try scaled(r, d)]
+    }
+
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        return [try scaled(r, g)]
+    }
+
+    /// d f'(x): the tangent of the output for a tangent d of x, and (the derivative being a
+    /// diagonal Jacobian) the cotangent of x for a cotangent d of the output.
+    static func scaled(_ r: some RuleEmitter, _ d: String) throws -> String {
         let x = r.input(0), y = r.output(0)
         switch r.node.opType {
-        case "Neg": return [r.neg(d)]
-        case "Abs": return [r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.neg(d), d])]
-        case "Sqrt": return [r.div(r.mul(d, r.scalar(0.5)), y)]                       // d / (2 sqrt x)
-        case "Reciprocal": return [r.neg(r.mul(d, r.mul(y, y)))]                     // -d / x^2
-        case "Exp": return [r.mul(d, y)]
-        case "Log": return [r.div(d, x)]
-        case "Sin": return [r.mul(d, r.emit("Cos", [x]))]
-        case "Cos": return [r.neg(r.mul(d, r.emit("Sin", [x])))]
-        case "Tanh": return [r.mul(d, r.sub(r.scalar(1), r.mul(y, y)))]              // d (1 - y^2)
-        case "Sigmoid": return [r.mul(d, r.mul(y, r.sub(r.scalar(1), y)))]           // d y (1 - y)
+        case "Neg": return r.neg(d)
+        case "Abs": return r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.neg(d), d])
+        case "Sqrt": return r.div(r.mul(d, r.scalar(0.5)), y)                       // d / (2 sqrt x)
+        case "Reciprocal": return r.neg(r.mul(d, r.mul(y, y)))                     // -d / x^2
+        case "Exp": return r.mul(d, y)
+        case "Log": return r.div(d, x)
+        case "Sin": return r.mul(d, r.emit("Cos", [x]))
+        case "Cos": return r.neg(r.mul(d, r.emit("Sin", [x])))
+        case "Tanh": return r.mul(d, r.sub(r.scalar(1), r.mul(y, y)))              // d (1 - y^2)
+        case "Sigmoid": return r.mul(d, r.mul(y, r.sub(r.scalar(1), y)))           // d y (1 - y)
         case "Erf":                                                                  // d 2/sqrt(pi) exp(-x^2)
-            return [r.mul(d, r.mul(r.scalar(2 / Double.pi.squareRoot()), r.emit("Exp", [r.neg(r.mul(x, x))])))]
-        case "Relu": return [r.emit("Where", [r.emit("Greater", [x, r.scalar(0)]), d, r.scalar(0)])]
+            return r.mul(d, r.mul(r.scalar(2 / Double.pi.squareRoot()), r.emit("Exp", [r.neg(r.mul(x, x))])))
+        case "Relu": return r.emit("Where", [r.emit("Greater", [x, r.scalar(0)]), d, r.scalar(0)])
         case "LeakyRelu":
             let alpha = Double(r.node.attribute("alpha").flatMap { if case .float(let v) = $0.value { v } else { nil } } ?? 0.01)
-            return [r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.mul(d, r.scalar(alpha)), d])]
+            return r.emit("Where", [r.emit("Less", [x, r.scalar(0)]), r.mul(d, r.scalar(alpha)), d])
         case "Gelu":
             let approximate = r.node.attribute("approximate")?.stringValue ?? "none"
             if approximate == "tanh" {
@@ -397,14 +408,14 @@ extension UnaryOp: ForwardDifferentiable {
                 let first = r.mul(r.scalar(0.5), r.add(r.scalar(1), th)!)
                 let du = r.mul(r.scalar(k), r.add(r.scalar(1), r.mul(r.scalar(3 * c), x2))!)
                 let second = r.mul(r.mul(r.scalar(0.5), x), r.mul(r.sub(r.scalar(1), r.mul(th, th)), du))
-                return [r.mul(d, r.add(first, second)!)]
+                return r.mul(d, r.add(first, second)!)
             }
             // y = x Phi(x): y' = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2/2) / sqrt(2 pi)
             let phiCdf = r.mul(r.scalar(0.5), r.add(r.scalar(1), r.emit("Erf", [r.mul(x, r.scalar(1 / 2.0.squareRoot()))]))!)
             let pdf = r.mul(r.scalar(1 / (2 * Double.pi).squareRoot()), r.emit("Exp", [r.mul(r.mul(x, x), r.scalar(-0.5))]))
-            return [r.mul(d, r.add(phiCdf, r.mul(x, pdf))!)]
+            return r.mul(d, r.add(phiCdf, r.mul(x, pdf))!)
         default:
-            throw r.error("op \(r.node.opType) has no forward-mode (JVP) rule")
+            throw r.error("op \(r.node.opType) has no derivative rule")
         }
     }
 }
@@ -465,5 +476,59 @@ extension ClipOp: ForwardDifferentiable {
         if r.has(1) { d = r.emit("Where", [r.emit("Less", [x, r.input(1)]), zero, d]) }
         if r.has(2) { d = r.emit("Where", [r.emit("Greater", [x, r.input(2)]), zero, d]) }
         return [d]
+    }
+}
+
+// MARK: - Reverse-mode rules
+
+extension BinaryOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil] }
+        let a = r.input(0), b = r.input(1), y = r.output(0)
+        func onA(_ v: @autoclosure () -> String) -> String? { r.needs(0) ? r.unbroadcast(v(), toInput: 0) : nil }
+        func onB(_ v: @autoclosure () -> String) -> String? { r.needs(1) ? r.unbroadcast(v(), toInput: 1) : nil }
+        switch r.node.opType {
+        case "Add": return [onA(g), onB(g)]
+        case "Sub": return [onA(g), onB(r.neg(g))]
+        case "Mul": return [onA(r.mul(g, b)), onB(r.mul(g, a))]
+        case "Div": return [onA(r.div(g, b)), onB(r.neg(r.div(r.mul(g, y), b)))]
+        case "Pow":
+            var e = b
+            if let bs = r.inputs[1], let as_ = r.inputs[0], bs.dtype != as_.dtype {
+                e = r.emit("Cast", [b], [Attribute("to", .int(Int(as_.dtype.rawValue)))])
+            }
+            let isFloatExponent = r.inputs[1].map { $0.dtype == .float || $0.dtype == .float64 } ?? false
+            return [onA(r.mul(g, r.mul(e, r.emit("Pow", [a, r.sub(e, r.scalar(1))])))),
+                    isFloatExponent ? onB(r.mul(g, r.mul(y, r.emit("Log", [a])))) : nil]
+        default:
+            throw r.error("op \(r.node.opType) has no reverse-mode (VJP) rule")
+        }
+    }
+}
+
+extension CompareOp: ReverseDifferentiable {
+    /// Comparisons output bool: no cotangent flows back.
+    static func vjp(_ r: VJPRule) throws -> [String?] { [nil, nil] }
+}
+
+extension WhereOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil, nil] }
+        let c = r.input(0), zero = r.scalar(0)
+        // g has the output's shape, so each selection does too; then unbroadcast to the input.
+        return [nil,
+                r.needs(1) ? r.unbroadcast(r.emit("Where", [c, g, zero]), toInput: 1) : nil,
+                r.needs(2) ? r.unbroadcast(r.emit("Where", [c, zero, g]), toInput: 2) : nil]
+    }
+}
+
+extension ClipOp: ReverseDifferentiable {
+    /// The cotangent where x lies within the bounds, zero outside (the bounds are constants).
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard var g = r.cotangent(), r.needs(0) else { return [nil] }
+        let x = r.input(0), zero = r.scalar(0)
+        if r.has(1) { g = r.emit("Where", [r.emit("Less", [x, r.input(1)]), zero, g]) }
+        if r.has(2) { g = r.emit("Where", [r.emit("Greater", [x, r.input(2)]), zero, g]) }
+        return [g]
     }
 }

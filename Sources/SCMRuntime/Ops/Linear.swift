@@ -180,3 +180,57 @@ extension MatMulOp: ForwardDifferentiable {
         return [r.add(r.tangent(0).map { r.emit("MatMul", [$0, b]) }, r.tangent(1).map { r.emit("MatMul", [a, $0]) })]
     }
 }
+
+// MARK: - Reverse-mode rules
+
+extension GemmOp: ReverseDifferentiable {
+    /// Y = alpha A' B' + beta C (A' = A or its transpose, likewise B'): with G the cotangent,
+    /// dA' = alpha G B'^T and dB' = alpha A'^T G, each one Gemm with the transposes folded in;
+    /// dC = beta G summed over C's broadcast axes.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil, nil] }
+        let a = r.input(0), b = r.input(1)
+        let ta = r.intAttribute("transA", 0) != 0, tb = r.intAttribute("transB", 0) != 0
+        let alpha = r.floatAttribute("alpha", 1), beta = r.floatAttribute("beta", 1)
+        func gemm(_ x: String, _ y: String, _ tx: Bool, _ ty: Bool) -> String {
+            var attrs: [Attribute] = []
+            if tx { attrs.append(Attribute("transA", .int(1))) }
+            if ty { attrs.append(Attribute("transB", .int(1))) }
+            if alpha != 1 { attrs.append(Attribute("alpha", .float(Float(alpha)))) }
+            return r.emit("Gemm", [x, y], attrs)
+        }
+        var da: String? = nil, db: String? = nil, dc: String? = nil
+        if r.needs(0) {
+            // A' = A: dA = G B'^T;  A' = A^T: dA = B' G^T.
+            da = ta ? (tb ? gemm(b, g, true, true) : gemm(b, g, false, true)) : (tb ? gemm(g, b, false, false) : gemm(g, b, false, true))
+        }
+        if r.needs(1) {
+            // B' = B: dB = A'^T G;  B' = B^T: dB = G^T A'.
+            db = tb ? (ta ? gemm(g, a, true, true) : gemm(g, a, true, false)) : (ta ? gemm(a, g, false, false) : gemm(a, g, true, false))
+        }
+        if r.has(2), r.needs(2) {
+            dc = r.unbroadcast(beta == 1 ? g : r.mul(g, r.scalar(beta)), toInput: 2)
+        }
+        return [da, db, dc]
+    }
+}
+
+extension MatMulOp: ReverseDifferentiable {
+    /// dA = G B^T and dB = A^T G over the last two axes, summed over broadcast batch axes.
+    /// 1-D operands have no rule yet.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil] }
+        guard let sa = r.inputs[0], let sb = r.inputs[1], sa.rank >= 2, sb.rank >= 2 else {
+            throw r.error("MatMul with a 1-D operand has no reverse-mode (VJP) rule")
+        }
+        func t(_ v: String, rank: Int) -> String {
+            r.emit("Transpose", [v], [Attribute("perm", .ints(Array(0..<(rank - 2)) + [rank - 1, rank - 2]))])
+        }
+        let batch = Array(r.outputs[0].shape.dropLast(2))
+        let da = r.needs(0) ? r.unbroadcast(r.emit("MatMul", [g, t(r.input(1), rank: sb.rank)]), toInput: 0,
+                                            from: batch + sa.shape.suffix(2)) : nil
+        let db = r.needs(1) ? r.unbroadcast(r.emit("MatMul", [t(r.input(0), rank: sa.rank), g]), toInput: 1,
+                                            from: batch + sb.shape.suffix(2)) : nil
+        return [da, db]
+    }
+}

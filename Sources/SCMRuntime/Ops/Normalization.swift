@@ -186,7 +186,7 @@ struct NormalizedTangent {
     let meanDx: String?
     let meanXhatDx: String?
 
-    init(_ r: JVPRule, x: String, dx: String?, axes: [Int], eps: Double) {
+    init(_ r: some RuleEmitter, x: String, dx: String?, axes: [Int], eps: Double) {
         let mean = r.reduce("ReduceMean", x, axes: axes)
         let centered = r.sub(x, mean)
         let variance = r.reduce("ReduceMean", r.mul(centered, centered), axes: axes)
@@ -203,28 +203,21 @@ struct NormalizedTangent {
         meanXhatDx = m2
     }
 
+    /// The cotangent of x from the cotangent `gxhat` of xhat (the transpose of the tangent map):
+    /// dx = inv (gxhat - mean(gxhat) - xhat mean(gxhat xhat)).
+    func backward(_ r: some RuleEmitter, _ gxhat: String, axes: [Int]) -> String {
+        let m1 = r.reduce("ReduceMean", gxhat, axes: axes)
+        let m2 = r.reduce("ReduceMean", r.mul(gxhat, xhat), axes: axes)
+        return r.mul(r.sub(r.sub(gxhat, m1), r.mul(xhat, m2)), inv)
+    }
+
     /// Tangent of `xhat * scale + bias` given the tangents of scale and bias, all already shaped
     /// to broadcast against xhat; `like` is a value of the result's shape for a lone bias tangent.
-    static func affine(_ r: JVPRule, xhat: String, dxhat: String?, scale: String, dScale: String?, dBias: String?, like: String) -> String? {
+    static func affine(_ r: some RuleEmitter, xhat: String, dxhat: String?, scale: String, dScale: String?, dBias: String?, like: String) -> String? {
         let main = r.sum([dxhat.map { r.mul($0, scale) }, dScale.map { r.mul(xhat, $0) }])
         guard let db = dBias else { return main }
         return main.map { r.add($0, db)! } ?? r.emit("Expand", [db, r.emit("Shape", [like])])
     }
-}
-
-extension JVPRule {
-    /// Float attribute `name` (default `def`).
-    func floatAttribute(_ name: String, _ def: Float) -> Double {
-        if let a = node.attribute(name), case .float(let v) = a.value { return Double(v) }
-        return Double(def)
-    }
-    /// Int attribute `name` (default `def`).
-    func intAttribute(_ name: String, _ def: Int) -> Int {
-        if let a = node.attribute(name), case .int(let v) = a.value { return v }
-        return def
-    }
-    /// A per-channel [C] tensor reshaped to broadcast over [N, C, spatial...] of `rank`.
-    func channelShaped(_ v: String, rank: Int) -> String { reshape(v, [1, -1] + Array(repeating: 1, count: rank - 2)) }
 }
 
 extension NormalizationOp: ForwardDifferentiable {
@@ -285,5 +278,80 @@ extension BatchNormOp: ForwardDifferentiable {
         let xhat = r.mul(r.sub(r.input(0), ch(r.input(3))), inv)
         return [NormalizedTangent.affine(r, xhat: xhat, dxhat: r.tangent(0).map { r.mul($0, inv) }, scale: ch(r.input(1)),
                                          dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))]
+    }
+}
+
+// MARK: - Reverse-mode rules
+
+extension VJPRule {
+    /// Sum over every axis but the channel axis 1, to a [C] vector.
+    func channelSum(_ v: String, rank: Int) -> String { reduce("ReduceSum", v, axes: [0] + Array(2..<rank), keepdims: false) }
+}
+
+extension NormalizationOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil, nil] }
+        let rank = r.outputs[0].rank, axes = Array(2..<rank)
+        let n = NormalizedTangent(r, x: r.input(0), dx: nil, axes: axes, eps: r.floatAttribute("epsilon", 1e-5))
+        return [r.needs(0) ? n.backward(r, r.mul(g, r.channelShaped(r.input(1), rank: rank)), axes: axes) : nil,
+                r.needs(1) ? r.channelSum(r.mul(g, n.xhat), rank: rank) : nil,
+                r.needs(2) ? r.channelSum(g, rank: rank) : nil]
+    }
+}
+
+extension GroupNormOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return [nil, nil, nil] }
+        let rank = r.outputs[0].rank, groups = r.intAttribute("num_groups", 1)
+        let x = r.input(0)
+        let grouped = { (v: String) in r.reshape(v, [0, groups, -1]) }
+        let n = NormalizedTangent(r, x: grouped(x), dx: nil, axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        if r.opset >= 21 {
+            let xhat = r.reshape(n.xhat, like: x)
+            return [r.needs(0) ? r.reshape(n.backward(r, grouped(r.mul(g, r.channelShaped(r.input(1), rank: rank))), axes: [2]), like: x) : nil,
+                    r.needs(1) ? r.channelSum(r.mul(g, xhat), rank: rank) : nil,
+                    r.needs(2) ? r.channelSum(g, rank: rank) : nil]
+        }
+        let gg = grouped(g)
+        return [r.needs(0) ? r.reshape(n.backward(r, r.mul(gg, r.reshape(r.input(1), [1, -1, 1])), axes: [2]), like: x) : nil,
+                r.needs(1) ? r.reduce("ReduceSum", r.mul(gg, n.xhat), axes: [0, 2], keepdims: false) : nil,
+                r.needs(2) ? r.reduce("ReduceSum", gg, axes: [0, 2], keepdims: false) : nil]
+    }
+}
+
+extension LayerNormOp: ReverseDifferentiable {
+    /// Scale and B broadcast against the normalized shape: their cotangents are summed over the
+    /// leading axes. Cotangents of the Mean and InvStdDev outputs have no rule.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard r.cotangent(1) == nil, r.cotangent(2) == nil else {
+            throw r.error("cotangents of LayerNormalization's Mean or InvStdDev outputs have no reverse-mode (VJP) rule")
+        }
+        guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        let rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        let axes = Array(axis..<rank)
+        let n = NormalizedTangent(r, x: r.input(0), dx: nil, axes: axes, eps: r.floatAttribute("epsilon", 1e-5))
+        var out: [String?] = [r.needs(0) ? n.backward(r, r.mul(g, r.input(1)), axes: axes) : nil,
+                              r.needs(1) ? r.unbroadcast(r.mul(g, n.xhat), toInput: 1) : nil]
+        if r.node.inputs.count > 2 { out.append(r.has(2) && r.needs(2) ? r.unbroadcast(g, toInput: 2) : nil) }
+        return out
+    }
+}
+
+extension BatchNormOp: ReverseDifferentiable {
+    /// Inference mode: dx = G scale / sqrt(var + eps) per channel; dscale = sum(G xhat), dB = sum(G).
+    /// The running statistics get no cotangent.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        guard !r.needs(3), !r.needs(4) else { throw r.error("no VJP rule for the running mean or variance") }
+        let rank = r.outputs[0].rank
+        let ch = { (v: String) in r.channelShaped(v, rank: rank) }
+        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.plus(ch(r.input(4)), r.scalar(r.floatAttribute("epsilon", 1e-5)))])])
+        var out: [String?] = [r.needs(0) ? r.mul(g, r.mul(ch(r.input(1)), inv)) : nil,
+                              r.needs(1) ? r.channelSum(r.mul(g, r.mul(r.sub(r.input(0), ch(r.input(3))), inv)), rank: rank) : nil,
+                              r.needs(2) ? r.channelSum(g, rank: rank) : nil]
+        while out.count < r.node.inputs.count { out.append(nil) }
+        return out
     }
 }

@@ -109,3 +109,24 @@ extension PoolOp: ForwardDifferentiable {
 }
 
 extension GlobalAveragePoolOp: LinearInData {}
+
+// MARK: - Reverse-mode rules
+
+extension PoolOp: ReverseDifferentiable {
+    /// AveragePool: ai.scm:AveragePoolGrad(G, shape of X) with the node's attributes. MaxPool
+    /// has no rule.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard r.node.opType == "AveragePool" else { throw r.error("op \(r.node.opType) has no reverse-mode (VJP) rule") }
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        return [r.emit("AveragePoolGrad", [g, r.shape(r.input(0))], r.node.attributes, domain: "ai.scm")]
+    }
+}
+
+extension GlobalAveragePoolOp: ReverseDifferentiable {
+    /// The cotangent spread evenly over the spatial positions.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0] else { return [nil] }
+        let axes = Array(2..<xs.rank)
+        return [r.emit("Expand", [r.div(g, r.count(of: r.input(0), axes: axes)), r.shape(r.input(0))])]
+    }
+}

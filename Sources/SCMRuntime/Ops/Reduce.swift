@@ -201,3 +201,42 @@ extension ReduceOp: ForwardDifferentiable {
         return [r.sameOp([0: d])[0]]
     }
 }
+
+// MARK: - Reverse-mode rules
+
+extension SoftmaxOp: ReverseDifferentiable {
+    /// dx = y (g - sum(g y)) along the axis.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        return [r.mul(y, r.sub(g, r.reduce("ReduceSum", r.mul(g, y), axes: [axis])))]
+    }
+}
+
+extension ReduceOp: ReverseDifferentiable {
+    /// ReduceSum: the cotangent broadcast back over the reduced axes; ReduceMean: divided by the
+    /// number of elements reduced. ReduceMax has no rule.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard r.node.opType != "ReduceMax" else { throw r.error("op ReduceMax has no reverse-mode (VJP) rule") }
+        guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0] else { return r.node.inputs.map { _ in nil } }
+        let op = r.node.opType
+        let axesAsInput = op == "ReduceSum" ? r.opset >= 13 : r.opset >= 18
+        var axes = (axesAsInput ? r.constantInts(1) : r.intsAttribute("axes")) ?? []
+        if axes.isEmpty {
+            if r.intAttribute("noop_with_empty_axes", 0) != 0 {
+                var out: [String?] = r.node.inputs.map { _ in nil }
+                out[0] = g
+                return out
+            }
+            axes = Array(0..<xs.rank)
+        }
+        axes = axes.map { $0 < 0 ? $0 + xs.rank : $0 }.sorted()
+        let kept = r.intAttribute("keepdims", 1) != 0 ? g : r.emit("Unsqueeze", [g, r.ints(axes)])
+        let scaled = op == "ReduceMean" ? r.div(kept, r.count(of: r.input(0), axes: axes)) : kept
+        var out: [String?] = r.node.inputs.map { _ in nil }
+        out[0] = r.emit("Expand", [scaled, r.shape(r.input(0))])
+        return out
+    }
+}

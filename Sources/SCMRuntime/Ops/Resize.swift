@@ -216,3 +216,19 @@ struct ResizeKernel: Kernel {
 /// Resize is linear in X for the nearest and linear modes (roi, scales and sizes are constants);
 /// cubic too, but the runtime refuses it anyway.
 extension ResizeOp: LinearInData {}
+
+// MARK: - Reverse-mode rules
+
+extension ResizeOp: ReverseDifferentiable {
+    /// The adjoint of the interpolation: ai.scm:ResizeGrad(G, shape of X, roi, scales, sizes)
+    /// with the node's attributes.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return r.node.inputs.map { _ in nil } }
+        var ins = [g, r.shape(r.input(0))]
+        for i in 1..<4 { ins.append(i < r.node.inputs.count ? r.node.inputs[i] : "") }
+        while ins.last == "" { ins.removeLast() }
+        var out: [String?] = r.node.inputs.map { _ in nil }
+        out[0] = r.emit("ResizeGrad", ins, r.node.attributes, domain: "ai.scm")
+        return out
+    }
+}

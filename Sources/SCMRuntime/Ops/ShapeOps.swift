@@ -461,3 +461,100 @@ extension ConstantOp: ForwardDifferentiable {
 extension ConstantOfShapeOp: ForwardDifferentiable {
     static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
 }
+
+// MARK: - Reverse-mode rules
+
+extension VJPRule {
+    /// The node's constant int input `i` (axes, split sizes), or nil when absent.
+    func constantInts(_ i: Int) -> [Int]? {
+        guard i < values.count, let t = values[i] else { return nil }
+        if let v = t.scalars(as: Int64.self) { return v.map { Int($0) } }
+        if let v = t.scalars(as: Int32.self) { return v.map { Int($0) } }
+        return nil
+    }
+
+    /// The number of elements of `x` over `axes` (of a rank-`rank` value), shaped to broadcast
+    /// (size-1 dims elsewhere): a sum of ones over x's runtime shape, which the compiler folds to
+    /// a constant when the shape is static.
+    func count(of x: String, axes: [Int]) -> String {
+        let one: Tensor = floatType == .float64 ? try! Tensor(shape: [1], scalars: [Double(1)]) : try! Tensor(shape: [1], scalars: [Float(1)])
+        return reduce("ReduceSum", emit("ConstantOfShape", [shape(x)], [Attribute("value", .tensor(one))]), axes: axes)
+    }
+}
+
+/// Views whose input and output hold the same elements in the same order: the cotangent is the
+/// output's, reshaped to the input's runtime shape.
+protocol ReshapingView: ReverseDifferentiable {}
+
+extension ReshapingView {
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        var out: [String?] = r.node.inputs.map { _ in nil }
+        if let g = r.cotangent(), r.needs(0) { out[0] = r.reshape(g, like: r.input(0)) }
+        return out
+    }
+}
+
+extension ReshapeOp: ReshapingView {}
+extension FlattenOp: ReshapingView {}
+extension SqueezeOp: ReshapingView {}
+extension UnsqueezeOp: ReshapingView {}
+extension IdentityOp: ReshapingView {}
+
+extension TransposeOp: ReverseDifferentiable {
+    /// The transpose by the inverse permutation.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        let rank = r.outputs[0].rank
+        let perm = r.intsAttribute("perm") ?? Array((0..<rank).reversed())
+        var inverse = [Int](repeating: 0, count: rank)
+        for (i, p) in perm.enumerated() { inverse[p] = i }
+        return [r.emit("Transpose", [g], [Attribute("perm", .ints(inverse))])]
+    }
+}
+
+extension ExpandOp: ReverseDifferentiable {
+    /// Summed over the broadcast axes.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil, nil] }
+        return [r.unbroadcast(g, toInput: 0), nil]
+    }
+}
+
+extension ConcatOp: ReverseDifferentiable {
+    /// The cotangent split back into the inputs' extents along the axis.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
+        let rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", 0)
+        if axis < 0 { axis += rank }
+        let sizes = r.inputs.map { $0?.shape[axis] ?? 0 }
+        guard r.node.inputs.count > 1 else { return [g] }
+        let parts = r.emit("Split", [g, r.ints(sizes)], [Attribute("axis", .int(axis))], outputs: sizes.count)
+        return parts.enumerated().map { i, p in r.needs(i) ? p : nil }
+    }
+}
+
+extension SplitOp: ReverseDifferentiable {
+    /// The parts' cotangents concatenated back, zeros standing for parts without one.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard r.needs(0), r.cotangents.contains(where: { $0 != nil }) else { return r.node.inputs.map { _ in nil } }
+        let rank = r.outputs[0].rank
+        var axis = r.intAttribute("axis", 0)
+        if axis < 0 { axis += rank }
+        let parts = r.node.outputs.indices.map { r.cotangent($0) ?? r.zeros(like: r.output($0)) }
+        var out: [String?] = r.node.inputs.map { _ in nil }
+        out[0] = r.emit("Concat", parts, [Attribute("axis", .int(axis))])
+        return out
+    }
+}
+
+/// Shape, Constant and ConstantOfShape: nothing flows back.
+extension ShapeOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] { [nil] }
+}
+extension ConstantOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] { [] }
+}
+extension ConstantOfShapeOp: ReverseDifferentiable {
+    static func vjp(_ r: VJPRule) throws -> [String?] { [nil] }
+}
