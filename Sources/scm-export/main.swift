@@ -53,6 +53,24 @@ struct Export: ParsableCommand {
     @Option(help: "Comma-separated inputs and initializers to differentiate in reverse mode ('params': every float initializer an op differentiates): OUT also takes <output>_cotangent for each float output and returns <name>_grad for each.")
     var grad: String?
 
+    @Flag(help: "Write the sCT loss graph of a network (inputs x, t; output 0 F, optional output 1 logvar): inputs sct_x0, sct_z, sct_t, sct_r, output sct_loss.")
+    var sctLoss = false
+
+    @Option(parsing: .unconditional, help: "sigma_data of the sCT loss (default: the model's scm.sigma_data, else 0.5).")
+    var sigmaData: Float?
+
+    @Flag(help: "Write the training step of a loss graph (output 0 a scalar loss): the gradient of every parameter and a fused Adam update.")
+    var trainStep = false
+
+    @Option(parsing: .unconditional, help: "Adam's global-norm gradient clipping for --train-step (0: none).")
+    var maxGradNorm: Float = 0
+
+    @Option(parsing: .unconditional, help: "AdamW's decoupled weight decay for --train-step.")
+    var weightDecay: Float = 0
+
+    @Option(parsing: .unconditional, help: "Decay of the weights' moving average for --train-step (0: none).")
+    var emaDecay: Float = 0
+
     /// Whether one file per step was asked for.
     var perStep: Bool { steps != nil || schedule != nil }
 
@@ -70,7 +88,17 @@ struct Export: ParsableCommand {
         }
         if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps or --schedule") }
         if (jvp != nil || grad != nil) && optimize { throw ValidationError("--jvp/--grad and --optimize exclude each other (optimize the exported file afterwards)") }
-        if jvp != nil && grad != nil { throw ValidationError("--jvp and --grad exclude each other") }
+        let derivations = [jvp != nil, grad != nil, sctLoss, trainStep].filter { $0 }.count
+        if derivations > 1 { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude each other") }
+        if derivations > 0 && optimize { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude --optimize") }
+        if sigmaData != nil && !sctLoss { throw ValidationError("--sigma-data applies to --sct-loss") }
+        if let s = sigmaData, !(s.isFinite && s > 0) { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        if !trainStep && (maxGradNorm != 0 || weightDecay != 0 || emaDecay != 0) {
+            throw ValidationError("--max-grad-norm, --weight-decay and --ema-decay apply to --train-step")
+        }
+        if !(maxGradNorm >= 0 && weightDecay >= 0 && emaDecay >= 0 && emaDecay < 1) {
+            throw ValidationError("--max-grad-norm and --weight-decay must be >= 0 and --ema-decay in [0, 1)")
+        }
         if let j = jvp, j.split(separator: ",").isEmpty { throw ValidationError("--jvp needs a comma-separated list of input names") }
         if let j = grad, j.split(separator: ",").isEmpty { throw ValidationError("--grad needs a comma-separated list of names") }
         if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
@@ -86,6 +114,22 @@ struct Export: ParsableCommand {
                 let report = try ModelFile.save(derived, to: output)
                 for note in report.notes { CommandLineSupport.note("scm-export", note) }
                 print("\(output): \(derived.graph.inputs.count) inputs, \(derived.graph.outputs.count) outputs, \(derived.graph.nodes.count) nodes (\(derived.graph.nodes.count - model.graph.nodes.count) for the tangents)")
+                return
+            }
+            if sctLoss {
+                let sd = sigmaData ?? model.metadataValue("scm.sigma_data").flatMap { Float($0) } ?? 0.5
+                let loss = try ConsistencyLoss.sct(network: model, options: .init(sigmaData: sd))
+                try loss.verify()
+                _ = try ModelFile.save(loss, to: output)
+                print("\(output): sCT loss, sigma_data \(sd), \(loss.graph.nodes.count) nodes")
+                return
+            }
+            if trainStep {
+                let (step, params) = try TrainingStep.make(model, options: AdamOptions(weightDecay: weightDecay, maxGradNorm: maxGradNorm,
+                                                                                     emaDecay: emaDecay))
+                try step.verify()
+                _ = try ModelFile.save(step, to: output)
+                print("\(output): training step of \(params.count) parameters, \(step.graph.nodes.count) nodes")
                 return
             }
             if let grad {

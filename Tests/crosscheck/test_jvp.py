@@ -118,6 +118,7 @@ CASES = [
 
 @pytest.mark.parametrize("op,inputs,consts,attrs,wrt,kw", CASES)
 def test_jvp_rule(op, inputs, consts, attrs, wrt, kw, tmp_path):
+    kw = dict(kw)  # the case's dict is shared with test_vjp
     order = kw.pop("order", None)
     if order:
         # Inputs in a given order mixing graph inputs and initializers (Where's condition first).

@@ -38,12 +38,11 @@ public final class DerivativeBuilder {
         return outs
     }
 
-    /// Adds `tensor` as an initializer and returns its name.
+    /// Emits `tensor` as a Constant node and returns its name. Constants of derivative rules are
+    /// nodes, not initializers, so that nothing takes them for parameters (`params`).
     func constant(_ tensor: Tensor, hint: String) -> String {
-        var t = tensor
         let name = fresh(hint)
-        t.meta.name = name
-        initializers.append(t)
+        nodes.append(Node("Constant", inputs: [], outputs: [name], name: fresh(name + "_node"), attributes: [Attribute("value", .tensor(tensor))]))
         return name
     }
 }
@@ -127,6 +126,9 @@ public enum ForwardMode {
             let vi = graphInputs.first { $0.name == name }!
             newInputs.append(ValueInfo(tname, vi.type))
         }
+        // The tangent outputs' names first, so that no intermediate value takes them.
+        var outputName: [String: String] = [:]
+        for out in g.outputs { outputName[out.name] = builder.fresh(out.name + suffix) }
         let opset = model.opsetVersion("") ?? 0
         for i in analysis.order {
             let node = g.nodes[i]
@@ -167,7 +169,7 @@ public enum ForwardMode {
         var newOutputs: [ValueInfo] = []
         for out in g.outputs {
             guard let s = analysis.specs[out.name], s.dtype == .float || s.dtype == .float64 else { continue }
-            let name = builder.fresh(out.name + suffix)
+            let name = outputName[out.name] ?? builder.fresh(out.name + suffix)
             if let t = tangent[out.name] {
                 finalNodes.append(Node("Identity", inputs: [t], outputs: [name], name: builder.fresh(name + "_node")))
             } else {

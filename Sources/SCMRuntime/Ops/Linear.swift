@@ -211,7 +211,7 @@ extension GemmOp: ReverseDifferentiable {
         if r.has(2), r.needs(2) {
             dc = r.unbroadcast(beta == 1 ? g : r.mul(g, r.scalar(beta)), toInput: 2)
         }
-        return [da, db, dc]
+        return Array([da, db, dc].prefix(r.node.inputs.count))
     }
 }
 

@@ -1,0 +1,128 @@
+import Foundation
+import SCMGraph
+import SCMRuntime
+
+/// Continuous-time consistency training (sCT, `../shared/seeds/000`) as a graph: the network's
+/// output and its JVP along the TrigFlow trajectory, the tangent with warmup and normalization,
+/// the stop-gradient target and the adaptively weighted loss; `TrainingStep.make` then adds the
+/// gradient and the optimizer update.
+public enum ConsistencyLoss {
+    /// Settings of the loss.
+    public struct Options: Sendable {
+        /// The data's standard deviation sigma_d.
+        public var sigmaData: Float
+        /// The constant c of the tangent normalization g / (||g|| + c) (the seed's 0.1).
+        public var tangentNormConstant: Float
+
+        public init(sigmaData: Float = 0.5, tangentNormConstant: Float = 0.1) {
+            self.sigmaData = sigmaData
+            self.tangentNormConstant = tangentNormConstant
+        }
+    }
+
+    /// Names of the loss graph's inputs.
+    public static let dataInput = "sct_x0", noiseInput = "sct_z", timeInput = "sct_t", warmupInput = "sct_r", lossOutput = "sct_loss"
+
+    /// The sCT loss of `network` (inputs x [N, ...] and t [N]; output 0 the network F(x / sigma_d, t)
+    /// in TrigFlow's velocity parameterization, the network reading x already divided by sigma_d;
+    /// optional output 1 the log-variance head [N] or [N, 1] of adaptive weighting).
+    ///
+    /// Inputs: `sct_x0` (data, the shape of x), `sct_z` (noise times sigma_d), `sct_t` ([N], in
+    /// (0, pi/2)), `sct_r` (the tangent warmup factor in [0, 1], a scalar). Output `sct_loss`:
+    ///
+    ///     x_t = cos t x0 + sin t z,  dx_t/dt = cos t z - sin t x0
+    ///     (F, dF) = JVP of the network at (x_t / sigma_d, t) along (cos t sin t dx_t/dt / sigma_d, cos t sin t)
+    ///     g = -cos^2 t (sigma_d F - dx_t/dt) - r (cos t sin t x_t + sigma_d dF)
+    ///     g = g / (rms(g) + c)            (rms over each sample's elements)
+    ///     loss = mean(exp(-logvar) (F - stopgrad(F + g))^2 + logvar)
+    ///
+    /// F and the target share one evaluation; the target is under `ai.scm:StopGradient`.
+    public static func sct(network: Model, options: Options = Options()) throws -> Model {
+        let g = network.graph
+        let inits = Set(g.initializers.map(\.meta.name))
+        let inputs = g.inputs.filter { !inits.contains($0.name) }
+        guard inputs.count == 2, g.outputs.count >= 1 else {
+            throw RuntimeError(.invalidModel, at: "network", "needs inputs x and t and an output F (has \(inputs.count) inputs, \(g.outputs.count) outputs)")
+        }
+        let x = inputs[0], t = inputs[1]
+        guard let xs = x.type?.shape, xs.count >= 2, x.type?.elementType == .float else {
+            throw RuntimeError(.invalidModel, at: "input '\(x.name)'", "must be float [N, ...]")
+        }
+        let rank = xs.count
+        let jvp = try ForwardMode.jvp(network, wrt: [x.name, t.name])
+        let jg = jvp.graph
+        let hasLogvar = g.outputs.count >= 2
+        // The JVP graph's extra inputs and outputs, by position.
+        let xTangent = jg.inputs[2].name, tTangent = jg.inputs[3].name
+        let fName = g.outputs[0].name
+        let fTangent = jg.outputs[g.outputs.count].name
+
+        var taken = Set(jg.nodes.flatMap { $0.inputs + $0.outputs } + jg.inputs.map(\.name) + jg.outputs.map(\.name)
+                        + jg.initializers.map(\.meta.name))
+        var nodes: [Node] = [], constants: [Tensor] = []
+        func fresh(_ base: String) -> String {
+            var name = base, k = 0
+            while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
+            taken.insert(name)
+            return name
+        }
+        func op(_ type: String, _ ins: [String], _ attrs: [Attribute] = [], domain: String = "", to out: String? = nil) -> String {
+            let o = out ?? fresh("sct_" + type.lowercased())
+            nodes.append(Node(type, inputs: ins, outputs: [o], name: fresh(o + "_node"), domain: domain, attributes: attrs))
+            return o
+        }
+        // Float constants as Constant nodes, not initializers: they are no parameters to train.
+        func const(_ v: [Float], _ shape: [Int]) throws -> String {
+            let name = fresh("sct_c")
+            nodes.append(Node("Constant", inputs: [], outputs: [name], name: fresh(name + "_node"),
+                              attributes: [Attribute("value", .tensor(try Tensor(shape: shape, scalars: v)))]))
+            return name
+        }
+        func ints(_ v: [Int]) throws -> String {
+            let name = fresh("sct_i")
+            constants.append(try Tensor(shape: [v.count], scalars: v.map(Int64.init), name: name))
+            return name
+        }
+        let x0 = fresh(dataInput), z = fresh(noiseInput), tIn = fresh(timeInput), r = fresh(warmupInput)
+        let sigma = try const([options.sigmaData], [])
+        // t as [N, 1, ...] to broadcast over a sample.
+        let tb = op("Reshape", [tIn, try ints([-1] + Array(repeating: 1, count: rank - 1))])
+        let cosT = op("Cos", [tb]), sinT = op("Sin", [tb])
+        let xt = op("Add", [op("Mul", [cosT, x0]), op("Mul", [sinT, z])])
+        let dxt = op("Sub", [op("Mul", [cosT, z]), op("Mul", [sinT, x0])])
+        let cs = op("Mul", [cosT, sinT])
+        // The network's inputs and their tangents.
+        _ = op("Div", [xt, sigma], to: x.name)
+        _ = op("Identity", [tIn], to: t.name)
+        _ = op("Div", [op("Mul", [cs, dxt]), sigma], to: xTangent)
+        _ = op("Mul", [op("Cos", [tIn]), op("Sin", [tIn])], to: tTangent)
+        // Tangent, warmup, normalization.
+        let first = op("Neg", [op("Mul", [op("Mul", [cosT, cosT]), op("Sub", [op("Mul", [sigma, fName]), dxt])])])
+        let second = op("Mul", [r, op("Add", [op("Mul", [cs, xt]), op("Mul", [sigma, fTangent])])])
+        let tangent = op("Sub", [first, second])
+        let axes = try ints(Array(1..<rank))
+        let rms = op("Sqrt", [op("ReduceMean", [op("Mul", [tangent, tangent]), axes], [Attribute("keepdims", .int(1))])])
+        let normalized = op("Div", [tangent, op("Add", [rms, try const([options.tangentNormConstant], [])])])
+        let target = op("StopGradient", [op("Add", [fName, normalized])], domain: "ai.scm")
+        let diff = op("Sub", [fName, target])
+        var perElement = op("Mul", [diff, diff])
+        if hasLogvar {
+            let lv = op("Reshape", [g.outputs[1].name, try ints([-1] + Array(repeating: 1, count: rank - 1))])
+            perElement = op("Add", [op("Mul", [op("Exp", [op("Neg", [lv])]), perElement]), lv])
+        }
+        let all = try ints(Array(0..<rank))
+        let loss = op("ReduceMean", [perElement, all], [Attribute("keepdims", .int(0))], to: fresh(lossOutput))
+        var m = jvp
+        // The wiring nodes must come before the network's nodes that read them.
+        let wiring = nodes.prefix { n in ![fName, fTangent].contains(where: n.inputs.contains) }
+        let rest = nodes.dropFirst(wiring.count)
+        m.graph.nodes = Array(wiring) + jg.nodes + Array(rest)
+        m.graph.initializers = jg.initializers + constants
+        let scalar = TensorType(elementType: .float, shape: [])
+        m.graph.inputs = [ValueInfo(x0, x.type), ValueInfo(z, x.type), ValueInfo(tIn, t.type), ValueInfo(r, scalar)]
+        m.graph.outputs = [ValueInfo(loss, scalar)]
+        m.graph.valueInfo = []
+        if m.opsetVersion("ai.scm") == nil { m.opsetImports.append(OpsetImport(domain: "ai.scm", version: 1)) }
+        return m
+    }
+}

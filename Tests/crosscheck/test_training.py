@@ -1,0 +1,130 @@
+"""The sCT loss, its parameter gradient and the fused Adam step (`scm-export --sct-loss`, `--grad`,
+`--train-step`) against an independent NumPy implementation: a small MLP with a log-variance
+head, its forward-mode tangent propagated by hand, the loss written from the seed's formulas, the
+gradient by central differences in float64 with the stop-gradient target held fixed, and Adam
+written out."""
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import BIN
+from derivcheck import run_scm
+
+SIGMA = 0.5
+FREQS = np.array([[1.0, 2.0, 4.0, 8.0]], np.float32)
+
+
+def mlp_params(seed=0, hidden=16):
+    rng = np.random.default_rng(seed)
+    return {"w1": (rng.normal(size=(10, hidden)) / 3).astype(np.float32), "b1": (rng.normal(size=hidden) * 0.1).astype(np.float32),
+            "w2": (rng.normal(size=(hidden, 2)) / 4).astype(np.float32), "b2": (rng.normal(size=2) * 0.1).astype(np.float32),
+            "w3": (rng.normal(size=(8, 1)) / 3).astype(np.float32), "b3": (rng.normal(size=1) * 0.1).astype(np.float32)}
+
+
+def mlp_model(p):
+    """F(x, t) and logvar(t) of a one-hidden-layer MLP on [x, sin(t f), cos(t f)]."""
+    n = helper.make_node
+    nodes = [
+        n("Unsqueeze", ["t", "axes1"], ["tt"]), n("Mul", ["tt", "freqs"], ["arg"]),
+        n("Sin", ["arg"], ["s"]), n("Cos", ["arg"], ["c"]), n("Concat", ["s", "c"], ["emb"], axis=1),
+        n("Concat", ["x", "emb"], ["h"], axis=1), n("Gemm", ["h", "w1", "b1"], ["h1"]),
+        n("Sigmoid", ["h1"], ["sg"]), n("Mul", ["h1", "sg"], ["a1"]), n("Gemm", ["a1", "w2", "b2"], ["F"]),
+        n("Gemm", ["emb", "w3", "b3"], ["logvar"]),
+    ]
+    inits = [numpy_helper.from_array(v, k) for k, v in p.items()]
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "axes1")]
+    nodes.insert(0, n("Constant", [], ["freqs"], value=numpy_helper.from_array(FREQS)))  # a buffer, not a parameter
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2]),
+                                         helper.make_tensor_value_info("t", TensorProto.FLOAT, ["N"])],
+                          [helper.make_tensor_value_info("F", TensorProto.FLOAT, ["N", 2]),
+                           helper.make_tensor_value_info("logvar", TensorProto.FLOAT, ["N", 1])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def mlp_jvp(p, x, t, dx, dt):
+    """F, dF (forward-mode by hand) and logvar, in float64."""
+    p = {k: v.astype(np.float64) for k, v in p.items()}
+    f = FREQS.astype(np.float64)
+    arg, darg = t[:, None] * f, dt[:, None] * f
+    emb = np.concatenate([np.sin(arg), np.cos(arg)], 1)
+    demb = np.concatenate([np.cos(arg) * darg, -np.sin(arg) * darg], 1)
+    h, dh = np.concatenate([x, emb], 1), np.concatenate([dx, demb], 1)
+    h1, dh1 = h @ p["w1"] + p["b1"], dh @ p["w1"]
+    s = sigmoid(h1)
+    a1, da1 = h1 * s, dh1 * (s + h1 * s * (1 - s))
+    return a1 @ p["w2"] + p["b2"], da1 @ p["w2"], emb @ p["w3"] + p["b3"]
+
+
+def sct_reference(p, x0, z, t, r, c=0.1, target=None):
+    """The seed's sCT loss; returns (loss, target). With `target` given, it is used as is (the
+    stop-gradient: the gradient then flows only through F and logvar)."""
+    x0, z, t = x0.astype(np.float64), z.astype(np.float64), t.astype(np.float64)
+    ct, st = np.cos(t)[:, None], np.sin(t)[:, None]
+    xt = ct * x0 + st * z
+    dxt = ct * z - st * x0
+    F, dF, lv = mlp_jvp(p, xt / SIGMA, t, ct * st * dxt / SIGMA, np.cos(t) * np.sin(t))
+    if target is None:
+        g = -ct ** 2 * (SIGMA * F - dxt) - r * (ct * st * xt + SIGMA * dF)
+        rms = np.sqrt(np.mean(g ** 2, axis=1, keepdims=True))
+        target = F + g / (rms + c)
+    loss = np.mean(np.exp(-lv) * (F - target) ** 2 + lv)
+    return loss, target
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("train"))
+    p = mlp_params()
+    net = os.path.join(tmp, "net.onnx")
+    onnx.save(mlp_model(p), net)
+    loss = os.path.join(tmp, "loss.onnx")
+    r = subprocess.run([os.path.join(BIN, "scm-export"), net, loss, "--sct-loss", "--sigma-data", str(SIGMA)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(1)
+    n = 6
+    data = {"sct_x0": rng.normal(size=(n, 2)).astype(np.float32), "sct_z": (rng.normal(size=(n, 2)) * SIGMA).astype(np.float32),
+            "sct_t": rng.uniform(0.1, 1.5, n).astype(np.float32), "sct_r": np.array(0.7, np.float32)}
+    return tmp, p, loss, data
+
+
+def test_sct_loss_matches_numpy(setup):
+    tmp, p, loss_path, data = setup
+    ours = run_scm(onnx.load(loss_path), data)[0]
+    ref, _ = sct_reference(p, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7)
+    assert ours.shape == ()
+    assert abs(float(ours) - ref) <= 1e-4 * abs(ref), (float(ours), ref)
+
+
+def test_sct_gradient_matches_numpy(setup):
+    tmp, p, loss_path, data = setup
+    grad_path = os.path.join(tmp, "grad.onnx")
+    r = subprocess.run([os.path.join(BIN, "scm-export"), loss_path, grad_path, "--grad", "params"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    g = onnx.load(grad_path)
+    feeds = dict(data)
+    feeds["sct_loss_cotangent"] = np.array(1, np.float32)
+    outs = dict(zip([o.name for o in g.graph.output], run_scm(g, feeds)))
+    names = sorted(k[:-5] for k in outs if k.endswith("_grad"))
+    assert names == sorted(p), names  # every parameter, and only those
+    _, target = sct_reference(p, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7)
+    h = 1e-6
+    for k, v in p.items():
+        fd = np.zeros(v.shape)
+        for idx in np.ndindex(*v.shape):
+            q = {a: b.astype(np.float64) for a, b in p.items()}
+            q[k] = q[k].copy()
+            q[k][idx] += h
+            lp, _ = sct_reference(q, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7, target=target)
+            q[k][idx] -= 2 * h
+            lm, _ = sct_reference(q, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7, target=target)
+            fd[idx] = (lp - lm) / (2 * h)
+        err = np.max(np.abs(outs[k + "_grad"] - fd)) / np.max(np.abs(fd))
+        assert err <= 1e-4, (k, err)
