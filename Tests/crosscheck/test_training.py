@@ -128,3 +128,98 @@ def test_sct_gradient_matches_numpy(setup):
             fd[idx] = (lp - lm) / (2 * h)
         err = np.max(np.abs(outs[k + "_grad"] - fd)) / np.max(np.abs(fd))
         assert err <= 1e-4, (k, err)
+
+
+@pytest.mark.parametrize("clip,wd,ema", [(0.0, 0.0, 0.0), (0.05, 0.01, 0.9)])
+def test_train_step_matches_numpy_adam(setup, clip, wd, ema):
+    """One step of the exported step graph: loss, gradient norm, and every parameter, moment and
+    EMA after the fused update, against Adam written out in NumPy on the reference gradient."""
+    tmp, p, loss_path, data = setup
+    step_path = os.path.join(tmp, f"step_{clip}_{wd}_{ema}.onnx")
+    args = [os.path.join(BIN, "scm-export"), loss_path, step_path, "--train-step", "--max-grad-norm", str(clip),
+            "--weight-decay", str(wd), "--ema-decay", str(ema)]
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    model = onnx.load(step_path)
+    names = [i.name for i in model.graph.input]
+    rng = np.random.default_rng(2)
+    feeds = dict(data)
+    feeds["train_step"] = np.array(3, np.float32)
+    feeds["train_lr"] = np.array(0.01, np.float32)
+    state = {}
+    for k, v in p.items():
+        state[k] = v
+        state[k + "_adam_m"] = (rng.normal(size=v.shape) * 0.01).astype(np.float32)
+        state[k + "_adam_v"] = (rng.uniform(0, 1e-3, v.shape)).astype(np.float32)
+        if ema:
+            state[k + "_ema"] = (v + rng.normal(size=v.shape) * 0.01).astype(np.float32)
+    feeds.update(state)
+    assert set(names) == set(feeds), (sorted(names), sorted(feeds))
+    outs = dict(zip([o.name for o in model.graph.output], run_scm(model, feeds)))
+    # Reference: the gradient from the graph of --grad (checked against NumPy above), then Adam.
+    grad_path = os.path.join(tmp, "grad_for_step.onnx")
+    subprocess.run([os.path.join(BIN, "scm-export"), loss_path, grad_path, "--grad", "params"], check=True, capture_output=True)
+    gfeeds = dict(data)
+    gfeeds["sct_loss_cotangent"] = np.array(1, np.float32)
+    gm = onnx.load(grad_path)
+    gouts = dict(zip([o.name for o in gm.graph.output], run_scm(gm, gfeeds)))
+    grads = {k: gouts[k + "_grad"].astype(np.float64) for k in p}
+    norm = np.sqrt(sum(np.sum(gr ** 2) for gr in grads.values()))
+    assert abs(outs["train_grad_norm"] - norm) <= 1e-5 * norm
+    assert abs(outs["train_loss"] - gouts["sct_loss"]) <= 1e-6 * abs(gouts["sct_loss"])
+    scale = min(1.0, clip / (norm + 1e-6)) if clip > 0 else 1.0
+    if clip:
+        assert scale < 1, "the test should exercise clipping"
+    b1, b2, eps, t, lr = 0.9, 0.999, 1e-8, 3, 0.01
+    for k in p:
+        gk = grads[k] * scale
+        m = b1 * state[k + "_adam_m"] + (1 - b1) * gk
+        v = b2 * state[k + "_adam_v"] + (1 - b2) * gk ** 2
+        pn = p[k] - lr * ((m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps) + wd * p[k])
+        for got, want in [(outs[k + "_next"], pn), (outs[k + "_adam_m_next"], m), (outs[k + "_adam_v_next"], v)]:
+            assert np.max(np.abs(got - want)) <= 1e-5 * max(1e-3, np.max(np.abs(want))), k
+        if ema:
+            en = ema * state[k + "_ema"] + (1 - ema) * pn
+            assert np.max(np.abs(outs[k + "_ema_next"] - en)) <= 1e-5 * np.max(np.abs(en))
+
+
+def test_unet_train_step_is_thread_invariant(tmp_path):
+    """The sCT step of a tiny UNet (velocity output): loss, norm and every updated parameter
+    bitwise equal on 1 and 2 threads, and a few steps lower the loss on a fixed batch."""
+    import make_tiny_model
+    net = tmp_path / "unet.onnx"
+    onnx.save(make_tiny_model.build("onnx", channels=8, size=8, seed=1, parameterization="velocity"), str(net))
+    loss, step = tmp_path / "loss.onnx", tmp_path / "step.onnx"
+    for args in ([net, loss, "--sct-loss"], [loss, step, "--train-step", "--max-grad-norm", "10"]):
+        r = subprocess.run([os.path.join(BIN, "scm-export"), *map(str, args)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    model = onnx.load(str(step))
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(net)).graph.initializer}
+    rng = np.random.default_rng(3)
+    n = 4
+    feeds = {"sct_x0": rng.uniform(-1, 1, (n, 1, 8, 8)).astype(np.float32),
+             "sct_z": (rng.normal(size=(n, 1, 8, 8)) * 0.5).astype(np.float32),
+             "sct_t": rng.uniform(0.2, 1.4, n).astype(np.float32), "sct_r": np.array(1, np.float32),
+             "train_step": np.array(1, np.float32), "train_lr": np.array(1e-3, np.float32)}
+    for i in model.graph.input:
+        if i.name in feeds:
+            continue
+        base = i.name
+        for suffix in ("_adam_m", "_adam_v"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        assert base in inits, i.name
+        feeds[i.name] = inits[base] if base == i.name else np.zeros_like(inits[base])
+    one = run_scm(model, feeds, threads=1)
+    two = run_scm(model, feeds, threads=2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    names = [o.name for o in model.graph.output]
+    losses = []
+    for s in range(4):
+        outs = dict(zip(names, run_scm(model, feeds)))
+        losses.append(float(outs["train_loss"]))
+        feeds["train_step"] = np.array(s + 2, np.float32)
+        for k in list(feeds):
+            if k + "_next" in outs:
+                feeds[k] = outs[k + "_next"]
+    assert losses[-1] < losses[0], losses

@@ -101,25 +101,16 @@ public enum ReverseMode {
         if allParameters {
             for t in g.initializers where isFloat(t.dtype) && !candidates.contains(t.meta.name) { candidates.append(t.meta.name) }
         }
-        // Initializers being differentiated are no constants to the analysis.
-        var m0 = model
-        let variable = Set(candidates).intersection(inits)
-        if !variable.isEmpty {
-            for t in g.initializers where variable.contains(t.meta.name) {
-                specs[t.meta.name] = TensorSpec(t.dtype, t.shape)
-            }
-            m0.graph.initializers = g.initializers.filter { !variable.contains($0.meta.name) }
-            m0.graph.inputs = g.inputs.filter { !variable.contains($0.name) }
-                + g.initializers.filter { variable.contains($0.meta.name) }.map { ValueInfo($0.meta.name, $0.dtype, $0.shape.map { .value($0) }) }
-        }
-        let analysis = try Compiler.analyze(m0, shapes: specs)
+        // Initializers stay constants of the analysis (shapes and compile-time inputs such as
+        // Resize's scales keep their values); activity below does not depend on it.
+        let analysis = try Compiler.analyze(model, shapes: specs)
 
         // Activity: values that depend on a candidate.
         var active = Set(candidates)
         for i in analysis.order {
             let n = g.nodes[i]
             if n.inputs.contains(where: { active.contains($0) }) {
-                for o in n.outputs where !o.isEmpty && isFloat(analysis.specs[o]?.dtype) && analysis.constants[o] == nil { active.insert(o) }
+                for o in n.outputs where !o.isEmpty && isFloat(analysis.specs[o]?.dtype) { active.insert(o) }
             }
         }
 
