@@ -2,7 +2,7 @@
 #   make demo   build (release) and draw a 2-step sample grid from the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               and the Examples/ package that embeds the library
-.PHONY: setup build demo test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
+.PHONY: setup build demo test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
 
 PY := .venv/bin/python
 
@@ -53,6 +53,12 @@ bench-optimizer: setup
 bench-sampler: setup
 	swift build -c release
 	$(PY) tools/bench_sampler.py
+
+# One compiled sCT training step of a 32-channel UNet at batch 64: seconds, FLOPs, GFLOP/s, arena bytes.
+bench-train: setup
+	swift build -c release --product scm-infer
+	swift build -c release --product scm-export
+	$(PY) tools/bench_train.py
 
 clean:
 	rm -rf .build Examples/.build
