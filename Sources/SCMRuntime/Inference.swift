@@ -30,7 +30,8 @@ public enum Inference {
     /// Runs the model at `modelPath` on the tensors in `inputPaths` (graph-input order, initializer
     /// defaults excluded) and writes the outputs to `outputDir` when given.
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
-                           repeats: Int = 1, profile: Bool = false) throws -> Report {
+                           repeats: Int = 1, profile: Bool = false,
+                           minParallelElements: Int = ThreadPool.defaultMinParallelElements) throws -> Report {
         let model = try ModelFile.load(path: modelPath)
         let inits = Set(model.graph.initializers.map(\.meta.name))
         let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
@@ -49,7 +50,7 @@ public enum Inference {
             values[name] = t
         }
         let plan = try Compiler.compile(model, shapes: shapes, values: values)
-        let session = plan.makeSession(threads: threads)
+        let session = plan.makeSession(threads: threads, minParallelElements: minParallelElements)
         // The plan's inputs are the graph inputs given above, in graph order.
         let ordered = plan.inputs.compactMap { values[$0.name] }
         var times: [Double] = []

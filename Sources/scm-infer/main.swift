@@ -21,6 +21,9 @@ struct Infer: ParsableCommand {
     @Option(help: "Worker threads (including the caller).")
     var threads: Int = 1
 
+    @Option(help: "Loops of fewer elements run on the calling thread; 0 spreads every loop of two or more chunks over the threads (tests use it to run small inputs through the parallel paths).")
+    var minParallelElements: Int = ThreadPool.defaultMinParallelElements
+
     @Option(help: "Run this many times (the outputs of the last run are written); prints timings.")
     var `repeat`: Int = 1
 
@@ -35,6 +38,7 @@ struct Infer: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard minParallelElements >= 0 else { throw ValidationError("--min-parallel-elements must be at least 0") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
         if !listOps && model == nil { throw ValidationError("give a model file") }
     }
@@ -46,7 +50,8 @@ struct Infer: ParsableCommand {
         }
         do {
             let report = try Inference.run(modelPath: model!, inputPaths: inputs, outputDir: outputDir,
-                                           threads: threads, repeats: `repeat`, profile: profile)
+                                           threads: threads, repeats: `repeat`, profile: profile,
+                                           minParallelElements: minParallelElements)
             if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch let e as RuntimeError {
             FileHandle.standardError.write(Data("scm-infer: error: \(e)\n".utf8))
