@@ -34,7 +34,8 @@ example:
 
 test: swift-test crosscheck example
 
-# ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`.
+# ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
+# then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).
 conformance: build node-tests
 	$(PY) tools/conformance.py
 

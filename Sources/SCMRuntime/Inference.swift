@@ -54,7 +54,8 @@ public enum Inference {
     }
 
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
-                           repeats: Int = 1, profile: Bool = false) throws -> Report {
+                           repeats: Int = 1, profile: Bool = false,
+                           minParallelElements: Int = ThreadPool.defaultMinParallelElements) throws -> Report {
         let model = try ModelFile.load(path: modelPath)
         let inits = Set(model.graph.initializers.map(\.meta.name))
         let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
@@ -82,7 +83,7 @@ public enum Inference {
             values[name] = t
         }
         let plan = try Compiler.compile(model, shapes: shapes, values: values)
-        let session = plan.makeSession(threads: threads)
+        let session = plan.makeSession(threads: threads, minParallelElements: minParallelElements)
         // The plan's inputs are the graph inputs given above, in graph order.
         let ordered = plan.inputs.compactMap { values[$0.name] }
         var times: [Double] = []

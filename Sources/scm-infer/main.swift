@@ -22,6 +22,9 @@ struct Infer: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (including the caller).")
     var threads: Int = 1
 
+    @Option(parsing: .unconditional, help: "Loops of fewer elements run on the calling thread; 0 spreads every loop of two or more chunks over the threads (tests use it to run small inputs through the parallel paths).")
+    var minParallelElements: Int = ThreadPool.defaultMinParallelElements
+
     @Option(parsing: .unconditional, help: "Run this many times (the outputs of the last run are written); prints timings.")
     var `repeat`: Int = 1
 
@@ -37,6 +40,7 @@ struct Infer: ParsableCommand {
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
         try CommandLineSupport.check("--threads", threads, Limits.threads)
+        guard minParallelElements >= 0 else { throw ValidationError("--min-parallel-elements must be at least 0, is \(minParallelElements)") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, is \(`repeat`)") }
         if !listOps && model == nil { throw ValidationError("give a model file") }
     }
@@ -49,7 +53,8 @@ struct Infer: ParsableCommand {
         guard let model else { return }
         do {
             let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
-                                           threads: threads, repeats: `repeat`, profile: profile)
+                                           threads: threads, repeats: `repeat`, profile: profile,
+                                           minParallelElements: minParallelElements)
             if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {
             CommandLineSupport.fail("scm-infer", "\(error)", code: CommandLineSupport.status(of: error))

@@ -80,8 +80,11 @@ public final class Plan: Sendable {
     }
 
     /// A session with its own arena and `threads` workers (including the caller's thread).
-    public func makeSession(threads: Int = 1) -> Session {
-        Session(plan: self, workspace: Workspace(threads: threads, arenaBytes: arenaBytes, scratchBytes: scratchBytes))
+    /// `minParallelElements`: loops estimated smaller run on the calling thread (`ThreadPool`).
+    public func makeSession(threads: Int = 1,
+                            minParallelElements: Int = ThreadPool.defaultMinParallelElements) -> Session {
+        Session(plan: self, workspace: Workspace(threads: threads, arenaBytes: arenaBytes, scratchBytes: scratchBytes,
+                                                 minParallelElements: minParallelElements))
     }
 
     /// A session that runs in `workspace` (its threads, arena and scratch), which must be large
@@ -113,10 +116,12 @@ public final class Workspace: @unchecked Sendable {
     let lock = NSLock()
 
     /// A workspace with `threads` workers, `arenaBytes` of arena and `scratchBytes` per worker.
-    public init(threads: Int, arenaBytes: Int, scratchBytes: Int) {
+    /// `minParallelElements`: loops estimated smaller run on the calling thread (`ThreadPool`).
+    public init(threads: Int, arenaBytes: Int, scratchBytes: Int,
+                minParallelElements: Int = ThreadPool.defaultMinParallelElements) {
         self.arenaBytes = max(arenaBytes, 0)
         self.scratchBytes = max(scratchBytes, 0)
-        pool = ThreadPool(threads: threads)
+        pool = ThreadPool(threads: threads, minParallelElements: minParallelElements)
         arena = UnsafeMutableRawPointer.allocate(byteCount: max(self.arenaBytes, 64), alignment: 64)
         arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(self.arenaBytes, 64))
         scratchStride = (self.scratchBytes + 63) / 64 * 64

@@ -23,8 +23,14 @@ public final class ThreadPool: @unchecked Sendable {
     private var job: ((Int, Int) -> Void)?
     private var jobCount = 0
 
-    public init(threads: Int) {
+    /// Loops estimated below this many elements run on the calling thread (see
+    /// `defaultMinParallelElements`; 0 spreads every loop of two or more chunks over the workers,
+    /// which tests use to run small inputs through the parallel paths).
+    public let minParallelElements: Int
+
+    public init(threads: Int, minParallelElements: Int = ThreadPool.defaultMinParallelElements) {
         self.threads = max(1, threads)
+        self.minParallelElements = max(0, minParallelElements)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(done, nil)
@@ -64,14 +70,14 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Below this many elements of work a loop runs on the calling thread: waking workers costs
     /// more. (Which thread runs a chunk never changes its result.)
-    public static let minParallelElements = 1 << 16
+    public static let defaultMinParallelElements = 1 << 16
 
     /// Runs `body(chunk, worker)` for chunk in 0..<count, spread over the workers; returns when
     /// all chunks are done. `worker` is in 0..<threads and indexes per-worker scratch memory.
     /// `elements` estimates the loop's total work; small loops run inline.
     public func parallelFor(_ count: Int, elements: Int = .max, _ body: (Int, Int) -> Void) {
         let t = liveWorkers
-        if t == 1 || count <= 1 || elements < ThreadPool.minParallelElements {
+        if t == 1 || count <= 1 || elements < minParallelElements {
             for i in 0..<count { body(i, 0) }
             return
         }

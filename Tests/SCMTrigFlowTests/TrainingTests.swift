@@ -1,0 +1,75 @@
+import Foundation
+import SCMGraph
+import SCMRuntime
+import Testing
+import TestSupport
+@testable import SCMTrigFlow
+
+@Suite("Training step")
+struct TrainingTests {
+    /// The committed tiny model's network (a function of x and t), its sCT loss and its step.
+    func step(ema: Float = 0) throws -> (model: Model, parameters: [String], initial: [String: Tensor], shapes: [String: TensorSpec]) {
+        let net = try ModelFile.load(path: tinyPath)
+        let loss = try ConsistencyLoss.sct(network: net)
+        let (model, parameters) = try TrainingStep.make(loss, options: AdamOptions(maxGradNorm: 10, emaDecay: ema))
+        var initial: [String: Tensor] = [:]
+        for t in net.graph.initializers { initial[t.meta.name] = t }
+        let n = 4
+        let shapes = [ConsistencyLoss.dataInput: TensorSpec(.float, [n, 1, 8, 8]), ConsistencyLoss.noiseInput: TensorSpec(.float, [n, 1, 8, 8]),
+                      ConsistencyLoss.timeInput: TensorSpec(.float, [n])]
+        return (model, parameters, initial, shapes)
+    }
+
+    func batch(seed: UInt64) throws -> [Tensor] {
+        let x0 = try tensor([4, 1, 8, 8], seed: seed)
+        let z = try Tensor(shape: [4, 1, 8, 8], scalars: randomFloats(256, seed: seed + 1).map { $0 * 0.25 })
+        let t = try Tensor(shape: [4], scalars: [0.3, 0.7, 1.1, 1.4] as [Float])
+        let r = try Tensor(shape: [], scalars: [Float(1)])
+        return [x0, z, t, r]
+    }
+
+    @Test("Steps on a fixed batch lower the loss; the state persists between steps and EMA follows")
+    func lowersLoss() throws {
+        let s = try step(ema: 0.5)
+        let session = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes)
+        #expect(s.parameters.count >= 10)
+        let data = try batch(seed: 1)
+        var losses: [Float] = []
+        for _ in 0..<6 { losses.append(try session.step(data, lr: 3e-3).loss) }
+        #expect(session.stepCount == 6)
+        #expect(losses.last! < losses.first!, "\(losses)")
+        let name = s.parameters[0]
+        let now = try session.value(of: name).scalars(as: Float.self)!, before = s.initial[name]!.scalars(as: Float.self)!
+        let ema = try session.value(of: name, ema: true).scalars(as: Float.self)!
+        #expect(now != before)
+        // The EMA lies between the start and the current weights, element by element.
+        #expect(zip(zip(before, now), ema).allSatisfy { pair, e in e >= min(pair.0, pair.1) - 1e-6 && e <= max(pair.0, pair.1) + 1e-6 })
+    }
+
+    @Test("Losses and weights are bitwise the same on 1 and 2 threads")
+    func threadInvariance() throws {
+        let s = try step()
+        let one = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes, threads: 1)
+        let two = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes, threads: 2)
+        for k in 0..<3 {
+            let data = try batch(seed: UInt64(10 + k))
+            let a = try one.step(data, lr: 1e-3), b = try two.step(data, lr: 1e-3)
+            #expect(a.loss.bitPattern == b.loss.bitPattern && a.gradNorm.bitPattern == b.gradNorm.bitPattern)
+        }
+        for p in s.parameters {
+            #expect(try one.value(of: p).scalars(as: Float.self)! == two.value(of: p).scalars(as: Float.self)!)
+        }
+    }
+
+    @Test("Bad data and names are typed errors")
+    func errors() throws {
+        let s = try step()
+        let session = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes)
+        #expect(throws: RuntimeError.self) { _ = try session.step([], lr: 1e-3) }
+        #expect(throws: RuntimeError.self) { _ = try session.value(of: "nope") }
+        #expect(throws: RuntimeError.self) { _ = try session.value(of: s.parameters[0], ema: true) }
+        var wrong = try batch(seed: 3)
+        wrong[0] = try tensor([2, 1, 8, 8], seed: 3)
+        #expect(throws: RuntimeError.self) { _ = try session.step(wrong, lr: 1e-3) }
+    }
+}
