@@ -133,45 +133,49 @@ struct ConvKernel: Kernel {
         }
     }
 
-    /// col[(ci, ky, kx), j] = x[ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] for output positions
-    /// j in p0..<p0+np (zero where the window reads padding). Each output row splits into a
-    /// left pad, an in-bounds run (a plain copy when the stride is 1) and a right pad.
     @inline(__always) func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, p0: Int, np: Int) {
-        let g = geo, win = g.win, ow = g.ow
-        var row = 0
-        for ci in 0..<g.cg {
+        geo.im2col(x, col, rows: 0..<geo.kdim, p0: p0, np: np)
+    }
+}
+
+extension ConvGeometry {
+    /// col[r - rows.lowerBound, j] for r = (ci, ky, kx) in `rows`: x[ci, oy*sh - pt + ky*dh,
+    /// ox*sw - pl + kx*dw] for output positions j in p0..<p0+np (zero where the window reads
+    /// padding); `x` is one sample's channel group. Each output row splits into a left pad, an
+    /// in-bounds run (a plain copy when the stride is 1) and a right pad. Conv takes every row;
+    /// ConvWeightGrad takes a block of rows per chunk.
+    @inline(__always) func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, rows: Range<Int>,
+                                  p0: Int, np: Int) {
+        let g = self, win = g.win, ow = g.ow, kk = win.kh * win.kw
+        for row in rows {
+            let ci = row / kk, ky = (row % kk) / win.kw, kx = row % win.kw
             let xc = x + ci * g.h * g.w
-            for ky in 0..<win.kh {
-                for kx in 0..<win.kw {
-                    let dst = col + row * np
-                    let xoff = kx * win.dw - win.padLeft
-                    // ox range whose ix = ox*sw + xoff lies in [0, w)
-                    let lo = xoff >= 0 ? 0 : min(ow, (-xoff + win.sw - 1) / win.sw)
-                    let hi = max(lo, min(ow, g.w - xoff <= 0 ? 0 : (g.w - xoff + win.sw - 1) / win.sw))
-                    var j = 0, p = p0
-                    while j < np {
-                        let oy = p / ow, ox0 = p % ow
-                        let run = min(ow - ox0, np - j)
-                        let iy = oy * win.sh - win.padTop + ky * win.dh
-                        let d = dst + j
-                        if iy < 0 || iy >= g.h {
-                            d.update(repeating: 0, count: run)
-                        } else {
-                            let src = xc + iy * g.w + xoff
-                            let a = max(lo, ox0), b = max(a, min(hi, ox0 + run))
-                            if a > ox0 { (d).update(repeating: 0, count: a - ox0) }
-                            if win.sw == 1 {
-                                (d + (a - ox0)).update(from: src + a, count: b - a)
-                            } else {
-                                for ox in a..<b { d[ox - ox0] = src[ox * win.sw] }
-                            }
-                            if ox0 + run > b { (d + (b - ox0)).update(repeating: 0, count: ox0 + run - b) }
-                        }
-                        j += run
-                        p += run
+            let dst = col + (row - rows.lowerBound) * np
+            let xoff = kx * win.dw - win.padLeft
+            // ox range whose ix = ox*sw + xoff lies in [0, w)
+            let lo = xoff >= 0 ? 0 : min(ow, (-xoff + win.sw - 1) / win.sw)
+            let hi = max(lo, min(ow, g.w - xoff <= 0 ? 0 : (g.w - xoff + win.sw - 1) / win.sw))
+            var j = 0, p = p0
+            while j < np {
+                let oy = p / ow, ox0 = p % ow
+                let run = min(ow - ox0, np - j)
+                let iy = oy * win.sh - win.padTop + ky * win.dh
+                let d = dst + j
+                if iy < 0 || iy >= g.h {
+                    d.update(repeating: 0, count: run)
+                } else {
+                    let src = xc + iy * g.w + xoff
+                    let a = max(lo, ox0), b = max(a, min(hi, ox0 + run))
+                    if a > ox0 { (d).update(repeating: 0, count: a - ox0) }
+                    if win.sw == 1 {
+                        (d + (a - ox0)).update(from: src + a, count: b - a)
+                    } else {
+                        for ox in a..<b { d[ox - ox0] = src[ox * win.sw] }
                     }
-                    row += 1
+                    if ox0 + run > b { (d + (b - ox0)).update(repeating: 0, count: ox0 + run - b) }
                 }
+                j += run
+                p += run
             }
         }
     }

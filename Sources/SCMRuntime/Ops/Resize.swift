@@ -12,6 +12,18 @@ enum ResizeOp: Operator {
         try ctx.arity(inputs: 1, 4)
         let x = try ctx.input(0)
         try ctx.require(x, in: [.float])
+        let (out, tables) = try plan(ctx, inShape: x.shape, roiInput: 1)
+        return OpBuild(outputs: [TensorSpec(.float, out)],
+                       kernel: ResizeKernel(inShape: x.shape, outShape: out, axes: tables,
+                                            extrapolation: try ctx.float("extrapolation_value", 0)))
+    }
+
+    /// The output shape and per-axis source tables of a Resize of an input of `inShape`, from the
+    /// node's attributes and its roi, scales and sizes inputs (at `roiInput` and the two after it).
+    /// Shared with ResizeGrad, whose inputs sit one further.
+    static func plan(_ ctx: OpContext, inShape: [Int], roiInput: Int) throws -> (out: [Int], tables: [ResizeAxis]) {
+        let x = (shape: inShape, rank: inShape.count)
+        let iRoi = roiInput, iScales = roiInput + 1, iSizes = roiInput + 2
         let mode = try ctx.string("mode", "nearest")
         guard mode == "nearest" || mode == "linear" else { throw ctx.unsupported("mode '\(mode)' is not supported (nearest, linear)") }
         if try ctx.int("antialias", 0) != 0 { throw ctx.unsupported("antialias is not supported") }
@@ -28,13 +40,13 @@ enum ResizeOp: Operator {
         guard Set(axes).count == axes.count else { throw ctx.error("axes repeat") }
         var scales = [Double](repeating: 1, count: r)
         var out = x.shape
-        let hasScales = try ctx.has(2) && ctx.value(2, "scales").elementCount > 0
+        let hasScales = try ctx.has(iScales) && ctx.value(iScales, "scales").elementCount > 0
         if hasScales {
-            let s = try ctx.floatValues(2, "scales")
+            let s = try ctx.floatValues(iScales, "scales")
             guard s.count == axes.count, s.allSatisfy({ $0 > 0 }) else { throw ctx.error("scales must list \(axes.count) positive values") }
             for (a, v) in zip(axes, s) { scales[a] = Double(v) }
-        } else if ctx.has(3) {
-            let sizes = try ctx.intValues(3, "sizes")
+        } else if ctx.has(iSizes) {
+            let sizes = try ctx.intValues(iSizes, "sizes")
             guard sizes.count == axes.count, sizes.allSatisfy({ $0 > 0 }) else { throw ctx.error("sizes must list \(axes.count) positive values") }
             let policy = try ctx.string("keep_aspect_ratio_policy", "stretch")
             switch policy {
@@ -60,8 +72,8 @@ enum ResizeOp: Operator {
         var roi = [Double](repeating: 0, count: 2 * r)
         for a in 0..<r { roi[r + a] = 1 }
         if ctm == "tf_crop_and_resize" {
-            guard ctx.has(1) else { throw ctx.error("tf_crop_and_resize needs roi") }
-            let v = try ctx.floatValues(1, "roi")
+            guard ctx.has(iRoi) else { throw ctx.error("tf_crop_and_resize needs roi") }
+            let v = try ctx.floatValues(iRoi, "roi")
             guard v.count == 2 * axes.count else { throw ctx.error("roi must have \(2 * axes.count) values") }
             for (i, a) in axes.enumerated() {
                 roi[a] = Double(v[i])
@@ -83,9 +95,7 @@ enum ResizeOp: Operator {
             tables.append(ResizeAxis(inLen: x.shape[a], outLen: out[a], scale: scales[a], mode: ctm,
                                      roiStart: roi[a], roiEnd: roi[r + a], linear: mode == "linear", nearest: nearestMode))
         }
-        return OpBuild(outputs: [TensorSpec(.float, out)],
-                       kernel: ResizeKernel(inShape: x.shape, outShape: out, axes: tables,
-                                            extrapolation: try ctx.float("extrapolation_value", 0)))
+        return (out, tables)
     }
 }
 
