@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--profile", action="store_true", help="print the time per op type of one step first")
     a = ap.parse_args()
     export, infer = os.path.join(a.bin, "scm-export"), os.path.join(a.bin, "scm-infer")
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,13 +86,18 @@ def main():
         f = json.loads(run([infer, net, "--inputs", *fpaths, "--json"]))
         print(f"model: TrigFlow UNet of make_tiny_model, {a.channels} channels, 1x{s}x{s}, {trained} trained parameters; "
               f"sCT step at batch {n} (forward + JVP + loss + backward + Adam)")
-        print(f"forward alone: {f['flops'] / 1e9:.2f} GFLOP, arena {f['arena_bytes'] / 2**20:.1f} MiB")
+        print(f"forward alone: {f['flops'] / 1e9:.2f} GFLOP, arena {f['arena_bytes'] / 2**20:.1f} MiB "
+              f"(its activations without reuse, what a backward pass may need: {f['unplanned_bytes'] / 2**20:.1f} MiB)")
+        if a.profile:
+            r = json.loads(run([infer, step, "--inputs", *paths, "--repeat", "2", "--profile", "--json"]))
+            for p in r["profile"][:12]:
+                print(f"  {p['op']:<26} {p['ms']:9.2f} ms {100 * p['share']:5.1f}%")
         for threads in map(int, a.threads.split(",")):
             r = json.loads(run([infer, step, "--inputs", *paths, "--repeat", str(a.repeat), "--threads", str(threads), "--json"]))
             sec = r["median_ms"] / 1000
             print(f"threads {threads}: {sec:.3f} s per step (median of {a.repeat}), {r['flops'] / 1e9:.2f} GFLOP per step, "
                   f"{r['flops'] / 1e9 / sec:.1f} GFLOP/s, arena {r['arena_bytes'] / 2**20:.1f} MiB "
-                  f"({r['arena_bytes'] / max(1, f['arena_bytes']):.1f}x the forward pass), {r['kernels']} kernels")
+                  f"({r['arena_bytes'] / max(1, f['unplanned_bytes']):.2f}x the forward's activations), {r['kernels']} kernels")
 
 
 if __name__ == "__main__":
