@@ -22,10 +22,13 @@ T_MAX = math.atan(80 / SIGMA_D)
 
 
 def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2, extras=False,
-          parameterization="consistency"):
+          parameterization="consistency", widths=None):
     """extras=True adds what the optimizer's other fusions look for: random GroupNorm affine
     parameters, a conv with a residual Add and SiLU, and time-MLP linears as MatMul + Add.
-    parameterization="velocity" makes output 0 the network F(x/sigma_d, t) itself."""
+    parameterization="velocity" makes output 0 the network F(x/sigma_d, t) itself.
+    widths=(32, 64, 64) builds a UNet with one level per width instead (each level a conv and an
+    ADN block; a stride-2 conv between levels, so 28x28 goes to 14x14 and 7x7; attention at the
+    lowest resolution; nearest upsampling and skip concatenations on the way up)."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     counter = [0]
@@ -93,6 +96,9 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
 
     # F(x / sigma_d, t)
     xin = op("Div", ["x", const(np.float32(SIGMA_D), "sigma_d")], "xin")
+    if widths:
+        F = unet_levels(xin, list(widths), in_ch, size, temb, conv, adn, silu, op, const, weight)
+        return finish(nodes, inits, F, f"unet_{'_'.join(map(str, widths))}_{groupnorm}", [in_ch, size, size], parameterization)
     h = conv(xin, in_ch, channels)
     h = silu(adn(h, channels, temb))
     if extras:  # conv epilogue: SiLU(Conv(h) + h)
@@ -117,6 +123,39 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
     F = conv(h, channels, in_ch)
 
     return finish(nodes, inits, F, f"tiny_trigflow_{groupnorm}", [in_ch, size, size], parameterization)
+
+
+def attention(v, c, hw, op, const, weight):
+    """Single-head self-attention over the hw positions of v [N, c, h, w], added back to v."""
+    seq = op("Transpose", [op("Reshape", [v, const(np.array([0, c, hw], np.int64), "shape")])], "seq", perm=[0, 2, 1])
+    q = op("MatMul", [seq, weight(c, c, fan_in=c)], "q")
+    k = op("MatMul", [seq, weight(c, c, fan_in=c)], "k")
+    val = op("MatMul", [seq, weight(c, c, fan_in=c)], "v")
+    att = op("Softmax", [op("Mul", [op("MatMul", [q, op("Transpose", [k], perm=[0, 2, 1])]),
+                                    const(np.float32(1 / math.sqrt(c)))])], "att", axis=-1)
+    o = op("Transpose", [op("MatMul", [att, val])], perm=[0, 2, 1])
+    return op("Add", [v, op("Reshape", [o, op("Shape", [v])])], "attn_out")
+
+
+def unet_levels(xin, widths, in_ch, size, temb, conv, adn, silu, op, const, weight):
+    """The multi-level UNet body of build(widths=...); returns F."""
+    h = conv(xin, in_ch, widths[0])
+    skips, cin, res = [], widths[0], size
+    for i, w in enumerate(widths):
+        if i > 0:
+            h = conv(h, cin, cin, stride=2)
+            res = (res + 1) // 2
+        h = silu(adn(conv(h, cin, w), w, temb))
+        cin = w
+        if i < len(widths) - 1:
+            skips.append((h, w))
+    h = attention(h, cin, res * res, op, const, weight)
+    for skip, w in reversed(skips):
+        h = op("Resize", [h, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], "up", mode="nearest")
+        h = op("Concat", [h, skip], "cat", axis=1)
+        h = silu(adn(conv(h, cin + w, w), w, temb))
+        cin = w
+    return conv(h, cin, in_ch)
 
 
 def finish(nodes, inits, F, name, sample_shape, parameterization):

@@ -51,7 +51,7 @@ def to_double(model):
 class Reference:
     """Runs a model in onnxruntime, in float64 when it can."""
 
-    def __init__(self, model):
+    def __init__(self, model, float32=False):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.intra_op_num_threads = 1
@@ -59,6 +59,8 @@ class Reference:
         self.evaluator = None
         self.outputs = [o.name for o in model.graph.output]
         try:
+            if float32:
+                raise ValueError("float32 asked for")
             self.sess = ort.InferenceSession(to_double(model).SerializeToString(), opts, providers=["CPUExecutionProvider"])
             return
         except Exception:
@@ -66,6 +68,8 @@ class Reference:
         # onnxruntime lacks some double kernels (Conv): ONNX's own NumPy reference evaluator in
         # float64 then, if it runs the model.
         try:
+            if float32:
+                raise ValueError("float32 asked for")
             from onnx.reference import ReferenceEvaluator
             self.evaluator = ReferenceEvaluator(to_double(model))
             self.sess = None
@@ -145,7 +149,11 @@ def relative_error(ours, ref):
     return float(np.max(np.abs(ours.astype(np.float64) - ref))) / scale if ref.size else 0.0
 
 
-def check_jvp(model, feeds, wrt, tmp, seed=0, tol=None):
+def make_reference(model, float32=False):
+    return ScmReference(model) if any(n.domain == "ai.scm" for n in model.graph.node) else Reference(model, float32)
+
+
+def check_jvp(model, feeds, wrt, tmp, seed=0, tol=None, float32=False):
     """Exports the JVP of `model` along random tangents of `wrt`, runs it in our runtime and
     compares every tangent output with central differences; returns the worst relative error."""
     rng = np.random.default_rng(seed)
@@ -155,7 +163,7 @@ def check_jvp(model, feeds, wrt, tmp, seed=0, tol=None):
     for k in wrt:
         jfeeds[k + "_tangent"] = tangents[k].astype(feeds[k].dtype)
     ours = run_scm(jvp_model, jfeeds)
-    ref = ScmReference(model) if any(n.domain == "ai.scm" for n in model.graph.node) else Reference(model)
+    ref = make_reference(model, float32)
     expected = ref.jvp(feeds, {k: tangents[k].astype(feeds[k].dtype).astype(np.float64) for k in wrt})
     n = len(model.graph.output)
     float_outs = [i for i, o in enumerate(model.graph.output) if o.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)]
@@ -213,7 +221,7 @@ def run_grad(model, feeds, wrt, cotangents, tmp):
     return {n[:-len("_grad")]: v for n, v in zip(names, outs) if n.endswith("_grad")}, grad_model
 
 
-def check_vjp(model, feeds, wrt, tmp, seed=0, tol=None, full=True):
+def check_vjp(model, feeds, wrt, tmp, seed=0, tol=None, full=True, float32=False):
     """Exports the gradient of sum_o <u_o, output_o> for random cotangents u, runs it in our
     runtime, and compares: with `full`, every element of every gradient against central
     differences of that element; else directional derivatives along a random direction over the
@@ -225,11 +233,13 @@ def check_vjp(model, feeds, wrt, tmp, seed=0, tol=None, full=True):
     base = dict(feeds)
     base.update(pvalues)
     outs = float_outputs(model)
-    ref = ScmReference(ref_model) if _scm_only(model) else Reference(ref_model)
+    ref = make_reference(ref_model, float32)
     y = ref(base)
     cot = {i: rng.normal(size=y[i].shape) for i in outs}
     grads, _ = run_grad(model, feeds, wrt, cot, tmp)
-    h = 1e-4 if ref.double else 1e-2
+    # float32 references: a step large enough for the rounding of the loss, small enough that a
+    # direction over every parameter at once stays in the linear regime.
+    h = 1e-4 if ref.double else (1e-2 if full else 1e-3)
     tol = tol if tol is not None else (1e-4 if ref.double else 2e-2)
 
     def loss(values):
@@ -265,7 +275,9 @@ def check_vjp(model, feeds, wrt, tmp, seed=0, tol=None, full=True):
     # removes, where a relative comparison means nothing).
     groups = [[n for n in wrt if n not in inits], [n for n in wrt if n in inits]]
     for group in (g for g in groups if g):
-        v = {n: rng.normal(size=base[n].shape) for n in group}
+        # Each name's direction scaled by its values' RMS: a relative perturbation of every weight.
+        v = {n: rng.normal(size=base[n].shape) * max(float(np.sqrt(np.mean(base[n].astype(np.float64) ** 2))), 1e-3)
+             for n in group}
         fd = (loss(shifted({n: h * v[n] for n in group})) - loss(shifted({n: -h * v[n] for n in group}))) / (2 * h)
         ours = sum(float(np.sum(grads[n].astype(np.float64) * v[n])) for n in group)
         err = abs(ours - fd) / max(abs(fd), 1e-30)
