@@ -55,7 +55,7 @@ bench-sampler: setup
 	swift build -c release
 	$(PY) tools/bench_sampler.py
 
-# One compiled sCT training step of a 32-channel UNet at batch 64: seconds, FLOPs, GFLOP/s, arena bytes.
+# One compiled sCT training step of a 32/64/64 UNet at batch 64: seconds, FLOPs, GFLOP/s, arena bytes.
 bench-train: setup
 	swift build -c release --product scm-infer
 	swift build -c release --product scm-export

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark of one compiled sCT training step (forward + JVP + loss + backward + fused Adam).
 
-    tools/bench_train.py [--bin .build/release] [--channels 32] [--size 28] [--batch 64] [--repeat 5] [--threads 1,2]
+    tools/bench_train.py [--bin .build/release] [--widths 32,64,64] [--size 28] [--batch 64] [--repeat 5] [--threads 1,2]
 
-Builds the UNet of tools/make_tiny_model.py (velocity output, random weights), exports its sCT
+Builds the UNet of tools/make_tiny_model.py with the given widths (one level each, attention at the
+lowest resolution: 7x7 for 28x28 and three levels; velocity output, random weights), exports its sCT
 loss (`scm-export --sct-loss`) and training step (`scm-export --train-step --max-grad-norm 100`),
 and runs the step in scm-infer --repeat times per thread count. Prints the median seconds per
 step, the FLOPs of the step as our plan counts them (2 x multiply-adds of Conv, ConvTranspose,
@@ -48,7 +49,7 @@ def write_inputs(model, feeds, tmp, prefix):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
-    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--widths", default="32,64,64")
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=5)
@@ -58,7 +59,8 @@ def main():
     export, infer = os.path.join(a.bin, "scm-export"), os.path.join(a.bin, "scm-infer")
     with tempfile.TemporaryDirectory() as tmp:
         net, loss, step = (os.path.join(tmp, n) for n in ("net.onnx", "loss.onnx", "step.onnx"))
-        onnx.save(make_tiny_model.build("onnx", channels=a.channels, size=a.size, seed=0, parameterization="velocity"), net)
+        widths = tuple(map(int, a.widths.split(",")))
+        onnx.save(make_tiny_model.build("onnx", size=a.size, seed=0, parameterization="velocity", widths=widths), net)
         run([export, net, loss, "--sct-loss"])
         run([export, loss, step, "--train-step", "--max-grad-norm", "100"])
         m = onnx.load(step)
@@ -84,7 +86,7 @@ def main():
         ffeeds = {"x": feeds["sct_x0"], "t": feeds["sct_t"]}
         fpaths = write_inputs(fwd, ffeeds, tmp, "fwd")
         f = json.loads(run([infer, net, "--inputs", *fpaths, "--json"]))
-        print(f"model: TrigFlow UNet of make_tiny_model, {a.channels} channels, 1x{s}x{s}, {trained} trained parameters; "
+        print(f"model: TrigFlow UNet of make_tiny_model, widths {a.widths}, 1x{s}x{s}, {trained} trained parameters; "
               f"sCT step at batch {n} (forward + JVP + loss + backward + Adam)")
         print(f"forward alone: {f['flops'] / 1e9:.2f} GFLOP, arena {f['arena_bytes'] / 2**20:.1f} MiB "
               f"(its activations without reuse, what a backward pass may need: {f['unplanned_bytes'] / 2**20:.1f} MiB)")
