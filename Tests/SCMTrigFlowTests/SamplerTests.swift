@@ -6,8 +6,23 @@ import TestSupport
 
 let tinyPath = repoRoot + "/models/tiny-trigflow.onnx"
 
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).map { abs($0 - $1) }.max() ?? 0
+/// max |a - b|. Infinity (so any bound fails, with an issue recorded saying why) when the
+/// arrays differ in length or are empty, or when a difference is NaN.
+func maxAbsDiff(_ a: [Float], _ b: [Float], sourceLocation: SourceLocation = #_sourceLocation) -> Float {
+    guard a.count == b.count, !a.isEmpty else {
+        Issue.record("\(a.count) values vs \(b.count)", sourceLocation: sourceLocation)
+        return .infinity
+    }
+    var m: Float = 0
+    for (x, y) in zip(a, b) {
+        let d = abs(x - y)
+        guard !d.isNaN else {
+            Issue.record("NaN difference (\(x) vs \(y))", sourceLocation: sourceLocation)
+            return .infinity
+        }
+        m = max(m, d)
+    }
+    return m
 }
 
 @Suite("Sampler")
@@ -55,6 +70,7 @@ struct SamplerTests {
         for steps in [1, 2, 4] {
             let a = try model.sampler(steps: steps).sample(count: 3, seed: 5)
             let b = try model.sampler(steps: steps, options: .init(optimize: false)).sample(count: 3, seed: 5)
+            #expect(a.shape == b.shape && a.shape == [3, 1, 8, 8])
             #expect(maxAbsDiff(a.values, b.values) < 1e-5, "steps \(steps)")
         }
     }
@@ -171,16 +187,48 @@ struct OutputTests {
                     bytes.replacing(Array("(2, 2)".utf8), with: Array("(2, x)".utf8))] {
             #expect(throws: SamplerError.self) { try NPY.decode(bad) }
         }
-        // Seeded random corruption never crashes.
+        // Seeded random corruption never crashes: each corrupted file either decodes to values
+        // that are its own trailing bytes read as the shape says, or is a typed error naming it.
         var state: UInt64 = 12345
         func next() -> Int {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Int(state >> 33)
         }
-        for _ in 0..<2000 {
+        let dataStart = bytes.count - values.count * 4
+        var decoded = 0, decodedWithHeaderChanged = 0, rejected = 0
+        var problems: [String] = []
+        for trial in 0..<2000 {
             var c = bytes
             for _ in 0..<(1 + next() % 4) { c[next() % c.count] = UInt8(truncatingIfNeeded: next()) }
-            _ = try? NPY.decode(c)
+            do {
+                let r = try NPY.decode(c, source: "corrupt.npy")
+                decoded += 1
+                let n = r.values.count
+                let f4 = c.count >= 4 * n ? Array(c.suffix(4 * n)).withUnsafeBytes { raw in
+                    (0..<n).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+                } : []
+                let f8 = c.count >= 8 * n ? Array(c.suffix(8 * n)).withUnsafeBytes { raw in
+                    (0..<n).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
+                } : []
+                let bits = r.values.map(\.bitPattern)
+                if r.shape.reduce(1, *) != n || (bits != f4.map(\.bitPattern) && bits != f8.map(\.bitPattern)) {
+                    problems.append("trial \(trial): shape \(r.shape) with \(n) values that are not the file's data")
+                }
+                if c[..<dataStart] == bytes[..<dataStart] {
+                    // Only the data changed: the same shape, the corrupted floats.
+                    if r.shape != [2, 2] || bits != f4.map(\.bitPattern) { problems.append("trial \(trial): data-only corruption misread") }
+                } else {
+                    decodedWithHeaderChanged += 1
+                }
+            } catch {
+                rejected += 1
+                if error.kind != .invalidArgument || error.location != "corrupt.npy" || !error.message.hasPrefix("not a usable .npy file") {
+                    problems.append("trial \(trial): \(error)")
+                }
+            }
         }
+        #expect(problems.isEmpty, "\(problems.count) problems, first: \(problems.prefix(5))")
+        #expect(rejected >= 200 && decoded >= 200 && decodedWithHeaderChanged >= 50,
+                "rejected \(rejected), decoded \(decoded) (\(decodedWithHeaderChanged) with a changed header)")
     }
 }
