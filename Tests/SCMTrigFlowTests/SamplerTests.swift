@@ -64,6 +64,56 @@ struct SamplerTests {
         #expect(results.allSatisfy { $0 == alone })
     }
 
+    @Test("Plans are compiled once per (time, batch size) and idle workspaces are reused")
+    func planCacheAndWorkspaceReuse() async throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        typealias Stats = Sampler.Statistics
+        let sampler = try model.sampler(steps: 2, options: .init(batch: 4, threads: 2))
+        #expect(sampler.statistics == Stats(plansCompiled: 0, workspacesCreated: 0, workspacesIdle: 0))
+        let first = try sampler.sample(count: 4, seed: 1)
+        #expect(sampler.statistics == Stats(plansCompiled: 2, workspacesCreated: 1, workspacesIdle: 1))
+        // Later calls of the same batch sizes compile nothing and take the idle workspace.
+        #expect(try sampler.sample(count: 4, seed: 1).values == first.values)
+        _ = try sampler.sample(count: 3, seed: 2)  // one batch of 4, padded
+        #expect(sampler.statistics == Stats(plansCompiled: 2, workspacesCreated: 1, workspacesIdle: 1))
+        _ = try sampler.sample(count: 5, seed: 3)  // batches of 4 and 1
+        #expect(sampler.statistics == Stats(plansCompiled: 4, workspacesCreated: 2, workspacesIdle: 2))
+        _ = try sampler.sample(count: 9, seed: 4)  // 4, 4, 1: one workspace per batch size
+        #expect(sampler.statistics == Stats(plansCompiled: 4, workspacesCreated: 2, workspacesIdle: 2))
+        // prepare compiles what a call needs; the call then only creates its workspace.
+        try sampler.prepare(count: 2)
+        #expect(sampler.statistics == Stats(plansCompiled: 6, workspacesCreated: 2, workspacesIdle: 2))
+        try sampler.prepare(count: 2)
+        #expect(sampler.statistics.plansCompiled == 6)
+        _ = try sampler.sample(count: 2, seed: 5)
+        #expect(sampler.statistics == Stats(plansCompiled: 6, workspacesCreated: 3, workspacesIdle: 3))
+        // Concurrent calls each take a workspace (new ones only while all are busy), compile
+        // nothing new, and leave every workspace idle for later calls.
+        let results = try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<4 { group.addTask { try sampler.sample(count: 4, seed: 1).values } }
+            return try await group.reduce(into: [[Float]]()) { $0.append($1) }
+        }
+        #expect(results.count == 4 && results.allSatisfy { $0 == first.values })
+        let after = sampler.statistics
+        #expect(after.plansCompiled == 6)
+        #expect(after.workspacesCreated >= 3 && after.workspacesCreated <= 3 + 3)
+        #expect(after.workspacesIdle == after.workspacesCreated)
+        for seed in 0..<3 { _ = try sampler.sample(count: 9, seed: UInt64(seed)) }
+        #expect(sampler.statistics == after)
+
+        // Heun at 3 steps evaluates 5 times at 3 distinct times: 3 plans per batch size.
+        let heun = try model.odeSampler(steps: 3, solver: .heun)
+        _ = try heun.sample(count: 2, seed: 1)
+        _ = try heun.sample(count: 2, seed: 2)
+        #expect(heun.evaluations == 5)
+        #expect(heun.statistics == Stats(plansCompiled: 3, workspacesCreated: 1, workspacesIdle: 1))
+        // Unoptimized, t is an input: one plan per batch size whatever the step count.
+        let stored = try model.sampler(steps: 4, options: .init(batch: 4, optimize: false))
+        _ = try stored.sample(count: 4, seed: 1)
+        _ = try stored.sample(count: 4, seed: 2)
+        #expect(stored.statistics == Stats(plansCompiled: 1, workspacesCreated: 1, workspacesIdle: 1))
+    }
+
     @Test("Optimized plans agree with the stored model run with t as an input")
     func optimizedMatchesUnoptimized() throws {
         let model = try TrigFlowModel(path: tinyPath)
