@@ -249,6 +249,23 @@ def test_inspect_json(tmp_path):
     assert j["ir_version"] == 10 and j["opsets"] == {"": 21}
 
 
+def test_inspect_max_file_bytes(tmp_path):
+    """--max-file-bytes N: a file over N bytes is refused before it is read (exit 1, a message
+    naming the file, its size and the limit; nothing printed or saved); at N or under it loads."""
+    path = os.path.join(ROOT, "models", "tiny-trigflow.onnx")
+    size = os.path.getsize(path)
+    for limit in (size, size + 1, 1 << 40):
+        r = scm("scm-inspect", path, "--max-file-bytes", limit, "--json")
+        assert r.returncode == 0, (limit, r.stderr)
+        assert json.loads(r.stdout)["nodes"] == len(onnx.load(path).graph.node)
+    for limit in (size - 1, 1, 0):
+        out = tmp_path / f"saved_{limit}.onnx"
+        r = scm("scm-inspect", path, "--max-file-bytes", limit, "--save", out)
+        assert r.returncode == 1, (limit, r.returncode, r.stderr)
+        assert r.stderr == f"scm-inspect: error: {path}: file is {size} bytes, over the limit of {limit} bytes\n"
+        assert r.stdout == "" and not out.exists()
+
+
 def test_cli_errors_on_broken_corpus():
     corpus = os.path.join(ROOT, "Tests", "corpus", "broken")
     rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(corpus, "expected.tsv")) if not l.startswith("#")]
