@@ -1,8 +1,8 @@
 # The two commands the README opens with:
 #   make demo   build (release) and draw a 2-step sample grid from the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
-#               and the Examples/ package that embeds the library
-.PHONY: setup build demo test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
+#               the Examples/ package that embeds the library, and `make demo` itself
+.PHONY: setup build demo demo-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
 
 PY := .venv/bin/python
 
@@ -32,7 +32,14 @@ example:
 	Examples/.build/debug/sample-grid models/tiny-trigflow.onnx .build/example-grid.png
 	test -s .build/example-grid.png
 
-test: swift-test crosscheck example
+# `make demo` as a user runs it (release build), from scratch: its grid and samples must appear and
+# match the reference sampler (Tests/crosscheck/check_demo.py).
+demo-check: setup
+	rm -f out/grid.png out/samples.npy
+	$(MAKE) --no-print-directory demo
+	$(PY) Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
+
+test: swift-test crosscheck example demo-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`.
 conformance: build node-tests
