@@ -1,8 +1,9 @@
 # The two commands the README opens with:
 #   make demo   build (release) and draw a 2-step sample grid from the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
-#               the Examples/ package that embeds the library, and `make demo` itself
-.PHONY: setup build demo demo-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
+#               the Examples/ package that embeds the library, `make demo` itself, and the
+#               allocation check of an optimized build
+.PHONY: setup build demo demo-check alloc-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler conformance clean
 
 PY := .venv/bin/python
 
@@ -39,7 +40,13 @@ demo-check: setup
 	$(MAKE) --no-print-directory demo
 	$(PY) Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
 
-test: swift-test crosscheck example demo-check
+# Heap allocations of Session.run(_:into:), counted in an optimized build (Tests/AllocCheck);
+# shares the release build of the library with `make demo`.
+alloc-check: setup
+	swift build -c release --product scm-alloc-check
+	.build/release/scm-alloc-check
+
+test: swift-test crosscheck example demo-check alloc-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`.
 conformance: build node-tests
