@@ -1,8 +1,9 @@
 # The two commands the README opens with:
 #   make demo   build (release) and draw a 2-step sample grid from the committed tiny TrigFlow model
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
-#               and the Examples/ package that embeds the library
-.PHONY: setup build demo test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
+#               the Examples/ package that embeds the library, `make demo` itself, and the
+#               allocation check of an optimized build
+.PHONY: setup build demo demo-check alloc-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
 
 PY := .venv/bin/python
 
@@ -32,7 +33,20 @@ example:
 	Examples/.build/debug/sample-grid models/tiny-trigflow.onnx .build/example-grid.png
 	test -s .build/example-grid.png
 
-test: swift-test crosscheck example
+# `make demo` as a user runs it (release build), from scratch: its grid and samples must appear and
+# match the reference sampler (Tests/crosscheck/check_demo.py).
+demo-check: setup
+	rm -f out/grid.png out/samples.npy
+	$(MAKE) --no-print-directory demo
+	$(PY) Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
+
+# Heap allocations of Session.run(_:into:), counted in an optimized build (Tests/AllocCheck);
+# shares the release build of the library with `make demo`.
+alloc-check: setup
+	swift build -c release --product scm-alloc-check
+	.build/release/scm-alloc-check
+
+test: swift-test crosscheck example demo-check alloc-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

@@ -61,6 +61,14 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SCMGraph"], path: "Tests/TestSupport"),
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph", "TestSupport"]),
         .testTarget(name: "SCMRuntimeTests", dependencies: ["SCMRuntime", "TestSupport"]),
+        // Test-only: counts a thread's heap allocations (interposes malloc in the executable that
+        // links it, on Linux), and `make alloc-check`'s release-built check of Session.run(_:into:).
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .executableTarget(
+            name: "scm-alloc-check",
+            dependencies: ["SCMRuntime", "SCMOptimize", "TestSupport", "CAllocCounter"],
+            path: "Tests/AllocCheck"
+        ),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
     ]

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Runs a model in our runtime (scm-infer) and in onnxruntime on the same random inputs.
 
-    tools/crosscheck_ort.py MODEL [--batch 2] [--seed 0] [--threads 1] [--bin .build/release] [--json]
+    tools/crosscheck_ort.py MODEL [--batch 2] [--seed 0] [--threads 1] [--bin .build/release]
+                            [--rtol 1e-5] [--atol 3e-6] [--json]
 
 Symbolic dims take --batch. Float inputs are drawn from N(0, 1), except an input named `t`
 (TrigFlow time), drawn from U(0.05, 1.55); integer inputs are zeros. Prints, per output, the max
-absolute error, the max absolute reference value and their ratio (the relative error).
+absolute error, the max absolute reference value and their ratio (the relative error), and the
+element-by-element check |ours - ort| <= rtol |ort| + atol: the largest ratio of the two sides
+(at most 1 passes) and the number of elements over the bound.
 """
 import argparse
 import json
@@ -62,7 +65,7 @@ def ort_median_ms(model_path, feeds, threads, repeat):
     return 1000 * float(np.median(ts))
 
 
-def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None):
+def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None, rtol=1e-5, atol=3e-6):
     binary = binary or os.path.join(ROOT, ".build", "release", "scm-infer")
     model = onnx.load(model_path)
     feeds = random_inputs(model, batch, seed)
@@ -93,10 +96,16 @@ def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None):
     for o, (a, b) in zip(model.graph.output, zip(ours, ref)):
         if a.shape != b.shape:
             raise RuntimeError(f"output {o.name}: shape {a.shape}, onnxruntime {b.shape}")
-        err = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
-        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        if a.size == 0:
+            raise RuntimeError(f"output {o.name} is empty: nothing to compare")
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))  # NaN where either is NaN: fails every bound
+        bound = rtol * np.abs(b.astype(np.float64)) + atol
+        err = float(np.max(diff))
+        scale = float(np.max(np.abs(b)))
         results.append({"output": o.name, "max_abs_error": err, "max_abs_value": scale,
-                        "relative_error": err / scale if scale > 0 else err})
+                        "relative_error": err / scale if scale > 0 else err,
+                        "rtol": rtol, "atol": atol, "elementwise_ratio": float(np.max(diff / bound)),
+                        "elements_over": int(np.count_nonzero(~(diff <= bound)))})
     return results
 
 
@@ -107,15 +116,18 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--rtol", type=float, default=1e-5)
+    ap.add_argument("--atol", type=float, default=3e-6)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = crosscheck(a.model, a.batch, a.seed, a.threads, os.path.join(a.bin, "scm-infer"))
+    res = crosscheck(a.model, a.batch, a.seed, a.threads, os.path.join(a.bin, "scm-infer"), a.rtol, a.atol)
     if a.json:
         print(json.dumps(res))
     else:
         for r in res:
             print(f"{r['output']}: max abs error {r['max_abs_error']:.3g}, max abs value {r['max_abs_value']:.3g}, "
-                  f"relative {r['relative_error']:.3g}")
+                  f"relative {r['relative_error']:.3g}; |ours - ort| <= {r['rtol']:g} |ort| + {r['atol']:g}: "
+                  f"worst ratio {r['elementwise_ratio']:.3g}, {r['elements_over']} elements over")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,28 @@ public final class Sampler: @unchecked Sendable {
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
     private var idle: [Int: [Runner]] = [:]
+    private var plansCompiled = 0
+    private var workspacesCreated = 0
+
+    /// What a sampler has built and kept so far (read-only; for tests and monitoring).
+    public struct Statistics: Sendable, Equatable {
+        /// Plans compiled: one per distinct (time, batch size), or per batch size with
+        /// `optimize: false`. A cached plan is never compiled again.
+        public var plansCompiled: Int
+        /// Workspaces (threads, arena, scratch and the sampler's buffers) created: one per batch
+        /// size per concurrent call at most, since idle ones are reused.
+        public var workspacesCreated: Int
+        /// Workspaces idle now, waiting for the next call.
+        public var workspacesIdle: Int
+    }
+
+    /// The counts of plans compiled and workspaces created so far.
+    public var statistics: Statistics {
+        lock.lock()
+        defer { lock.unlock() }
+        return Statistics(plansCompiled: plansCompiled, workspacesCreated: workspacesCreated,
+                          workspacesIdle: idle.values.reduce(0) { $0 + $1.count })
+    }
 
     init(model: TrigFlowModel, method: Method, options: Options) throws(SamplerError) {
         if let m = Limits.violation(options.batch, Limits.batch) { throw SamplerError(.invalidArgument, at: "batch", m) }
@@ -139,6 +161,7 @@ public final class Sampler: @unchecked Sendable {
                                "is \(p.outputs.first.map { "\($0.spec)" } ?? "missing"); the contract wants \(expected), the shape of x")
         }
         plans[key] = p
+        plansCompiled += 1
         return p
     }
 
@@ -251,9 +274,13 @@ public final class Sampler: @unchecked Sendable {
         }
         lock.unlock()
         let ps = try plans(batch: batch)
-        return try SamplerError.wrap {
+        let r = try SamplerError.wrap {
             try Runner(plans: ps, times: evaluationTimes, batch: batch, model: model, threads: options.threads)
         }
+        lock.lock()
+        workspacesCreated += 1
+        lock.unlock()
+        return r
     }
 
     private func giveBack(_ r: Runner) {

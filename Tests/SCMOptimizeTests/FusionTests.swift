@@ -125,7 +125,7 @@ struct PipelineTests {
             #expect(!ops(opt).contains("Sin") && !ops(opt).contains("Cos"))
             #expect(reports.map(\.pass) == ["specialize"] + Optimizer.defaultPipeline)
             let plan = try Compiler.compile(m, shapes: ["x": TensorSpec(.float, [2, 1, 8, 8]), "t": TensorSpec(.float, [2])])
-            let reference = try plan.makeSession(threads: 1).run([x, tt]).map { $0.scalars(as: Float.self)! }
+            let reference = try plan.makeSession(threads: 1).run([x, tt]).map { Output(shape: $0.shape, values: $0.scalars(as: Float.self)!) }
             #expect(relativeError(try run(opt, ["x": x]), reference) <= 1e-5)
         }
     }

@@ -6,8 +6,23 @@ import TestSupport
 
 let tinyPath = repoRoot + "/models/tiny-trigflow.onnx"
 
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).map { abs($0 - $1) }.max() ?? 0
+/// max |a - b|. Infinity (so any bound fails, with an issue recorded saying why) when the
+/// arrays differ in length or are empty, or when a difference is NaN.
+func maxAbsDiff(_ a: [Float], _ b: [Float], sourceLocation: SourceLocation = #_sourceLocation) -> Float {
+    guard a.count == b.count, !a.isEmpty else {
+        Issue.record("\(a.count) values vs \(b.count)", sourceLocation: sourceLocation)
+        return .infinity
+    }
+    var m: Float = 0
+    for (x, y) in zip(a, b) {
+        let d = abs(x - y)
+        guard !d.isNaN else {
+            Issue.record("NaN difference (\(x) vs \(y))", sourceLocation: sourceLocation)
+            return .infinity
+        }
+        m = max(m, d)
+    }
+    return m
 }
 
 @Suite("Sampler")
@@ -49,12 +64,63 @@ struct SamplerTests {
         #expect(results.allSatisfy { $0 == alone })
     }
 
+    @Test("Plans are compiled once per (time, batch size) and idle workspaces are reused")
+    func planCacheAndWorkspaceReuse() async throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        typealias Stats = Sampler.Statistics
+        let sampler = try model.sampler(steps: 2, options: .init(batch: 4, threads: 2))
+        #expect(sampler.statistics == Stats(plansCompiled: 0, workspacesCreated: 0, workspacesIdle: 0))
+        let first = try sampler.sample(count: 4, seed: 1)
+        #expect(sampler.statistics == Stats(plansCompiled: 2, workspacesCreated: 1, workspacesIdle: 1))
+        // Later calls of the same batch sizes compile nothing and take the idle workspace.
+        #expect(try sampler.sample(count: 4, seed: 1).values == first.values)
+        _ = try sampler.sample(count: 3, seed: 2)  // one batch of 4, padded
+        #expect(sampler.statistics == Stats(plansCompiled: 2, workspacesCreated: 1, workspacesIdle: 1))
+        _ = try sampler.sample(count: 5, seed: 3)  // batches of 4 and 1
+        #expect(sampler.statistics == Stats(plansCompiled: 4, workspacesCreated: 2, workspacesIdle: 2))
+        _ = try sampler.sample(count: 9, seed: 4)  // 4, 4, 1: one workspace per batch size
+        #expect(sampler.statistics == Stats(plansCompiled: 4, workspacesCreated: 2, workspacesIdle: 2))
+        // prepare compiles what a call needs; the call then only creates its workspace.
+        try sampler.prepare(count: 2)
+        #expect(sampler.statistics == Stats(plansCompiled: 6, workspacesCreated: 2, workspacesIdle: 2))
+        try sampler.prepare(count: 2)
+        #expect(sampler.statistics.plansCompiled == 6)
+        _ = try sampler.sample(count: 2, seed: 5)
+        #expect(sampler.statistics == Stats(plansCompiled: 6, workspacesCreated: 3, workspacesIdle: 3))
+        // Concurrent calls each take a workspace (new ones only while all are busy), compile
+        // nothing new, and leave every workspace idle for later calls.
+        let results = try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<4 { group.addTask { try sampler.sample(count: 4, seed: 1).values } }
+            return try await group.reduce(into: [[Float]]()) { $0.append($1) }
+        }
+        #expect(results.count == 4 && results.allSatisfy { $0 == first.values })
+        let after = sampler.statistics
+        #expect(after.plansCompiled == 6)
+        #expect(after.workspacesCreated >= 3 && after.workspacesCreated <= 3 + 3)
+        #expect(after.workspacesIdle == after.workspacesCreated)
+        for seed in 0..<3 { _ = try sampler.sample(count: 9, seed: UInt64(seed)) }
+        #expect(sampler.statistics == after)
+
+        // Heun at 3 steps evaluates 5 times at 3 distinct times: 3 plans per batch size.
+        let heun = try model.odeSampler(steps: 3, solver: .heun)
+        _ = try heun.sample(count: 2, seed: 1)
+        _ = try heun.sample(count: 2, seed: 2)
+        #expect(heun.evaluations == 5)
+        #expect(heun.statistics == Stats(plansCompiled: 3, workspacesCreated: 1, workspacesIdle: 1))
+        // Unoptimized, t is an input: one plan per batch size whatever the step count.
+        let stored = try model.sampler(steps: 4, options: .init(batch: 4, optimize: false))
+        _ = try stored.sample(count: 4, seed: 1)
+        _ = try stored.sample(count: 4, seed: 2)
+        #expect(stored.statistics == Stats(plansCompiled: 1, workspacesCreated: 1, workspacesIdle: 1))
+    }
+
     @Test("Optimized plans agree with the stored model run with t as an input")
     func optimizedMatchesUnoptimized() throws {
         let model = try TrigFlowModel(path: tinyPath)
         for steps in [1, 2, 4] {
             let a = try model.sampler(steps: steps).sample(count: 3, seed: 5)
             let b = try model.sampler(steps: steps, options: .init(optimize: false)).sample(count: 3, seed: 5)
+            #expect(a.shape == b.shape && a.shape == [3, 1, 8, 8])
             #expect(maxAbsDiff(a.values, b.values) < 1e-5, "steps \(steps)")
         }
     }
@@ -171,16 +237,48 @@ struct OutputTests {
                     bytes.replacing(Array("(2, 2)".utf8), with: Array("(2, x)".utf8))] {
             #expect(throws: SamplerError.self) { try NPY.decode(bad) }
         }
-        // Seeded random corruption never crashes.
+        // Seeded random corruption never crashes: each corrupted file either decodes to values
+        // that are its own trailing bytes read as the shape says, or is a typed error naming it.
         var state: UInt64 = 12345
         func next() -> Int {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Int(state >> 33)
         }
-        for _ in 0..<2000 {
+        let dataStart = bytes.count - values.count * 4
+        var decoded = 0, decodedWithHeaderChanged = 0, rejected = 0
+        var problems: [String] = []
+        for trial in 0..<2000 {
             var c = bytes
             for _ in 0..<(1 + next() % 4) { c[next() % c.count] = UInt8(truncatingIfNeeded: next()) }
-            _ = try? NPY.decode(c)
+            do {
+                let r = try NPY.decode(c, source: "corrupt.npy")
+                decoded += 1
+                let n = r.values.count
+                let f4 = c.count >= 4 * n ? Array(c.suffix(4 * n)).withUnsafeBytes { raw in
+                    (0..<n).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+                } : []
+                let f8 = c.count >= 8 * n ? Array(c.suffix(8 * n)).withUnsafeBytes { raw in
+                    (0..<n).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
+                } : []
+                let bits = r.values.map(\.bitPattern)
+                if r.shape.reduce(1, *) != n || (bits != f4.map(\.bitPattern) && bits != f8.map(\.bitPattern)) {
+                    problems.append("trial \(trial): shape \(r.shape) with \(n) values that are not the file's data")
+                }
+                if c[..<dataStart] == bytes[..<dataStart] {
+                    // Only the data changed: the same shape, the corrupted floats.
+                    if r.shape != [2, 2] || bits != f4.map(\.bitPattern) { problems.append("trial \(trial): data-only corruption misread") }
+                } else {
+                    decodedWithHeaderChanged += 1
+                }
+            } catch {
+                rejected += 1
+                if error.kind != .invalidArgument || error.location != "corrupt.npy" || !error.message.hasPrefix("not a usable .npy file") {
+                    problems.append("trial \(trial): \(error)")
+                }
+            }
         }
+        #expect(problems.isEmpty, "\(problems.count) problems, first: \(problems.prefix(5))")
+        #expect(rejected >= 200 && decoded >= 200 && decodedWithHeaderChanged >= 50,
+                "rejected \(rejected), decoded \(decoded) (\(decodedWithHeaderChanged) with a changed header)")
     }
 }

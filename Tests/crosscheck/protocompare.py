@@ -1,17 +1,19 @@
 """Field-by-field comparison of protobuf messages, for round-trip checks.
 
 Value semantics: an unset scalar equals its default (scm writes "" and 0 as absent); message-typed
-fields compare by presence, then recursively; floats compare bitwise-or-both-NaN. Returns the path
-of the first difference, or None.
+fields compare by presence, then recursively; float and double fields compare by their bytes (so
+-0.0 differs from 0.0, and NaNs are equal only with the same payload). Returns the path of the
+first difference, or None.
 """
-import math
+import struct
 
 from google.protobuf.descriptor import FieldDescriptor
 
 
 def _scalar_equal(a, b):
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, float) or isinstance(b, float):
+        # Python holds a float field's value as a double (exactly, payload included): compare its bytes.
+        return isinstance(a, float) and isinstance(b, float) and struct.pack("<d", a) == struct.pack("<d", b)
     return a == b
 
 

@@ -136,6 +136,16 @@ def test_fold_size_guard(tmp_path):
     assert [n.op_type for n in onnx.load(str(a)).graph.node] == ["Expand", "Add"]
     assert [n.op_type for n in onnx.load(str(b)).graph.node] == ["Add"]
     assert b.stat().st_size > 4 << 20 > a.stat().st_size
+    # The same results: x + 2 from the original, the guarded and the folded model, bit for bit.
+    x = np.random.default_rng(5).normal(size=(1024, 1024)).astype(np.float32)
+    xf = tensor_file(tmp_path / "x.pb", "x", x)
+    tf = tensor_file(tmp_path / "t.pb", "t", np.zeros(1, np.float32))
+    assert [i.name for i in onnx.load(str(a)).graph.input] == [i.name for i in onnx.load(str(b)).graph.input] == ["x"]
+    ref = infer(str(src), [xf, tf], tmp_path / "ref")
+    assert ref.shape == (1024, 1024) and ref.tobytes() == (x + np.float32(2)).tobytes()
+    for opt in (a, b):
+        out = infer(str(opt), [xf], tmp_path / f"out_{opt.stem}")
+        assert out.dtype == ref.dtype and out.shape == ref.shape and out.tobytes() == ref.tobytes(), opt.name
 
 
 def test_cli_errors(unet, tmp_path):

@@ -21,10 +21,17 @@ def unet(request, tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.parametrize("batch,threads", [(1, 1), (3, 1), (3, 2)])
+@pytest.mark.parametrize("batch,threads", [(1, 1), (3, 1), (3, 2), (32, 3)])
 def test_unet_matches_onnxruntime(unet, batch, threads):
-    for r in crosscheck_ort.crosscheck(unet, batch=batch, seed=batch, threads=threads, binary=INFER):
-        assert r["relative_error"] <= 1e-4, r
+    """Whole-model error against onnxruntime. Measured (batch 1 to 64, 1 to 4 threads, both
+    encodings): at most 5e-7 of the largest output value (outputs reach about 3), and element by
+    element |ours - ort| <= 1e-5 |ort| + 3e-6 with the worst element at 0.23 of that bound. The
+    bars leave a margin of about 4x to 20x."""
+    results = crosscheck_ort.crosscheck(unet, batch=batch, seed=batch, threads=threads, binary=INFER, rtol=1e-5, atol=3e-6)
+    assert len(results) == 1
+    for r in results:
+        assert r["relative_error"] <= 1e-5, r
+        assert r["elements_over"] == 0 and r["elementwise_ratio"] <= 1, r
 
 
 def test_unet_thread_count_invariance(unet, tmp_path):

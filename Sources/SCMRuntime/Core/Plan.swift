@@ -144,9 +144,10 @@ public final class Workspace: @unchecked Sendable {
 }
 
 /// Runs a plan. A session runs in a `Workspace` (arena, scratch memory and a thread pool, all
-/// allocated when it is made); `run` allocates nothing but the tensors it returns (and
-/// `run(_:into:)` not even those). Runs on one session are serialized by a lock; use one session
-/// per concurrent caller.
+/// allocated when it is made); `run` allocates nothing but the tensors it returns, and
+/// `run(_:into:)` on one thread nothing at all (with worker threads: one small allocation per
+/// loop handed to them). Runs on one session are serialized by a lock; use one session per
+/// concurrent caller.
 public final class Session: @unchecked Sendable {
     /// The plan this session runs.
     public let plan: Plan
@@ -237,7 +238,8 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Runs the plan and copies output `i` into `outputs[i]` (exactly `plan.outputs[i].spec.byteCount`
-    /// bytes each). Allocates nothing.
+    /// bytes each). In an optimized build this allocates nothing on one thread; with worker threads,
+    /// one small object per loop handed to them (`withoutActuallyEscaping`'s wrapper of the body).
     public func run(_ inputs: [Tensor], into outputs: [UnsafeMutableRawBufferPointer]) throws {
         try check(inputs)
         guard outputs.count == plan.outputs.count else {

@@ -74,7 +74,8 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Runs `body(chunk, worker)` for chunk in 0..<count, spread over the workers; returns when
     /// all chunks are done. `worker` is in 0..<threads and indexes per-worker scratch memory.
-    /// `elements` estimates the loop's total work; small loops run inline.
+    /// `elements` estimates the loop's total work; small loops run inline. A loop handed to the
+    /// workers allocates one small object (the escaping wrapper around `body`); inline ones nothing.
     public func parallelFor(_ count: Int, elements: Int = .max, _ body: (Int, Int) -> Void) {
         let t = liveWorkers
         if t == 1 || count <= 1 || elements < minParallelElements {
