@@ -34,11 +34,13 @@ example:
 	test -s .build/example-grid.png
 
 # `make demo` as a user runs it (release build), from scratch: its grid and samples must appear and
-# match the reference sampler (Tests/crosscheck/check_demo.py).
+# match the reference sampler (Tests/crosscheck/check_demo.py), and it builds every CLI the README
+# documents.
 demo-check: setup
 	rm -f out/grid.png out/samples.npy
 	$(MAKE) --no-print-directory demo
 	$(PY) Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
+	@for t in scm-run scm-infer scm-inspect scm-export; do test -x .build/release/$$t || { echo "make demo did not build $$t"; exit 1; }; done
 
 # Heap allocations of Session.run(_:into:), counted in an optimized build (Tests/AllocCheck);
 # shares the release build of the library with `make demo`.

@@ -258,7 +258,10 @@ def test_inspect_max_file_bytes(tmp_path):
         r = scm("scm-inspect", path, "--max-file-bytes", limit, "--json")
         assert r.returncode == 0, (limit, r.stderr)
         assert json.loads(r.stdout)["nodes"] == len(onnx.load(path).graph.node)
-    for limit in (size - 1, 1, 0):
+    for limit in (0, -5):  # no file can be read under such a limit: a usage error
+        r = scm("scm-inspect", path, "--max-file-bytes", limit)
+        assert r.returncode == 64 and "--max-file-bytes must be at least 1" in r.stderr, r.stderr
+    for limit in (size - 1, 1):
         out = tmp_path / f"saved_{limit}.onnx"
         r = scm("scm-inspect", path, "--max-file-bytes", limit, "--save", out)
         assert r.returncode == 1, (limit, r.returncode, r.stderr)
