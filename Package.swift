@@ -35,7 +35,11 @@ let package = Package(
         // The system libpng, through its simplified png_image API.
         .systemLibrary(name: "CPNG", path: "Sources/CPNG/include"),
         .target(name: "SCMTrigFlow", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "CPNG"]),
-        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow"]),
+        // The system zlib (gzipped IDX data files).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib/include"),
+        // The trainer: networks as graph builders, data, objectives, checkpoints, the training loop.
+        .target(name: "SCMTrain", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow", "CPNG", "CZlib"]),
+        .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow", "SCMTrain"]),
         // What the executables share: limits checks, UTF-8 arguments, exit statuses.
         .target(
             name: "SCMCommandLine",
@@ -71,5 +75,6 @@ let package = Package(
         ),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
+        .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "TestSupport"]),
     ]
 )

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libprotobuf-c-dev protobuf-c-compiler libpng-dev libopenblas-dev pkg-config)
+PKGS=(libprotobuf-c-dev protobuf-c-compiler libpng-dev libopenblas-dev pkg-config zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

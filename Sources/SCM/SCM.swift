@@ -2,3 +2,4 @@
 @_exported import SCMRuntime
 @_exported import SCMOptimize
 @_exported import SCMTrigFlow
+@_exported import SCMTrain
