@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "scm-infer", targets: ["scm-infer"]),
         .executable(name: "scm-export", targets: ["scm-export"]),
         .executable(name: "scm-run", targets: ["scm-run"]),
+        .executable(name: "scm-train", targets: ["scm-train"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "scm-export",
+            dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "scm-train",
             dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(

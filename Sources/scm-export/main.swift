@@ -17,7 +17,7 @@ struct Export: ParsableCommand {
             domain ai.scm, declared in opset_import.
             """)
 
-    @Argument(help: "The input model file.")
+    @Argument(help: "The input model file, or a training checkpoint of scm-train (exported as the model scm-run samples).")
     var input: String
 
     @Argument(help: "The output file, or directory with --steps.")
@@ -106,7 +106,17 @@ struct Export: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try ModelFile.load(path: input)
+            var model = try ModelFile.load(path: input)
+            if Checkpoint.isCheckpoint(model) {
+                // A training checkpoint: the model file of its EMA network, then the flags as for any model.
+                let ckpt = try Checkpoint.load(path: input)
+                model = try CheckpointExport.model(ckpt)
+                if !optimize && jvp == nil && grad == nil && !sctLoss && !trainStep {
+                    _ = try ModelFile.save(model, to: output)
+                    print("\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), \(model.metadataValue("scm.parameterization") ?? "") parameterization")
+                    return
+                }
+            }
             if let jvp {
                 let names = jvp.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let derived = try ForwardMode.jvp(model, wrt: names)

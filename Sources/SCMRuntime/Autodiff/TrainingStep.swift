@@ -12,6 +12,8 @@ public struct AdamOptions: Sendable, Equatable {
     public var maxGradNorm: Float
     /// Decay of the exponential moving average of the weights (0: no EMA).
     public var emaDecay: Float
+    /// RAdam's rectification instead of plain Adam.
+    public var rectified: Bool = false
 
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0,
                 maxGradNorm: Float = 0, emaDecay: Float = 0) {
@@ -97,6 +99,7 @@ public enum TrainingStep {
                      Attribute("epsilon", .float(options.epsilon)), Attribute("weight_decay", .float(options.weightDecay)),
                      Attribute("max_grad_norm", .float(options.maxGradNorm))]
         if useEMA { attrs.append(Attribute("ema_decay", .float(options.emaDecay))) }
+        if options.rectified { attrs.append(Attribute("rectified", .int(1))) }
         let update = Node("AdamUpdate", inputs: [stepName, lrName] + names + gradOutputs.map(\.name) + mNames + vNames + eNames,
                           outputs: nextP + nextM + nextV + nextE + [normOut], name: fresh("adam_update"), domain: "ai.scm",
                           attributes: attrs)
@@ -129,16 +132,21 @@ public final class TrainingSession: @unchecked Sendable {
     public let plan: Plan
     private let session: Session
     private let dataCount: Int
-    private let state: [StateBuffer]     // per parameter: P, M, V (, E)
+    private let buffers: [StateBuffer]   // per parameter: P, M, V (, E)
     private let stepBuffer = StateBuffer(1), lrBuffer = StateBuffer(1), lossBuffer = StateBuffer(1), normBuffer = StateBuffer(1)
     private let inputs: [Tensor]         // the state's tensors, borrowing the buffers
     private let outputs: [UnsafeMutableRawBufferPointer]
     private let perParameter: Int
 
+    /// The suffixes of the state tensors besides the parameters, in `state()` and `initial`.
+    public static let momentSuffixes = (m: "_adam_m", v: "_adam_v", ema: "_ema")
+
     /// Compiles `step` (from `TrainingStep.make`) for the data shapes `dataShapes` and starts from
-    /// `initial` parameter values (the loss model's initializers), zero moments, EMA = initial.
+    /// `initial`: parameter values by name, and optionally their moments and EMA under the name
+    /// plus `_adam_m`, `_adam_v`, `_ema` (a checkpoint's state; else zero moments, EMA = the
+    /// parameter), after `steps` steps already taken (Adam's bias correction counts them).
     public init(step: Model, parameters: [String], initial: [String: Tensor], dataShapes: [String: TensorSpec],
-                threads: Int = 1) throws {
+                threads: Int = 1, steps: Int = 0) throws {
         self.parameters = parameters
         plan = try Compiler.compile(step, shapes: dataShapes)
         session = plan.makeSession(threads: threads)
@@ -155,14 +163,22 @@ public final class TrainingSession: @unchecked Sendable {
             }
             let spec = plan.inputs[dataCount + 2 + perParameter * j].spec
             guard spec.shape == t.shape else { throw RuntimeError(.badInput, at: "parameter '\(p)'", "is \(t.shape), the step wants \(spec.shape)") }
+            let suffixes = ["", Self.momentSuffixes.m, Self.momentSuffixes.v, Self.momentSuffixes.ema]
             for r in 0..<perParameter {
                 let b = StateBuffer(values.count)
-                if r == 0 || r == 3 { values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: values.count) } }
+                var source: [Float]? = r == 0 || r == 3 ? values : nil
+                if r > 0, let given = initial[p + suffixes[r]] {
+                    guard given.shape == t.shape, let v = given.scalars(as: Float.self) else {
+                        throw RuntimeError(.badInput, at: "state '\(p + suffixes[r])'", "must be float \(t.shape)")
+                    }
+                    source = v
+                }
+                if let source { source.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: values.count) } }
                 bufs.append(b)
                 tensors.append(try b.tensor(shape: t.shape))
             }
         }
-        state = bufs
+        buffers = bufs
         inputs = [try stepBuffer.tensor(shape: []), try lrBuffer.tensor(shape: [])] + tensors
         // Outputs: loss, norm, then P', M', V' (E') grouped by kind in the graph's order.
         var outs: [UnsafeMutableRawBufferPointer] = [lossBuffer.raw, normBuffer.raw]
@@ -170,6 +186,22 @@ public final class TrainingSession: @unchecked Sendable {
             for r in 0..<perParameter { outs.append(bufs[perParameter * j + r].raw) }
         }
         outputs = outs
+        stepCount = steps
+    }
+
+    /// Every state tensor by name: the parameters, and their `_adam_m`, `_adam_v` (and `_ema`).
+    public func state() throws -> [String: Tensor] {
+        let suffixes = ["", Self.momentSuffixes.m, Self.momentSuffixes.v, Self.momentSuffixes.ema]
+        var out: [String: Tensor] = [:]
+        for (j, p) in parameters.enumerated() {
+            let spec = plan.inputs[dataCount + 2 + perParameter * j].spec
+            for r in 0..<perParameter {
+                let b = buffers[perParameter * j + r]
+                out[p + suffixes[r]] = try Tensor(shape: spec.shape, scalars: Array(UnsafeBufferPointer(start: b.pointer, count: b.count)),
+                                                  name: p + suffixes[r])
+            }
+        }
+        return out
     }
 
     /// One step on `data` (the loss model's inputs, in order) at learning rate `lr`; returns the
@@ -187,7 +219,7 @@ public final class TrainingSession: @unchecked Sendable {
     public func value(of name: String, ema: Bool = false) throws -> Tensor {
         guard let j = parameters.firstIndex(of: name) else { throw RuntimeError(.badInput, at: name, "is not a trained parameter") }
         guard !ema || perParameter == 4 else { throw RuntimeError(.badInput, at: name, "the step keeps no EMA") }
-        let b = state[perParameter * j + (ema ? 3 : 0)]
+        let b = buffers[perParameter * j + (ema ? 3 : 0)]
         let spec = plan.inputs[dataCount + 2 + perParameter * j].spec
         return try Tensor(shape: spec.shape, scalars: Array(UnsafeBufferPointer(start: b.pointer, count: b.count)))
     }

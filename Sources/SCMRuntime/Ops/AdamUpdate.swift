@@ -5,7 +5,10 @@ import SCMGraph
 /// over k parameter tensors in one kernel, the training step's last node.
 ///
 /// Attributes: `beta1` (0.9), `beta2` (0.999), `epsilon` (1e-8), `weight_decay` (0: Adam; > 0:
-/// AdamW's decoupled decay), `max_grad_norm` (0: no clipping), `ema_decay` (0: no EMA inputs).
+/// AdamW's decoupled decay), `max_grad_norm` (0: no clipping), `ema_decay` (0: no EMA inputs),
+/// `rectified` (1: RAdam, Liu et al. 2020: while the variance estimate is unreliable, rho_t <= 4,
+/// the step is lr M'/(1 - b1^step), momentum without the adaptive denominator; afterwards the
+/// adaptive step is scaled by the rectification r_t).
 /// `step` is the 1-based step count and `lr` the learning rate, float scalars (rank 0 or [1]).
 ///
 /// Outputs `P'1..k, M'1..k, V'1..k [, E'1..k], grad_norm`:
@@ -47,6 +50,7 @@ enum AdamUpdateOp: Operator {
         }
         let b1 = try ctx.float("beta1", 0.9), b2 = try ctx.float("beta2", 0.999), eps = try ctx.float("epsilon", 1e-8)
         let wd = try ctx.float("weight_decay", 0), clip = try ctx.float("max_grad_norm", 0)
+        let rectified = try ctx.int("rectified", 0) != 0
         guard (0..<1).contains(b1), (0..<1).contains(b2), eps > 0, wd >= 0, clip >= 0, (0..<1).contains(ema) else {
             throw ctx.error("needs 0 <= beta1, beta2, ema_decay < 1, epsilon > 0, weight_decay >= 0 and max_grad_norm >= 0")
         }
@@ -61,7 +65,8 @@ enum AdamUpdateOp: Operator {
         let outSpecs = Array(repeating: specs, count: per - 1).flatMap { $0 } + [TensorSpec(.float, [])]
         let total = sizes.reduce(0, +)
         return OpBuild(outputs: outSpecs,
-                       kernel: AdamUpdateKernel(k: k, ema: ema, chunks: chunks, b1: b1, b2: b2, eps: eps, wd: wd, clip: clip),
+                       kernel: AdamUpdateKernel(k: k, ema: ema, chunks: chunks, b1: b1, b2: b2, eps: eps, wd: wd, clip: clip,
+                                                rectified: rectified),
                        scratchBytes: max(8, chunks.count * 8), flops: 12 * total)
     }
 }
@@ -71,6 +76,7 @@ struct AdamUpdateKernel: Kernel {
     let ema: Float
     let chunks: [(tensor: Int, range: Range<Int>)]
     let b1, b2, eps, wd, clip: Float
+    let rectified: Bool
 
     func run(_ io: KernelIO) {
         let step = Double(io.input(0, Float.self)[0]), lr = io.input(1, Float.self)[0]
@@ -89,6 +95,18 @@ struct AdamUpdateKernel: Kernel {
         let norm = sum.squareRoot()
         let scale: Float = clip > 0 ? Float(min(1, Double(clip) / (norm + 1e-6))) : 1
         let c1 = Float(1 - pow(Double(b1), step)), c2 = Float(1 - pow(Double(b2), step))
+        // RAdam: the length of the approximated SMA and the rectification term.
+        var adaptive = true
+        var rect: Float = 1
+        if rectified {
+            let b2d = Double(b2), rhoInf = 2 / (1 - b2d) - 1
+            let rho = rhoInf - 2 * step * pow(b2d, step) / (1 - pow(b2d, step))
+            if rho > 4 {
+                rect = Float(((rho - 4) * (rho - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rho)).squareRoot())
+            } else {
+                adaptive = false
+            }
+        }
         let b1 = b1, b2 = b2, eps = eps, wd = wd, ema = ema
         let hasEMA = ema > 0
         io.pool.parallelFor(chunks.count) { c, _ in
@@ -102,7 +120,8 @@ struct AdamUpdateKernel: Kernel {
                 let gi = g[i] * scale
                 let mi = b1 * m[i] + (1 - b1) * gi
                 let vi = b2 * v[i] + (1 - b2) * gi * gi
-                let pi = p[i] - lr * ((mi / c1) / ((vi / c2).squareRoot() + eps) + wd * p[i])
+                let update = adaptive ? rect * (mi / c1) / ((vi / c2).squareRoot() + eps) : mi / c1
+                let pi = p[i] - lr * (update + wd * p[i])
                 mo[i] = mi
                 vo[i] = vi
                 po[i] = pi

@@ -1,0 +1,156 @@
+import Foundation
+import SCMGraph
+import SCMRuntime
+import SCMTrigFlow
+
+/// Everything that determines a training run's numbers. Stored in each checkpoint (as JSON in
+/// `scm.train.config`); `--resume` refuses a checkpoint whose configuration differs.
+///
+/// Defaults and their reasons:
+/// - `sigmaData` 0.5: the data's standard deviation in sCM (images scaled to [-1, 1] have about 0.5).
+/// - `pMean` -1.0, `pStd` 1.4: the log-normal proposal over sigma of sCM's sCT runs
+///   (log sigma ~ N(-1.0, 1.4^2), t = atan(sigma / sigma_d)); flow pretraining uses the same.
+/// - `tangentWarmup` 1000 steps: the seed's ("warmup_steps typically 1000").
+/// - `tangentNormC` 0.1: the seed's constant c of g / (||g|| + c).
+/// - `lr` 1e-3 with Adam (beta 0.9, 0.999): the top of the seed's range 1e-4..1e-3, for short CPU
+///   runs of small networks; `lrWarmup` 200 steps of linear warmup (Adam's early steps are noisy);
+///   then constant, or `lrDecayStart` > 0: lr sqrt(start / step) after it (EDM2's inverse square root).
+/// - `maxGradNorm` 100: the seed's clipping value.
+/// - `emaDecay` 0.999: the exported weights average about the last 1000 steps, short runs included.
+/// - `batch` 64.
+public struct TrainConfig: Codable, Sendable, Equatable {
+    public enum Objective: String, Codable, Sendable { case flow, sct, scd }
+    public enum OptimizerKind: String, Codable, Sendable { case adam, radam }
+
+    public var data: String
+    public var objective: Objective
+    /// The flow checkpoint whose velocity network supplies dx_t/dt (sCD).
+    public var teacher: String?
+    public var network: NetworkConfig
+    public var batch = 64
+    public var seed: UInt64 = 0
+    public var lr: Float = 1e-3
+    public var lrWarmup = 200
+    public var lrDecayStart = 0
+    public var optimizer: OptimizerKind = .adam
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var weightDecay: Float = 0
+    public var maxGradNorm: Float = 100
+    public var emaDecay: Float = 0.999
+    public var sigmaData: Float = 0.5
+    public var pMean: Float = -1.0
+    public var pStd: Float = 1.4
+    public var tangentWarmup = 1000
+    public var tangentNormC: Float = 0.1
+    /// The data's range (low, high) and class names, recorded for the exported model's metadata.
+    public var dataRange: [Float]?
+    public var classes: [String]?
+
+    public init(data: String, objective: Objective, network: NetworkConfig) {
+        self.data = data
+        self.objective = objective
+        self.network = network
+    }
+
+    /// The learning rate at `step` (0-based).
+    public func learningRate(step: Int) -> Float {
+        var lr = self.lr
+        if lrWarmup > 0 { lr *= min(1, Float(step + 1) / Float(lrWarmup)) }
+        if lrDecayStart > 0, step > lrDecayStart { lr *= (Float(lrDecayStart) / Float(step)).squareRoot() }
+        return lr
+    }
+
+    /// The tangent warmup factor r at `step`.
+    public func warmup(step: Int) -> Float { tangentWarmup <= 0 ? 1 : min(1, Float(step) / Float(tangentWarmup)) }
+
+    var adam: AdamOptions {
+        var o = AdamOptions(beta1: beta1, beta2: beta2, epsilon: 1e-8, weightDecay: weightDecay, maxGradNorm: maxGradNorm, emaDecay: emaDecay)
+        o.rectified = optimizer == .radam
+        return o
+    }
+
+    func json() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+
+    static func from(json: String, source: String) throws -> TrainConfig {
+        do { return try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) } catch {
+            throw TrainError(at: source, "the training configuration cannot be read: \(error)")
+        }
+    }
+}
+
+/// The loss graphs of the objectives (inputs `sct_x0`, `sct_z`, `sct_t` and, for sCT, `sct_r`).
+enum Objectives {
+    /// Flow (v-prediction) pretraining: loss = mean(exp(-logvar) (F - v / sigma_d)^2 + logvar)
+    /// with v = cos t z - sin t x0 = dx_t/dt, F evaluated at (x_t / sigma_d, t).
+    static func flow(network: Model, sigmaData: Float) throws -> Model {
+        let g = network.graph
+        var b = SimpleBuilder(taken: Set(g.nodes.flatMap { $0.inputs + $0.outputs } + g.initializers.map(\.meta.name) + g.inputs.map(\.name)))
+        let x = g.inputs[0].name, t = g.inputs[1].name
+        let rank = (g.inputs[0].type?.shape?.count ?? 2)
+        let x0 = ConsistencyLoss.dataInput, z = ConsistencyLoss.noiseInput, tIn = ConsistencyLoss.timeInput
+        let sigma = try b.constant([sigmaData])
+        let tb = b.op("Reshape", [tIn, try b.ints([-1] + Array(repeating: 1, count: rank - 1))])
+        let cosT = b.op("Cos", [tb]), sinT = b.op("Sin", [tb])
+        let xt = b.op("Add", [b.op("Mul", [cosT, x0]), b.op("Mul", [sinT, z])])
+        let v = b.op("Sub", [b.op("Mul", [cosT, z]), b.op("Mul", [sinT, x0])])
+        _ = b.op("Div", [xt, sigma], out: x)
+        _ = b.op("Identity", [tIn], out: t)
+        let wiring = b.nodes
+        b.nodes = []
+        let diff = b.op("Sub", [g.outputs[0].name, b.op("Div", [v, sigma])])
+        var per = b.op("Mul", [diff, diff])
+        if g.outputs.count > 1 {
+            let lv = b.op("Reshape", [g.outputs[1].name, try b.ints([-1] + Array(repeating: 1, count: rank - 1))])
+            per = b.op("Add", [b.op("Mul", [b.op("Exp", [b.op("Neg", [lv])]), per]), lv])
+        }
+        let loss = b.op("ReduceMean", [per, try b.ints(Array(0..<rank))], [Attribute("keepdims", .int(0))], out: "flow_loss")
+        var m = network
+        m.graph.nodes = wiring + g.nodes + b.nodes
+        m.graph.initializers = g.initializers + b.constants
+        let scalar = TensorType(elementType: .float, shape: [])
+        m.graph.inputs = [ValueInfo(x0, g.inputs[0].type), ValueInfo(z, g.inputs[0].type), ValueInfo(tIn, g.inputs[1].type)]
+        m.graph.outputs = [ValueInfo(loss, scalar)]
+        m.graph.valueInfo = []
+        return m
+    }
+}
+
+/// A small node emitter for the objectives' glue.
+struct SimpleBuilder {
+    var nodes: [Node] = []
+    var constants: [Tensor] = []
+    var taken: Set<String>
+    var counter = 0
+
+    mutating func fresh(_ base: String) -> String {
+        var name = base
+        while taken.contains(name) { counter += 1; name = "\(base)_\(counter)" }
+        taken.insert(name)
+        return name
+    }
+
+    mutating func op(_ type: String, _ ins: [String], _ attrs: [Attribute] = [], out: String? = nil) -> String {
+        let o = out ?? fresh("obj_" + type.lowercased())
+        taken.insert(o)
+        nodes.append(Node(type, inputs: ins, outputs: [o], name: fresh(o + "_node"), attributes: attrs))
+        return o
+    }
+
+    mutating func constant(_ v: [Float]) throws -> String {
+        let o = fresh("obj_const")
+        nodes.append(Node("Constant", inputs: [], outputs: [o], name: fresh(o + "_node"),
+                          attributes: [Attribute("value", .tensor(try Tensor(shape: v.count == 1 ? [] : [v.count], scalars: v)))]))
+        return o
+    }
+
+    mutating func ints(_ v: [Int]) throws -> String {
+        let o = fresh("obj_ints")
+        constants.append(try Tensor(shape: [v.count], scalars: v.map(Int64.init), name: o))
+        return o
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import SCM
+import SCMCommandLine
+
+/// `scm-train --data NAME|DIR --objective flow|sct --out DIR (--steps N | --minutes M)`: train a
+/// TrigFlow network; `scm-export CKPT MODEL.onnx` turns a checkpoint into a model for `scm-run`.
+@main
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scm-train",
+        abstract: "Train a TrigFlow network (flow pretraining or consistency training) and write checkpoints.",
+        discussion: """
+            Writes DIR/loss.csv (step,loss,grad_norm,lr,seconds), DIR/checkpoints/step_<n>.ckpt every \
+            --checkpoint-every steps, at the end and on SIGINT/SIGTERM, and a sample grid DIR/samples_step_<n>.png \
+            from the EMA weights with each checkpoint. --resume continues from the latest checkpoint, bitwise as if \
+            never stopped. Defaults are documented in the README (section "Trainer").
+            """)
+
+    @Option(help: "fashion-mnist, checkerboard, gaussians8, moons, swissroll, or a folder of PNGs.")
+    var data: String
+
+    @Option(help: "flow (v-prediction pretraining) or sct (consistency training).")
+    var objective: String
+
+    @Option(help: "A flow checkpoint, the teacher of scd (not available yet).")
+    var teacher: String?
+
+    @Option(help: "The run's folder.")
+    var out: String
+
+    @Option(parsing: .unconditional, help: "Train until this many steps in total.")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "Or train for this many minutes.")
+    var minutes: Double?
+
+    @Option(parsing: .unconditional, help: "Batch size.")
+    var batch = 64
+
+    @Option(parsing: .unconditional, help: "Peak learning rate (after a linear warmup of --lr-warmup steps).")
+    var lr: Float = 1e-3
+
+    @Option(parsing: .unconditional, help: "Learning-rate warmup steps.")
+    var lrWarmup = 200
+
+    @Option(parsing: .unconditional, help: "Decay the learning rate as sqrt(start / step) after this step (0: constant).")
+    var lrDecayStart = 0
+
+    @Option(help: "adam or radam.")
+    var optimizer = "adam"
+
+    @Option(parsing: .unconditional, help: "AdamW's decoupled weight decay.")
+    var weightDecay: Float = 0
+
+    @Option(parsing: .unconditional, help: "Global-norm gradient clipping (0: none).")
+    var maxGradNorm: Float = 100
+
+    @Option(parsing: .unconditional, help: "Decay of the EMA of the weights (the exported weights).")
+    var emaDecay: Float = 0.999
+
+    @Option(parsing: .unconditional, help: "sCT's tangent warmup in steps.")
+    var tangentWarmup = 1000
+
+    @Option(help: "Network preset: small or default (UNet for images, MLP for vectors).")
+    var model = "default"
+
+    @Option(parsing: .unconditional, help: "Save a checkpoint (and a sample grid) every this many steps.")
+    var checkpointEvery = 500
+
+    @Flag(help: "Continue from the latest checkpoint in --out.")
+    var resume = false
+
+    @Option(parsing: .unconditional, help: "Worker threads (default: the machine's cores).")
+    var threads: Int?
+
+    @Option(parsing: .unconditional, help: "Seed of the initialization, the data order and the noise.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print a summary object on stdout at the end.")
+    var json = false
+
+    func validate() throws {
+        try CommandLineSupport.checkUTF8Arguments()
+        guard ["flow", "sct", "scd"].contains(objective) else { throw ValidationError("--objective must be flow, sct or scd, is '\(objective)'") }
+        if objective == "scd" && teacher == nil { throw ValidationError("--objective scd needs --teacher CKPT") }
+        if objective != "scd" && teacher != nil { throw ValidationError("--teacher applies to --objective scd") }
+        if steps == nil && minutes == nil { throw ValidationError("give --steps N or --minutes M") }
+        if let s = steps { try CommandLineSupport.check("--steps", s, 1...100_000_000) }
+        if let m = minutes, !(m > 0 && m.isFinite) { throw ValidationError("--minutes must be positive, is \(m)") }
+        try CommandLineSupport.check("--batch", batch, Limits.batch)
+        if let t = threads { try CommandLineSupport.check("--threads", t, Limits.threads) }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive, is \(lr)") }
+        guard lrWarmup >= 0, lrDecayStart >= 0, tangentWarmup >= 0 else { throw ValidationError("--lr-warmup, --lr-decay-start and --tangent-warmup must be >= 0") }
+        guard ["adam", "radam"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or radam, is '\(optimizer)'") }
+        guard weightDecay >= 0, maxGradNorm >= 0, emaDecay >= 0, emaDecay < 1 else {
+            throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
+        }
+        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
+    }
+
+    func run() throws {
+        do {
+            let data = try DataSource.open(self.data)
+            var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
+                                     network: try NetworkConfig.preset(model, sampleShape: data.sampleShape))
+            config.teacher = teacher
+            config.dataRange = [data.dataRange.0, data.dataRange.1]
+            config.classes = data.classNames
+            config.batch = batch
+            config.seed = seed
+            config.lr = lr
+            config.lrWarmup = lrWarmup
+            config.lrDecayStart = lrDecayStart
+            config.optimizer = TrainConfig.OptimizerKind(rawValue: optimizer) ?? .adam
+            config.weightDecay = weightDecay
+            config.maxGradNorm = maxGradNorm
+            config.emaDecay = emaDecay
+            config.tangentWarmup = tangentWarmup
+            var trainer = Trainer(config: config, out: out)
+            trainer.steps = steps
+            trainer.minutes = minutes
+            trainer.resume = resume
+            trainer.threads = threads ?? CommandLineSupport.defaultThreads
+            trainer.checkpointEvery = checkpointEvery
+            let report = try trainer.run()
+            if json {
+                print(report.json)
+            } else {
+                print(String(format: "scm-train: %ld steps (%ld this run) in %.1f s, %.4f s per step, final loss %.5g%@",
+                             report.steps, report.steps - report.startStep, report.seconds, report.secondsPerStep, Double(report.finalLoss),
+                             report.interrupted ? ", interrupted" : ""))
+                print("  checkpoint \(report.checkpoint)")
+                if let s = report.samples { print("  samples \(s)") }
+            }
+            if report.interrupted { throw ExitCode(130) }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            CommandLineSupport.fail("scm-train", "\(error)")
+        }
+    }
+}
