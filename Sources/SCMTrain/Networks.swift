@@ -123,11 +123,13 @@ public enum Networks {
 
     // MARK: Layers
 
-    /// Sinusoidal features of t: [sin(t f_k), cos(t f_k)] with f_k from 1000 down to 0.1
-    /// geometrically (t lies in (0, pi/2): the fastest feature turns ~250 times over that range).
-    static func timeFeatures(_ b: GraphBuilder, _ t: String, channels: Int) throws -> String {
+    /// Sinusoidal (positional) features of c_noise(t) = t: [sin(t f_k), cos(t f_k)] with f_k from
+    /// `maxFrequency` down geometrically to 1e-4 of it. sCM's point: with c_noise = t and no
+    /// large scale, dF/dt (the JVP along t) stays moderate; features of 1000 t make the tangent
+    /// of sCT three orders larger and training collapses (measured: samples at one point).
+    static func timeFeatures(_ b: GraphBuilder, _ t: String, channels: Int, maxFrequency: Double = 1) throws -> String {
         let half = channels / 2
-        let freqs = (0..<half).map { Float(1000 * pow(1e-4, Double($0) / Double(max(half - 1, 1)))) }
+        let freqs = (0..<half).map { Float(maxFrequency * pow(1e-4, Double($0) / Double(max(half - 1, 1)))) }
         let arg = b.op("Mul", [b.op("Unsqueeze", [t, try b.ints([1])]), try b.constant(freqs, [1, half])])
         return b.op("Concat", [b.op("Sin", [arg]), b.op("Cos", [arg])], [Attribute("axis", .int(1))])
     }

@@ -53,6 +53,17 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         self.network = network
     }
 
+    /// sigma_d for `data`: 0.5 for images in [-1, 1] (sCM's value); for vector data, the standard
+    /// deviation of 20000 exact samples pooled over the coordinates (about 2.31 for the
+    /// checkerboard), since the TrigFlow parameterization assumes sigma_d is the data's scale.
+    public static func defaultSigmaData(_ data: DataSource) throws -> Float {
+        guard data.sampleShape.count == 1 else { return 0.5 }
+        let s = try data.referenceSamples(count: 20000, seed: 12345)
+        let mean = s.reduce(0.0) { $0 + Double($1) } / Double(s.count)
+        let variance = s.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(s.count)
+        return Float((variance + mean * mean).squareRoot() * 1000).rounded() / 1000
+    }
+
     /// The learning rate at `step` (0-based).
     public func learningRate(step: Int) -> Float {
         var lr = self.lr

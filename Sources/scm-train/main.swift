@@ -59,6 +59,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Decay of the EMA of the weights (the exported weights).")
     var emaDecay: Float = 0.999
 
+    @Option(parsing: .unconditional, help: "sigma_d, the data's standard deviation (default: 0.5 for images, as sCM; for 2-D data the distribution's own).")
+    var sigmaData: Float?
+
     @Option(parsing: .unconditional, help: "sCT's tangent warmup in steps.")
     var tangentWarmup = 1000
 
@@ -96,6 +99,7 @@ struct Train: ParsableCommand {
         guard weightDecay >= 0, maxGradNorm >= 0, emaDecay >= 0, emaDecay < 1 else {
             throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
         }
+        if let s = sigmaData, !(s > 0 && s.isFinite) { throw ValidationError("--sigma-data must be positive, is \(s)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
     }
 
@@ -117,6 +121,7 @@ struct Train: ParsableCommand {
             config.maxGradNorm = maxGradNorm
             config.emaDecay = emaDecay
             config.tangentWarmup = tangentWarmup
+            config.sigmaData = try sigmaData ?? TrainConfig.defaultSigmaData(data)
             var trainer = Trainer(config: config, out: out)
             trainer.steps = steps
             trainer.minutes = minutes
