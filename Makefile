@@ -3,7 +3,7 @@
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               the Examples/ package that embeds the library, `make demo` itself, and the
 #               allocation check of an optimized build
-.PHONY: setup build demo demo-check alloc-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
+.PHONY: setup build demo demo-check alloc-check train-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
 
 PY := .venv/bin/python
 
@@ -48,7 +48,12 @@ alloc-check: setup
 	swift build -c release --product scm-alloc-check
 	.build/release/scm-alloc-check
 
-test: swift-test crosscheck example demo-check alloc-check
+# The trainer end to end with the release binaries `make demo` built (Tests/train): a minute of
+# sCT on the checkerboard must put 85% of 2-step samples in the cells; resume, kill, NaN, errors.
+train-check: demo
+	$(PY) -m pytest -q -p no:cacheprovider Tests/train
+
+test: swift-test crosscheck example demo-check alloc-check train-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).
