@@ -377,18 +377,6 @@ public final class Sampler: @unchecked Sendable {
     }
 }
 
-/// Float memory that a tensor can borrow.
-final class FloatBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-    deinit { pointer.deallocate() }
-    var raw: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count * 4) }
-}
 
 /// One batch size's sessions (one per evaluation, all in one workspace) and buffers. Used by
 /// one `sample` call at a time.
@@ -414,8 +402,7 @@ final class Runner: @unchecked Sendable {
         base = FloatBuffer(n)
         let workspace = Workspace(threads: threads, for: plans)
         sessions = try plans.map { try $0.makeSession(in: workspace) }
-        xTensor = try Tensor(dtype: .float, shape: [batch] + model.sampleShape,
-                             data: .bytes(TensorStorage(borrowing: UnsafeRawBufferPointer(x.raw), owner: x)))
+        xTensor = try x.tensor(shape: [batch] + model.sampleShape)
         let tLength = model.timeLength(batch: batch)
         timeInputs = plans.first?.inputs.count == 2
             ? try times.map { try Tensor(shape: [tLength], scalars: [Float](repeating: $0, count: tLength)) } : []

@@ -132,8 +132,8 @@ public final class TrainingSession: @unchecked Sendable {
     public let plan: Plan
     private let session: Session
     private let dataCount: Int
-    private let buffers: [StateBuffer]   // per parameter: P, M, V (, E)
-    private let stepBuffer = StateBuffer(1), lrBuffer = StateBuffer(1), lossBuffer = StateBuffer(1), normBuffer = StateBuffer(1)
+    private let buffers: [FloatBuffer]   // per parameter: P, M, V (, E)
+    private let stepBuffer = FloatBuffer(1), lrBuffer = FloatBuffer(1), lossBuffer = FloatBuffer(1), normBuffer = FloatBuffer(1)
     private let inputs: [Tensor]         // the state's tensors, borrowing the buffers
     private let outputs: [UnsafeMutableRawBufferPointer]
     private let perParameter: Int
@@ -155,7 +155,7 @@ public final class TrainingSession: @unchecked Sendable {
         perParameter = useEMA ? 4 : 3
         dataCount = plan.inputs.count - 2 - perParameter * parameters.count
         guard dataCount >= 0 else { throw RuntimeError(.invalidModel, at: "training step", "has fewer inputs than its state needs") }
-        var bufs: [StateBuffer] = []
+        var bufs: [FloatBuffer] = []
         var tensors: [Tensor] = []
         for (j, p) in parameters.enumerated() {
             guard let t = initial[p], t.dtype == .float, let values = t.scalars(as: Float.self) else {
@@ -165,7 +165,7 @@ public final class TrainingSession: @unchecked Sendable {
             guard spec.shape == t.shape else { throw RuntimeError(.badInput, at: "parameter '\(p)'", "is \(t.shape), the step wants \(spec.shape)") }
             let suffixes = ["", Self.momentSuffixes.m, Self.momentSuffixes.v, Self.momentSuffixes.ema]
             for r in 0..<perParameter {
-                let b = StateBuffer(values.count)
+                let b = FloatBuffer(values.count)
                 var source: [Float]? = r == 0 || r == 3 ? values : nil
                 if r > 0, let given = initial[p + suffixes[r]] {
                     guard given.shape == t.shape, let v = given.scalars(as: Float.self) else {
@@ -222,21 +222,5 @@ public final class TrainingSession: @unchecked Sendable {
         let b = buffers[perParameter * j + (ema ? 3 : 0)]
         let spec = plan.inputs[dataCount + 2 + perParameter * j].spec
         return try Tensor(shape: spec.shape, scalars: Array(UnsafeBufferPointer(start: b.pointer, count: b.count)))
-    }
-}
-
-/// Float memory a tensor borrows across steps.
-final class StateBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-    deinit { pointer.deallocate() }
-    var raw: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count * 4) }
-    func tensor(shape: [Int]) throws -> Tensor {
-        try Tensor(dtype: .float, shape: shape, data: .bytes(TensorStorage(borrowing: UnsafeRawBufferPointer(raw), owner: self)))
     }
 }
