@@ -8,10 +8,12 @@ import TestSupport
 @Suite("Training step")
 struct TrainingTests {
     /// The committed tiny model's network (a function of x and t), its sCT loss and its step.
-    func step(ema: Float = 0) throws -> (model: Model, parameters: [String], initial: [String: Tensor], shapes: [String: TensorSpec]) {
+    func step(ema: Float = 0, emaWarmup: Bool = false) throws -> (model: Model, parameters: [String], initial: [String: Tensor], shapes: [String: TensorSpec]) {
         let net = try ModelFile.load(path: tinyPath)
         let loss = try ConsistencyLoss.sct(network: net)
-        let (model, parameters) = try TrainingStep.make(loss, options: AdamOptions(maxGradNorm: 10, emaDecay: ema))
+        var options = AdamOptions(maxGradNorm: 10, emaDecay: ema)
+        options.emaWarmup = emaWarmup
+        let (model, parameters) = try TrainingStep.make(loss, options: options)
         var initial: [String: Tensor] = [:]
         for t in net.graph.initializers { initial[t.meta.name] = t }
         let n = 4
@@ -28,9 +30,9 @@ struct TrainingTests {
         return [x0, z, t, r]
     }
 
-    @Test("Steps on a fixed batch lower the loss; the state persists between steps and EMA follows")
-    func lowersLoss() throws {
-        let s = try step(ema: 0.5)
+    @Test("Steps on a fixed batch lower the loss; the state persists between steps and EMA follows", arguments: [false, true])
+    func lowersLoss(emaWarmup: Bool) throws {
+        let s = try step(ema: 0.5, emaWarmup: emaWarmup)
         let session = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes)
         #expect(s.parameters.count >= 10)
         let data = try batch(seed: 1)
@@ -38,10 +40,12 @@ struct TrainingTests {
         let start = s.initial[name]!.scalars(as: Float.self)!
         var ema = start.map(Double.init)  // e_k = d e_(k-1) + (1 - d) p_k, e_0 = the initial weights
         var losses: [Float] = []
-        for _ in 0..<6 {
+        for k in 1...6 {
             losses.append(try session.step(data, lr: 3e-3).loss)
             let p = try session.value(of: name).scalars(as: Float.self)!
-            ema = zip(ema, p).map { 0.5 * $0 + 0.5 * Double($1) }
+            // With the warmup the decay is min(0.5, (1 + k) / (10 + k)): 0.18 ... 0.44 here.
+            let d = emaWarmup ? min(0.5, Double(Float((1 + Double(k)) / (10 + Double(k))))) : 0.5
+            ema = zip(ema, p).map { d * $0 + (1 - d) * Double($1) }
         }
         #expect(session.stepCount == 6)
         #expect(losses.last! < losses.first!, "\(losses)")

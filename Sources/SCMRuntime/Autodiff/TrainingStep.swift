@@ -14,6 +14,8 @@ public struct AdamOptions: Sendable, Equatable {
     public var emaDecay: Float
     /// RAdam's rectification instead of plain Adam.
     public var rectified: Bool = false
+    /// The EMA's decay ramps up as min(emaDecay, (1 + step) / (10 + step)).
+    public var emaWarmup: Bool = false
 
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0,
                 maxGradNorm: Float = 0, emaDecay: Float = 0) {
@@ -100,6 +102,7 @@ public enum TrainingStep {
                      Attribute("max_grad_norm", .float(options.maxGradNorm))]
         if useEMA { attrs.append(Attribute("ema_decay", .float(options.emaDecay))) }
         if options.rectified { attrs.append(Attribute("rectified", .int(1))) }
+        if useEMA && options.emaWarmup { attrs.append(Attribute("ema_warmup", .int(1))) }
         let update = Node("AdamUpdate", inputs: [stepName, lrName] + names + gradOutputs.map(\.name) + mNames + vNames + eNames,
                           outputs: nextP + nextM + nextV + nextE + [normOut], name: fresh("adam_update"), domain: "ai.scm",
                           attributes: attrs)
