@@ -96,9 +96,13 @@ public struct Trainer {
         switch config.objective {
         case .sct: loss = try ConsistencyLoss.sct(network: network, options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC))
         case .flow: loss = try Objectives.flow(network: network, sigmaData: config.sigmaData)
-        case .scd: throw TrainError(at: "--objective", "scd is not available yet (flow and sct are)")
+        case .scd:
+            loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config),
+                                           options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC))
         }
-        let (stepModel, parameters) = try TrainingStep.make(loss, options: config.adam)
+        // Only the network's own parameters are trained (not a teacher's).
+        let trained = network.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)
+        let (stepModel, parameters) = try TrainingStep.make(loss, parameters: trained, options: config.adam)
         let b = config.batch, shape = data.sampleShape, e = shape.reduce(1, *)
         var shapes: [String: TensorSpec] = [ConsistencyLoss.dataInput: TensorSpec(.float, [b] + shape),
                                             ConsistencyLoss.noiseInput: TensorSpec(.float, [b] + shape),
@@ -171,6 +175,20 @@ public struct Trainer {
         if step > start || lastCheckpoint.isEmpty { try save() }
         return Report(startStep: start, steps: step, seconds: seconds(), finalLoss: lastLoss, checkpoint: lastCheckpoint, samples: samples,
                       interrupted: interrupted)
+    }
+
+    /// The velocity network of the flow checkpoint `config.teacher` (its EMA weights), checked
+    /// against the student's data shape and sigma_d.
+    static func teacher(_ config: TrainConfig) throws -> Model {
+        guard let path = config.teacher else { throw TrainError(at: "--teacher", "sCD needs a teacher checkpoint") }
+        let ckpt = try Checkpoint.load(path: path)
+        guard ckpt.config.objective == .flow else {
+            throw TrainError(at: path, "is a \(ckpt.config.objective.rawValue) checkpoint; the teacher of sCD is a flow checkpoint")
+        }
+        guard ckpt.config.network.sampleShape == config.network.sampleShape, ckpt.config.sigmaData == config.sigmaData else {
+            throw TrainError(at: path, "was trained on samples of shape \(ckpt.config.network.sampleShape) with sigma_d \(ckpt.config.sigmaData); the student has \(config.network.sampleShape) and \(config.sigmaData)")
+        }
+        return try Networks.build(ckpt.config.network, seed: ckpt.config.seed, parameters: ckpt.exportWeights, logvar: false)
     }
 
     /// z = sigma_d N(0, I) and t = atan(sigma / sigma_d) with log sigma ~ N(P_mean, P_std^2), each

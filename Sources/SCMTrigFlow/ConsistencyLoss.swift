@@ -37,7 +37,12 @@ public enum ConsistencyLoss {
     ///     loss = mean(exp(-logvar) (F - stopgrad(F + g))^2 + logvar)
     ///
     /// F and the target share one evaluation; the target is under `ai.scm:StopGradient`.
-    public static func sct(network: Model, options: Options = Options()) throws -> Model {
+    ///
+    /// With `teacher` (a velocity network with the same inputs, its weights as initializers), this
+    /// is sCD: dx_t/dt = sigma_d F_teacher(x_t / sigma_d, t) instead of the CT estimate, the
+    /// teacher's evaluation compiled into the same graph (its values named `teacher/...`; train
+    /// only the network's parameters: pass them to `TrainingStep.make`).
+    public static func sct(network: Model, teacher: Model? = nil, options: Options = Options()) throws -> Model {
         let g = network.graph
         let inits = Set(g.initializers.map(\.meta.name))
         let inputs = g.inputs.filter { !inits.contains($0.name) }
@@ -89,11 +94,42 @@ public enum ConsistencyLoss {
         let tb = op("Reshape", [tIn, try ints([-1] + Array(repeating: 1, count: rank - 1))])
         let cosT = op("Cos", [tb]), sinT = op("Sin", [tb])
         let xt = op("Add", [op("Mul", [cosT, x0]), op("Mul", [sinT, z])])
-        let dxt = op("Sub", [op("Mul", [cosT, z]), op("Mul", [sinT, x0])])
         let cs = op("Mul", [cosT, sinT])
         // The network's inputs and their tangents.
         _ = op("Div", [xt, sigma], to: x.name)
         _ = op("Identity", [tIn], to: t.name)
+        var teacherInits: [Tensor] = []
+        let dxt: String
+        if let teacher {
+            let tg = teacher.graph
+            let tInits = Set(tg.initializers.map(\.meta.name))
+            let tInputs = tg.inputs.filter { !tInits.contains($0.name) }
+            guard tInputs.count == 2, let tOut = tg.outputs.first else {
+                throw RuntimeError(.invalidModel, at: "teacher", "needs inputs x and t and an output F")
+            }
+            var rename: [String: String] = [tInputs[0].name: x.name, tInputs[1].name: t.name]
+            func renamed(_ v: String) -> String {
+                if v.isEmpty { return v }
+                if let r = rename[v] { return r }
+                let r = fresh("teacher/" + v)
+                rename[v] = r
+                return r
+            }
+            for var t0 in tg.initializers {
+                t0.meta.name = renamed(t0.meta.name)
+                teacherInits.append(t0)
+            }
+            for n in tg.nodes {
+                var m = n
+                m.inputs = n.inputs.map(renamed)
+                m.outputs = n.outputs.map(renamed)
+                m.name = fresh("teacher/" + n.name)
+                nodes.append(m)
+            }
+            dxt = op("Mul", [sigma, renamed(tOut.name)])
+        } else {
+            dxt = op("Sub", [op("Mul", [cosT, z]), op("Mul", [sinT, x0])])
+        }
         _ = op("Div", [op("Mul", [cs, dxt]), sigma], to: xTangent)
         _ = op("Mul", [op("Cos", [tIn]), op("Sin", [tIn])], to: tTangent)
         // Tangent, warmup, normalization.
@@ -117,7 +153,7 @@ public enum ConsistencyLoss {
         let wiring = nodes.prefix { n in ![fName, fTangent].contains(where: n.inputs.contains) }
         let rest = nodes.dropFirst(wiring.count)
         m.graph.nodes = Array(wiring) + jg.nodes + Array(rest)
-        m.graph.initializers = jg.initializers + constants
+        m.graph.initializers = jg.initializers + constants + teacherInits
         let scalar = TensorType(elementType: .float, shape: [])
         m.graph.inputs = [ValueInfo(x0, x.type), ValueInfo(z, x.type), ValueInfo(tIn, t.type), ValueInfo(r, scalar)]
         m.graph.outputs = [ValueInfo(loss, scalar)]

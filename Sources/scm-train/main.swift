@@ -20,10 +20,10 @@ struct Train: ParsableCommand {
     @Option(help: "fashion-mnist, checkerboard, gaussians8, moons, swissroll, or a folder of PNGs.")
     var data: String
 
-    @Option(help: "flow (v-prediction pretraining) or sct (consistency training).")
+    @Option(help: "flow (v-prediction pretraining), sct (consistency training) or scd (consistency distillation from --teacher).")
     var objective: String
 
-    @Option(help: "A flow checkpoint, the teacher of scd (not available yet).")
+    @Option(help: "A flow checkpoint, the teacher of scd: its EMA velocity network gives dx_t/dt.")
     var teacher: String?
 
     @Option(help: "The run's folder.")
