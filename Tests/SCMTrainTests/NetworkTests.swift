@@ -1,0 +1,67 @@
+import Foundation
+import SCMGraph
+import SCMRuntime
+import Testing
+@testable import SCMTrain
+
+@Suite("Networks")
+struct NetworkTests {
+    func run(_ model: Model, batch: Int, shape: [Int]) throws -> [Tensor] {
+        let plan = try Compiler.compile(model, shapes: ["x": TensorSpec(.float, [batch] + shape), "t": TensorSpec(.float, [batch])])
+        let x = try Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { Float(($0 * 37) % 17) / 8 - 1 })
+        let t = try Tensor(shape: [batch], scalars: (0..<batch).map { Float($0 + 1) * 0.3 })
+        return try plan.makeSession().run([x, t])
+    }
+
+    @Test("The default UNet builds for 28x28 gray images, verifies, runs, and starts at F = 0")
+    func unet() throws {
+        let config = try NetworkConfig.preset("default", sampleShape: [1, 28, 28])
+        guard case .unet(let c) = config else { Issue.record("not a UNet"); return }
+        #expect(c.widths == [32, 64, 64] && c.attentionResolutions == [7])
+        let train = try Networks.build(config, seed: 1, logvar: true)
+        try train.verify()
+        #expect(train.graph.outputs.map(\.name) == ["F", "logvar"])
+        let params = train.graph.initializers.filter { $0.dtype == .float }
+        #expect(params.reduce(0) { $0 + $1.elementCount } > 500_000)
+        let out = try run(train, batch: 2, shape: [1, 28, 28])
+        #expect(out[0].shape == [2, 1, 28, 28] && out[1].shape == [2, 1])
+        // The output conv starts at zero: F = 0 whatever the input.
+        #expect(out[0].scalars(as: Float.self)!.allSatisfy { $0 == 0 })
+        // Export leaves the log-variance head out; the same names carry the same weights.
+        let export = try Networks.build(config, seed: 1, logvar: false)
+        #expect(export.graph.outputs.map(\.name) == ["F"])
+        let trained = Dictionary(uniqueKeysWithValues: params.map { ($0.meta.name, $0) })
+        for p in export.graph.initializers where p.dtype == .float {
+            #expect(trained[p.meta.name]?.scalars(as: Float.self) == p.scalars(as: Float.self), "\(p.meta.name)")
+        }
+    }
+
+    @Test("Odd sizes crop on the way up; RGB; the small preset")
+    func otherShapes() throws {
+        let config = try NetworkConfig.preset("small", sampleShape: [3, 25, 25])
+        let m = try Networks.build(config, seed: 2, logvar: false)
+        #expect(try run(m, batch: 1, shape: [3, 25, 25])[0].shape == [1, 3, 25, 25])
+    }
+
+    @Test("Initialization is a function of the seed; given parameters replace it and are checked")
+    func seeds() throws {
+        let config = try NetworkConfig.preset("default", sampleShape: [2])
+        let a = try Networks.build(config, seed: 7, logvar: true), b = try Networks.build(config, seed: 7, logvar: true)
+        let c = try Networks.build(config, seed: 8, logvar: true)
+        let values = { (m: Model) in m.graph.initializers.filter { $0.dtype == .float }.map { $0.scalars(as: Float.self)! } }
+        #expect(values(a) == values(b))
+        #expect(values(a) != values(c))
+        let first = a.graph.initializers.first { $0.dtype == .float }!
+        var given = first
+        given.meta.name = first.meta.name
+        let zeros = try Tensor(shape: first.shape, scalars: [Float](repeating: 0, count: first.elementCount))
+        let d = try Networks.build(config, seed: 7, parameters: [first.meta.name: zeros], logvar: true)
+        #expect(d.graph.initializer(first.meta.name)?.scalars(as: Float.self)?.allSatisfy { $0 == 0 } == true)
+        let wrong = try Tensor(shape: [1], scalars: [Float(0)])
+        #expect(throws: TrainError.self) { _ = try Networks.build(config, seed: 7, parameters: [first.meta.name: wrong], logvar: true) }
+        #expect(throws: TrainError.self) { _ = try NetworkConfig.preset("huge", sampleShape: [1, 28, 28]) }
+        var bad = UNetConfig()
+        bad.dropout = 0.1
+        #expect(throws: TrainError.self) { _ = try Networks.build(.unet(bad), seed: 0, logvar: false) }
+    }
+}
