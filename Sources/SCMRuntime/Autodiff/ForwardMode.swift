@@ -13,7 +13,6 @@ public protocol ForwardDifferentiable: Operator {
 /// Collects the nodes and constants a derivative transform emits, with fresh value names.
 public final class DerivativeBuilder {
     private(set) var nodes: [Node] = []
-    private(set) var initializers: [Tensor] = []
     private var taken: Set<String>
     private var counter = 0
 
@@ -93,16 +92,8 @@ public enum ForwardMode {
     /// analysed as 2. The rules emit shape-generic nodes (broadcasts use runtime shapes, reshapes
     /// use 0 and -1), so the result keeps the model's symbolic dims.
     public static func jvp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:]) throws -> Model {
-        let g = model.graph
-        let inits = Set(g.initializers.map(\.meta.name))
-        let graphInputs = g.inputs.filter { !inits.contains($0.name) }
-        var specs = shapes
-        for vi in graphInputs where specs[vi.name] == nil {
-            guard let t = vi.type, let dtype = t.elementType, let shape = t.shape else {
-                throw RuntimeError(.invalidModel, at: "input '\(vi.name)'", "has no declared type and shape")
-            }
-            specs[vi.name] = TensorSpec(dtype, shape.map { if case .value(let v) = $0 { v } else { 2 } })
-        }
+        let transform = try DerivativeTransform(model, shapes: shapes)
+        let g = model.graph, graphInputs = transform.graphInputs, builder = transform.builder, analysis = transform.analysis
         for name in wrt {
             guard let vi = graphInputs.first(where: { $0.name == name }) else {
                 throw RuntimeError(.badInput, at: "--jvp", "'\(name)' is not a graph input (inputs: \(graphInputs.map(\.name).joined(separator: ", ")))")
@@ -111,43 +102,24 @@ public enum ForwardMode {
                 throw RuntimeError(.badInput, at: "--jvp", "input '\(name)' is not float")
             }
         }
-        let analysis = try Compiler.analyze(model, shapes: specs)
-        var taken = Set<String>()
-        for n in g.nodes { taken.formUnion(n.inputs); taken.formUnion(n.outputs) }
-        taken.formUnion(inits)
-        taken.formUnion(g.inputs.map(\.name))
-        taken.formUnion(g.outputs.map(\.name))
-        let builder = DerivativeBuilder(taken: taken)
         var tangent: [String: String] = [:]
         var newInputs: [ValueInfo] = []
         for name in wrt {
             let tname = builder.fresh(name + suffix)
             tangent[name] = tname
-            let vi = graphInputs.first { $0.name == name }!
-            newInputs.append(ValueInfo(tname, vi.type))
+            newInputs.append(ValueInfo(tname, graphInputs.first { $0.name == name }?.type))
         }
         // The tangent outputs' names first, so that no intermediate value takes them.
         var outputName: [String: String] = [:]
         for out in g.outputs { outputName[out.name] = builder.fresh(out.name + suffix) }
-        let opset = model.opsetVersion("") ?? 0
         for i in analysis.order {
-            let node = g.nodes[i]
-            let ts = node.inputs.map { $0.isEmpty ? nil : tangent[$0] }
+            let ts = g.nodes[i].inputs.map { $0.isEmpty ? nil : tangent[$0] }
             guard ts.contains(where: { $0 != nil }) else { continue }
-            let label = node.label(index: i)
-            let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
-            guard let op = OpRegistry.ops[key] else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
+            let (node, label, key, op, ins, outs, vals, domainOpset) = try transform.node(i)
             guard let rule = op as? any ForwardDifferentiable.Type else {
                 throw RuntimeError(.unsupported, at: label, "op \(key) has no forward-mode (JVP) rule")
             }
-            let ins = node.inputs.map { $0.isEmpty ? nil : analysis.specs[$0] }
-            let outs = try node.outputs.map { o -> TensorSpec in
-                guard let s = analysis.specs[o] else { throw RuntimeError(.invalidModel, at: label, "output '\(o)' has no type") }
-                return s
-            }
-            let vals = node.inputs.map { $0.isEmpty ? nil : analysis.constants[$0] }
-            let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
-            let ctx = JVPRule(node: node, label: label, opset: domainOpset, defaultOpset: opset, inputs: ins, outputs: outs, values: vals,
+            let ctx = JVPRule(node: node, label: label, opset: domainOpset, defaultOpset: transform.opset, inputs: ins, outputs: outs, values: vals,
                               tangents: ts.enumerated().map { k, t in
                                   // Constant inputs (folded at compile time) carry no tangent.
                                   guard let t, let s = ins[k], s.dtype == .float || s.dtype == .float64 else { return nil }
@@ -163,23 +135,14 @@ public enum ForwardMode {
         }
         var m = model
         m.graph.nodes += builder.nodes
-        m.graph.initializers += builder.initializers
-        m.graph.inputs = g.inputs.filter { !inits.contains($0.name) } + newInputs + g.inputs.filter { inits.contains($0.name) }
+        m.graph.inputs = graphInputs + newInputs + g.inputs.filter { transform.initializers.contains($0.name) }
         var finalNodes: [Node] = []
         var newOutputs: [ValueInfo] = []
         for out in g.outputs {
             guard let s = analysis.specs[out.name], s.dtype == .float || s.dtype == .float64 else { continue }
             let name = outputName[out.name] ?? builder.fresh(out.name + suffix)
-            if let t = tangent[out.name] {
-                finalNodes.append(Node("Identity", inputs: [t], outputs: [name], name: builder.fresh(name + "_node")))
-            } else {
-                // Independent of every tangent input: zeros of the output's runtime shape.
-                let shape = builder.fresh(name + "_shape")
-                finalNodes.append(Node("Shape", inputs: [out.name], outputs: [shape], name: builder.fresh(shape + "_node")))
-                let value: Tensor = s.dtype == .float64 ? try Tensor(shape: [1], scalars: [Double(0)]) : try Tensor(shape: [1], scalars: [Float(0)])
-                finalNodes.append(Node("ConstantOfShape", inputs: [shape], outputs: [name], name: builder.fresh(name + "_node"),
-                                       attributes: [Attribute("value", .tensor(value))]))
-            }
+            // Independent of every tangent input: zeros of the output's runtime shape.
+            finalNodes += try transform.output(name, from: tangent[out.name], zerosLike: out.name, dtype: s.dtype)
             newOutputs.append(ValueInfo(name, out.type))
         }
         m.graph.nodes += finalNodes

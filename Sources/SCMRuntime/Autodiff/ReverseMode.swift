@@ -69,16 +69,11 @@ public enum ReverseMode {
     /// Symbolic dims are analysed as 2 unless `shapes` says otherwise; the rules emit
     /// shape-generic nodes (reductions over broadcast axes, reshapes to runtime shapes).
     public static func vjp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:]) throws -> (model: Model, names: [String]) {
-        let g = model.graph
-        let inits = Set(g.initializers.map(\.meta.name))
-        let graphInputs = g.inputs.filter { !inits.contains($0.name) }
-        var specs = shapes
-        for vi in graphInputs where specs[vi.name] == nil {
-            guard let t = vi.type, let dtype = t.elementType, let shape = t.shape else {
-                throw RuntimeError(.invalidModel, at: "input '\(vi.name)'", "has no declared type and shape")
-            }
-            specs[vi.name] = TensorSpec(dtype, shape.map { if case .value(let v) = $0 { v } else { 2 } })
-        }
+        // Initializers stay constants of the analysis (shapes and compile-time inputs such as
+        // Resize's scales keep their values); activity below does not depend on it.
+        let transform = try DerivativeTransform(model, shapes: shapes)
+        let g = model.graph, inits = transform.initializers, graphInputs = transform.graphInputs
+        let analysis = transform.analysis, builder = transform.builder
         let isFloat = { (d: DType?) in d == .float || d == .float64 }
         var names: [String] = []
         var allParameters = false
@@ -101,9 +96,6 @@ public enum ReverseMode {
         if allParameters {
             for t in g.initializers where isFloat(t.dtype) && !candidates.contains(t.meta.name) { candidates.append(t.meta.name) }
         }
-        // Initializers stay constants of the analysis (shapes and compile-time inputs such as
-        // Resize's scales keep their values); activity below does not depend on it.
-        let analysis = try Compiler.analyze(model, shapes: specs)
 
         // Activity: values that depend on a candidate.
         var active = Set(candidates)
@@ -114,12 +106,6 @@ public enum ReverseMode {
             }
         }
 
-        var taken = Set<String>()
-        for n in g.nodes { taken.formUnion(n.inputs); taken.formUnion(n.outputs) }
-        taken.formUnion(inits)
-        taken.formUnion(g.inputs.map(\.name))
-        taken.formUnion(g.outputs.map(\.name))
-        let builder = DerivativeBuilder(taken: taken)
         // The gradient outputs' names first, so that no intermediate value takes them.
         var gradName: [String: String] = [:]
         for c in candidates { gradName[c] = builder.fresh(c + gradSuffix) }
@@ -141,27 +127,16 @@ public enum ReverseMode {
             summed[v] = total
             return total
         }
-        let opset = model.opsetVersion("") ?? 0
         for i in analysis.order.reversed() {
-            let node = g.nodes[i]
-            let needed = node.inputs.map { !$0.isEmpty && active.contains($0) }
+            let needed = g.nodes[i].inputs.map { !$0.isEmpty && active.contains($0) }
             guard needed.contains(true) else { continue }
-            let cots = node.outputs.map { $0.isEmpty ? nil : cotangent(of: $0) }
+            let cots = g.nodes[i].outputs.map { $0.isEmpty ? nil : cotangent(of: $0) }
             guard cots.contains(where: { $0 != nil }) else { continue }
-            let label = node.label(index: i)
-            let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
-            guard let op = OpRegistry.ops[key] else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
+            let (node, label, key, op, ins, outs, vals, domainOpset) = try transform.node(i)
             guard let rule = op as? any ReverseDifferentiable.Type else {
                 throw RuntimeError(.unsupported, at: label, "op \(key) has no reverse-mode (VJP) rule")
             }
-            let ins = node.inputs.map { $0.isEmpty ? nil : analysis.specs[$0] }
-            let outs = try node.outputs.map { o -> TensorSpec in
-                guard let s = analysis.specs[o] else { throw RuntimeError(.invalidModel, at: label, "output '\(o)' has no type") }
-                return s
-            }
-            let vals = node.inputs.map { $0.isEmpty ? nil : analysis.constants[$0] }
-            let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
-            let ctx = VJPRule(node: node, label: label, opset: domainOpset, defaultOpset: opset, inputs: ins, outputs: outs,
+            let ctx = VJPRule(node: node, label: label, opset: domainOpset, defaultOpset: transform.opset, inputs: ins, outputs: outs,
                               values: vals, cotangents: cots, needed: needed, builder: builder)
             let result = try rule.vjp(ctx)
             guard result.count <= node.inputs.count else {
@@ -185,20 +160,10 @@ public enum ReverseMode {
             let out = gradName[name] ?? builder.fresh(name + gradSuffix)
             let type: TensorType? = graphInputs.first { $0.name == name }?.type
                 ?? g.initializer(name).map { TensorType(elementType: $0.dtype, shape: $0.shape.map { .value($0) }) }
-            if let c = cotangent(of: name) {
-                finalNodes.append(Node("Identity", inputs: [c], outputs: [out], name: builder.fresh(out + "_node")))
-            } else {
-                let dtype = type?.elementType ?? .float
-                let zero: Tensor = dtype == .float64 ? try Tensor(shape: [1], scalars: [Double(0)]) : try Tensor(shape: [1], scalars: [Float(0)])
-                let shape = builder.fresh(out + "_shape")
-                finalNodes.append(Node("Shape", inputs: [name], outputs: [shape], name: builder.fresh(shape + "_node")))
-                finalNodes.append(Node("ConstantOfShape", inputs: [shape], outputs: [out], name: builder.fresh(out + "_node"),
-                                       attributes: [Attribute("value", .tensor(zero))]))
-            }
+            finalNodes += try transform.output(out, from: cotangent(of: name), zerosLike: name, dtype: type?.elementType ?? .float)
             gradOutputs.append(ValueInfo(out, type))
         }
         m.graph.nodes = g.nodes + builder.nodes + finalNodes
-        m.graph.initializers = g.initializers + builder.initializers
         m.graph.inputs = graphInputs + seedInputs + g.inputs.filter { inits.contains($0.name) }
         m.graph.outputs = g.outputs + gradOutputs
         m.declareSCMDomainIfUsed()
