@@ -25,6 +25,8 @@ public struct Trainer {
     /// Progress on standard error: a redrawn line (terminal), plain lines (otherwise), or none.
     public var progress: Progress = .auto
     public enum Progress: Sendable { case auto, lines, none }
+    /// The data source of `config.data` when the caller has opened it already (else `run` opens it).
+    public var data: DataSource?
 
     public init(config: TrainConfig, out: String) {
         self.config = config
@@ -85,7 +87,7 @@ public struct Trainer {
         } else if !resume, Self.latestCheckpoint(out) != nil {
             throw TrainError(at: out, "already holds checkpoints: pass --resume to continue, or choose another --out")
         }
-        let data = try DataSource.open(config.data)
+        let data = try self.data ?? DataSource.open(config.data)
         guard data.sampleShape == config.network.sampleShape else {
             throw TrainError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
         }

@@ -123,6 +123,7 @@ struct Train: ParsableCommand {
             config.tangentWarmup = tangentWarmup
             config.sigmaData = try sigmaData ?? TrainConfig.defaultSigmaData(data)
             var trainer = Trainer(config: config, out: out)
+            trainer.data = data
             trainer.steps = steps
             trainer.minutes = minutes
             trainer.resume = resume
