@@ -20,6 +20,9 @@ import SCMTrigFlow
 ///   average about the last 1000 steps, and a short run's EMA does not keep its random start
 ///   (measured: with a constant 0.999, the grid of a 500-step fashion-mnist run was noise).
 /// - `batch` 64.
+/// - `initialize`: none for flow and sct (random start); for scd, `scm-train` initializes from the
+///   teacher when their networks match (sCM's recipe: the consistency model starts as the diffusion
+///   model, whose one-step jump f(x, t) = cos t x - sin t sigma_d F is already a blurry sample).
 public struct TrainConfig: Codable, Sendable, Equatable {
     public enum Objective: String, Codable, Sendable { case flow, sct, scd }
     public enum OptimizerKind: String, Codable, Sendable { case adam, radam }
@@ -28,6 +31,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var objective: Objective
     /// The flow checkpoint whose velocity network supplies dx_t/dt (sCD).
     public var teacher: String?
+    /// A checkpoint of the same network whose EMA weights initialize the network (instead of the
+    /// seeded random initialization): sCM fine-tunes consistency models from the pretrained
+    /// diffusion (flow) model, so `scm-train --objective scd` defaults to its teacher.
+    public var initialize: String?
     public var network: NetworkConfig
     public var batch = 64
     public var seed: UInt64 = 0

@@ -91,6 +91,7 @@ public struct Trainer {
         guard data.sampleShape == config.network.sampleShape else {
             throw TrainError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
         }
+        if initial.isEmpty, let path = config.initialize { initial = try Self.initialWeights(path, config: config) }
         // The step graph.
         let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: true)
         if initial.isEmpty { for t in network.graph.initializers { initial[t.meta.name] = t } }
@@ -177,6 +178,16 @@ public struct Trainer {
         if step > start || lastCheckpoint.isEmpty { try save() }
         return Report(startStep: start, steps: step, seconds: seconds(), finalLoss: lastLoss, checkpoint: lastCheckpoint, samples: samples,
                       interrupted: interrupted)
+    }
+
+    /// The EMA weights of the checkpoint at `path` as a fresh run's parameters (moments and EMA then
+    /// start from them as from a random initialization); its network must be the configured one.
+    static func initialWeights(_ path: String, config: TrainConfig) throws -> [String: Tensor] {
+        let ckpt = try Checkpoint.load(path: path)
+        guard ckpt.config.network == config.network else {
+            throw TrainError(at: path, "holds another network (\(try Self.differences(ckpt.config, config).filter { $0.hasPrefix("network") }.joined(separator: ", "))); --init needs a checkpoint of the same --model and data shape")
+        }
+        return ckpt.exportWeights
     }
 
     /// The velocity network of the flow checkpoint `config.teacher` (its EMA weights), checked

@@ -26,6 +26,9 @@ struct Train: ParsableCommand {
     @Option(help: "A flow checkpoint, the teacher of scd: its EMA velocity network gives dx_t/dt.")
     var teacher: String?
 
+    @Option(name: .customLong("init"), help: ArgumentHelp("A checkpoint of the same network whose EMA weights start the run, or 'none' (default: none; for scd the teacher when its network is the student's, as sCM fine-tunes from the diffusion model).", valueName: "ckpt|none"))
+    var initialize: String?
+
     @Option(help: "The run's folder.")
     var out: String
 
@@ -109,6 +112,11 @@ struct Train: ParsableCommand {
             var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
                                      network: try NetworkConfig.preset(model, sampleShape: data.sampleShape))
             config.teacher = teacher
+            if let i = initialize {
+                config.initialize = i == "none" ? nil : i
+            } else if let t = teacher, let c = try? Checkpoint.load(path: t), c.config.network == config.network {
+                config.initialize = t
+            }
             config.dataRange = [data.dataRange.0, data.dataRange.1]
             config.classes = data.classNames
             config.batch = batch

@@ -43,6 +43,37 @@ struct NetworkTests {
         #expect(try run(m, batch: 1, shape: [3, 25, 25])[0].shape == [1, 3, 25, 25])
     }
 
+    @Test("Odd sizes train: the crop's gradient reaches the layers before it")
+    func oddSizeTrains() throws {
+        var c = UNetConfig()
+        c.widths = [8, 8]
+        c.groups = 4
+        c.attentionResolutions = []
+        c.size = 7
+        let net = try Networks.build(.unet(c), seed: 3, logvar: true)
+        #expect(net.graph.nodes.contains { $0.opType == "Slice" })
+        let loss = try Objectives.flow(network: net, sigmaData: 0.5)
+        let trained = net.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)
+        let (step, parameters) = try TrainingStep.make(loss, parameters: trained, options: AdamOptions(maxGradNorm: 0))
+        var initial: [String: Tensor] = [:]
+        for t in net.graph.initializers { initial[t.meta.name] = t }
+        let n = 2, e = 49
+        let session = try TrainingSession(step: step, parameters: parameters, initial: initial,
+                                          dataShapes: ["sct_x0": TensorSpec(.float, [n, 1, 7, 7]), "sct_z": TensorSpec(.float, [n, 1, 7, 7]),
+                                                       "sct_t": TensorSpec(.float, [n])])
+        let x0 = try Tensor(shape: [n, 1, 7, 7], scalars: (0..<(n * e)).map { Float(($0 * 29) % 13) / 6 - 1 })
+        let z = try Tensor(shape: [n, 1, 7, 7], scalars: (0..<(n * e)).map { Float(($0 * 31) % 11) / 10 - 0.5 })
+        let t = try Tensor(shape: [n], scalars: [0.4, 1.2] as [Float])
+        // The upsampling conv of the lowest level sits before the crop: it must move.
+        let name = try #require(parameters.first { $0.contains("upsample") })
+        let before = try session.value(of: name).scalars(as: Float.self)!
+        var losses: [Float] = []
+        for _ in 0..<3 { losses.append(try session.step([x0, z, t], lr: 1e-2).loss) }
+        #expect(!losses.contains { !$0.isFinite }, "\(losses)")
+        let after = try session.value(of: name).scalars(as: Float.self)!
+        #expect(after != before)
+    }
+
     @Test("Initialization is a function of the seed; given parameters replace it and are checked")
     func seeds() throws {
         let config = try NetworkConfig.preset("default", sampleShape: [2])

@@ -1,4 +1,4 @@
-"""The backward ops of our domain ai.scm (ConvWeightGrad, ResizeGrad, AveragePoolGrad) against the
+"""The backward ops of our domain ai.scm (ConvWeightGrad, ResizeGrad, AveragePoolGrad, SliceGrad) against the
 forward ops they are the adjoints of: for random float32 X and dY, <dY, Op(X)> == <OpGrad(dY), X>
 (ConvWeightGrad: <dY, Conv(X, W)> == <ConvWeightGrad(X, dY), W>), both sides summed in float64,
 with the forward run by scm-infer (the kernels autodiff pairs them with). Then bitwise-equal
@@ -296,6 +296,55 @@ def test_average_pool_grad_adjoint(x_shape, attrs, tmp_path):
     assert_adjoint(dy, y, dx, x)
 
 
+# MARK: - SliceGrad
+
+def slice_inputs(starts, ends, axes, steps):
+    ins, consts = [], {}
+    for name, v in [("starts", starts), ("ends", ends), ("axes", axes), ("steps", steps)]:
+        ins.append(name if v is not None else "")
+        if v is not None:
+            consts[name] = np.array(v, np.int64)
+    while ins and not ins[-1]:
+        ins.pop()
+    return ins, consts
+
+
+def slice_fwd(x, starts, ends, axes=None, steps=None):
+    ins, consts = slice_inputs(starts, ends, axes, steps)
+    return one_node("Slice", [("x", x)] + [(k, None) for k in ins], consts)
+
+
+def slice_grad(x_shape, dy, starts, ends, axes=None, steps=None):
+    ins, consts = slice_inputs(starts, ends, axes, steps)
+    return one_node("SliceGrad", [("dy", dy), ("shape", None)] + [(k, None) for k in ins],
+                    {"shape": np.array(x_shape, np.int64), **consts}, domain="ai.scm")
+
+
+SLICE_CASES = [
+    pytest.param([2, 3, 7, 7], dict(starts=[0, 0], ends=[6, 6], axes=[2, 3]), id="unet_crop"),
+    pytest.param([4, 6], dict(starts=[1, 5], ends=[3, 0], axes=[0, 1], steps=[1, -2]), id="negative_step"),
+    pytest.param([3, 9], dict(starts=[-7], ends=[1000], axes=[-1], steps=[3]), id="negative_start_step3"),
+    pytest.param([5, 4, 3], dict(starts=[1, -2], ends=[-1, 100]), id="default_axes_clamped"),
+    pytest.param([2, 5, 6], dict(starts=[4], ends=[-100], axes=[2], steps=[-1]), id="reverse_clamped"),
+    pytest.param([3, 4], dict(starts=[2], ends=[2], axes=[1]), id="empty"),
+]
+
+
+@pytest.mark.parametrize("x_shape,spec", SLICE_CASES)
+def test_slice_grad_adjoint(x_shape, spec, tmp_path):
+    x = rand(*x_shape)
+    y = run(*slice_fwd(x, **spec), tmp_path)
+    dy = rand(*y.shape)
+    dx = run(*slice_grad(x_shape, dy, **spec), tmp_path)
+    assert dx.shape == tuple(x_shape)
+    if y.size:
+        assert_adjoint(dy, y, dx, x)
+        # Each position Slice took is dY's element, every other one zero.
+        assert np.count_nonzero(dx) == y.size
+    else:
+        assert not dx.any()
+
+
 # MARK: - Thread-count independence
 
 def bitwise_same_at_1_2_3_threads(model, feeds, tmp_path):
@@ -341,6 +390,12 @@ def test_average_pool_grad_threads(x_shape, attrs, tmp_path):
     bitwise_same_at_1_2_3_threads(*pool_grad(x_shape, rand(*y.shape), attrs), tmp_path)
 
 
+def test_slice_grad_threads(tmp_path):
+    spec = dict(starts=[1, 0], ends=[27, 100], axes=[2, 3], steps=[1, 2])
+    y = run(*slice_fwd(rand(8, 32, 28, 28), **spec), tmp_path)
+    bitwise_same_at_1_2_3_threads(*slice_grad([8, 32, 28, 28], rand(*y.shape), **spec), tmp_path)
+
+
 # MARK: - Errors
 
 def test_shape_errors(tmp_path):
@@ -362,3 +417,7 @@ def test_shape_errors(tmp_path):
     assert "has 3 dims" in err, err
     err = run_error(*pool_grad([2, 3, 8, 8], rand(2, 3, 3, 4), {"kernel_shape": [2, 2], "strides": [2, 2]}), tmp_path)
     assert "differs from AveragePool's output [2, 3, 4, 4]" in err, err
+    err = run_error(*slice_grad([2, 3, 7, 7], rand(2, 3, 6, 5), starts=[0, 0], ends=[6, 6], axes=[2, 3]), tmp_path)
+    assert "differs from Slice's output [2, 3, 6, 6]" in err, err
+    err = run_error(*slice_grad([2, 3, 7, 7], rand(2, 3, 6, 7), starts=[0, 0], ends=[6, 6], axes=[2, 2]), tmp_path)
+    assert "axis 2 repeats" in err, err

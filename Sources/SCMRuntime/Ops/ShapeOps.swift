@@ -259,18 +259,29 @@ enum SliceOp: Operator {
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 3, 5)
         let x = try ctx.input(0)
-        let starts = try ctx.intValues(1, "starts"), ends = try ctx.intValues(2, "ends")
-        let axes = ctx.has(3) ? try ctx.intValues(3, "axes") : Array(0..<starts.count)
-        let steps = ctx.has(4) ? try ctx.intValues(4, "steps") : Array(repeating: 1, count: starts.count)
+        let (out, strides, base) = try geometry(ctx, shape: x.shape, from: 1)
+        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
+                       kernel: StridedCopyKernel(width: x.elementBytes, shape: out, strides: strides, base: base))
+    }
+
+    /// The slice of a tensor of `shape` that inputs `from` (starts), `from + 1` (ends), and the
+    /// optional `from + 2` (axes), `from + 3` (steps) select: its shape, and the element strides
+    /// and offset of its elements within the tensor (output element i is input element
+    /// base + sum_d i_d strides[d]; no input element is selected twice).
+    static func geometry(_ ctx: OpContext, shape: [Int], from i0: Int) throws -> (shape: [Int], strides: [Int], base: Int) {
+        let rank = shape.count
+        let starts = try ctx.intValues(i0, "starts"), ends = try ctx.intValues(i0 + 1, "ends")
+        let axes = ctx.has(i0 + 2) ? try ctx.intValues(i0 + 2, "axes") : Array(0..<starts.count)
+        let steps = ctx.has(i0 + 3) ? try ctx.intValues(i0 + 3, "steps") : Array(repeating: 1, count: starts.count)
         guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
             throw ctx.error("starts, ends, axes and steps must have the same length")
         }
-        var begin = [Int](repeating: 0, count: x.rank), step = [Int](repeating: 1, count: x.rank), out = x.shape
+        var begin = [Int](repeating: 0, count: rank), step = [Int](repeating: 1, count: rank), out = shape
         var seen = Set<Int>()
         for i in 0..<starts.count {
-            let a = try ctx.axis(axes[i], rank: x.rank)
+            let a = try ctx.axis(axes[i], rank: rank)
             guard seen.insert(a).inserted else { throw ctx.error("axis \(axes[i]) repeats") }
-            let n = x.shape[a], s = steps[i]
+            let n = shape[a], s = steps[i]
             guard s != 0, s != Int.min else { throw ctx.error("step \(s) on axis \(a) is not valid") }
             func norm(_ v: Int) -> Int { v < 0 ? v + n : v }
             var b = norm(starts[i]), e = norm(ends[i])
@@ -286,10 +297,89 @@ enum SliceOp: Operator {
             begin[a] = b
             step[a] = s
         }
-        let st = Shapes.strides(x.shape)
-        let base = out.contains(0) ? 0 : (0..<x.rank).reduce(0) { $0 + begin[$1] * st[$1] }
-        return OpBuild(outputs: [TensorSpec(x.dtype, out)],
-                       kernel: StridedCopyKernel(width: x.elementBytes, shape: out, strides: (0..<x.rank).map { st[$0] * step[$0] }, base: base))
+        let st = Shapes.strides(shape)
+        let base = out.contains(0) ? 0 : (0..<rank).reduce(0) { $0 + begin[$1] * st[$1] }
+        return (out, (0..<rank).map { st[$0] * step[$0] }, base)
+    }
+}
+
+/// `ai.scm:SliceGrad(dY, shape, starts, ends, axes?, steps?)`: the adjoint of Slice for
+/// reverse-mode differentiation. `shape` (int64, known at compile time) is X's shape; starts,
+/// ends, axes and steps mean what they mean to Slice, and dY must have the shape Slice gives X.
+/// Output dX of `shape`: dY's elements at the positions Slice took them from, zeros elsewhere
+/// (Slice selects each position at most once, so nothing is summed and the result does not
+/// depend on the thread count).
+enum SliceGradOp: Operator {
+    static let opTypes = ["ai.scm:SliceGrad"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 4, 6)
+        let dy = try ctx.input(0)
+        try ctx.require(dy, in: [.float, .float64], "dY")
+        let shape = try ctx.intValues(1, "shape")
+        guard shape.count == dy.rank else {
+            throw ctx.error("shape \(shape) has \(shape.count) dims, dY \(dy.shape) has \(dy.rank)")
+        }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw ctx.error("shape \(shape) must not be negative") }
+        _ = try ctx.checked(shape, "shape")
+        let (out, strides, base) = try SliceOp.geometry(ctx, shape: shape, from: 2)
+        guard out == dy.shape else {
+            throw ctx.error("dY \(dy.shape) differs from Slice's output \(out) for X \(shape) with these starts, ends, axes and steps")
+        }
+        return OpBuild(outputs: [TensorSpec(dy.dtype, shape)],
+                       kernel: StridedScatterKernel(width: dy.elementBytes, shape: out, strides: strides, base: base,
+                                                    total: shape.reduce(1, *)))
+    }
+}
+
+/// The adjoint of `StridedCopyKernel` for selections that take each position at most once:
+/// out (`total` elements) = 0, then out[base + sum(i_d * strides[d])] = in (contiguous, `shape`).
+struct StridedScatterKernel: Kernel {
+    let width: Int
+    let shape: [Int]
+    let strides: [Int]
+    let base: Int
+    let total: Int
+
+    func run(_ io: KernelIO) {
+        withWidth(width) { go($0, io) }
+    }
+
+    func go<T>(_: T.Type, _ io: KernelIO) {
+        let x = io.input(0, T.self), y = io.output(0, T.self)
+        let bytes = total * width
+        let zc = max(1, 1 << 16)
+        io.pool.parallelFor((bytes + zc - 1) / zc) { ch, _ in
+            let lo = ch * zc, hi = min(bytes, lo + zc)
+            (UnsafeMutableRawPointer(y) + lo).initializeMemory(as: UInt8.self, repeating: 0, count: hi - lo)
+        }
+        let r = shape.count
+        guard r > 0 else {
+            if total > 0 { (y + base).pointee = x[0] }
+            return
+        }
+        let inner = shape[r - 1], innerStride = strides[r - 1]
+        let rows = shape.dropLast().reduce(1, *)
+        guard inner > 0, rows > 0 else { return }
+        let dst0 = y + base
+        let rpc = max(1, 16384 / inner)
+        io.pool.parallelFor((rows + rpc - 1) / rpc) { ch, _ in
+            for row in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
+                var rem = row, off = 0
+                var d = r - 2
+                while d >= 0 {
+                    off += (rem % shape[d]) * strides[d]
+                    rem /= shape[d]
+                    d -= 1
+                }
+                let src = x + row * inner, dst = dst0 + off
+                if innerStride == 1 {
+                    dst.update(from: src, count: inner)
+                } else {
+                    for i in 0..<inner { dst[i * innerStride] = src[i] }
+                }
+            }
+        }
     }
 }
 
@@ -531,6 +621,17 @@ extension ConcatOp: ReverseDifferentiable {
         guard r.node.inputs.count > 1 else { return [g] }
         let parts = r.emit("Split", [g, r.ints(sizes)], [Attribute("axis", .int(axis))], outputs: sizes.count)
         return parts.enumerated().map { i, p in r.needs(i) ? p : nil }
+    }
+}
+
+extension SliceOp: ReverseDifferentiable {
+    /// dY placed back where Slice took it from, zeros elsewhere (`ai.scm:SliceGrad`).
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        var out: [String?] = r.node.inputs.map { _ in nil }
+        guard let g = r.cotangent(), r.needs(0) else { return out }
+        let rest = r.node.inputs.dropFirst().map { $0 }
+        out[0] = r.emit("SliceGrad", [g, r.shape(r.input(0))] + rest, domain: "ai.scm")
+        return out
     }
 }
 
