@@ -19,7 +19,9 @@ public struct UNetConfig: Codable, Sendable, Equatable {
     public var resBlocks = 1
     /// Resolutions (height) at which attention follows each ResBlock.
     public var attentionResolutions = [7]
-    /// Dropout in the ResBlocks: not supported (must be 0); sCM trains small models without it.
+    /// Dropout in the ResBlocks, before their second conv (ADM/EDM's place), in training graphs
+    /// only (`ai.scm:Dropout`, its mask keyed by each sample's t); 0: none (the presets: sCM's
+    /// small models train without it, and our short CPU runs underfit rather than overfit).
     public var dropout: Float = 0
     /// Sinusoidal time-feature channels.
     public var embedding = 64
@@ -50,6 +52,17 @@ public enum NetworkConfig: Codable, Sendable, Equatable {
         case .unet(let c): [c.inChannels, c.size, c.size]
         case .mlp(let c): [c.dim]
         }
+    }
+
+    /// Whether the two build the same parameters (they differ at most in training-only settings:
+    /// dropout), so that one's weights can start the other.
+    public func hasParameters(of other: NetworkConfig) -> Bool {
+        func base(_ c: NetworkConfig) -> NetworkConfig {
+            guard case .unet(var u) = c else { return c }
+            u.dropout = 0
+            return .unet(u)
+        }
+        return base(self) == base(other)
     }
 
     /// Named presets: images (`small`, `default`) and vectors (`mlp`).
@@ -91,7 +104,10 @@ public enum Networks {
     /// The network: inputs `x` [N, sample shape] (the noisy sample divided by sigma_d) and `t` [N];
     /// output `F` [N, sample shape] (TrigFlow's velocity network); with `logvar`, a second output
     /// `logvar` [N, 1]. Parameters take the values in `parameters` (by name) or a seeded initialization.
-    public static func build(_ config: NetworkConfig, seed: UInt64, parameters: [String: Tensor] = [:], logvar: Bool) throws -> Model {
+    /// `dropout`: the training step's graph, with the configuration's dropout (checkpoints and
+    /// exported models leave it out: they are the network at inference).
+    public static func build(_ config: NetworkConfig, seed: UInt64, parameters: [String: Tensor] = [:], logvar: Bool,
+                             dropout: Bool = false) throws -> Model {
         let b = GraphBuilder(seed: seed, given: parameters)
         let sample = config.sampleShape
         let x = "x", t = "t"
@@ -101,7 +117,7 @@ public enum Networks {
         switch config {
         case .unet(let c):
             try check(c)
-            (F, lv) = try unet(b, c, x: x, t: t, logvar: logvar)
+            (F, lv) = try unet(b, c, x: x, t: t, logvar: logvar, dropout: dropout ? c.dropout : 0)
         case .mlp(let c):
             (F, lv) = try mlp(b, c, x: x, t: t, logvar: logvar)
         }
@@ -115,7 +131,7 @@ public enum Networks {
         guard !c.widths.isEmpty, c.widths.allSatisfy({ $0 >= 1 && $0 % c.groups == 0 }), c.groups >= 1 else {
             throw TrainError(at: "network", "widths \(c.widths) must be positive multiples of groups \(c.groups)")
         }
-        guard c.dropout == 0 else { throw TrainError(at: "network", "dropout is not supported (give 0)") }
+        guard c.dropout >= 0, c.dropout < 1 else { throw TrainError(at: "network", "dropout must be in [0, 1), is \(c.dropout)") }
         guard c.resBlocks >= 1, c.embedding >= 2, c.embedding % 2 == 0, c.inChannels >= 1, c.size >= 1 else {
             throw TrainError(at: "network", "needs resBlocks >= 1, an even embedding >= 2, inChannels >= 1 and size >= 1")
         }
@@ -172,15 +188,33 @@ public enum Networks {
     }
 
     /// A ResBlock: h = conv(SiLU(GN(x))); h = conv(SiLU(GN(h) * pnorm(s(t)) + pnorm(b(t)))); x' = skip(x) + h.
-    static func resBlock(_ b: GraphBuilder, _ x: String, _ cin: Int, _ cout: Int, temb: String, tdim: Int, groups: Int, _ name: String) throws -> String {
+    static func resBlock(_ b: GraphBuilder, _ x: String, _ cin: Int, _ cout: Int, temb: String, tdim: Int, groups: Int, _ name: String,
+                         dropout: Dropout? = nil) throws -> String {
         try b.scoped(name) {
             var h = try conv(b, silu(b, try groupNorm(b, x, cin, groups: groups, "norm1")), cin, cout, "conv1")
             let s = try pnorm4(b, try linear(b, temb, tdim, cout, "ada_scale"))
             let sh = try pnorm4(b, try linear(b, temb, tdim, cout, "ada_shift"))
             let g = try groupNorm(b, h, cout, groups: groups, "norm2")
-            h = try conv(b, silu(b, b.op("Add", [b.op("Mul", [g, s]), sh])), cout, cout, "conv2")
+            h = silu(b, b.op("Add", [b.op("Mul", [g, s]), sh]))
+            if let dropout { h = dropout.apply(b, h) }
+            h = try conv(b, h, cout, cout, "conv2")
             let skip = cin == cout ? x : try conv(b, x, cin, cout, "skip", k: 1)
             return b.op("Add", [skip, h])
+        }
+    }
+
+    /// The dropout of a training graph: each node gets its own salt, every mask is keyed by the
+    /// sample's t (see `ai.scm:Dropout`).
+    final class Dropout {
+        let ratio: Float, key: String
+        var nodes = 0
+        init(ratio: Float, key: String) {
+            self.ratio = ratio
+            self.key = key
+        }
+        func apply(_ b: GraphBuilder, _ x: String) -> String {
+            nodes += 1
+            return b.op("Dropout", [x, key], [Attribute("ratio", .float(ratio)), Attribute("salt", .int(nodes))], domain: "ai.scm")
         }
     }
 
@@ -208,7 +242,8 @@ public enum Networks {
         }
     }
 
-    static func unet(_ b: GraphBuilder, _ c: UNetConfig, x: String, t: String, logvar: Bool) throws -> (String, String?) {
+    static func unet(_ b: GraphBuilder, _ c: UNetConfig, x: String, t: String, logvar: Bool, dropout ratio: Float = 0) throws -> (String, String?) {
+        let dropout = ratio > 0 ? Dropout(ratio: ratio, key: t) : nil
         let feats = try timeFeatures(b, t, channels: c.embedding)
         let tdim = 4 * c.embedding
         let temb = try b.scoped("time") {
@@ -227,7 +262,7 @@ public enum Networks {
                     skips.append((h, cin))
                 }
                 for r in 0..<c.resBlocks {
-                    h = try resBlock(b, h, cin, w, temb: temb, tdim: tdim, groups: c.groups, "res\(r)")
+                    h = try resBlock(b, h, cin, w, temb: temb, tdim: tdim, groups: c.groups, "res\(r)", dropout: dropout)
                     cin = w
                     if c.attentionResolutions.contains(resolutions[i]) { h = try attention(b, h, w, groups: c.groups, "attn\(r)") }
                     skips.append((h, w))
@@ -235,14 +270,14 @@ public enum Networks {
             }
         }
         try b.scoped("mid") {
-            h = try resBlock(b, h, cin, cin, temb: temb, tdim: tdim, groups: c.groups, "res")
+            h = try resBlock(b, h, cin, cin, temb: temb, tdim: tdim, groups: c.groups, "res", dropout: dropout)
         }
         for (i, w) in c.widths.enumerated().reversed() {
             try b.scoped("up\(i)") {
                 for r in 0...c.resBlocks {
                     let (s, sc) = skips.removeLast()
                     h = try resBlock(b, b.op("Concat", [h, s], [Attribute("axis", .int(1))]), cin + sc, w, temb: temb, tdim: tdim,
-                                     groups: c.groups, "res\(r)")
+                                     groups: c.groups, "res\(r)", dropout: dropout)
                     cin = w
                     if c.attentionResolutions.contains(resolutions[i]) { h = try attention(b, h, w, groups: c.groups, "attn\(r)") }
                 }

@@ -93,7 +93,7 @@ public struct Trainer {
         }
         if initial.isEmpty, let path = config.initialize { initial = try Self.initialWeights(path, config: config) }
         // The step graph.
-        let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: true)
+        let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: true, dropout: true)
         if initial.isEmpty { for t in network.graph.initializers { initial[t.meta.name] = t } }
         let loss: Model
         switch config.objective {
@@ -184,7 +184,7 @@ public struct Trainer {
     /// start from them as from a random initialization); its network must be the configured one.
     static func initialWeights(_ path: String, config: TrainConfig) throws -> [String: Tensor] {
         let ckpt = try Checkpoint.load(path: path)
-        guard ckpt.config.network == config.network else {
+        guard ckpt.config.network.hasParameters(of: config.network) else {
             throw TrainError(at: path, "holds another network (\(try Self.differences(ckpt.config, config).filter { $0.hasPrefix("network") }.joined(separator: ", "))); --init needs a checkpoint of the same --model and data shape")
         }
         return ckpt.exportWeights

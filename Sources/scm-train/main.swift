@@ -71,6 +71,9 @@ struct Train: ParsableCommand {
     @Option(help: "Network preset: small or default (UNet for images, MLP for vectors).")
     var model = "default"
 
+    @Option(parsing: .unconditional, help: "Dropout in the UNet's ResBlocks during training (0: none).")
+    var dropout: Float = 0
+
     @Option(parsing: .unconditional, help: "Save a checkpoint (and a sample grid) every this many steps.")
     var checkpointEvery = 500
 
@@ -102,6 +105,7 @@ struct Train: ParsableCommand {
         guard weightDecay >= 0, maxGradNorm >= 0, emaDecay >= 0, emaDecay < 1 else {
             throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
         }
+        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), is \(dropout)") }
         if let s = sigmaData, !(s > 0 && s.isFinite) { throw ValidationError("--sigma-data must be positive, is \(s)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
     }
@@ -111,10 +115,17 @@ struct Train: ParsableCommand {
             let data = try DataSource.open(self.data)
             var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
                                      network: try NetworkConfig.preset(model, sampleShape: data.sampleShape))
+            if dropout > 0 {
+                guard case .unet(var u) = config.network else {
+                    throw TrainError(at: "--dropout", "applies to the UNet of image data; \(self.data) trains an MLP")
+                }
+                u.dropout = dropout
+                config.network = .unet(u)
+            }
             config.teacher = teacher
             if let i = initialize {
                 config.initialize = i == "none" ? nil : i
-            } else if let t = teacher, let c = try? Checkpoint.load(path: t), c.config.network == config.network {
+            } else if let t = teacher, let c = try? Checkpoint.load(path: t), c.config.network.hasParameters(of: config.network) {
                 config.initialize = t
             }
             config.dataRange = [data.dataRange.0, data.dataRange.1]

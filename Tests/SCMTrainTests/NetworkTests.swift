@@ -74,6 +74,35 @@ struct NetworkTests {
         #expect(after != before)
     }
 
+    @Test("Dropout: one node per ResBlock in the training graph only, each with its own salt, keyed by t")
+    func dropout() throws {
+        var c = UNetConfig()
+        c.widths = [8, 8]
+        c.groups = 4
+        c.attentionResolutions = []
+        c.size = 8
+        c.dropout = 0.25
+        let train = try Networks.build(.unet(c), seed: 1, logvar: true, dropout: true)
+        try train.verify()
+        let drops = train.graph.nodes.filter { $0.opType == "Dropout" && $0.domain == "ai.scm" }
+        // Two levels of 1 ResBlock down, 2 up, and the middle one.
+        #expect(drops.count == 7)
+        #expect(Set(drops.compactMap { $0.attribute("salt").flatMap { if case .int(let v) = $0.value { v } else { nil } } }).count == 7)
+        #expect(drops.allSatisfy { $0.inputs[1] == "t" })
+        let inference = try Networks.build(.unet(c), seed: 1, logvar: true)
+        #expect(!inference.graph.nodes.contains { $0.opType == "Dropout" })
+        #expect(inference.opsetVersion("ai.scm") == nil)
+        // The same parameters: a checkpoint without dropout starts a run with it.
+        var plain = c
+        plain.dropout = 0
+        #expect(NetworkConfig.unet(c).hasParameters(of: .unet(plain)))
+        let params = { (m: Model) in m.graph.initializers.filter { $0.dtype == .float }.map { "\($0.meta.name) \($0.scalars(as: Float.self)!)" } }
+        #expect(params(train) == params(inference))
+        // Training mode differs from inference, and is a function of (x, t).
+        let a = try run(train, batch: 2, shape: [1, 8, 8]), b = try run(train, batch: 2, shape: [1, 8, 8])
+        #expect(a[1].scalars(as: Float.self) == b[1].scalars(as: Float.self))
+    }
+
     @Test("Initialization is a function of the seed; given parameters replace it and are checked")
     func seeds() throws {
         let config = try NetworkConfig.preset("default", sampleShape: [2])
@@ -92,7 +121,7 @@ struct NetworkTests {
         #expect(throws: TrainError.self) { _ = try Networks.build(config, seed: 7, parameters: [first.meta.name: wrong], logvar: true) }
         #expect(throws: TrainError.self) { _ = try NetworkConfig.preset("huge", sampleShape: [1, 28, 28]) }
         var bad = UNetConfig()
-        bad.dropout = 0.1
+        bad.dropout = 1
         #expect(throws: TrainError.self) { _ = try Networks.build(.unet(bad), seed: 0, logvar: false) }
     }
 }

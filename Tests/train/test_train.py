@@ -207,3 +207,41 @@ def test_scd_distills_a_flow_teacher(tmp_path):
     assert inside >= 0.7, inside
     r = train("--data", "checkerboard", "--objective", "scd", "--teacher", sck, "--out", tmp_path / "bad", "--steps", 2, check=False)
     assert r.returncode == 1 and "flow checkpoint" in r.stderr, r.stderr
+
+
+def test_init_starts_from_a_checkpoint(tmp_path):
+    """scd starts from its teacher's EMA weights by default (sCM's recipe), `--init none` from the
+    seeded random initialization, `--init CKPT` from any checkpoint of the same network; another
+    network is refused. A learning rate of 1e-30 for one step leaves the start visible."""
+    r = train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow", "--steps", 20, "--batch", 32, "--json")
+    tck = json.loads(r.stdout)["checkpoint"]
+    teacher, _ = ckpt_tensors(tck)
+    ema = {k[len("ema/"):]: v for k, v in teacher.items() if k.startswith("ema/")}
+    assert ema and any(np.abs(v).sum() > 0 for v in ema.values())
+
+    def one_step(name, *flags):
+        r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--out", tmp_path / name, "--steps", 1,
+                  "--batch", 32, "--lr", 1e-30, "--lr-warmup", 0, *flags, "--json")
+        return ckpt_tensors(json.loads(r.stdout)["checkpoint"])
+
+    start, meta = one_step("default")
+    assert json.loads(meta["scm.train.config"])["initialize"] == str(tck)
+    for k, v in ema.items():
+        np.testing.assert_allclose(start[k], v, rtol=1e-6, atol=0, err_msg=k)
+    scratch, meta = one_step("scratch", "--init", "none")
+    assert "initialize" not in json.loads(meta["scm.train.config"])
+    assert any(not np.allclose(scratch[k], v) for k, v in ema.items())
+    explicit, _ = one_step("explicit", "--init", tck)
+    assert all(np.array_equal(explicit[k], start[k]) for k in ema)
+    # Resuming with the same (default) flags is the same configuration.
+    r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--out", tmp_path / "default", "--steps", 2,
+              "--batch", 32, "--lr", 1e-30, "--lr-warmup", 0, "--resume")
+    # A checkpoint of another network.
+    r = train("--data", "checkerboard", "--objective", "flow", "--model", "small", "--out", tmp_path / "small", "--steps", 1,
+              "--batch", 32, "--json")
+    small = json.loads(r.stdout)["checkpoint"]
+    r = train("--data", "checkerboard", "--objective", "sct", "--init", small, "--out", tmp_path / "bad", "--steps", 1, check=False)
+    assert r.returncode == 1 and "holds another network" in r.stderr and "--init" in r.stderr, r.stderr
+    r = train("--data", "checkerboard", "--objective", "sct", "--init", tmp_path / "missing.ckpt", "--out", tmp_path / "bad2",
+              "--steps", 1, check=False)
+    assert r.returncode == 1 and "missing.ckpt" in r.stderr, r.stderr

@@ -10,7 +10,7 @@ public enum OpRegistry {
         ReshapeOp.self, FlattenOp.self, SqueezeOp.self, UnsqueezeOp.self, IdentityOp.self,
         TransposeOp.self, ConcatOp.self, SplitOp.self, SliceOp.self, ExpandOp.self, GatherOp.self,
         ShapeOp.self, ConstantOp.self, ConstantOfShapeOp.self,
-        AdaptiveGroupNormOp.self, AdamUpdateOp.self, StopGradientOp.self,
+        AdaptiveGroupNormOp.self, AdamUpdateOp.self, StopGradientOp.self, DropoutOp.self,
         ConvWeightGradOp.self, ResizeGradOp.self, AveragePoolGradOp.self, SliceGradOp.self,
     ]
 
