@@ -74,6 +74,27 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Dropout in the UNet's ResBlocks during training (0: none).")
     var dropout: Float = 0
 
+    @Option(help: ArgumentHelp("The UNet's channels per level, overriding the preset's (e.g. 32,64,64).", valueName: "c1,c2,..."))
+    var widths: String?
+
+    @Option(parsing: .unconditional, help: "The UNet's ResBlocks per level on the way down (the preset's: 1).")
+    var resBlocks: Int?
+
+    @Option(help: ArgumentHelp("Resolutions at which the UNet attends, or 'none' (default: the lowest one).", valueName: "r1,r2,...|none"))
+    var attention: String?
+
+    @Option(parsing: .unconditional, help: "Time-feature channels (the preset's: 64 default, 32 small; the MLP's 32).")
+    var embedding: Int?
+
+    @Option(parsing: .unconditional, help: "GroupNorm groups of the UNet (the preset's: 8).")
+    var groups: Int?
+
+    @Option(parsing: .unconditional, help: "Hidden units of the MLP for vector data (the preset's: 128 default, 64 small).")
+    var hidden: Int?
+
+    @Option(parsing: .unconditional, help: "Hidden layers of the MLP (the preset's: 3).")
+    var layers: Int?
+
     @Option(parsing: .unconditional, help: "Save a checkpoint (and a sample grid) every this many steps.")
     var checkpointEvery = 500
 
@@ -115,13 +136,9 @@ struct Train: ParsableCommand {
             let data = try DataSource.open(self.data)
             var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
                                      network: try NetworkConfig.preset(model, sampleShape: data.sampleShape))
-            if dropout > 0 {
-                guard case .unet(var u) = config.network else {
-                    throw TrainError(at: "--dropout", "applies to the UNet of image data; \(self.data) trains an MLP")
-                }
-                u.dropout = dropout
-                config.network = .unet(u)
-            }
+            config.network = try NetworkOverrides(dropout: dropout, widths: widths, resBlocks: resBlocks, attention: attention,
+                                                  embedding: embedding, groups: groups, hidden: hidden, layers: layers)
+                .apply(to: config.network, data: self.data)
             config.teacher = teacher
             if let i = initialize {
                 config.initialize = i == "none" ? nil : i

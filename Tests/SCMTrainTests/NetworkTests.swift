@@ -103,6 +103,33 @@ struct NetworkTests {
         #expect(a[1].scalars(as: Float.self) == b[1].scalars(as: Float.self))
     }
 
+    @Test("Command-line overrides of a preset, and their errors")
+    func overrides() throws {
+        let image = try NetworkConfig.preset("small", sampleShape: [1, 28, 28])
+        let o = NetworkOverrides(dropout: 0.1, widths: "16,32", resBlocks: 2, embedding: 16, groups: 4)
+        guard case .unet(let c) = try o.apply(to: image, data: "fashion-mnist") else { Issue.record("not a UNet"); return }
+        #expect(c.widths == [16, 32] && c.resBlocks == 2 && c.embedding == 16 && c.groups == 4 && c.dropout == 0.1)
+        #expect(c.attentionResolutions == [14])
+        guard case .unet(let d) = try NetworkOverrides(attention: "none").apply(to: image, data: "x") else { return }
+        #expect(d.attentionResolutions.isEmpty && d.widths == [16, 32, 32])
+        let m = try Networks.build(.unet(c), seed: 0, logvar: false)
+        try m.verify()
+        let vector = try NetworkConfig.preset("default", sampleShape: [2])
+        guard case .mlp(let v) = try NetworkOverrides(hidden: 32, layers: 2).apply(to: vector, data: "moons") else { return }
+        #expect(v.hidden == 32 && v.layers == 2)
+        func message(_ o: NetworkOverrides, _ config: NetworkConfig) -> String {
+            do { _ = try o.apply(to: config, data: "d"); return "" } catch { return "\(error)" }
+        }
+        #expect(message(NetworkOverrides(widths: "16,x"), image).hasPrefix("--widths: must be a comma-separated list"))
+        #expect(message(NetworkOverrides(widths: "12,24"), image).contains("multiples of the GroupNorm groups"))
+        #expect(message(NetworkOverrides(groups: 3), image).hasPrefix("--groups: 3 must divide"))
+        #expect(message(NetworkOverrides(attention: "5"), image).contains("resolution 5 is not one of the UNet's levels [28, 14, 7]"))
+        #expect(message(NetworkOverrides(embedding: 7), image).hasPrefix("--embedding"))
+        #expect(message(NetworkOverrides(hidden: 8), image).hasPrefix("--hidden: applies to the MLP"))
+        #expect(message(NetworkOverrides(dropout: 0.2), vector).hasPrefix("--dropout: applies to the UNet"))
+        #expect(message(NetworkOverrides(widths: "8"), vector).hasPrefix("--widths: applies to the UNet"))
+    }
+
     @Test("Initialization is a function of the seed; given parameters replace it and are checked")
     func seeds() throws {
         let config = try NetworkConfig.preset("default", sampleShape: [2])
