@@ -342,6 +342,12 @@ public struct NetworkOverrides: Sendable {
         return parts.map { $0 ?? 1 }
     }
 
+    func checkedEmbedding() throws -> Int? {
+        guard let e = embedding else { return nil }
+        guard e >= 2, e % 2 == 0, e <= 4096 else { throw TrainError(at: "--embedding", "must be even and in 2...4096, is \(e)") }
+        return e
+    }
+
     public func apply(to config: NetworkConfig, data: String) throws -> NetworkConfig {
         switch config {
         case .unet(var c):
@@ -357,10 +363,7 @@ public struct NetworkOverrides: Sendable {
                 guard (1...16).contains(r) else { throw TrainError(at: "--res-blocks", "must be in 1...16, is \(r)") }
                 c.resBlocks = r
             }
-            if let e = embedding {
-                guard e >= 2, e % 2 == 0, e <= 4096 else { throw TrainError(at: "--embedding", "must be even and in 2...4096, is \(e)") }
-                c.embedding = e
-            }
+            if let e = try checkedEmbedding() { c.embedding = e }
             if let g = groups {
                 guard g >= 1, c.widths.allSatisfy({ $0 % g == 0 }) else {
                     throw TrainError(at: "--groups", "\(g) must divide every width \(c.widths)")
@@ -393,10 +396,7 @@ public struct NetworkOverrides: Sendable {
                 guard (1...64).contains(l) else { throw TrainError(at: "--layers", "must be in 1...64, is \(l)") }
                 c.layers = l
             }
-            if let e = embedding {
-                guard e >= 2, e % 2 == 0, e <= 4096 else { throw TrainError(at: "--embedding", "must be even and in 2...4096, is \(e)") }
-                c.embedding = e
-            }
+            if let e = try checkedEmbedding() { c.embedding = e }
             return .mlp(c)
         }
     }

@@ -13,6 +13,16 @@ struct NetworkTests {
         return try plan.makeSession().run([x, t])
     }
 
+    /// Two levels of 8 channels, no attention.
+    func tinyUNet(size: Int) -> UNetConfig {
+        var c = UNetConfig()
+        c.widths = [8, 8]
+        c.groups = 4
+        c.attentionResolutions = []
+        c.size = size
+        return c
+    }
+
     @Test("The default UNet builds for 28x28 gray images, verifies, runs, and starts at F = 0")
     func unet() throws {
         let config = try NetworkConfig.preset("default", sampleShape: [1, 28, 28])
@@ -45,11 +55,7 @@ struct NetworkTests {
 
     @Test("Odd sizes train: the crop's gradient reaches the layers before it")
     func oddSizeTrains() throws {
-        var c = UNetConfig()
-        c.widths = [8, 8]
-        c.groups = 4
-        c.attentionResolutions = []
-        c.size = 7
+        let c = tinyUNet(size: 7)
         let net = try Networks.build(.unet(c), seed: 3, logvar: true)
         #expect(net.graph.nodes.contains { $0.opType == "Slice" })
         let loss = try Objectives.flow(network: net, sigmaData: 0.5)
@@ -76,11 +82,7 @@ struct NetworkTests {
 
     @Test("Dropout: one node per ResBlock in the training graph only, each with its own salt, keyed by t")
     func dropout() throws {
-        var c = UNetConfig()
-        c.widths = [8, 8]
-        c.groups = 4
-        c.attentionResolutions = []
-        c.size = 8
+        var c = tinyUNet(size: 8)
         c.dropout = 0.25
         let train = try Networks.build(.unet(c), seed: 1, logvar: true, dropout: true)
         try train.verify()

@@ -145,25 +145,35 @@ struct StridedCopyKernel: Kernel {
         let r = shape.count
         guard r > 0 else { y[0] = x[0]; return }
         let inner = shape[r - 1], innerStride = strides[r - 1]
-        let rows = shape.dropLast().reduce(1, *)
-        guard inner > 0 else { return }
-        let rpc = max(1, 16384 / inner)
-        io.pool.parallelFor((rows + rpc - 1) / rpc) { ch, _ in
-            for row in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
-                var rem = row, off = 0
-                var d = r - 2
-                while d >= 0 {
-                    off += (rem % shape[d]) * strides[d]
-                    rem /= shape[d]
-                    d -= 1
-                }
-                let src = x + off, dst = y + row * inner
-                if innerStride == 1 {
-                    dst.update(from: src, count: inner)
-                } else {
-                    for i in 0..<inner { dst[i] = src[i * innerStride] }
-                }
+        stridedRows(shape: shape, strides: strides, pool: io.pool) { row, off in
+            let src = x + off, dst = y + row * inner
+            if innerStride == 1 {
+                dst.update(from: src, count: inner)
+            } else {
+                for i in 0..<inner { dst[i] = src[i * innerStride] }
             }
+        }
+    }
+}
+
+/// Calls `body(row, offset)` for every row (all but the last axis) of a strided view of `shape`
+/// (rank >= 1), offset being the element offset of the row's first element in the strided
+/// tensor; rows in chunks of about 16384 elements over the pool.
+@inline(__always) func stridedRows(shape: [Int], strides: [Int], pool: ThreadPool, _ body: (Int, Int) -> Void) {
+    let r = shape.count, inner = shape[r - 1]
+    let rows = shape.dropLast().reduce(1, *)
+    guard inner > 0, rows > 0 else { return }
+    let rpc = max(1, 16384 / inner)
+    pool.parallelFor((rows + rpc - 1) / rpc) { ch, _ in
+        for row in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
+            var rem = row, off = 0
+            var d = r - 2
+            while d >= 0 {
+                off += (rem % shape[d]) * strides[d]
+                rem /= shape[d]
+                d -= 1
+            }
+            body(row, off)
         }
     }
 }
@@ -359,25 +369,13 @@ struct StridedScatterKernel: Kernel {
             return
         }
         let inner = shape[r - 1], innerStride = strides[r - 1]
-        let rows = shape.dropLast().reduce(1, *)
-        guard inner > 0, rows > 0 else { return }
         let dst0 = y + base
-        let rpc = max(1, 16384 / inner)
-        io.pool.parallelFor((rows + rpc - 1) / rpc) { ch, _ in
-            for row in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
-                var rem = row, off = 0
-                var d = r - 2
-                while d >= 0 {
-                    off += (rem % shape[d]) * strides[d]
-                    rem /= shape[d]
-                    d -= 1
-                }
-                let src = x + row * inner, dst = dst0 + off
-                if innerStride == 1 {
-                    dst.update(from: src, count: inner)
-                } else {
-                    for i in 0..<inner { dst[i * innerStride] = src[i] }
-                }
+        stridedRows(shape: shape, strides: strides, pool: io.pool) { row, off in
+            let src = x + row * inner, dst = dst0 + off
+            if innerStride == 1 {
+                dst.update(from: src, count: inner)
+            } else {
+                for i in 0..<inner { dst[i * innerStride] = src[i] }
             }
         }
     }
