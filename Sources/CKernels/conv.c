@@ -15,6 +15,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include "internal.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define SLACK 160    // floats after the padded input that a tile may read past the last row
@@ -34,14 +35,18 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     if (p->pt < 0 || p->pl < 0) return -1;
     p->isa = scm_isa();
     p->k = p->c * p->kh * p->kw;
-    int ohw = p->oh * p->ow;
+    int ohw = p->oh * p->ow, pos = 128;
     int mpad = (p->m + 15) / 16 * 16;
-    // Fewer channels per block on small maps, so that one sample still makes several units.
-    int mb = ohw >= 256 ? 64 : 32;
+    // Blocks of 64 channels (the most efficient tile), but of 32 on small maps when the batch is
+    // too small to give every thread several units. (Unit sizes never change a result.)
+    int rows64 = imax(1, imin(p->oh, pos / p->ow)), units64 = ((p->oh + rows64 - 1) / rows64) * ((p->m + 63) / 64);
+    int mb = (ohw >= 256 || (int64_t)p->n * units64 >= 8) ? 64 : 32;
+    { const char *e = getenv("SCM_CONV_MB"); if (e) mb = atoi(e); }
+    { const char *e = getenv("SCM_CONV_POS"); if (e) pos = atoi(e); }
     p->mb = imin(mb, mpad);
     p->mblocks = (p->m + p->mb - 1) / p->mb;
     // About 128 output positions per unit.
-    p->rows = imax(1, imin(p->oh, 128 / p->ow));
+    p->rows = imax(1, imin(p->oh, pos / p->ow));
     p->rblocks = (p->oh + p->rows - 1) / p->rows;
     p->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
     p->rows_in = (p->rows - 1) * p->sh + (p->kh - 1) * p->dh + 1;
