@@ -72,6 +72,14 @@ void scm_exp(const float *x, float *y, int64_t count);
 void scm_channel_affine(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d, int has_d,
                         int silu);
 
+/// Sequentially consistent atomics on an int64 (the thread pool's counters).
+int64_t scm_atomic_load(const int64_t *p);
+void scm_atomic_store(int64_t *p, int64_t v);
+/// Adds v, returns the previous value.
+int64_t scm_atomic_add(int64_t *p, int64_t v);
+/// Spins (pause) while *p == value, at most max_ns nanoseconds; returns the last value read.
+int64_t scm_spin_while_equal(const int64_t *p, int64_t value, int64_t max_ns);
+
 #ifdef __cplusplus
 }
 #endif
