@@ -3,7 +3,7 @@
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               the Examples/ package that embeds the library, `make demo` itself, and the
 #               allocation check of an optimized build
-.PHONY: setup build demo demo-check alloc-check train-check test swift-test crosscheck node-tests example bench bench-optimizer bench-sampler bench-train conformance clean
+.PHONY: setup build demo demo-check alloc-check train-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance clean
 
 PY := .venv/bin/python
 
@@ -60,8 +60,14 @@ test: swift-test crosscheck example demo-check alloc-check train-check
 conformance: build node-tests
 	$(PY) tools/conformance.py
 
-# Our runtime vs onnxruntime on a TrigFlow UNet (release build; batch 1 and 64, 1 and 2 threads).
+# Whole 1/2/4-step sampling, batch 1 and 64, 2 threads: scm-run vs onnxruntime on the same files in
+# the same run (tools/bench.py: images/s, ratio, GFLOP/s and its share of an FMA-loop peak), then
+# one sCT training step at batch 64. `make bench-runtime`: one network evaluation via scm-infer.
 bench: setup
+	swift build -c release
+	$(PY) tools/bench.py
+
+bench-runtime: setup
 	swift build -c release --product scm-infer
 	$(PY) tools/bench_runtime.py
 

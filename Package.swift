@@ -26,9 +26,12 @@ let package = Package(
         .target(name: "SCMGraph", dependencies: ["CModelProto"]),
         // The system CBLAS (OpenBLAS): SGEMM for Conv, ConvTranspose, Gemm and MatMul.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS/include"),
+        // Our own CPU kernels (direct convolution, activations): per-function target attributes
+        // chosen once at run time by cpuid, with a portable fallback; no global -march.
+        .target(name: "CKernels", path: "Sources/CKernels"),
         .target(
             name: "SCMRuntime",
-            dependencies: ["SCMGraph", "CBLAS"]
+            dependencies: ["SCMGraph", "CBLAS", "CKernels"]
         ),
         // Graph passes: specialization, constant folding, DCE, CSE and fusions into ai.scm ops.
         .target(name: "SCMOptimize", dependencies: ["SCMGraph", "SCMRuntime"]),

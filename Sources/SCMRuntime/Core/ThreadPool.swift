@@ -1,12 +1,18 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// A fixed set of worker threads that run `parallelFor` loops. Chunk `i` of a loop always runs
-/// on worker `i % threads`, and kernels split their work into chunks whose size does not depend
-/// on the thread count, so results are bitwise identical for any number of threads.
+/// A fixed set of worker threads that run `parallelFor` loops. Threads claim chunks one at a time
+/// from a shared counter (a slow or descheduled thread simply takes fewer), and kernels split
+/// their work into chunks whose size and content do not depend on the thread count and which
+/// thread runs them, so results are bitwise identical for any number of threads.
+///
+/// Between loops a worker spins for a short while (`spinNanoseconds`) watching for the next loop,
+/// then sleeps on a condition variable: back-to-back kernels of a run skip the wake-up latency,
+/// and an idle pool (a host service between requests) burns no CPU.
 ///
 /// One pool serves one caller at a time (a `Session` owns its pool); `parallelFor` is not
 /// reentrant.
@@ -16,12 +22,17 @@ public final class ThreadPool: @unchecked Sendable {
     private var workers: [pthread_t] = []
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var generation = 0
-    private var pending = 0
-    private var shutdown = false
+    /// Shared counters: [0] generation (one per loop), [1] workers still in the current loop,
+    /// [2] sleeping workers, [3] next chunk to claim, [4] shutdown.
+    private let counters = UnsafeMutablePointer<Int64>.allocate(capacity: 8)
     private var job: ((Int, Int) -> Void)?
     private var jobCount = 0
+
+    /// How long a worker watches for the next loop before it sleeps (SCM_POOL_SPIN_NS overrides).
+    public static let spinNanoseconds: Int64 = {
+        if let v = getenv("SCM_POOL_SPIN_NS"), let n = Int64(String(cString: v)), n >= 0 { return min(n, 10_000_000) }
+        return 50_000
+    }()
 
     /// Loops estimated below this many elements run on the calling thread (see
     /// `defaultMinParallelElements`; 0 spreads every loop of two or more chunks over the workers,
@@ -31,9 +42,9 @@ public final class ThreadPool: @unchecked Sendable {
     public init(threads: Int, minParallelElements: Int = ThreadPool.defaultMinParallelElements) {
         self.threads = max(1, threads)
         self.minParallelElements = max(0, minParallelElements)
+        counters.initialize(repeating: 0, count: 8)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
-        pthread_cond_init(done, nil)
         for w in 1..<self.threads {
             let ctx = Unmanaged.passRetained(WorkerContext(pool: self, index: w)).toOpaque()
             var tid = pthread_t()
@@ -52,17 +63,17 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
+        scm_atomic_store(counters + 4, 1)
+        scm_atomic_add(counters, 1)
         pthread_mutex_lock(mutex)
-        shutdown = true
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
         for t in workers { pthread_join(t, nil) }
         pthread_mutex_destroy(mutex)
         pthread_cond_destroy(wake)
-        pthread_cond_destroy(done)
         mutex.deallocate()
         wake.deallocate()
-        done.deallocate()
+        counters.deallocate()
     }
 
     /// Worker threads actually running (thread creation can fail; chunks still all run).
@@ -83,48 +94,62 @@ public final class ThreadPool: @unchecked Sendable {
             return
         }
         withoutActuallyEscaping(body) { body in
-            pthread_mutex_lock(mutex)
             job = body
             jobCount = count
-            pending = t - 1
-            generation &+= 1
-            pthread_cond_broadcast(wake)
-            pthread_mutex_unlock(mutex)
-            var i = 0
-            while i < count {
-                body(i, 0)
-                i += t
+            scm_atomic_store(counters + 3, 0)
+            scm_atomic_store(counters + 1, Int64(t - 1))
+            scm_atomic_add(counters, 1)  // publishes the loop
+            if scm_atomic_load(counters + 2) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(wake)
+                pthread_mutex_unlock(mutex)
             }
-            pthread_mutex_lock(mutex)
-            while pending > 0 { pthread_cond_wait(done, mutex) }
+            runChunks(body, count, worker: 0)
+            // Wait for every worker to leave this loop (they hold `body`): spin, yield when a
+            // worker makes no progress for a while (descheduled on a busy machine).
+            var left = scm_atomic_load(counters + 1)
+            while left != 0 {
+                if scm_spin_while_equal(counters + 1, left, 20_000) == left { sched_yield() }
+                left = scm_atomic_load(counters + 1)
+            }
             job = nil
-            pthread_mutex_unlock(mutex)
         }
     }
 
-    private func workerLoop(_ w: Int) {
-        var seen = 0
-        pthread_mutex_lock(mutex)
+    @inline(__always) private func runChunks(_ body: (Int, Int) -> Void, _ count: Int, worker: Int) {
         while true {
-            while generation == seen && !shutdown { pthread_cond_wait(wake, mutex) }
-            if shutdown { break }
-            seen = generation
-            let body = job
-            let count = jobCount
-            let t = liveWorkers
-            pthread_mutex_unlock(mutex)
-            if let body {
-                var i = w
-                while i < count {
-                    body(i, w)
-                    i += t
-                }
-            }
-            pthread_mutex_lock(mutex)
-            pending -= 1
-            if pending == 0 { pthread_cond_signal(done) }
+            let i = Int(scm_atomic_add(counters + 3, 1))
+            if i >= count { break }
+            body(i, worker)
         }
-        pthread_mutex_unlock(mutex)
+    }
+
+    /// The worker's part of the current loop; its reference to the loop's body ends on return,
+    /// before the worker checks out.
+    @inline(never) private func runJob(_ w: Int) {
+        if let body = job { runChunks(body, jobCount, worker: w) }
+    }
+
+    private func workerLoop(_ w: Int) {
+        var seen: Int64 = 0
+        while true {
+            var g = scm_spin_while_equal(counters, seen, ThreadPool.spinNanoseconds)
+            if g == seen {
+                pthread_mutex_lock(mutex)
+                scm_atomic_add(counters + 2, 1)
+                while true {
+                    g = scm_atomic_load(counters)
+                    if g != seen { break }
+                    pthread_cond_wait(wake, mutex)
+                }
+                scm_atomic_add(counters + 2, -1)
+                pthread_mutex_unlock(mutex)
+            }
+            seen = g
+            if scm_atomic_load(counters + 4) != 0 { break }
+            runJob(w)
+            scm_atomic_add(counters + 1, -1)
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import CKernels
 import SCMGraph
 
 /// `ai.scm:AdaptiveGroupNorm(X, scale, bias, mul?, add?)`: adaptive double normalization in one
@@ -85,6 +86,10 @@ struct AdaptiveGroupNormKernel: Kernel {
     /// y = act(((x * a + b) * m) + ad) over one channel, 8 lanes at a time (tail padded).
     @inline(__always) func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
                                  _ a: Float, _ b: Float, _ m: Float?, _ ad: Float?) {
+        if CKernelsISA.vector {
+            scm_channel_affine(x, y, Int64(count), a, b, m ?? 1, m == nil ? 0 : 1, ad ?? 0, ad == nil ? 0 : 1, silu ? 1 : 0)
+            return
+        }
         switch (m, ad, silu) {
         case (nil, nil, false): map8(x, y, count) { $0 * a + b }
         case (nil, nil, true): map8(x, y, count) { silu8($0 * a + b) }

@@ -58,6 +58,9 @@ enum ConvOp: Operator {
             case let a: throw ctx.error("activation '\(a)' is not 'none' or 'silu'")
             }
         }
+        if let direct = DirectConv.build(ctx, geo: geo, out: out, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu) {
+            return direct
+        }
         return OpBuild(outputs: [out],
                        kernel: ConvKernel(geo: geo, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu),
                        scratchBytes: geo.direct ? 0 : geo.kdim * geo.block * 4,

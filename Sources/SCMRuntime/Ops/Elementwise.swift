@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import SCMGraph
 
@@ -80,7 +81,11 @@ struct SigmoidKernel: Kernel {
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         parallelElements(count, io.pool) { r in
-            map8(x + r.lowerBound, y + r.lowerBound, r.count) { v in 1 / (1 + exp8(-v)) }
+            if CKernelsISA.vector {
+                scm_sigmoid(x + r.lowerBound, y + r.lowerBound, Int64(r.count))
+            } else {
+                map8(x + r.lowerBound, y + r.lowerBound, r.count) { v in 1 / (1 + exp8(-v)) }
+            }
         }
     }
 }

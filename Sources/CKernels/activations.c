@@ -1,0 +1,135 @@
+// exp, sigmoid and SiLU over float buffers, with exactly the float operations of the runtime's
+// Swift exp8/sigmoid8/silu8 (Cephes' range reduction and degree-5 polynomial), so a fused
+// epilogue and the unfused Sigmoid/Mul kernels give the same bits. No contraction into FMAs.
+#pragma STDC FP_CONTRACT OFF
+#include "CKernels.h"
+#include "internal.h"
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static inline float bits_f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+static inline int32_t f_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
+
+float scm_exp1(float v) {
+    float x = v;
+    if (x < -87.33654f) x = -87.33654f;
+    if (x > 88.37626f) x = 88.37626f;
+    const float magic = 12582912.0f;
+    float t = x * 1.44269504088896341f + magic;
+    float fx = t - magic;
+    int32_t n = (int32_t)((uint32_t)f_bits(t) - (uint32_t)f_bits(magic));
+    x = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float z = x * x;
+    float y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    float scale = bits_f((int32_t)((uint32_t)(n + 127) << 23));
+    float r = y * scale;
+    return v != v ? v : r;
+}
+
+static inline float sigmoid1(float v) { return 1.0f / (1.0f + scm_exp1(-v)); }
+
+#if defined(__x86_64__)
+SCM_AVX512 __m512 scm_exp16(__m512 v) {
+    __m512 x = v;
+    x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ), _mm512_set1_ps(-87.33654f));
+    x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.37626f), _CMP_GT_OQ), _mm512_set1_ps(88.37626f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic);
+    __m512 fx = _mm512_sub_ps(t, magic);
+    __m512i n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+    x = _mm512_add_ps(_mm512_sub_ps(x, _mm512_mul_ps(fx, _mm512_set1_ps(0.693359375f))),
+                      _mm512_mul_ps(fx, _mm512_set1_ps(2.12194440e-4f)));
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(y, z), x), _mm512_set1_ps(1.0f));
+    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+    __m512 r = _mm512_mul_ps(y, scale);
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+SCM_AVX512 static inline __m512 sigmoid16(__m512 v) {
+    __m512 e = scm_exp16(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000))));
+    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+SCM_AVX512 __m512 scm_silu16(__m512 v) { return _mm512_mul_ps(v, sigmoid16(v)); }
+
+#define MAP16(NAME, F)                                                                  \
+    SCM_AVX512 static void NAME(const float *x, float *y, int64_t count) {              \
+        int64_t i = 0;                                                                  \
+        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, F(_mm512_loadu_ps(x + i))); \
+        if (i < count) {                                                                \
+            __mmask16 k = (__mmask16)((1u << (count - i)) - 1);                         \
+            _mm512_mask_storeu_ps(y + i, k, F(_mm512_maskz_loadu_ps(k, x + i)));        \
+        }                                                                               \
+    }
+MAP16(silu_avx512, scm_silu16)
+MAP16(sigmoid_avx512, sigmoid16)
+MAP16(exp_avx512, scm_exp16)
+#endif
+
+void scm_silu(const float *x, float *y, int64_t count) {
+#if defined(__x86_64__)
+    if (scm_isa() == SCM_ISA_AVX512) { silu_avx512(x, y, count); return; }
+#endif
+    for (int64_t i = 0; i < count; i++) y[i] = x[i] * sigmoid1(x[i]);
+}
+
+void scm_sigmoid(const float *x, float *y, int64_t count) {
+#if defined(__x86_64__)
+    if (scm_isa() == SCM_ISA_AVX512) { sigmoid_avx512(x, y, count); return; }
+#endif
+    for (int64_t i = 0; i < count; i++) y[i] = sigmoid1(x[i]);
+}
+
+void scm_exp(const float *x, float *y, int64_t count) {
+#if defined(__x86_64__)
+    if (scm_isa() == SCM_ISA_AVX512) { exp_avx512(x, y, count); return; }
+#endif
+    for (int64_t i = 0; i < count; i++) y[i] = scm_exp1(x[i]);
+}
+
+// y = act(((x * a + b) * m) + d) over one channel (m, d optional by flag), the operations and
+// their order of the runtime's adaptive GroupNorm apply step.
+#if defined(__x86_64__)
+SCM_AVX512 static void affine_avx512(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d,
+                                     int has_d, int silu) {
+    __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vm = _mm512_set1_ps(m), vd = _mm512_set1_ps(d);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 k = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), va), vb);
+        if (has_m) v = _mm512_mul_ps(v, vm);
+        if (has_d) v = _mm512_add_ps(v, vd);
+        if (silu) v = scm_silu16(v);
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+}
+#endif
+
+void scm_channel_affine(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d, int has_d,
+                        int silu) {
+#if defined(__x86_64__)
+    if (scm_isa() == SCM_ISA_AVX512) { affine_avx512(x, y, count, a, b, m, has_m, d, has_d, silu); return; }
+#endif
+    for (int64_t i = 0; i < count; i++) {
+        float v = x[i] * a + b;
+        if (has_m) v = v * m;
+        if (has_d) v = v + d;
+        if (silu) v = v * sigmoid1(v);
+        y[i] = v;
+    }
+}

@@ -1,0 +1,349 @@
+// Direct 2-D convolution, NCHW in and out, no im2col matrix.
+//
+// Ideas taken (not code) from: MLAS's NCHWc convolution and oneDNN's blocked layouts (output
+// channels in vectors of 16, weights packed once per plan in the order the microkernel reads
+// them, bias/residual/activation fused as post-ops), XNNPACK's indirection idea in its simplest
+// form (a table of input offsets per tap), and BLIS's register-blocked microkernel (an
+// MR x NR block of accumulators that stays in registers over the whole reduction).
+//
+// A unit is (channel block, output row block) of one sample. It copies the input rows it reads
+// into a zero-padded scratch (so taps need no bounds checks), then walks the output positions
+// NP at a time: for each tap (c, ky, kx) it loads NV vectors of 16 packed weights and broadcasts
+// NP input pixels, NV x NP FMAs into registers. At stride 1 positions run over the padded rows
+// flattened (the kw - 1 columns of junk per row are computed and dropped), so narrow maps
+// (7 x 7) waste little; at stride 2 they run along each output row.
+#pragma STDC FP_CONTRACT OFF
+#include "CKernels.h"
+#include "internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define SLACK 160    // floats after the padded input that a tile may read past the last row
+#define NARROW 128   // positions of a narrow tile (at most 8 vectors of 16)
+#define NPMAX 24
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+// Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers.
+static inline int tile_np(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
+
+int scm_conv_plan_init(scm_conv_plan *p) {
+    if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->dh < 1 || p->dw < 1) return -1;
+    if (p->sw != 1 && p->sw != 2) return -1;
+    if (p->pt < 0 || p->pl < 0) return -1;
+    p->isa = scm_isa();
+    p->k = p->c * p->kh * p->kw;
+    int ohw = p->oh * p->ow, pos = 128;
+    int mpad = (p->m + 15) / 16 * 16;
+    // Blocks of 64 channels (the most efficient tile), but of 32 on small maps when the batch is
+    // too small to give every thread several units. (Unit sizes never change a result.)
+    int rows64 = imax(1, imin(p->oh, pos / p->ow)), units64 = ((p->oh + rows64 - 1) / rows64) * ((p->m + 63) / 64);
+    int mb = (ohw >= 256 || (int64_t)p->n * units64 >= 8) ? 64 : 32;
+    { const char *e = getenv("SCM_CONV_MB"); if (e) mb = atoi(e); }
+    { const char *e = getenv("SCM_CONV_POS"); if (e) pos = atoi(e); }
+    p->mb = imin(mb, mpad);
+    p->mblocks = (p->m + p->mb - 1) / p->mb;
+    // About 128 output positions per unit.
+    p->rows = imax(1, imin(p->oh, pos / p->ow));
+    p->rblocks = (p->oh + p->rows - 1) / p->rows;
+    p->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+    p->rows_in = (p->rows - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    p->plane = p->rows_in * p->wp;
+    p->packed_floats = (int64_t)p->mblocks * (p->k + 1) * p->mb + p->k;
+    int64_t in = ((int64_t)p->c * p->plane + SLACK + 15) / 16 * 16;
+    // tile buffers of one unit: its positions rounded up to tiles, times the block's channels
+    int64_t L = p->sh == 1 && p->sw == 1 ? (int64_t)(p->rows - 1) * p->wp + p->ow : (int64_t)p->rows * (p->ow + NPMAX);
+    p->scratch_floats = in + (L + NARROW) * p->mb;
+    return 0;
+}
+
+void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, float *packed) {
+    int K = p->k, kk = p->kh * p->kw;
+    for (int b = 0; b < p->mblocks; b++) {
+        int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), width = (cnt + 15) / 16 * 16;
+        float *wk = packed + (int64_t)b * (K + 1) * p->mb;
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < width; j++) wk[(int64_t)k * width + j] = j < cnt ? w[(int64_t)(m0 + j) * K + k] : 0.0f;
+        float *bk = wk + (int64_t)K * p->mb;
+        for (int j = 0; j < p->mb; j++) bk[j] = (bias && j < cnt) ? bias[m0 + j] : 0.0f;
+    }
+    int32_t *off = (int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
+    for (int c = 0; c < p->c; c++)
+        for (int ky = 0; ky < p->kh; ky++)
+            for (int kx = 0; kx < p->kw; kx++)
+                off[(c * p->kh + ky) * p->kw + kx] = c * p->plane + ky * p->dh * p->wp + kx * p->dw;
+    (void)kk;
+}
+
+// ---- microkernels: buf[j][v*16 + l] = (bias ? bias[v*16 + l] : buf[j][v*16 + l]) + sum_k wk[k][v*16 + l] * src[off[k] + j*SW]
+// (taps in order, one FMA each: splitting the taps into chunks gives the same bits)
+
+typedef void (*tile_fn)(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf);
+
+static inline __attribute__((always_inline)) void tile_portable_body(int NV, int NP, int SW, const float *wk, const float *bias,
+                                                                     const int32_t *off, int K, const float *src, float *buf) {
+    if (bias)
+        for (int j = 0; j < NP; j++)
+            for (int l = 0; l < NV * 16; l++) buf[j * NV * 16 + l] = bias[l];
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k], *wv = wk + (int64_t)k * NV * 16;
+        for (int j = 0; j < NP; j++) {
+            float xv = s[j * SW];
+            float *o = buf + j * NV * 16;
+            for (int l = 0; l < NV * 16; l++) o[l] = o[l] + wv[l] * xv;
+        }
+    }
+}
+
+#define PORTABLE(NV, SW) \
+    static void tile_p_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_portable_body(NV, tile_np(NV), SW, wk, bias, off, K, src, buf); \
+    }
+PORTABLE(1, 1) PORTABLE(2, 1) PORTABLE(3, 1) PORTABLE(4, 1)
+PORTABLE(1, 2) PORTABLE(2, 2) PORTABLE(3, 2) PORTABLE(4, 2)
+static const tile_fn tiles_portable[2][4] = {
+    {tile_p_1_1, tile_p_2_1, tile_p_3_1, tile_p_4_1},
+    {tile_p_1_2, tile_p_2_2, tile_p_3_2, tile_p_4_2},
+};
+
+static inline __attribute__((always_inline)) void narrow_portable_body(int NM, int NPV, const float *wk, const float *bias,
+                                                                       const int32_t *off, int K, const float *src, float *buf) {
+    int P = NPV * 16;
+    if (bias)
+        for (int mi = 0; mi < NM; mi++)
+            for (int j = 0; j < P; j++) buf[mi * P + j] = bias[mi];
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        for (int mi = 0; mi < NM; mi++) {
+            float w = wk[k * 16 + mi];
+            for (int j = 0; j < P; j++) buf[mi * P + j] = buf[mi * P + j] + w * s[j];
+        }
+    }
+}
+#define NARROWP(NM, NPV) \
+    static void narrow_p_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_portable_body(NM, NPV, wk, bias, off, K, src, buf); \
+    }
+NARROWP(1, 8) NARROWP(2, 8) NARROWP(3, 6) NARROWP(4, 6)
+static const tile_fn narrows_portable[4] = {narrow_p_1, narrow_p_2, narrow_p_3, narrow_p_4};
+static inline int narrow_npv(int nm) { return nm <= 2 ? 8 : 6; }
+
+#if defined(__x86_64__)
+SCM_AVX512 static inline __attribute__((always_inline)) void tile_avx512_body(const int NV, const int NP, const int SW,
+                                                                              const float *restrict wk, const float *restrict bias,
+                                                                              const int32_t *restrict off, int K,
+                                                                              const float *restrict src, float *restrict buf) {
+    __m512 acc[4][NPMAX];
+    if (bias) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            __m512 b = _mm512_loadu_ps(bias + 16 * v);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++) acc[v][j] = b;
+        }
+    } else {
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++)
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NV; v++) acc[v][j] = _mm512_loadu_ps(buf + j * NV * 16 + v * 16);
+    }
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        const float *wv = wk + (int64_t)k * NV * 16;
+        __m512 w[4];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) w[v] = _mm512_load_ps(wv + 16 * v);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++) {
+            __m512 xb = _mm512_set1_ps(s[j * SW]);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NV; v++) acc[v][j] = _mm512_fmadd_ps(w[v], xb, acc[v][j]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NP; j++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(buf + j * NV * 16 + v * 16, acc[v][j]);
+}
+
+#define AVX512(NV, NP, SW) \
+    SCM_AVX512 static void tile_a_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_avx512_body(NV, NP, SW, wk, bias, off, K, src, buf); \
+    }
+AVX512(1, 24, 1) AVX512(2, 12, 1) AVX512(3, 8, 1) AVX512(4, 6, 1)
+AVX512(1, 24, 2) AVX512(2, 12, 2) AVX512(3, 8, 2) AVX512(4, 6, 2)
+static const tile_fn tiles_avx512[2][4] = {
+    {tile_a_1_1, tile_a_2_1, tile_a_3_1, tile_a_4_1},
+    {tile_a_1_2, tile_a_2_2, tile_a_3_2, tile_a_4_2},
+};
+
+// Narrow blocks (at most 4 output channels, stride 1): vectors run along the flattened positions
+// instead, NM channels x NPV vectors of 16 positions; buf[mi][NPV*16].
+typedef void (*narrow_fn)(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf);
+
+SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(const int NM, const int NPV, const float *restrict wk,
+                                                                                const float *restrict bias, const int32_t *restrict off,
+                                                                                int K, const float *restrict src, float *restrict buf) {
+    __m512 acc[4][8];
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) acc[mi][v] = bias ? _mm512_set1_ps(bias[mi]) : _mm512_loadu_ps(buf + (mi * NPV + v) * 16);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        __m512 xv[8];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) xv[v] = _mm512_loadu_ps(s + 16 * v);
+#pragma clang loop unroll(full)
+        for (int mi = 0; mi < NM; mi++) {
+            __m512 wb = _mm512_set1_ps(wk[k * 16 + mi]);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NPV; v++) acc[mi][v] = _mm512_fmadd_ps(wb, xv[v], acc[mi][v]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) _mm512_storeu_ps(buf + (mi * NPV + v) * 16, acc[mi][v]);
+}
+#define NARROW512(NM, NPV) \
+    SCM_AVX512 static void narrow_a_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_avx512_body(NM, NPV, wk, bias, off, K, src, buf); \
+    }
+NARROW512(1, 8) NARROW512(2, 8) NARROW512(3, 6) NARROW512(4, 6)
+static const narrow_fn narrows_avx512[4] = {narrow_a_1, narrow_a_2, narrow_a_3, narrow_a_4};
+
+SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64_t count) {
+    int64_t i = 0;
+    for (; i < count; i += 16) {
+        __mmask16 k = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, y + i);
+        if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, z + i));
+        if (silu) v = scm_silu16(v);
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+}
+#endif
+
+static void epilogue_portable(float *y, const float *z, int silu, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        float v = y[i];
+        if (z) v = v + z[i];
+        if (silu) v = v * (1.0f / (1.0f + scm_exp1(-v)));
+        y[i] = v;
+    }
+}
+
+// Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
+static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
+    int wp = p->wp, pl = p->pl;
+    int lo = imin(pl, wp), hi = imin(pl + p->w, wp);  // scratch columns that come from the input
+    for (int c = 0; c < p->c; c++) {
+        float *plane = scratch + (int64_t)c * p->plane;
+        const float *xc = x + (int64_t)c * p->h * p->w;
+        for (int r = 0; r < rin; r++) {
+            float *d = plane + r * wp;
+            int iy = iy0 + r;
+            if (iy < 0 || iy >= p->h || hi <= lo) {
+                memset(d, 0, sizeof(float) * wp);
+                continue;
+            }
+            if (lo > 0) memset(d, 0, sizeof(float) * lo);
+            memcpy(d + lo, xc + (int64_t)iy * p->w, sizeof(float) * (hi - lo));
+            if (hi < wp) memset(d + hi, 0, sizeof(float) * (wp - hi));
+        }
+    }
+    memset(scratch + (int64_t)p->c * p->plane, 0, sizeof(float) * SLACK);
+}
+
+// Writes the valid positions of a tile (buf[j][ch]) to y[m0 + ch][pidx[j]].
+static inline void store_tile(const float *buf, int nv, int np, const int *pidx, float *y, int64_t ohw, int m0, int cnt) {
+    int stride = nv * 16;
+    for (int ch = 0; ch < cnt; ch++) {
+        float *row = y + (int64_t)(m0 + ch) * ohw;
+        for (int j = 0; j < np; j++)
+            if (pidx[j] >= 0) row[pidx[j]] = buf[j * stride + ch];
+    }
+}
+
+void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, float *y, const float *residual, int silu,
+                   int unit, float *scratch) {
+    int b = unit / p->rblocks, rb = unit % p->rblocks;
+    int oy0 = rb * p->rows, R = imin(p->rows, p->oh - oy0);
+    int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16;
+    int K = p->k, wp = p->wp, ow = p->ow;
+    int64_t ohw = (int64_t)p->oh * ow;
+    int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
+    const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
+    const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
+    float *buf = scratch + (((int64_t)p->c * p->plane + SLACK + 15) / 16 * 16);
+    int np = tile_np(nv);
+    int swi = p->sw == 1 ? 0 : 1;
+    tile_fn tile = tiles_portable[swi][nv - 1];
+#if defined(__x86_64__)
+    if (p->isa == SCM_ISA_AVX512) tile = tiles_avx512[swi][nv - 1];
+#endif
+    if (p->sh == 1 && p->sw == 1 && cnt <= 4) {
+        tile_fn narrow = narrows_portable[cnt - 1];
+#if defined(__x86_64__)
+        if (p->isa == SCM_ISA_AVX512) narrow = narrows_avx512[cnt - 1];
+#endif
+        int P = narrow_npv(cnt) * 16, L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
+        int kc = 1024;
+        for (int k0 = 0; k0 < K; k0 += kc) {
+            int kn = imin(kc, K - k0);
+            for (int t = 0; t < tiles; t++)
+                narrow(wk + (int64_t)k0 * 16, k0 == 0 ? bias : 0, off + k0, kn, scratch + t * P, buf + (int64_t)t * P * cnt);
+        }
+        for (int t = 0; t < tiles; t++)
+            for (int j = 0; j < P; j++) {
+                int q = t * P + j, r = q / wp, ox = q - r * wp;
+                if (q >= L || ox >= ow) continue;
+                for (int mi = 0; mi < cnt; mi++) y[(int64_t)(m0 + mi) * ohw + (oy0 + r) * ow + ox] = buf[((int64_t)t * cnt + mi) * P + j];
+            }
+    } else {
+    // Taps in chunks whose packed weights stay in L1 (about 24 KiB): every tile of the unit runs
+    // one chunk before the next chunk starts; partial sums wait in the unit's tile buffers.
+    int kc = imax(1, 6144 / (nv * 16));
+    int stride1 = p->sh == 1 && p->sw == 1;
+    int L = stride1 ? (R - 1) * wp + ow : ow;  // positions per segment (flattened rows at stride 1)
+    int segs = stride1 ? 1 : R, tiles = (L + np - 1) / np;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int kn = imin(kc, K - k0);
+        for (int sgi = 0; sgi < segs; sgi++) {
+            const float *segsrc = scratch + (int64_t)sgi * p->sh * wp;
+            for (int t = 0; t < tiles; t++) {
+                float *tb = buf + ((int64_t)sgi * tiles + t) * np * nv * 16;
+                tile(wk + (int64_t)k0 * nv * 16, k0 == 0 ? bias : 0, off + k0, kn, segsrc + t * np * p->sw, tb);
+            }
+        }
+    }
+    int pidx[NPMAX];
+    for (int sgi = 0; sgi < segs; sgi++)
+        for (int t = 0; t < tiles; t++) {
+            for (int j = 0; j < np; j++) {
+                int q = t * np + j;
+                if (stride1) {
+                    int r = q / wp, ox = q - r * wp;
+                    pidx[j] = (q < L && ox < ow) ? (oy0 + r) * ow + ox : -1;
+                } else {
+                    pidx[j] = q < ow ? (oy0 + sgi) * ow + q : -1;
+                }
+            }
+            store_tile(buf + ((int64_t)sgi * tiles + t) * np * nv * 16, nv, np, pidx, y, ohw, m0, cnt);
+        }
+    }
+    if (residual || silu) {
+        for (int ch = 0; ch < cnt; ch++) {
+            int64_t o = (int64_t)(m0 + ch) * ohw + (int64_t)oy0 * ow;
+            const float *z = residual ? residual + o : 0;
+#if defined(__x86_64__)
+            if (p->isa == SCM_ISA_AVX512) { epilogue_avx512(y + o, z, silu, (int64_t)R * ow); continue; }
+#endif
+            epilogue_portable(y + o, z, silu, (int64_t)R * ow);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// CPU kernels of the runtime's hot paths, in C so that each function can carry its own target
+// attributes (AVX-512F, ...) and be chosen once at run time by cpuid, with a portable fallback.
+// No global -march: the package stays embeddable on any x86-64 (or other) machine.
+#ifndef SCM_CKERNELS_H
+#define SCM_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction sets the kernels can use; `scm_isa()` returns the best one this CPU has.
+enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX512 = 2 };
+
+/// The instruction set every kernel of this process uses, decided once (cpuid through
+/// `__builtin_cpu_supports`); the environment variable SCM_KERNELS_ISA=portable caps it (tests).
+int scm_isa(void);
+
+/// One group of a 2-D convolution, NCHW at both ends, without an im2col matrix: output channels
+/// in blocks of up to 64 (vectors of 16 channels) times a few output positions are accumulated in
+/// registers over the (c, ky, kx) taps, read from a zero-padded copy of the input rows of one unit.
+/// Fill the geometry fields, then `scm_conv_plan_init` derives the rest (returns 0 when the
+/// shape is supported: strides 1 or 2 along the width).
+typedef struct scm_conv_plan {
+    // geometry (caller): input channels, height, width; output channels; output size; window
+    int32_t c, h, w, m, oh, ow;
+    int32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    // samples per run, threads: only used to choose the unit size (results never depend on it)
+    int32_t n, threads;
+    // derived by scm_conv_plan_init
+    int32_t isa;
+    int32_t k;              // c * kh * kw taps
+    int32_t mb;             // output channels per channel block (multiple of 16, at most 64)
+    int32_t mblocks;        // channel blocks
+    int32_t rows;           // output rows per unit
+    int32_t rblocks;        // row blocks per sample
+    int32_t wp;             // padded width of the scratch rows
+    int32_t rows_in;        // input rows one unit reads
+    int32_t plane;          // scratch floats per input channel
+    int64_t packed_floats;  // floats of the packed weights, bias and tap offsets
+    int64_t scratch_floats; // floats of scratch one unit needs (padded input rows, tile buffer)
+} scm_conv_plan;
+
+int scm_conv_plan_init(scm_conv_plan *p);
+
+/// Packs W [m][c][kh][kw] and bias [m] (or NULL) into `packed` (p->packed_floats, 64-byte aligned).
+void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, float *packed);
+
+/// Units per sample: p->mblocks * p->rblocks.
+static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p->rblocks; }
+
+/// Computes one unit (channel block, row block) of one sample: x is the sample's input group
+/// [c][h][w], y its output group [m][oh][ow]; y = act(conv + bias + residual) with `residual`
+/// (same layout as y, or NULL) and act SiLU when `silu` is nonzero. Each output element is
+/// accumulated in one fixed order (bias, then taps in (c, ky, kx) order), whatever the unit
+/// sizes, so results do not depend on threads or batch.
+void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, float *y,
+                   const float *residual, int silu, int unit, float *scratch);
+
+/// y[i] = SiLU(x[i]) = x * (1 / (1 + exp(-x))), with the same float operations (and so the same
+/// bits) as the runtime's Swift exp8/sigmoid8/silu8.
+void scm_silu(const float *x, float *y, int64_t count);
+/// y[i] = 1 / (1 + exp(-x[i])), bitwise as the Swift sigmoid8.
+void scm_sigmoid(const float *x, float *y, int64_t count);
+/// y[i] = exp(x[i]), bitwise as the Swift exp8.
+void scm_exp(const float *x, float *y, int64_t count);
+
+/// y = act(((x * a + b) * m) + d) over one channel (m, d only when has_m, has_d), act SiLU when
+/// `silu`: the adaptive GroupNorm's apply step, bitwise as its Swift form.
+void scm_channel_affine(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d, int has_d,
+                        int silu);
+
+/// Sequentially consistent atomics on an int64 (the thread pool's counters).
+int64_t scm_atomic_load(const int64_t *p);
+void scm_atomic_store(int64_t *p, int64_t v);
+/// Adds v, returns the previous value.
+int64_t scm_atomic_add(int64_t *p, int64_t v);
+/// Spins (pause) while *p == value, at most max_ns nanoseconds; returns the last value read.
+int64_t scm_spin_while_equal(const int64_t *p, int64_t value, int64_t max_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

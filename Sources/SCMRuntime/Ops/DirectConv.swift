@@ -1,0 +1,114 @@
+import CKernels
+import SCMGraph
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Plan-time state of a direct convolution (`Sources/CKernels/conv.c`): the C plan and, when the
+/// weights are constants, the weights and bias packed once in the order the microkernel reads
+/// them. Owned by the kernel; freed with the plan.
+final class DirectConvState: @unchecked Sendable {
+    let plan: UnsafeMutablePointer<scm_conv_plan>
+    /// Packed weights, bias and tap offsets; nil when W or B is computed at run time (training
+    /// graphs), then each run packs them into worker 0's scratch first.
+    let packed: UnsafeMutablePointer<Float>?
+    let packedFloats: Int
+
+    init(plan p: scm_conv_plan, weights: [Float]?, bias: [Float]?) {
+        let plan = UnsafeMutablePointer<scm_conv_plan>.allocate(capacity: 1)
+        plan.initialize(to: p)
+        self.plan = plan
+        packedFloats = (Int(p.packed_floats) + 15) / 16 * 16
+        if let weights {
+            let buf = UnsafeMutableRawPointer.allocate(byteCount: packedFloats * 4, alignment: 64).bindMemory(to: Float.self, capacity: packedFloats)
+            weights.withUnsafeBufferPointer { w in
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in scm_conv_pack(plan, w.baseAddress, b.baseAddress, buf) }
+                } else {
+                    scm_conv_pack(plan, w.baseAddress, nil, buf)
+                }
+            }
+            packed = buf
+        } else {
+            packed = nil
+        }
+    }
+
+    deinit {
+        plan.deallocate()
+        packed.map { UnsafeMutableRawPointer($0).deallocate() }
+    }
+}
+
+/// Whether the C kernels run at vector width here (else the Swift SIMD8 code stays, which is
+/// faster than the C fallback on a baseline x86-64 build); both give the same bits.
+enum CKernelsISA {
+    static let vector: Bool = Int(scm_isa()) == Int(SCM_ISA_AVX512)
+}
+
+enum DirectConv {
+    /// SCM_CONV=im2col turns the direct kernel off (im2col + SGEMM for every Conv), for comparisons.
+    static let enabled: Bool = {
+        guard let v = getenv("SCM_CONV") else { return true }
+        return String(cString: v) != "im2col"
+    }()
+
+    /// The direct kernel for this Conv when it fits (one group, width stride 1 or 2), else nil.
+    static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
+                      silu: Bool) -> OpBuild? {
+        guard enabled, g.group == 1, g.n >= 1 else { return nil }
+        let win = g.win
+        var p = scm_conv_plan()
+        let dims = [g.c, g.h, g.w, g.m, g.oh, g.ow, win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, win.padTop, win.padLeft]
+        guard dims.allSatisfy({ $0 >= 0 && $0 < (1 << 24) }), g.c * g.h * g.w < (1 << 30), g.m * g.oh * g.ow < (1 << 30) else { return nil }
+        p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
+        p.kh = Int32(win.kh); p.kw = Int32(win.kw); p.sh = Int32(win.sh); p.sw = Int32(win.sw)
+        p.dh = Int32(win.dh); p.dw = Int32(win.dw); p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
+        p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
+        guard scm_conv_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
+        // Plan-time packing needs W (and B) as constants.
+        let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil
+        let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
+        let constant = w != nil && (!hasBias || b != nil)
+        let state = DirectConvState(plan: p, weights: constant ? w : nil, bias: constant ? b : nil)
+        let unitScratch = (Int(p.scratch_floats) + 15) / 16 * 16
+        let kernel = DirectConvKernel(state: state, n: g.n, xStride: g.c * g.h * g.w, yStride: g.m * g.oh * g.ow,
+                                      units: Int(p.mblocks) * Int(p.rblocks), hasBias: hasBias, hasResidual: hasResidual,
+                                      silu: silu, unitOffset: constant ? 0 : state.packedFloats)
+        return OpBuild(outputs: [out], kernel: kernel, scratchBytes: (kernel.unitOffset + unitScratch) * 4,
+                       flops: 2 * g.n * g.m * g.oh * g.ow * g.kdim)
+    }
+}
+
+/// Conv / FusedConv through the direct C kernel: units of (sample, channel block, row block),
+/// each computed whole by one worker; a unit's results do not depend on which or how many.
+struct DirectConvKernel: Kernel {
+    let state: DirectConvState
+    let n, xStride, yStride, units: Int
+    let hasBias, hasResidual, silu: Bool
+    /// Where a unit's scratch starts in a worker's scratch (after the run-time packed weights).
+    let unitOffset: Int
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
+        let plan = UnsafePointer(state.plan)
+        let packed: UnsafePointer<Float>
+        if let p = state.packed {
+            packed = UnsafePointer(p)
+        } else {
+            let buf = io.scratch(0, Float.self)
+            scm_conv_pack(plan, io.input(1, Float.self), hasBias ? io.input(2, Float.self) : nil, buf)
+            packed = UnsafePointer(buf)
+        }
+        let xs = xStride, ys = yStride, u = units, off = unitOffset
+        let act: Int32 = silu ? 1 : 0
+        io.pool.parallelFor(n * u) { ch, worker in
+            let ni = ch / u
+            scm_conv_unit(plan, packed, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, act, Int32(ch - ni * u),
+                          io.scratch(worker, Float.self) + off)
+        }
+    }
+}
