@@ -23,7 +23,7 @@ struct InputTests {
         let path = temporary("grid.png")
         try ModelFile.writeAtomically([UInt8](try samples.png(nrow: 4)), to: path)  // 3 rows of 4: two empty cells
         let (values, count) = try SampleFiles.read(path, sampleShape: shape)
-        #expect(count == 10)
+        try #require(count == 10)
         let range = try #require(samples.dataRange)
         let scale = Images.scale(for: range)
         for i in 0..<values.count {
