@@ -127,8 +127,9 @@ def test_checkerboard_measures(tmp_path):
     assert e["samples"]["support_share"] == 1 and e["floor"]["support_share"] == 1
     assert 0.45 < u["samples"]["support_share"] < 0.55
     floor = e["floor"]
-    assert e["samples"]["energy_distance"] < 3 * floor["energy_distance"] + 1e-3
-    assert u["samples"]["energy_distance"] > 5 * floor["energy_distance"]
+    # The unbiased energy distance of two exact samples scatters around 0 (either sign) by ~1e-3.
+    assert abs(e["samples"]["energy_distance"]) < 3e-3 and abs(floor["energy_distance"]) < 3e-3
+    assert u["samples"]["energy_distance"] > 6e-3
     assert u["samples"]["sliced_w1"] > 2 * floor["sliced_w1"]
     r = scm("scm-eval", tmp_path / "exact.npy", "--data", "checkerboard")
     assert r.returncode == 0 and "in a filled cell" in r.stdout and "energy distance" in r.stdout
