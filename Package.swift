@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "scm-export", targets: ["scm-export"]),
         .executable(name: "scm-run", targets: ["scm-run"]),
         .executable(name: "scm-train", targets: ["scm-train"]),
+        .executable(name: "scm-eval", targets: ["scm-eval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,6 +44,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib/include"),
         // The trainer: networks as graph builders, data, objectives, checkpoints, the training loop.
         .target(name: "SCMTrain", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow", "CPNG", "CZlib"]),
+        // Sample quality: FD/KID in a trained classifier's features, class histograms, nearest
+        // neighbours, energy distance and sliced W1 for 2-D data (scm-eval).
+        .target(name: "SCMEval", dependencies: ["SCMGraph", "SCMRuntime", "SCMTrigFlow", "SCMTrain", "CBLAS"]),
         .target(name: "SCM", dependencies: ["SCMGraph", "SCMRuntime", "SCMOptimize", "SCMTrigFlow", "SCMTrain"]),
         // What the executables share: limits checks, UTF-8 arguments, exit statuses.
         .target(
@@ -69,6 +73,10 @@ let package = Package(
             name: "scm-run",
             dependencies: ["SCM", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(
+            name: "scm-eval",
+            dependencies: ["SCMEval", "SCMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Helpers the test targets share (repository root, deterministic random tensors).
         .target(name: "TestSupport", dependencies: ["SCMGraph"], path: "Tests/TestSupport"),
         .testTarget(name: "SCMGraphTests", dependencies: ["SCMGraph", "TestSupport"]),
@@ -84,5 +92,6 @@ let package = Package(
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
         .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "TestSupport"]),
+        .testTarget(name: "SCMEvalTests", dependencies: ["SCMEval", "SCMTrain", "TestSupport"]),
     ]
 )

@@ -9,7 +9,7 @@ import Foundation
 /// channel is dropped, not composited. Pixels are read by libpng's simplified API at 8 bits
 /// (16-bit files are reduced to 8 bits and taken as sRGB-encoded when they carry no gamma
 /// information) and mapped to [-1, 1] as x / 127.5 - 1; sample shape [C, H, W].
-enum PNGFolder {
+public enum PNGFolder {
     /// The most bytes one decoded image may take (guards against absurd sizes in a header).
     static let maxImageBytes = 1 << 28
 
@@ -58,15 +58,15 @@ enum PNGFolder {
     }
 
     /// A decoded image: 8-bit pixels, rows top to bottom, channels (1 or 3) interleaved.
-    struct Image {
-        var width: Int
-        var height: Int
-        var channels: Int
-        var pixels: [UInt8]
+    public struct Image: Sendable {
+        public var width: Int
+        public var height: Int
+        public var channels: Int
+        public var pixels: [UInt8]
     }
 
     /// Decodes the PNG file at `path`, alpha dropped.
-    static func decode(_ path: String) throws -> Image {
+    public static func decode(_ path: String) throws -> Image {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -20,7 +20,7 @@ struct Train: ParsableCommand {
     @Option(help: "fashion-mnist, checkerboard, gaussians8, moons, swissroll, or a folder of PNGs.")
     var data: String
 
-    @Option(help: "flow (v-prediction pretraining), sct (consistency training) or scd (consistency distillation from --teacher).")
+    @Option(help: "flow (v-prediction pretraining), sct (consistency training), scd (consistency distillation from --teacher), or classify (the image classifier of scm-eval: cross-entropy, writes DIR/classifier.onnx).")
     var objective: String
 
     @Option(help: "A flow checkpoint, the teacher of scd: its EMA velocity network gives dx_t/dt.")
@@ -112,7 +112,8 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
-        guard ["flow", "sct", "scd"].contains(objective) else { throw ValidationError("--objective must be flow, sct or scd, is '\(objective)'") }
+        guard ["flow", "sct", "scd", "classify"].contains(objective) else { throw ValidationError("--objective must be flow, sct, scd or classify, is '\(objective)'") }
+        if objective == "classify" { try validateClassify() }
         if objective == "scd" && teacher == nil { throw ValidationError("--objective scd needs --teacher CKPT") }
         if objective != "scd" && teacher != nil { throw ValidationError("--teacher applies to --objective scd") }
         if steps == nil && minutes == nil { throw ValidationError("give --steps N or --minutes M") }
@@ -132,6 +133,10 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if objective == "classify" {
+            try runClassify()
+            return
+        }
         do {
             let data = try DataSource.open(self.data)
             var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
@@ -178,6 +183,52 @@ struct Train: ParsableCommand {
             if report.interrupted { throw ExitCode(130) }
         } catch let e as ExitCode {
             throw e
+        } catch {
+            CommandLineSupport.fail("scm-train", "\(error)")
+        }
+    }
+}
+
+/// `scm-train --objective classify`: the image classifier of `scm-eval` (`ClassifierTraining`).
+extension Train {
+    /// The flags that mean nothing to the classifier are usage errors (those with defaults when
+    /// they differ from them).
+    func validateClassify() throws {
+        var ignored: [String] = []
+        if teacher != nil { ignored.append("--teacher") }
+        if initialize != nil { ignored.append("--init") }
+        if minutes != nil { ignored.append("--minutes (give --steps: the learning rate decays to 0 at the last step)") }
+        if resume { ignored.append("--resume") }
+        if sigmaData != nil { ignored.append("--sigma-data") }
+        if tangentWarmup != 1000 { ignored.append("--tangent-warmup") }
+        if model != "default" { ignored.append("--model") }
+        if dropout != 0 { ignored.append("--dropout") }
+        if lrDecayStart != 0 { ignored.append("--lr-decay-start (classify decays by a cosine to 0)") }
+        if optimizer != "adam" { ignored.append("--optimizer") }
+        if checkpointEvery != 500 { ignored.append("--checkpoint-every") }
+        if !ignored.isEmpty { throw ValidationError("--objective classify does not take \(ignored.joined(separator: ", "))") }
+        if steps == nil { throw ValidationError("--objective classify needs --steps N") }
+    }
+
+    func runClassify() throws {
+        do {
+            var job = ClassifierTraining(data: data, out: out, steps: steps ?? 0)
+            job.batch = batch
+            job.lr = lr
+            job.lrWarmup = lrWarmup
+            job.weightDecay = weightDecay
+            job.maxGradNorm = maxGradNorm
+            job.emaDecay = emaDecay
+            job.seed = seed
+            job.threads = threads ?? CommandLineSupport.defaultThreads
+            let report = try job.run()
+            if json {
+                print(report.json)
+            } else {
+                print(String(format: "scm-train: classifier, %ld steps in %.1f s, final loss %.4f, test accuracy %.2f%% (%ld images), %ld parameters",
+                             report.steps, report.seconds, Double(report.finalLoss), 100 * report.testAccuracy, report.testCount, report.parameters))
+                print("  model \(report.model)")
+            }
         } catch {
             CommandLineSupport.fail("scm-train", "\(error)")
         }

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import SCMCommandLine
+import SCMGraph
+import SCMEval
+
+/// `scm-eval SAMPLES.npy|GRID.png --data fashion-mnist|checkerboard|...`: the quality of samples,
+/// with no network access.
+@main
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scm-eval",
+        abstract: "Measure samples against their dataset: FD, KID, class histogram and nearest neighbours for fashion-mnist; support share, energy distance and sliced W1 for the 2-D toys.",
+        discussion: """
+            Images are measured in the features of a classifier trained by scm-train --objective classify \
+            (default models/fashion-classifier.onnx) against the training set, beside the real test set as the floor. \
+            The training and test sets' classifier outputs are cached per classifier (--cache, default \
+            $SCM_EVAL_CACHE or ~/.cache/scm-eval; --no-cache). 2-D samples are measured against exact samples.
+            """)
+
+    @Argument(help: "The samples: a .npy (scm-run --npy) or, for images, a PNG grid (scm-run --out).")
+    var samples: String
+
+    @Option(help: "fashion-mnist, checkerboard, gaussians8, moons or swissroll.")
+    var data: String
+
+    @Option(help: "The classifier model file (images).")
+    var classifier: String?
+
+    @Option(parsing: .unconditional, help: "Random subsets of the KID estimate.")
+    var kidSubsets = 100
+
+    @Option(parsing: .unconditional, help: "Size of each KID subset (at most the set sizes).")
+    var kidSubsetSize = 1000
+
+    @Option(parsing: .unconditional, help: "How many samples (and test images) get a nearest-neighbour search over the training set (0: none).")
+    var nnCount = 1000
+
+    @Option(help: "Folder caching the training and test sets' classifier outputs.")
+    var cache: String?
+
+    @Flag(help: "Compute the reference features without reading or writing a cache.")
+    var noCache = false
+
+    @Option(parsing: .unconditional, help: "Worker threads (default: the machine's cores).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    func validate() throws {
+        try CommandLineSupport.checkUTF8Arguments()
+        if let t = threads { try CommandLineSupport.check("--threads", t, Limits.threads) }
+        try CommandLineSupport.check("--kid-subsets", kidSubsets, 1...100_000)
+        try CommandLineSupport.check("--kid-subset-size", kidSubsetSize, 2...1_000_000)
+        try CommandLineSupport.check("--nn-count", nnCount, 0...16_777_216)
+        if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other") }
+        let images = data == "fashion-mnist"
+        if !images {
+            if classifier != nil { throw ValidationError("--classifier applies to image data (fashion-mnist), not \(data)") }
+            if cache != nil || noCache { throw ValidationError("--cache and --no-cache apply to image data (fashion-mnist), not \(data)") }
+        }
+    }
+
+    func run() throws {
+        var job = Evaluation(samples: samples, data: data)
+        if let c = classifier { job.classifier = c }
+        job.threads = threads ?? CommandLineSupport.defaultThreads
+        job.kidSubsets = kidSubsets
+        job.kidSubsetSize = kidSubsetSize
+        job.nnCount = nnCount
+        if !noCache {
+            let env = ProcessInfo.processInfo.environment
+            job.cache = cache ?? env["SCM_EVAL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : ($0 as NSString).appendingPathComponent("scm-eval") }
+                ?? env["HOME"].map { ($0 as NSString).appendingPathComponent(".cache/scm-eval") }
+        }
+        job.note = { CommandLineSupport.note("scm-eval", $0) }
+        do {
+            let report = try job.run()
+            print(json ? report.json : report.table)
+        } catch {
+            CommandLineSupport.fail("scm-eval", "\(error)")
+        }
+    }
+}
