@@ -203,6 +203,11 @@ extension Train {
         if tangentWarmup != 1000 { ignored.append("--tangent-warmup") }
         if model != "default" { ignored.append("--model") }
         if dropout != 0 { ignored.append("--dropout") }
+        for (flag, set) in [("--widths", widths != nil), ("--res-blocks", resBlocks != nil), ("--attention", attention != nil),
+                            ("--embedding", embedding != nil), ("--groups", groups != nil), ("--hidden", hidden != nil),
+                            ("--layers", layers != nil)] where set {
+            ignored.append(flag)
+        }
         if lrDecayStart != 0 { ignored.append("--lr-decay-start (classify decays by a cosine to 0)") }
         if optimizer != "adam" { ignored.append("--optimizer") }
         if checkpointEvery != 500 { ignored.append("--checkpoint-every") }

@@ -168,6 +168,6 @@ def test_classify_objective_trains_and_refuses_foreign_flags(tmp_path):
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta["scm.format"] == "classifier/1" and float(meta["scm.classifier.test_accuracy"]) == pytest.approx(rep["test_accuracy"], abs=1e-4)
     assert len(open(out / "loss.csv").read().splitlines()) == 61
-    for extra in (["--sigma-data", 0.5], ["--dropout", 0.1], ["--minutes", 1], ["--resume"]):
+    for extra in (["--sigma-data", 0.5], ["--dropout", 0.1], ["--minutes", 1], ["--resume"], ["--widths", "8,16"], ["--hidden", 8]):
         r = scm("scm-train", "--data", "fashion-mnist", "--objective", "classify", "--out", tmp_path / "x", "--steps", 5, *extra)
         assert r.returncode == 64 and "classify does not take" in r.stderr, (extra, r.stderr)
