@@ -29,6 +29,10 @@ typedef struct scm_conv_plan {
     int32_t kh, kw, sh, sw, dh, dw, pt, pl;
     // samples per run, threads: only used to choose the unit size (results never depend on it)
     int32_t n, threads;
+    // where output (channel, row, column) lands in y: strides in elements; 0 means the dense
+    // [m][oh][ow] layout (oh * ow, ow, 1). ConvTranspose's phases write every s-th row/column.
+    // The residual/SiLU epilogue needs the dense layout.
+    int64_t y_chan, y_row, y_col;
     // derived by scm_conv_plan_init
     int32_t isa;
     int32_t k;              // c * kh * kw taps
@@ -47,6 +51,12 @@ int scm_conv_plan_init(scm_conv_plan *p);
 
 /// Packs W [m][c][kh][kw] and bias [m] (or NULL) into `packed` (p->packed_floats, 64-byte aligned).
 void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, float *packed);
+
+/// Packs a weight read through strides: tap (c, t) of output channel m, t = ky * kw + kx of the
+/// plan's window, is w[m * stride_m + c * stride_c + tap[t]]. (scm_conv_pack is stride_m = c*kh*kw,
+/// stride_c = kh*kw, tap[t] = t; ConvTranspose's phases pass the transposed, flipped taps.)
+void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t stride_m, int64_t stride_c, const int32_t *tap,
+                           const float *bias, float *packed);
 
 /// Units per sample: p->mblocks * p->rblocks.
 static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p->rblocks; }

@@ -245,6 +245,10 @@ enum ConvTransposeOp: Operator {
                            padLeft: r == 2 ? pads[1] : pads[0], padBottom: r == 2 ? pads[2] : 0, padRight: r == 2 ? pads[3] : pads[1])
         let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: win)
         let colRows = (m / group) * kh * kw
+        if let direct = DirectConvTranspose.build(ctx, geo: geo, out: TensorSpec(.float, [n, m] + out), hasBias: ctx.has(2),
+                                                  flops: 2 * n * c * h * wd * colRows) {
+            return direct
+        }
         return OpBuild(outputs: [TensorSpec(.float, [n, m] + out)],
                        kernel: ConvTransposeKernel(geo: geo, hasBias: ctx.has(2)),
                        scratchBytes: colRows * h * wd * 4, flops: 2 * n * c * h * wd * colRows)
