@@ -28,7 +28,7 @@ int scm_wgrad_plan_init(scm_wgrad_plan *p) {
     if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1) return -1;
     p->isa = scm_isa();
     int kk = p->kh * p->kw;
-    p->mb = imin(16, (p->m + MR - 1) / MR * MR);
+    p->mb = imin(32, (p->m + MR - 1) / MR * MR);
     p->mblocks = (p->m + p->mb - 1) / p->mb;
     p->cb = imin(p->c, imax(1, 72 / kk));
     p->cblocks = (p->c + p->cb - 1) / p->cb;
@@ -38,35 +38,45 @@ int scm_wgrad_plan_init(scm_wgrad_plan *p) {
     p->rows = p->oh + (p->kh - 1) * p->dh / p->sh;
     p->plane = p->rows * p->wp;
     p->q = (p->oh * p->wp + 15) / 16 * 16;
+    // Samples per kernel call: about 1024 positions, so small maps keep their sums in registers
+    // over several samples (p->n only bounds this; the order stays samples in order).
+    p->spc = imax(1, imin(16, 1024 / p->q));
+    if (p->n >= 1) p->spc = imin(p->spc, p->n);
     int64_t slack = (p->kw - 1) * p->dw / p->sw + 32;
-    int64_t xs = ((int64_t)p->sh * p->sw * p->cb * p->plane + slack + 15) / 16 * 16;
-    int64_t ys = (int64_t)p->mb * p->q;
+    int64_t xs = (((int64_t)p->sh * p->sw * p->cb * p->plane + slack + 15) / 16 * 16) * p->spc;
+    int64_t ys = (int64_t)p->mb * p->q * p->spc;
     int64_t acc = (int64_t)p->mb * p->taps_pad * 16;
     p->scratch_floats = xs + ys + acc + p->taps_pad + 16;
     return 0;
 }
 
-// acc[i][j][0..15] += sum over the position vectors of a[i][q..q+15] * b[off[j] + q ..]
-typedef void (*wg_fn)(const float *a, int64_t lda, const float *b, const int32_t *off, int nq, float *acc);
+// acc[i][j][0..15] += sum over samples s < ns (in order) and position vectors v of
+// a[s*sa + i*lda + 16v ..] * b[s*sb + off[j] + 16v ..]
+typedef void (*wg_fn)(const float *a, int64_t lda, int64_t sa, const float *b, int64_t sb, const int32_t *off, int nq, int ns,
+                      float *acc);
 
-static void wg_portable(const float *a, int64_t lda, const float *b, const int32_t *off, int nq, float *acc) {
+static void wg_portable(const float *a, int64_t lda, int64_t sa, const float *b, int64_t sb, const int32_t *off, int nq, int ns,
+                        float *acc) {
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) {
             float *s = acc + (i * NR + j) * 16;
-            const float *ai = a + i * lda, *bj = b + off[j];
-            for (int v = 0; v < nq; v++)
-                for (int l = 0; l < 16; l++) s[l] = s[l] + ai[v * 16 + l] * bj[v * 16 + l];
+            for (int sm = 0; sm < ns; sm++) {
+                const float *ai = a + sm * sa + i * lda, *bj = b + sm * sb + off[j];
+                for (int v = 0; v < nq; v++)
+                    for (int l = 0; l < 16; l++) s[l] = s[l] + ai[v * 16 + l] * bj[v * 16 + l];
+            }
         }
 }
 
 #if defined(__x86_64__)
-SCM_AVX512 static void wg_avx512(const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, int nq,
-                                 float *restrict acc) {
+SCM_AVX512 static void wg_avx512(const float *restrict a, int64_t lda, int64_t sa, const float *restrict b, int64_t sb,
+                                 const int32_t *restrict off, int nq, int ns, float *restrict acc) {
     __m512 s[MR][NR];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++)
 #pragma clang loop unroll(full)
         for (int j = 0; j < NR; j++) s[i][j] = _mm512_loadu_ps(acc + (i * NR + j) * 16);
+    for (int sm = 0; sm < ns; sm++, a += sa, b += sb) {
     const float *b0 = b + off[0], *b1 = b + off[1], *b2 = b + off[2], *b3 = b + off[3], *b4 = b + off[4], *b5 = b + off[5];
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
     for (int v = 0; v < nq; v++) {
@@ -78,6 +88,7 @@ SCM_AVX512 static void wg_avx512(const float *restrict a, int64_t lda, const flo
         for (int i = 0; i < MR; i++)
 #pragma clang loop unroll(full)
             for (int j = 0; j < NR; j++) s[i][j] = _mm512_fmadd_ps(y[i], x[j], s[i][j]);
+    }
     }
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++)
@@ -125,8 +136,9 @@ void scm_wgrad_unit(const scm_wgrad_plan *p, const float *x, const float *dy, in
     int c0 = cbi * p->cb, cn = imin(p->cb, p->c - c0);
     int kk = p->kh * p->kw, taps = cn * kk, tpad = (taps + NR - 1) / NR * NR;
     int64_t slack = (p->kw - 1) * p->dw / p->sw + 32;
-    int64_t xsz = ((int64_t)p->sh * p->sw * p->cb * p->plane + slack + 15) / 16 * 16;
-    float *xs = scratch, *ys = xs + xsz, *acc = ys + (int64_t)p->mb * p->q;
+    int64_t xsz = ((int64_t)p->sh * p->sw * p->cb * p->plane + slack + 15) / 16 * 16, ysz = (int64_t)p->mb * p->q;
+    int spc = p->spc;
+    float *xs = scratch, *ys = xs + xsz * spc, *acc = ys + ysz * spc;
     int32_t *off = (int32_t *)(acc + (int64_t)p->mb * p->taps_pad * 16);
     for (int t = 0; t < tpad; t++) {
         int tt = t < taps ? t : taps - 1;  // padding taps repeat the last one; their sums are dropped
@@ -135,23 +147,29 @@ void scm_wgrad_unit(const scm_wgrad_plan *p, const float *x, const float *dy, in
         off[t] = (int32_t)(((int64_t)ph * p->cb + ci) * p->plane + (int64_t)((ky * p->dh) / p->sh) * p->wp + (kx * p->dw) / p->sw);
     }
     memset(acc, 0, sizeof(float) * (size_t)mpad * tpad * 16);
-    memset(xs + (int64_t)p->sh * p->sw * p->cb * p->plane, 0, sizeof(float) * slack);
-    memset(ys, 0, sizeof(float) * (size_t)p->mb * p->q);  // padding rows, columns and tail stay zero
+    for (int s = 0; s < spc; s++) memset(xs + s * xsz + (int64_t)p->sh * p->sw * p->cb * p->plane, 0, sizeof(float) * slack);
+    memset(ys, 0, sizeof(float) * (size_t)(ysz * spc));  // padding rows, columns and tail stay zero
     wg_fn kern = wg_portable;
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) kern = wg_avx512;
 #endif
     int64_t ohw = (int64_t)p->oh * p->ow, hw = (int64_t)p->h * p->w;
     int nq = (int)(p->q / 16);
-    for (int ni = 0; ni < n; ni++) {
-        fill_x(p, x + (int64_t)ni * p->c * hw, c0, cn, xs);
-        const float *dyn = dy + ((int64_t)ni * p->m + m0) * ohw;
-        for (int mi = 0; mi < mn; mi++)
-            for (int oy = 0; oy < p->oh; oy++)
-                memcpy(ys + (int64_t)mi * p->q + (int64_t)oy * p->wp, dyn + mi * ohw + (int64_t)oy * p->ow, sizeof(float) * p->ow);
+    for (int n0 = 0; n0 < n; n0 += spc) {
+        int ns = imin(spc, n - n0);
+        for (int s = 0; s < ns; s++) {
+            int ni = n0 + s;
+            fill_x(p, x + (int64_t)ni * p->c * hw, c0, cn, xs + s * xsz);
+            const float *dyn = dy + ((int64_t)ni * p->m + m0) * ohw;
+            for (int mi = 0; mi < mn; mi++)
+                for (int oy = 0; oy < p->oh; oy++)
+                    memcpy(ys + s * ysz + (int64_t)mi * p->q + (int64_t)oy * p->wp, dyn + mi * ohw + (int64_t)oy * p->ow,
+                           sizeof(float) * p->ow);
+        }
         for (int t0 = 0; t0 < tpad; t0 += NR)
             for (int i0 = 0; i0 < mpad; i0 += MR)
-                kern(ys + (int64_t)i0 * p->q, p->q, xs, off + t0, nq, acc + ((int64_t)(i0 / MR) * (tpad / NR) + t0 / NR) * MR * NR * 16);
+                kern(ys + (int64_t)i0 * p->q, p->q, ysz, xs, xsz, off + t0, nq, ns,
+                     acc + ((int64_t)(i0 / MR) * (tpad / NR) + t0 / NR) * MR * NR * 16);
     }
     // lanes summed pairwise in a fixed order
     for (int i = 0; i < mn; i++)

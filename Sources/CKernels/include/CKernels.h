@@ -76,9 +76,11 @@ typedef struct scm_wgrad_plan {
     // geometry (caller): X channels, height, width; dY channels, height, width; window
     int32_t c, h, w, m, oh, ow;
     int32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    int32_t n;              // samples per run (bounds the samples per call; 0: not known)
     // derived
     int32_t isa;
-    int32_t mb, mblocks;    // output channels per unit (a multiple of 4, at most 16), blocks
+    int32_t spc;            // samples per kernel call (their padded planes side by side in scratch)
+    int32_t mb, mblocks;    // output channels per unit (a multiple of 4, at most 32), blocks
     int32_t cb, cblocks;    // input channels per unit, blocks
     int32_t taps, taps_pad; // taps of a full channel block (cb * kh * kw), rounded up to 6
     int32_t wp, rows;       // width and rows of a stride phase's padded plane

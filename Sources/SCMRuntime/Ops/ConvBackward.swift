@@ -169,6 +169,7 @@ struct DirectWeightGrad: Kernel {
         p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
         p.kh = Int32(win.kh); p.kw = Int32(win.kw); p.sh = Int32(win.sh); p.sw = Int32(win.sw)
         p.dh = Int32(win.dh); p.dw = Int32(win.dw); p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
+        p.n = Int32(g.n)
         guard scm_wgrad_plan_init(&p) == 0, p.scratch_floats < (1 << 28) else { return nil }
         state = WeightGradPlan(p)
         n = g.n
