@@ -184,8 +184,10 @@ extension ConvGeometry {
     }
 }
 
-/// ConvTranspose (1-D and 2-D): SGEMM to columns, then col2im scatter-add; output_shape,
-/// output_padding, pads, auto_pad, strides, dilations and group.
+/// ConvTranspose (1-D and 2-D): output_shape, output_padding, pads, auto_pad, strides, dilations
+/// and group. One group runs as stride-1 direct convolutions, one per output phase
+/// (`DirectConvTranspose.swift`); groups (and SCM_CONVT=col2im) as SGEMM to columns, then col2im
+/// scatter-add.
 enum ConvTransposeOp: Operator {
     static let opTypes = ["ConvTranspose"]
 

@@ -13,7 +13,8 @@ import Darwin
 /// dW[m, c, k] = sum over samples n and output positions p of dY[n, m, p] * X[n, g*C/group + c, window(p, k)]
 /// (zero where the window reads padding), i.e. d/dW of sum(dY * Conv(X, W)).
 ///
-/// Per group, dW_g [M/group, kdim] = sum over samples and position blocks of dY_block x col_block^T
+/// One group runs through the C kernel (`DirectWeightGrad` below, `Sources/CKernels/wgrad.c`).
+/// Otherwise, per group, dW_g [M/group, kdim] = sum over samples and position blocks of dY_block x col_block^T
 /// (col: the im2col of X, built for a block of kdim rows only). Chunks are (group, block of kdim
 /// rows, block of M rows) of sizes fixed by the shape; each chunk owns its dW block and accumulates
 /// every sample and position block into it in a fixed order (SGEMM, beta 1 after the first), so
