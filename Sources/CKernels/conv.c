@@ -32,7 +32,8 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
     if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->dh < 1 || p->dw < 1) return -1;
     if (p->sw != 1 && p->sw != 2) return -1;
-    if (p->pt < 0 || p->pl < 0) return -1;
+    if (p->pt < -(1 << 20) || p->pl < -(1 << 20)) return -1;
+    if (p->y_chan == 0) { p->y_chan = (int64_t)p->oh * p->ow; p->y_row = p->ow; p->y_col = 1; }
     p->isa = scm_isa();
     p->k = p->c * p->kh * p->kw;
     int ohw = p->oh * p->ow, pos = 128;
@@ -60,12 +61,22 @@ int scm_conv_plan_init(scm_conv_plan *p) {
 }
 
 void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, float *packed) {
+    int kk = p->kh * p->kw;
+    int32_t tap[kk];
+    for (int t = 0; t < kk; t++) tap[t] = t;
+    scm_conv_pack_strided(p, w, p->k, kk, tap, bias, packed);
+}
+
+void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t stride_m, int64_t stride_c, const int32_t *tap,
+                           const float *bias, float *packed) {
     int K = p->k, kk = p->kh * p->kw;
     for (int b = 0; b < p->mblocks; b++) {
         int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), width = (cnt + 15) / 16 * 16;
         float *wk = packed + (int64_t)b * (K + 1) * p->mb;
-        for (int k = 0; k < K; k++)
-            for (int j = 0; j < width; j++) wk[(int64_t)k * width + j] = j < cnt ? w[(int64_t)(m0 + j) * K + k] : 0.0f;
+        for (int k = 0; k < K; k++) {
+            const float *src = w + (int64_t)(k / kk) * stride_c + tap[k % kk];
+            for (int j = 0; j < width; j++) wk[(int64_t)k * width + j] = j < cnt ? src[(int64_t)(m0 + j) * stride_m] : 0.0f;
+        }
         float *bk = wk + (int64_t)K * p->mb;
         for (int j = 0; j < p->mb; j++) bk[j] = (bias && j < cnt) ? bias[m0 + j] : 0.0f;
     }
@@ -74,7 +85,6 @@ void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, fl
         for (int ky = 0; ky < p->kh; ky++)
             for (int kx = 0; kx < p->kw; kx++)
                 off[(c * p->kh + ky) * p->kw + kx] = c * p->plane + ky * p->dh * p->wp + kx * p->dw;
-    (void)kk;
 }
 
 // ---- microkernels: buf[j][v*16 + l] = (bias ? bias[v*16 + l] : buf[j][v*16 + l]) + sum_k wk[k][v*16 + l] * src[off[k] + j*SW]
@@ -239,7 +249,8 @@ static void epilogue_portable(float *y, const float *z, int silu, int64_t count)
 // Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
 static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
     int wp = p->wp, pl = p->pl;
-    int lo = imin(pl, wp), hi = imin(pl + p->w, wp);  // scratch columns that come from the input
+    // scratch column q holds input column q - pl: columns lo ..< hi come from the input
+    int lo = imax(0, imin(pl, wp)), hi = imax(lo, imin(pl + p->w, wp));
     for (int c = 0; c < p->c; c++) {
         float *plane = scratch + (int64_t)c * p->plane;
         const float *xc = x + (int64_t)c * p->h * p->w;
@@ -251,18 +262,18 @@ static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float
                 continue;
             }
             if (lo > 0) memset(d, 0, sizeof(float) * lo);
-            memcpy(d + lo, xc + (int64_t)iy * p->w, sizeof(float) * (hi - lo));
+            memcpy(d + lo, xc + (int64_t)iy * p->w + (lo - pl), sizeof(float) * (hi - lo));
             if (hi < wp) memset(d + hi, 0, sizeof(float) * (wp - hi));
         }
     }
     memset(scratch + (int64_t)p->c * p->plane, 0, sizeof(float) * SLACK);
 }
 
-// Writes the valid positions of a tile (buf[j][ch]) to y[m0 + ch][pidx[j]].
-static inline void store_tile(const float *buf, int nv, int np, const int *pidx, float *y, int64_t ohw, int m0, int cnt) {
+// Writes the valid positions of a tile (buf[j][ch]) to y[(m0 + ch) * ychan + pidx[j]].
+static inline void store_tile(const float *buf, int nv, int np, const int64_t *pidx, float *y, int64_t ychan, int m0, int cnt) {
     int stride = nv * 16;
     for (int ch = 0; ch < cnt; ch++) {
-        float *row = y + (int64_t)(m0 + ch) * ohw;
+        float *row = y + (int64_t)(m0 + ch) * ychan;
         for (int j = 0; j < np; j++)
             if (pidx[j] >= 0) row[pidx[j]] = buf[j * stride + ch];
     }
@@ -274,7 +285,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     int oy0 = rb * p->rows, R = imin(p->rows, p->oh - oy0);
     int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16;
     int K = p->k, wp = p->wp, ow = p->ow;
-    int64_t ohw = (int64_t)p->oh * ow;
+    int64_t ohw = (int64_t)p->oh * ow, yc = p->y_chan, yr = p->y_row, yx = p->y_col;
     int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
     fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
@@ -302,7 +313,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             for (int j = 0; j < P; j++) {
                 int q = t * P + j, r = q / wp, ox = q - r * wp;
                 if (q >= L || ox >= ow) continue;
-                for (int mi = 0; mi < cnt; mi++) y[(int64_t)(m0 + mi) * ohw + (oy0 + r) * ow + ox] = buf[((int64_t)t * cnt + mi) * P + j];
+                for (int mi = 0; mi < cnt; mi++) y[(int64_t)(m0 + mi) * yc + (oy0 + r) * yr + ox * yx] = buf[((int64_t)t * cnt + mi) * P + j];
             }
     } else {
     // Taps in chunks whose packed weights stay in L1 (about 24 KiB): every tile of the unit runs
@@ -321,22 +332,22 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             }
         }
     }
-    int pidx[NPMAX];
+    int64_t pidx[NPMAX];
     for (int sgi = 0; sgi < segs; sgi++)
         for (int t = 0; t < tiles; t++) {
             for (int j = 0; j < np; j++) {
                 int q = t * np + j;
                 if (stride1) {
                     int r = q / wp, ox = q - r * wp;
-                    pidx[j] = (q < L && ox < ow) ? (oy0 + r) * ow + ox : -1;
+                    pidx[j] = (q < L && ox < ow) ? (oy0 + r) * yr + ox * yx : -1;
                 } else {
-                    pidx[j] = q < ow ? (oy0 + sgi) * ow + q : -1;
+                    pidx[j] = q < ow ? (oy0 + sgi) * yr + q * yx : -1;
                 }
             }
-            store_tile(buf + ((int64_t)sgi * tiles + t) * np * nv * 16, nv, np, pidx, y, ohw, m0, cnt);
+            store_tile(buf + ((int64_t)sgi * tiles + t) * np * nv * 16, nv, np, pidx, y, yc, m0, cnt);
         }
     }
-    if (residual || silu) {
+    if ((residual || silu) && yc == ohw && yr == ow && yx == 1) {
         for (int ch = 0; ch < cnt; ch++) {
             int64_t o = (int64_t)(m0 + ch) * ohw + (int64_t)oy0 * ow;
             const float *z = residual ? residual + o : 0;

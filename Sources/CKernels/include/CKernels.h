@@ -29,6 +29,10 @@ typedef struct scm_conv_plan {
     int32_t kh, kw, sh, sw, dh, dw, pt, pl;
     // samples per run, threads: only used to choose the unit size (results never depend on it)
     int32_t n, threads;
+    // where output (channel, row, column) lands in y: strides in elements; 0 means the dense
+    // [m][oh][ow] layout (oh * ow, ow, 1). ConvTranspose's phases write every s-th row/column.
+    // The residual/SiLU epilogue needs the dense layout.
+    int64_t y_chan, y_row, y_col;
     // derived by scm_conv_plan_init
     int32_t isa;
     int32_t k;              // c * kh * kw taps
@@ -48,6 +52,12 @@ int scm_conv_plan_init(scm_conv_plan *p);
 /// Packs W [m][c][kh][kw] and bias [m] (or NULL) into `packed` (p->packed_floats, 64-byte aligned).
 void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, float *packed);
 
+/// Packs a weight read through strides: tap (c, t) of output channel m, t = ky * kw + kx of the
+/// plan's window, is w[m * stride_m + c * stride_c + tap[t]]. (scm_conv_pack is stride_m = c*kh*kw,
+/// stride_c = kh*kw, tap[t] = t; ConvTranspose's phases pass the transposed, flipped taps.)
+void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t stride_m, int64_t stride_c, const int32_t *tap,
+                           const float *bias, float *packed);
+
 /// Units per sample: p->mblocks * p->rblocks.
 static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p->rblocks; }
 
@@ -58,6 +68,35 @@ static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p
 /// sizes, so results do not depend on threads or batch.
 void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, float *y,
                    const float *residual, int silu, int unit, float *scratch);
+
+/// The weight gradient of a one-group 2-D convolution, without an im2col matrix (`wgrad.c`):
+/// dW[m][c][ky][kx] = sum over samples and output positions of dY * X at the tap's input position.
+/// Fill the geometry, then `scm_wgrad_plan_init` derives the rest (0 when supported).
+typedef struct scm_wgrad_plan {
+    // geometry (caller): X channels, height, width; dY channels, height, width; window
+    int32_t c, h, w, m, oh, ow;
+    int32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    int32_t n;              // samples per run (bounds the samples per call; 0: not known)
+    // derived
+    int32_t isa;
+    int32_t spc;            // samples per kernel call (their padded planes side by side in scratch)
+    int32_t mb, mblocks;    // output channels per unit (a multiple of 4, at most 32), blocks
+    int32_t cb, cblocks;    // input channels per unit, blocks
+    int32_t taps, taps_pad; // taps of a full channel block (cb * kh * kw), rounded up to 6
+    int32_t wp, rows;       // width and rows of a stride phase's padded plane
+    int32_t plane;          // wp * rows
+    int32_t q;              // padded positions summed per sample (oh * wp rounded up to 16)
+    int64_t scratch_floats; // scratch of one unit (64-byte aligned)
+} scm_wgrad_plan;
+
+int scm_wgrad_plan_init(scm_wgrad_plan *p);
+
+/// Units: p->mblocks * p->cblocks, each (output channel block, input channel block).
+static inline int scm_wgrad_units(const scm_wgrad_plan *p) { return p->mblocks * p->cblocks; }
+
+/// Writes the unit's block of dW [m][c][kh][kw] from all n samples of X [n][c][h][w] and
+/// dY [n][m][oh][ow], summed in a fixed order (samples in order) whatever thread runs it.
+void scm_wgrad_unit(const scm_wgrad_plan *p, const float *x, const float *dy, int n, float *dw, int unit, float *scratch);
 
 /// y[i] = SiLU(x[i]) = x * (1 / (1 + exp(-x))), with the same float operations (and so the same
 /// bits) as the runtime's Swift exp8/sigmoid8/silu8.

@@ -184,8 +184,10 @@ extension ConvGeometry {
     }
 }
 
-/// ConvTranspose (1-D and 2-D): SGEMM to columns, then col2im scatter-add; output_shape,
-/// output_padding, pads, auto_pad, strides, dilations and group.
+/// ConvTranspose (1-D and 2-D): output_shape, output_padding, pads, auto_pad, strides, dilations
+/// and group. One group runs as stride-1 direct convolutions, one per output phase
+/// (`DirectConvTranspose.swift`); groups (and SCM_CONVT=col2im) as SGEMM to columns, then col2im
+/// scatter-add.
 enum ConvTransposeOp: Operator {
     static let opTypes = ["ConvTranspose"]
 
@@ -245,6 +247,10 @@ enum ConvTransposeOp: Operator {
                            padLeft: r == 2 ? pads[1] : pads[0], padBottom: r == 2 ? pads[2] : 0, padRight: r == 2 ? pads[3] : pads[1])
         let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: win)
         let colRows = (m / group) * kh * kw
+        if let direct = DirectConvTranspose.build(ctx, geo: geo, out: TensorSpec(.float, [n, m] + out), hasBias: ctx.has(2),
+                                                  flops: 2 * n * c * h * wd * colRows) {
+            return direct
+        }
         return OpBuild(outputs: [TensorSpec(.float, [n, m] + out)],
                        kernel: ConvTransposeKernel(geo: geo, hasBias: ctx.has(2)),
                        scratchBytes: colRows * h * wd * 4, flops: 2 * n * c * h * wd * colRows)

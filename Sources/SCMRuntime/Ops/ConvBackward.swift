@@ -1,4 +1,10 @@
+import CKernels
 import SCMGraph
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `ai.scm:ConvWeightGrad(X, dY)`: the gradient of a convolution with respect to its weight, the
 /// op reverse-mode differentiation of Conv needs for W. Conv's attributes (`kernel_shape` is
@@ -7,7 +13,8 @@ import SCMGraph
 /// dW[m, c, k] = sum over samples n and output positions p of dY[n, m, p] * X[n, g*C/group + c, window(p, k)]
 /// (zero where the window reads padding), i.e. d/dW of sum(dY * Conv(X, W)).
 ///
-/// Per group, dW_g [M/group, kdim] = sum over samples and position blocks of dY_block x col_block^T
+/// One group runs through the C kernel (`DirectWeightGrad` below, `Sources/CKernels/wgrad.c`).
+/// Otherwise, per group, dW_g [M/group, kdim] = sum over samples and position blocks of dY_block x col_block^T
 /// (col: the im2col of X, built for a block of kdim rows only). Chunks are (group, block of kdim
 /// rows, block of M rows) of sizes fixed by the shape; each chunk owns its dW block and accumulates
 /// every sample and position block into it in a fixed order (SGEMM, beta 1 after the first), so
@@ -44,6 +51,11 @@ enum ConvWeightGradOp: Operator {
         let h = spatial.count == 2 ? spatial[0] : 1, wd = spatial.last!
         let oh = outSpatial.count == 2 ? outSpatial[0] : 1, ow = outSpatial.last!
         let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: Window2D(axes))
+        if DirectWeightGrad.enabled, group == 1, let direct = DirectWeightGrad(geo) {
+            return OpBuild(outputs: [TensorSpec(.float, out)], kernel: direct,
+                           scratchBytes: (Int(direct.state.plan.pointee.scratch_floats) + 16) * 4,
+                           flops: 2 * n * m * oh * ow * geo.kdim)
+        }
         let plan = WeightGradBlocks(geo)
         return OpBuild(outputs: [TensorSpec(.float, out)], kernel: ConvWeightGradKernel(geo: geo, blocks: plan),
                        scratchBytes: geo.direct ? 0 : plan.rows * plan.positions * 4,
@@ -121,6 +133,56 @@ struct ConvWeightGradKernel: Kernel {
             if beta == 0 {  // no samples: the gradient is zero
                 for i in 0..<nm { (out + i * kdim).update(repeating: 0, count: nr) }
             }
+        }
+    }
+}
+
+final class WeightGradPlan: @unchecked Sendable {
+    let plan: UnsafeMutablePointer<scm_wgrad_plan>
+    init(_ p: scm_wgrad_plan) {
+        plan = UnsafeMutablePointer<scm_wgrad_plan>.allocate(capacity: 1)
+        plan.initialize(to: p)
+    }
+    deinit { plan.deallocate() }
+}
+
+/// ConvWeightGrad of a one-group convolution through the C kernel (`Sources/CKernels/wgrad.c`):
+/// units of (output channel block, input channel block) fixed by the shape, each summing all
+/// samples in order into its own block of dW, so results do not depend on the thread count.
+struct DirectWeightGrad: Kernel {
+    /// SCM_WGRAD=gemm keeps im2col + SGEMM (SCM_CONV=im2col also does), for comparisons.
+    static let enabled: Bool = {
+        guard DirectConv.enabled else { return false }
+        guard let v = getenv("SCM_WGRAD") else { return true }
+        return String(cString: v) != "gemm"
+    }()
+
+    let state: WeightGradPlan
+    let n, units: Int
+    let work: Int
+
+    init?(_ g: ConvGeometry) {
+        let win = g.win
+        let dims = [g.c, g.h, g.w, g.m, g.oh, g.ow, win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, win.padTop, win.padLeft]
+        guard g.group == 1, dims.allSatisfy({ $0 >= 0 && $0 < (1 << 16) }), g.n < (1 << 30),
+              g.c * g.h * g.w < (1 << 30), g.m * g.oh * g.ow < (1 << 30) else { return nil }
+        var p = scm_wgrad_plan()
+        p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
+        p.kh = Int32(win.kh); p.kw = Int32(win.kw); p.sh = Int32(win.sh); p.sw = Int32(win.sw)
+        p.dh = Int32(win.dh); p.dw = Int32(win.dw); p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
+        p.n = Int32(g.n)
+        guard scm_wgrad_plan_init(&p) == 0, p.scratch_floats < (1 << 28) else { return nil }
+        state = WeightGradPlan(p)
+        n = g.n
+        units = Int(scm_wgrad_units(&p))
+        work = g.n * g.m * g.positions * max(g.kdim, 1)
+    }
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), dy = io.input(1, Float.self), dw = io.output(0, Float.self)
+        let plan = UnsafePointer(state.plan), n = Int32(n)
+        io.pool.parallelFor(units, elements: work) { u, worker in
+            scm_wgrad_unit(plan, x, dy, n, dw, Int32(u), io.scratch(worker, Float.self))
         }
     }
 }
