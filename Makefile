@@ -55,7 +55,7 @@ train-check: demo
 
 # libFuzzer + AddressSanitizer over model loading, verification, compilation and a run
 # (tools/fuzz.sh, its own build in .build/fuzz) for FUZZ_SECONDS; a finding fails it.
-FUZZ_SECONDS ?= 90
+FUZZ_SECONDS ?= 60
 fuzz-check: setup
 	tools/fuzz.sh $(FUZZ_SECONDS)
 

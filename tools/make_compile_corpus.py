@@ -37,6 +37,15 @@ def vi(name, shape, dtype=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
+FUZZ_FINDINGS = [
+    # libFuzzer timeout: Resize to sizes [1, 1, 4, 67108868] built its per-axis source tables
+    # (67 M entries) before the compiler checked the output against the element limit.
+    ("fuzz_resize_huge_sizes_timeout.onnx", "limitExceeded",
+     "output shape [1, 1, 4, 67108868] has 268435472 elements, more than the limit of 1048576 (max-tensor-elements)",
+     "--max-tensor-elements 1048576"),
+]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     # Resize with `sizes` of an input whose resized axis has length 0: the scale is infinite and
@@ -101,6 +110,10 @@ def main():
                helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Add", ["c", "x"], ["y"])],
               [vi("x", [16384])], [vi("y", [16384])]),
         "limitExceeded", "over the limit of 150000 (max-activation-bytes)", "--max-activation-bytes 150000")
+    # Findings of tools/fuzz.sh, committed byte for byte (not generated here): name, kind, text, flags.
+    for row in FUZZ_FINDINGS:
+        assert os.path.exists(os.path.join(OUT, row[0])), row[0]
+        cases.append(row)
     with open(os.path.join(OUT, "expected.tsv"), "w") as f:
         f.write("# file\terror kind\ttext the message must contain\tlimit flags (see tools/make_compile_corpus.py)\n")
         for c in cases:

@@ -173,7 +173,8 @@ private struct Build {
                 ins.append(v.spec); consts.append(v.constant); gnames.append(v.graphInput)
             }
             let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
-            let ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
+            var ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
+            ctx.maxElements = maxElements
             let b = try op.build(ctx)
             guard b.outputs.count == node.outputs.count else {
                 throw RuntimeError(.invalidModel, at: label, "produces \(b.outputs.count) outputs, node lists \(node.outputs.count)")
