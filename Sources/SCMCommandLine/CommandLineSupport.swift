@@ -85,7 +85,7 @@ public struct ResourceOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Refuse graphs whose longest chain of nodes is longer (default 100000).")
     public var maxGraphDepth: Int?
 
-    @Option(parsing: .unconditional, help: "Refuse any tensor of more elements: initializers, inputs, every computed value (default 2^30).")
+    @Option(parsing: .unconditional, help: "Refuse any tensor of more elements: initializers, inputs, every computed value (default and most 2^30).")
     public var maxTensorElements: Int?
 
     @Option(parsing: .unconditional, help: "Refuse models whose constants (initializers, and values computed at compile time) exceed this many bytes (default 16 GiB).")
@@ -111,6 +111,9 @@ public struct ResourceOptions: ParsableArguments {
                               ("--max-tensor-elements", maxTensorElements), ("--max-initializer-bytes", maxInitializerBytes),
                               ("--max-activation-bytes", maxActivationBytes)] {
             if let v = value, v < 1 { throw ValidationError("\(flag) must be at least 1, is \(v)") }
+        }
+        if let v = maxTensorElements, v > Compiler.maxTensorElements {
+            throw ValidationError("--max-tensor-elements must be at most \(Compiler.maxTensorElements) (the runtime's own cap), is \(v)")
         }
     }
 }

@@ -60,6 +60,9 @@ def test_limit_flags_are_checked(tmp_path):
             extra = [tmp_path / f"{tool}.onnx"] if tool == "scm-export" else []
             r = scm(tool, model, *extra, flag, 0)
             assert r.returncode == 64 and f"{flag} must be at least 1, is 0" in r.stderr, (tool, flag, r.stderr)
+        extra = [tmp_path / f"{tool}.onnx"] if tool == "scm-export" else []
+        r = scm(tool, model, *extra, "--max-tensor-elements", (1 << 30) + 1)
+        assert r.returncode == 64 and "--max-tensor-elements must be at most 1073741824" in r.stderr, (tool, r.stderr)
     # Every tool loads under the limits it is given.
     size = os.path.getsize(model)
     for tool in TOOLS:
