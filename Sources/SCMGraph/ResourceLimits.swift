@@ -16,6 +16,7 @@ public struct ResourceLimits: Sendable, Equatable {
     /// Most bytes read from external data files, in total.
     public var maxExternalBytes: Int = 64 << 30
     /// Most elements of any one tensor: initializers, graph inputs and every value a plan computes.
+    /// The runtime's own cap (`Compiler.maxTensorElements`, 2^30) applies above it.
     public var maxTensorElements: Int = 1 << 30
     /// Most bytes of constants in total: initializers (inline and external) and tensor attributes
     /// when loading; with the values the compiler evaluates at compile time when compiling.
@@ -60,7 +61,7 @@ extension Model {
             guard t.elementCount <= limits.maxTensorElements else {
                 throw ModelError(.limitExceeded, at: at(), "has \(t.elementCount) elements, more than the limit of \(limits.maxTensorElements) (max-tensor-elements)")
             }
-            total += t.storage?.bytes.count ?? 0
+            total += t.byteCount
             guard total <= limits.maxInitializerBytes else {
                 throw ModelError(.limitExceeded, at: at(), "brings the constants to \(total) bytes, over the limit of \(limits.maxInitializerBytes) (max-initializer-bytes)")
             }

@@ -99,7 +99,7 @@ private struct Build {
         let graph = model.graph
         do { try model.checkResources(limits) } catch let e as ModelError { throw RuntimeError(.limitExceeded, at: e.location, e.message) }
         // Bytes of the values known at compile time: initializers, then every folded output.
-        var constantBytes = graph.initializers.reduce(0) { $0 + ($1.storage?.bytes.count ?? 0) }
+        var constantBytes = graph.initializers.reduce(0) { $0 + $1.byteCount }
         let opset = model.opsetVersion("") ?? 0
         if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
             guard opset >= 13 else {
