@@ -3,8 +3,9 @@
 # run on small inputs (Tests/Fuzz/FuzzTarget.swift) with libFuzzer and AddressSanitizer.
 #
 # Builds the library and the target with `-sanitize=fuzzer,address` in .build/fuzz (SwiftPM builds
-# the objects only: linking an executable product would clash with libFuzzer's main and ld.gold
-# fails on SwiftPM's renamed entry point), links them with swiftc and lld, and runs for SECONDS
+# the objects only: an executable product would bring its own entry point beside libFuzzer's main,
+# and an earlier attempt linking one hit an ld.gold internal error), links them with swiftc and
+# lld, and runs for SECONDS
 # seconds from the seed corpus (Tests/corpus/fuzz/seed: valid models; Tests/corpus/broken and
 # Tests/corpus/compile: every known bad file) plus the working corpus in .build/fuzz/corpus, which
 # persists between runs. A finding (crash, sanitizer report, timeout, out-of-memory) is written to
