@@ -3,7 +3,7 @@
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               the Examples/ package that embeds the library, `make demo` itself, and the
 #               allocation check of an optimized build
-.PHONY: setup build demo demo-check alloc-check train-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance clean
+.PHONY: setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance clean
 
 PY := .venv/bin/python
 
@@ -53,7 +53,25 @@ alloc-check: setup
 train-check: demo
 	$(PY) -m pytest -q -p no:cacheprovider Tests/train
 
-test: swift-test crosscheck example demo-check alloc-check train-check
+# libFuzzer + AddressSanitizer over model loading, verification, compilation and a run
+# (tools/fuzz.sh, its own build in .build/fuzz) for FUZZ_SECONDS; a finding fails it.
+FUZZ_SECONDS ?= 60
+fuzz-check: setup
+	tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The concurrency stress test (16 concurrent sample calls, bitwise equal to sequential runs)
+# under Thread Sanitizer, in its own build (.build/tsan); any report fails it.
+tsan-check: setup
+	swift build --build-tests --sanitize=thread --scratch-path .build/tsan
+	TSAN_OPTIONS=halt_on_error=1 swift test --skip-build --sanitize=thread --scratch-path .build/tsan --filter ConcurrencyStressTests
+
+# CPU use of an idle process holding a sampler with worker threads, and between its requests
+# (Tests/IdleCheck); shares the release build of `make demo`.
+idle-check: setup
+	swift build -c release --product scm-idle-check
+	.build/release/scm-idle-check models/tiny-trigflow.onnx
+
+test: swift-test crosscheck example demo-check alloc-check train-check idle-check tsan-check fuzz-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

@@ -89,6 +89,11 @@ let package = Package(
             dependencies: ["SCMRuntime", "SCMOptimize", "TestSupport", "CAllocCounter"],
             path: "Tests/AllocCheck"
         ),
+        // The libFuzzer target (LLVMFuzzerTestOneInput): a plain library here; tools/fuzz.sh builds
+        // it and the library with -sanitize=fuzzer,address and links them with lld.
+        .target(name: "SCMFuzz", dependencies: ["SCMGraph", "SCMRuntime"], path: "Tests/Fuzz"),
+        // `make idle-check`: CPU use of a process holding an idle sampler (release build).
+        .executableTarget(name: "scm-idle-check", dependencies: ["SCMTrigFlow"], path: "Tests/IdleCheck"),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
         .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "TestSupport"]),

@@ -70,3 +70,50 @@ public enum CommandLineSupport {
         }
     }
 }
+
+/// The `--max-*` flags of `ResourceLimits`, shared by scm-inspect, scm-infer, scm-run and
+/// scm-export; each unset flag keeps the library's default.
+public struct ResourceOptions: ParsableArguments {
+    public init() {}
+
+    @Option(parsing: .unconditional, help: "Refuse model files larger than this many bytes (default 2 GiB - 1).")
+    public var maxFileBytes: Int?
+
+    @Option(parsing: .unconditional, help: "Refuse graphs of more nodes (default 1000000).")
+    public var maxNodes: Int?
+
+    @Option(parsing: .unconditional, help: "Refuse graphs whose longest chain of nodes is longer (default 100000).")
+    public var maxGraphDepth: Int?
+
+    @Option(parsing: .unconditional, help: "Refuse any tensor of more elements: initializers, inputs, every computed value (default and most 2^30).")
+    public var maxTensorElements: Int?
+
+    @Option(parsing: .unconditional, help: "Refuse models whose constants (initializers, and values computed at compile time) exceed this many bytes (default 16 GiB).")
+    public var maxInitializerBytes: Int?
+
+    @Option(parsing: .unconditional, help: "Refuse plans whose activation memory (arena + scratch, at the batch asked for) exceeds this many bytes (default 16 GiB).")
+    public var maxActivationBytes: Int?
+
+    /// The limits these flags give.
+    public var limits: ResourceLimits {
+        var l = ResourceLimits()
+        if let v = maxFileBytes { l.maxFileBytes = v }
+        if let v = maxNodes { l.maxNodes = v }
+        if let v = maxGraphDepth { l.maxGraphDepth = v }
+        if let v = maxTensorElements { l.maxTensorElements = v }
+        if let v = maxInitializerBytes { l.maxInitializerBytes = v }
+        if let v = maxActivationBytes { l.maxActivationBytes = v }
+        return l
+    }
+
+    public func validate() throws {
+        for (flag, value) in [("--max-file-bytes", maxFileBytes), ("--max-nodes", maxNodes), ("--max-graph-depth", maxGraphDepth),
+                              ("--max-tensor-elements", maxTensorElements), ("--max-initializer-bytes", maxInitializerBytes),
+                              ("--max-activation-bytes", maxActivationBytes)] {
+            if let v = value, v < 1 { throw ValidationError("\(flag) must be at least 1, is \(v)") }
+        }
+        if let v = maxTensorElements, v > Compiler.maxTensorElements {
+            throw ValidationError("--max-tensor-elements must be at most \(Compiler.maxTensorElements) (the runtime's own cap), is \(v)")
+        }
+    }
+}

@@ -15,10 +15,12 @@ public enum ModelFile {
     public static func load(path: String, limits: LoadLimits = LoadLimits(), verify: Bool = true) throws -> Model {
         let file = try MappedFile(path: path, maxBytes: limits.maxFileBytes)
         let dir = (path as NSString).deletingLastPathComponent
-        let reader = ExternalDataReader(directory: dir.isEmpty ? "." : dir, limit: limits.maxExternalBytes)
+        let reader = ExternalDataReader(directory: dir.isEmpty ? "." : dir,
+                                        limit: min(limits.maxExternalBytes, limits.maxInitializerBytes))
         return try naming(path) {
             let model = try ProtoDecoder.decodeModel(bytes: file.bytes, limits: limits, source: path, externalData: reader)
             if verify { try model.verify() }
+            try model.checkResources(limits)
             return model
         }
     }
@@ -42,6 +44,7 @@ public enum ModelFile {
                 try ProtoDecoder.decodeModel(bytes: $0, limits: limits, source: source, externalData: nil)
             }
             if verify { try model.verify() }
+            try model.checkResources(limits)
             return model
         }
     }
@@ -62,7 +65,13 @@ public enum ModelFile {
     /// Loads a `TensorProto` file (the format of ONNX test data sets).
     public static func loadTensor(path: String, limits: LoadLimits = LoadLimits()) throws -> Tensor {
         let file = try MappedFile(path: path, maxBytes: limits.maxFileBytes)
-        return try naming(path) { try ProtoDecoder.decodeTensor(bytes: file.bytes, limits: limits, source: path) }
+        return try naming(path) {
+            let t = try ProtoDecoder.decodeTensor(bytes: file.bytes, limits: limits, source: path)
+            guard t.elementCount <= limits.maxTensorElements else {
+                throw ModelError(.limitExceeded, at: path, "tensor has \(t.elementCount) elements, more than the limit of \(limits.maxTensorElements) (max-tensor-elements)")
+            }
+            return t
+        }
     }
 
     /// Writes `tensor` as a `TensorProto` file, atomically.

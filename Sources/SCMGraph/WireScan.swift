@@ -1,17 +1,3 @@
-/// Limits the loader enforces on untrusted model files, before and after protobuf-c decodes them.
-public struct LoadLimits: Sendable {
-    /// Largest model file accepted, in bytes. protobuf caps a message at 2 GiB.
-    public var maxFileBytes: Int = Int(Int32.max)
-    /// Most nodes in the graph.
-    public var maxNodes: Int = 1_000_000
-    /// Most dimensions of a tensor or declared shape.
-    public var maxRank: Int = 64
-    /// Most bytes read from external data files, in total.
-    public var maxExternalBytes: Int = 64 << 30
-
-    public init() {}
-}
-
 /// The messages of `schemas/model.proto`, for the pre-scan.
 enum WireMessage: String {
     case model = "ModelProto", graph = "GraphProto", node = "NodeProto", attribute = "AttributeProto"

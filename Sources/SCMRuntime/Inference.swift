@@ -55,8 +55,9 @@ public enum Inference {
 
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
                            repeats: Int = 1, profile: Bool = false,
-                           minParallelElements: Int = ThreadPool.defaultMinParallelElements) throws -> Report {
-        let model = try ModelFile.load(path: modelPath)
+                           minParallelElements: Int = ThreadPool.defaultMinParallelElements,
+                           limits: ResourceLimits = .standard) throws -> Report {
+        let model = try ModelFile.load(path: modelPath, limits: limits)
         let inits = Set(model.graph.initializers.map(\.meta.name))
         let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
         for vi in graphInputs where vi.type == nil {
@@ -69,7 +70,7 @@ public enum Inference {
         var shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:]
         for (path, vi) in zip(inputPaths, graphInputs) {
             let name = vi.name
-            let t = try ModelFile.loadTensor(path: path)
+            let t = try ModelFile.loadTensor(path: path, limits: limits)
             guard t.storage != nil else { throw RuntimeError(.unsupported, at: path, "\(t.dtype) tensors are not supported") }
             if let type = vi.type {
                 if let declared = type.elementType, declared != t.dtype {
@@ -82,7 +83,7 @@ public enum Inference {
             shapes[name] = TensorSpec(t.dtype, t.shape)
             values[name] = t
         }
-        let plan = try Compiler.compile(model, shapes: shapes, values: values)
+        let plan = try Compiler.compile(model, shapes: shapes, values: values, limits: limits)
         let session = plan.makeSession(threads: threads, minParallelElements: minParallelElements)
         // The plan's inputs are the graph inputs given above, in graph order.
         let ordered = plan.inputs.compactMap { values[$0.name] }

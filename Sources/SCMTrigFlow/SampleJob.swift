@@ -158,7 +158,7 @@ public struct SampleJob: Sendable {
         try validate()
         let model: TrigFlowModel
         do {
-            model = try TrigFlowModel(path: modelPath, overrides: overrides)
+            model = try TrigFlowModel(path: modelPath, overrides: overrides, limits: options.limits)
         } catch {
             throw Self.naming(error)
         }

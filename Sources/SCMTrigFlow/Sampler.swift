@@ -44,13 +44,19 @@ public final class Sampler: @unchecked Sendable {
         public var optimize: Bool
         /// Optimizer passes instead of the default pipeline (nil: the default).
         public var passes: [String]?
+        /// What each compiled plan may need (tensor elements, constants, planned activation
+        /// memory at the batch size): a plan over them is a `.limitExceeded` error, not an
+        /// allocation.
+        public var limits: ResourceLimits
 
-        /// Options with batch 64, 1 thread, optimization on, the default pipeline.
-        public init(batch: Int = 64, threads: Int = 1, optimize: Bool = true, passes: [String]? = nil) {
+        /// Options with batch 64, 1 thread, optimization on, the default pipeline, the default limits.
+        public init(batch: Int = 64, threads: Int = 1, optimize: Bool = true, passes: [String]? = nil,
+                    limits: ResourceLimits = .standard) {
             self.batch = batch
             self.threads = threads
             self.optimize = optimize
             self.passes = passes
+            self.limits = limits
         }
     }
 
@@ -151,9 +157,10 @@ public final class Sampler: @unchecked Sendable {
             let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
             if opts.optimize {
                 let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
-                return try Compiler.compile(optimized, shapes: [m.xName: xSpec])
+                return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits)
             }
-            return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])])
+            return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])],
+                                        limits: opts.limits)
         }
         let expected = TensorSpec(.float, [batch] + model.sampleShape)
         guard let out = p.outputs.first, out.spec == expected else {

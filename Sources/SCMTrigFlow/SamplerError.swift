@@ -19,6 +19,9 @@ public struct SamplerError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidArgument
         /// A file could not be read or written.
         case io
+        /// The model exceeds a configured `ResourceLimits` value (file size, tensor elements,
+        /// constant bytes, graph depth, planned activation memory for the batch, ...).
+        case limitExceeded
     }
 
     /// The family of problem.
@@ -49,6 +52,7 @@ public struct SamplerError: Error, Hashable, Sendable, CustomStringConvertible {
             case .io: .io
             case .unsupported: .unsupported
             case .invalidArgument: .invalidArgument
+            case .limitExceeded: .limitExceeded
             default: .invalidModel
             }
             self.init(kind, at: e.location, e.message)
@@ -56,6 +60,7 @@ public struct SamplerError: Error, Hashable, Sendable, CustomStringConvertible {
             let kind: Kind = switch e.kind {
             case .unsupported: .unsupported
             case .badInput: .invalidArgument
+            case .limitExceeded: .limitExceeded
             case .invalidModel, .needsValue: .invalidModel
             }
             self.init(kind, at: e.location, e.message)

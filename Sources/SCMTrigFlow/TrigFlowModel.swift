@@ -51,9 +51,10 @@ public struct TrigFlowModel: Sendable {
     /// Whether samples are images ([C, H, W]) rather than vectors ([D]).
     public var isImage: Bool { sampleShape.count == 3 }
 
-    /// Loads and checks the model file at `path`.
-    public init(path: String, overrides: Overrides = Overrides()) throws(SamplerError) {
-        let model = try SamplerError.wrap { try ModelFile.load(path: path) }
+    /// Loads and checks the model file at `path`, within `limits` (see `ResourceLimits`; give
+    /// samplers the same limits in `Sampler.Options.limits` for the compile-time checks).
+    public init(path: String, overrides: Overrides = Overrides(), limits: ResourceLimits = .standard) throws(SamplerError) {
+        let model = try SamplerError.wrap { try ModelFile.load(path: path, limits: limits) }
         try self.init(model, overrides: overrides)
     }
 

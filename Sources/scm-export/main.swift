@@ -26,6 +26,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Specialize and optimize (for each step with --steps or --schedule, one time with --t, else the batch size only).")
     var optimize = false
 
+    @OptionGroup(title: "Resource limits")
+    var resources: ResourceOptions
+
     @Option(parsing: .unconditional, help: "Write one optimized model per step of the N-step schedule.")
     var steps: Int?
 
@@ -106,7 +109,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         do {
-            var model = try ModelFile.load(path: input)
+            var model = try ModelFile.load(path: input, limits: resources.limits)
             if Checkpoint.isCheckpoint(model) {
                 // A training checkpoint: the model file of its EMA network, then the flags as for any model.
                 let ckpt = try Checkpoint.load(path: input)

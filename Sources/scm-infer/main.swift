@@ -37,6 +37,9 @@ struct Infer: ParsableCommand {
     @Flag(help: "List the supported ops and exit.")
     var listOps = false
 
+    @OptionGroup(title: "Resource limits")
+    var resources: ResourceOptions
+
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
         try CommandLineSupport.check("--threads", threads, Limits.threads)
@@ -54,7 +57,7 @@ struct Infer: ParsableCommand {
         do {
             let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
                                            threads: threads, repeats: `repeat`, profile: profile,
-                                           minParallelElements: minParallelElements)
+                                           minParallelElements: minParallelElements, limits: resources.limits)
             if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {
             CommandLineSupport.fail("scm-infer", "\(error)", code: CommandLineSupport.status(of: error))

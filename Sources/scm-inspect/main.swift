@@ -21,8 +21,8 @@ struct Inspect: ParsableCommand {
     @Option(help: "Write the loaded model back through scm's own serializer to this path.")
     var save: String?
 
-    @Option(parsing: .unconditional, help: "Refuse model files larger than this many bytes.")
-    var maxFileBytes: Int?
+    @OptionGroup(title: "Resource limits")
+    var resources: ResourceOptions
 
     @Option(parsing: .unconditional, help: "Show the optimized graph of each step of the N-step schedule (scm.schedule.N, else the default rule).")
     var steps: Int?
@@ -52,7 +52,6 @@ struct Inspect: ParsableCommand {
         try CommandLineSupport.checkUTF8Arguments()
         try CommandLineSupport.check("--steps", steps, Limits.steps)
         try CommandLineSupport.check("--batch", batch, Limits.batch)
-        if let m = maxFileBytes, m < 1 { throw ValidationError("--max-file-bytes must be at least 1, is \(m)") }
         if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }
         if !perStep {
             for (flag, given) in [("--batch", batch != nil), ("--passes", passes != nil), ("--fold-limit", foldLimit != nil),
@@ -64,10 +63,8 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
-        var limits = LoadLimits()
-        if let m = maxFileBytes { limits.maxFileBytes = m }
         do {
-            let loaded = try ModelFile.load(path: model, limits: limits)
+            let loaded = try ModelFile.load(path: model, limits: resources.limits)
             if perStep {
                 let times = try CommandLineSupport.stepTimes(loaded, steps: steps, schedule: schedule, tMax: tMax)
                 let report = try StepInspection(model: loaded, name: model, schedule: times, batch: batch ?? 1,

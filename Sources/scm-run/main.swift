@@ -77,6 +77,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
+    @OptionGroup(title: "Resource limits")
+    var resources: ResourceOptions
+
     @Flag(inversion: .prefixedNo, help: "Show progress (samples, images/s, ETA) on standard error (default: when it is a terminal).")
     var progress: Bool?
 
@@ -105,7 +108,8 @@ struct Run: ParsableCommand {
         job.solver = solver.flatMap(Sampler.Solver.init)
         job.count = count
         job.seed = seed
-        job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize)
+        job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize,
+                                      limits: resources.limits)
         job.noisePath = noise
         job.out = out
         job.outDir = outDir

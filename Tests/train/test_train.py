@@ -245,3 +245,59 @@ def test_init_starts_from_a_checkpoint(tmp_path):
     r = train("--data", "checkerboard", "--objective", "sct", "--init", tmp_path / "missing.ckpt", "--out", tmp_path / "bad2",
               "--steps", 1, check=False)
     assert r.returncode == 1 and "missing.ckpt" in r.stderr, r.stderr
+
+
+def test_random_kills_resume_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL at seeded random moments, half of them while a checkpoint is being written (a
+    temporary file in the folder): after every kill the latest checkpoint exports and the run
+    resumes from it; the final checkpoint is bitwise the one of a run never interrupted."""
+    # The trajectory does not depend on --steps (test_resume_is_bitwise_identical): the killed runs
+    # aim far, and both finishes stop 25 steps after the last kill.
+    common = ["--data", "checkerboard", "--objective", "sct", "--batch", 32, "--checkpoint-every", 1, "--seed", 11,
+              "--threads", 1, "--tangent-warmup", 50]
+    out = tmp_path / "killed"
+    ckdir = out / "checkpoints"
+    rng = random.Random(16)
+    kills, during_write, last = 0, 0, 0
+    for k in range(8):
+        args = [os.path.join(BIN, "scm-train"), *map(str, common), "--steps", "1000000", "--out", str(out)] + (["--resume"] if k else [])
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if k % 2:  # wait for a checkpoint write in flight (its temporary file), then kill at once
+            deadline = time.monotonic() + 0.3 + rng.random()
+            while time.monotonic() < deadline or not (ckdir.exists() and any(f.startswith(".") for f in os.listdir(ckdir))):
+                if p.poll() is not None or time.monotonic() > deadline + 10:
+                    break
+            writing = ckdir.exists() and any(f.startswith(".") for f in os.listdir(ckdir))
+        else:
+            time.sleep(0.3 + rng.random())
+            writing = False
+        if p.poll() is not None:
+            assert False, f"scm-train ended before kill {k} (exit {p.returncode}): {p.stderr.read()[-500:]}"
+        p.kill()
+        p.wait()
+        p.stderr.close()
+        kills += 1
+        during_write += writing
+        ckpts = sorted(ckdir.glob("step_*.ckpt"))
+        assert ckpts, "no checkpoint after a kill"
+        step = int(ckpts[-1].stem[5:])
+        assert step >= last, (step, last)  # never lost progress
+        last = step
+        r = scm("scm-export", ckpts[-1], tmp_path / f"m{k}.onnx")
+        assert r.returncode == 0, (ckpts[-1], r.stderr)
+        assert all(f.startswith("step_") and f.endswith(".ckpt") or f.startswith(".step_") for f in os.listdir(ckdir))
+    assert during_write >= 2, f"only {during_write} of {kills} kills hit a checkpoint write"
+    target = last + 25
+    common += ["--steps", target]
+    r = train(*common, "--out", out, "--resume", "--json")
+    assert json.loads(r.stdout)["start_step"] == last
+    straight = tmp_path / "straight"
+    train(*common, "--out", straight)
+    a, ma = ckpt_tensors(out / "checkpoints" / f"step_{target:08d}.ckpt")
+    b, mb = ckpt_tensors(straight / "checkpoints" / f"step_{target:08d}.ckpt")
+    assert ma == mb and a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    la = [l.split(",")[:3] for l in (straight / "loss.csv").read_text().splitlines()]
+    lb = [l.split(",")[:3] for l in (out / "loss.csv").read_text().splitlines()]
+    assert la == lb and len(la) == target + 1
+    print(f"{kills} kills ({during_write} during a checkpoint write), last at step {last} of {target}")

@@ -13,12 +13,18 @@ public enum Compiler {
     ///   - values: values of graph inputs that the compiler may fix ("pin") when a node needs them
     ///     at compile time, e.g. Reshape's `shape`; `run` then checks the value is the same.
     ///   - constants: graph inputs bound to constants (specialization): they leave the input list.
+    ///   - limits: `Model.checkResources`, then the elements of every value, the bytes of the
+    ///     values evaluated at compile time (with the initializers, `maxInitializerBytes`) and the
+    ///     planned activation memory (arena plus scratch, `maxActivationBytes`): each is a
+    ///     `.limitExceeded` error naming the node or input, thrown before anything that large is
+    ///     allocated.
     public static func compile(_ model: Model, shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:],
-                               constants: [String: Tensor] = [:]) throws -> Plan {
+                               constants: [String: Tensor] = [:], limits: ResourceLimits = .standard) throws -> Plan {
         var pinned = Set<String>()
         while true {
             do {
-                return try Build(model: model, shapes: shapes, values: values, constants: constants, pinned: pinned).run()
+                return try Build(model: model, shapes: shapes, values: values, constants: constants, pinned: pinned,
+                                 limits: limits).run()
             } catch let e as RuntimeError where e.kind == .needsValue {
                 guard let name = e.inputName, values[name] != nil, !pinned.contains(name) else { throw e }
                 pinned.insert(name)
@@ -43,8 +49,8 @@ extension Compiler {
     /// Infers every value's type and evaluates every node whose inputs are known, as `compile`
     /// does, without planning memory. Graph inputs in `constants` count as known.
     public static func analyze(_ model: Model, shapes: [String: TensorSpec] = [:],
-                               constants: [String: Tensor] = [:]) throws -> GraphAnalysis {
-        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: []).analyze()
+                               constants: [String: Tensor] = [:], limits: ResourceLimits = .standard) throws -> GraphAnalysis {
+        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: [], limits: limits).analyze()
         return GraphAnalysis(specs: a.vals.mapValues(\.spec), constants: a.vals.compactMapValues(\.constant), order: a.order)
     }
 }
@@ -56,6 +62,17 @@ private struct Build {
     let values: [String: Tensor]
     let constants: [String: Tensor]
     let pinned: Set<String>
+    let limits: ResourceLimits
+
+    /// The element limit of every value: the caller's, within the runtime's own cap.
+    var maxElements: Int { min(limits.maxTensorElements, Compiler.maxTensorElements) }
+
+    func tooLarge(_ at: String, _ shape: [Int]) -> RuntimeError {
+        guard let n = ShapeMath.elementCount(shape) else {
+            return RuntimeError(.invalidModel, at: at, "shape \(shape) is negative or its element count overflows")
+        }
+        return RuntimeError(.limitExceeded, at: at, "shape \(shape) has \(n) elements, more than the limit of \(maxElements) (max-tensor-elements)")
+    }
 
     struct Value {
         var spec: TensorSpec
@@ -80,6 +97,9 @@ private struct Build {
 
     func analyze() throws -> Analysis {
         let graph = model.graph
+        do { try model.checkResources(limits) } catch let e as ModelError { throw RuntimeError(.limitExceeded, at: e.location, e.message) }
+        // Bytes of the values known at compile time: initializers, then every folded output.
+        var constantBytes = graph.initializers.reduce(0) { $0 + $1.byteCount }
         let opset = model.opsetVersion("") ?? 0
         if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
             guard opset >= 13 else {
@@ -124,6 +144,7 @@ private struct Build {
             guard spec.dtype.isByteAligned else {
                 throw RuntimeError(.unsupported, at: "input '\(name)'", "dtype \(spec.dtype) is not supported")
             }
+            guard let n = ShapeMath.elementCount(spec.shape), n <= maxElements else { throw tooLarge("input '\(name)'", spec.shape) }
             let pin = pinned.contains(name) ? values[name] : nil
             vals[name] = Value(spec: spec, constant: pin, graphInput: name)
             planInputs.append((name, spec, pin))
@@ -152,16 +173,15 @@ private struct Build {
                 ins.append(v.spec); consts.append(v.constant); gnames.append(v.graphInput)
             }
             let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
-            let ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
+            var ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
+            ctx.maxElements = maxElements
             let b = try op.build(ctx)
             guard b.outputs.count == node.outputs.count else {
                 throw RuntimeError(.invalidModel, at: label, "produces \(b.outputs.count) outputs, node lists \(node.outputs.count)")
             }
             for s in b.outputs {
                 guard s.dtype.isByteAligned else { throw RuntimeError(.unsupported, at: label, "output dtype \(s.dtype) is not supported") }
-                guard let n = ShapeMath.elementCount(s.shape), n <= Compiler.maxTensorElements else {
-                    throw RuntimeError(.invalidModel, at: label, "output shape \(s.shape) is negative or too large")
-                }
+                guard let n = ShapeMath.elementCount(s.shape), n <= maxElements else { throw tooLarge(label, s.shape) }
             }
             let present = consts.enumerated().filter { ins[$0.offset] != nil }
             let allConst = present.allSatisfy { $0.element != nil }
@@ -177,6 +197,10 @@ private struct Build {
                 folded += 1
             }
             if let oc = outConsts {
+                constantBytes += oc.reduce(0) { $0 + ($1.storage?.bytes.count ?? 0) }
+                guard constantBytes <= limits.maxInitializerBytes else {
+                    throw RuntimeError(.limitExceeded, at: label, "values known at compile time reach \(constantBytes) bytes, over the limit of \(limits.maxInitializerBytes) (max-initializer-bytes)")
+                }
                 for (name, t) in zip(node.outputs, oc) where !name.isEmpty {
                     var t = t
                     t.meta = TensorMeta(name: name)
@@ -272,6 +296,12 @@ private struct Build {
             stepIndex += 1
         }
         let layout = planner.layout()
+        let planned = protoSteps.reduce(layout.total) { max($0, layout.total + $1.p.build.scratchBytes) }
+        guard planned <= limits.maxActivationBytes else {
+            let batch = planInputs.first.map { "batch \($0.1.shape.first ?? 1), " } ?? ""
+            throw RuntimeError(.limitExceeded, at: "model",
+                               "planned activation memory is \(planned) bytes (\(batch)arena \(layout.total) + scratch), over the limit of \(limits.maxActivationBytes) (max-activation-bytes)")
+        }
         func slot(_ name: String) -> Slot {
             if name.isEmpty { return .none }
             if let c = vals[name]?.constant, bufferOf[name] == nil { return constSlot(name, c) }

@@ -86,6 +86,10 @@ public struct OpContext {
     public let values: [Tensor?]
     /// Names of the graph inputs each input is (for `.needsValue`), nil otherwise.
     let graphInputNames: [String?]
+    /// The most elements a value may have: the compiler's `ResourceLimits.maxTensorElements`
+    /// within `Compiler.maxTensorElements`. `checked` applies it, so ops that build tables or
+    /// values proportional to their output check it before that work.
+    var maxElements: Int = Compiler.maxTensorElements
 
     public var inputCount: Int { inputs.count }
 
@@ -197,6 +201,9 @@ public struct OpContext {
     public func checked(_ shape: [Int], _ what: String = "output shape") throws -> [Int] {
         guard let n = ShapeMath.elementCount(shape), n <= Compiler.maxTensorElements else {
             throw error("\(what) \(shape) is negative or too large")
+        }
+        guard n <= maxElements else {
+            throw RuntimeError(.limitExceeded, at: label, "\(what) \(shape) has \(n) elements, more than the limit of \(maxElements) (max-tensor-elements)")
         }
         return shape
     }

@@ -10,6 +10,9 @@ public struct RuntimeError: Error, Hashable, Sendable, CustomStringConvertible {
         case needsValue
         /// Inputs given to `run` do not match the plan (count, dtype, shape, pinned value).
         case badInput
+        /// A configured `ResourceLimits` value (tensor elements, constant bytes, planned
+        /// activation memory, ...) would be exceeded.
+        case limitExceeded
     }
 
     public var kind: Kind

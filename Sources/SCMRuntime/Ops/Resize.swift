@@ -38,6 +38,11 @@ enum ResizeOp: Operator {
         let r = x.rank
         let axes = try (ctx.ints("axes") ?? Array(0..<r)).map { try ctx.axis($0, rank: r) }
         guard Set(axes).count == axes.count else { throw ctx.error("axes repeat") }
+        // Nothing to interpolate from: with `sizes`, the scale of an empty axis is infinite and every
+        // source index would lie outside the input.
+        if let a = axes.first(where: { x.shape[$0] == 0 }) {
+            throw ctx.error("input axis \(a) has length 0 (input shape \(x.shape)): there is nothing to resize")
+        }
         var scales = [Double](repeating: 1, count: r)
         var out = x.shape
         let hasScales = try ctx.has(iScales) && ctx.value(iScales, "scales").elementCount > 0

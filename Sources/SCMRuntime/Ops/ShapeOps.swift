@@ -499,6 +499,7 @@ enum ConstantOfShapeOp: Operator {
         }
         let w = (fill.dtype.bitWidth ?? 8) / 8
         guard let bytes = fill.dtype.byteCount(elements: n), bytes <= 1 << 32 else { throw ctx.error("shape \(dims) is too large") }
+        _ = try ctx.checked(dims)  // the element limit, before the value is allocated
         let src = fill.storage!.bytes
         let storage = TensorStorage(byteCount: bytes) { dst in
             for i in 0..<n { (dst.baseAddress! + i * w).copyMemory(from: src.baseAddress!, byteCount: w) }
