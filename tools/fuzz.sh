@@ -22,7 +22,7 @@ swift build -c release --scratch-path "$out/spm" --target SCMFuzz \
     -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address >"$out/build.log" 2>&1 \
     || { tail -40 "$out/build.log"; exit 1; }
 objects=()
-for m in CModelProto SCMGraph SCMRuntime SCMFuzz; do
+for m in CModelProto CKernels SCMGraph SCMRuntime SCMFuzz; do
     for o in "$out/spm/release/$m.build"/*.o; do objects+=("$o"); done
 done
 swiftc -sanitize=fuzzer,address -use-ld=lld "${objects[@]}" -lprotobuf-c -lopenblas -o "$out/scm-fuzz.new"
