@@ -43,6 +43,8 @@ FUZZ_FINDINGS = [
     ("fuzz_resize_huge_sizes_timeout.onnx", "limitExceeded",
      "output shape [1, 1, 4, 67108868] has 268435472 elements, more than the limit of 1048576 (max-tensor-elements)",
      "--max-tensor-elements 1048576"),
+    # libFuzzer crash: Split of a rank-0 input (a mutated node test) indexed its shape at axis 0.
+    ("fuzz_split_rank0_crash.onnx", "invalidModel", "(Split): input must have rank >= 1", ""),
 ]
 
 
@@ -110,6 +112,12 @@ def main():
                helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Add", ["c", "x"], ["y"])],
               [vi("x", [16384])], [vi("y", [16384])]),
         "limitExceeded", "over the limit of 150000 (max-activation-bytes)", "--max-activation-bytes 150000")
+    # Concat and Slice of rank-0 inputs (the shape of the Split finding): an axis of a scalar.
+    add("concat_rank0", model([helper.make_node("Concat", ["x", "x"], ["y"], axis=0)], [vi("x", [])], [vi("y", None)]),
+        "invalidModel", "(Concat): inputs must have rank >= 1")
+    st, en = (numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("st", 0), ("en", 1)))
+    add("slice_rank0", model([helper.make_node("Slice", ["x", "st", "en"], ["y"])], [vi("x", [])], [vi("y", None)], [st, en]),
+        "invalidModel", "(Slice): cannot slice a tensor of rank 0")
     # Findings of tools/fuzz.sh, committed byte for byte (not generated here): name, kind, text, flags.
     for row in FUZZ_FINDINGS:
         assert os.path.exists(os.path.join(OUT, row[0])), row[0]

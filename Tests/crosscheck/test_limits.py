@@ -19,7 +19,7 @@ def rows():
 
 
 def zero_inputs(path, tmp):
-    """TensorProto files of zeros at each graph input's declared shape; None when too large to write."""
+    """TensorProto files of zeros at each graph input's declared shape and type; None when too large to write."""
     m = onnx.load(path)
     inits = {t.name for t in m.graph.initializer}
     files = []
@@ -28,7 +28,8 @@ def zero_inputs(path, tmp):
         if int(np.prod(shape, dtype=np.float64)) > 1 << 20:
             return None
         p = tmp / f"{os.path.basename(path)}.in{i}.pb"
-        p.write_bytes(numpy_helper.from_array(np.zeros(shape, np.float32), vi.name).SerializeToString())
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
+        p.write_bytes(numpy_helper.from_array(np.zeros(shape, dtype), vi.name).SerializeToString())
         files.append(p)
     return files
 

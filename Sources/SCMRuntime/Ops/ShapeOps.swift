@@ -186,6 +186,7 @@ enum ConcatOp: Operator {
         try ctx.arity(inputs: 1, 1 << 16)
         let first = try ctx.input(0)
         guard let a = try ctx.optionalInt("axis") else { throw ctx.error("attribute 'axis' is required") }
+        guard first.rank >= 1 else { throw ctx.error("inputs must have rank >= 1, input 0 is \(first)") }
         let axis = try ctx.axis(a, rank: first.rank)
         var out = first.shape
         out[axis] = 0
@@ -238,6 +239,7 @@ enum SplitOp: Operator {
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 1, 2, outputs: 1...(1 << 16))
         let x = try ctx.input(0)
+        guard x.rank >= 1 else { throw ctx.error("input must have rank >= 1, is \(x)") }
         let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
         let n = ctx.node.outputs.count, len = x.shape[axis]
         var parts: [Int]
@@ -288,6 +290,7 @@ enum SliceOp: Operator {
         }
         var begin = [Int](repeating: 0, count: rank), step = [Int](repeating: 1, count: rank), out = shape
         var seen = Set<Int>()
+        guard rank >= 1 || starts.isEmpty else { throw ctx.error("cannot slice a tensor of rank 0") }
         for i in 0..<starts.count {
             let a = try ctx.axis(axes[i], rank: rank)
             guard seen.insert(a).inserted else { throw ctx.error("axis \(axes[i]) repeats") }
