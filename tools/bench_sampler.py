@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "crosscheck"))
 import make_tiny_model  # noqa: E402
 import trigflow_ref  # noqa: E402
+from bench import ort_images_per_second  # noqa: E402
 
 
 def scm_run(binary, model, steps, count, batch, threads, optimize):
@@ -35,16 +35,6 @@ def scm_run(binary, model, steps, count, batch, threads, optimize):
     if not optimize:
         args.append("--no-optimize")
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
-
-
-def ort_images_per_second(net, steps, count, batch, size, rng):
-    times = net.schedule(steps)
-    noise = rng.standard_normal((steps, count, 1, size, size)).astype(np.float32)
-    trigflow_ref.consistency_sample(net, times, noise[:, :batch])  # warm-up
-    t0 = time.perf_counter()
-    for b0 in range(0, count, batch):
-        trigflow_ref.consistency_sample(net, times, noise[:, b0:b0 + batch])
-    return count / (time.perf_counter() - t0)
 
 
 def main():
@@ -74,7 +64,7 @@ def main():
                 for _ in range(a.rounds):
                     ours = scm_run(a.bin, model, steps, a.count, a.batch, threads, True)
                     unopt = scm_run(a.bin, model, steps, a.count, a.batch, threads, False)
-                    theirs = ort_images_per_second(net, steps, a.count, a.batch, a.size, rng)
+                    theirs = ort_images_per_second(net, steps, a.count, a.batch, (1, a.size, a.size), rng)
                     rounds.append((ours["images_per_second"], ours["ms_per_step"], ours["prepare_seconds"],
                                    unopt["images_per_second"], theirs))
                 med = [float(np.median([r[i] for r in rounds])) for i in range(5)]

@@ -2,16 +2,9 @@ import Foundation
 import SCMTrain
 import SCMTrigFlow
 
-/// An error of the evaluation: what is wrong and where (a file, a flag, a metric).
-public struct EvalError: Error, CustomStringConvertible, Sendable {
-    public var location: String
-    public var message: String
-    public init(at location: String, _ message: String) {
-        self.location = location
-        self.message = message
-    }
-    public var description: String { location.isEmpty ? message : "\(location): \(message)" }
-}
+/// An error of the evaluation: what is wrong and where (a file, a flag, a metric); the trainer's
+/// error type, which has exactly this shape.
+public typealias EvalError = TrainError
 
 /// Reads the samples `scm-eval` measures: an `.npy` of float samples (`scm-run --npy`) or a PNG
 /// grid of images (`scm-run --out`).

@@ -93,7 +93,8 @@ final class GraphBuilder {
     }
 }
 
-/// An error of the trainer: what is wrong and where (a flag, a file, a parameter, a step).
+/// An error of the trainer (and of the evaluation, `EvalError`): what is wrong and where (a flag,
+/// a file, a parameter, a step).
 public struct TrainError: Error, CustomStringConvertible, Sendable {
     public var location: String
     public var message: String
