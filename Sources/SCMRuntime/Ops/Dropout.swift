@@ -60,10 +60,14 @@ struct DropoutKernel: Kernel {
         return z ^ (z >> 31)
     }
 
-    /// The 32-bit draw of element `e` of the sample whose key has bits `key`.
-    @inline(__always) static func draw(key: UInt32, salt: UInt64, element e: Int) -> UInt32 {
-        let stream = mix(UInt64(key) &+ mix(salt &+ 0x9E37_79B9_7F4A_7C15))
-        return UInt32(truncatingIfNeeded: mix(stream &+ UInt64(e) &* 0x9E37_79B9_7F4A_7C15) >> 32)
+    /// The stream of the sample whose key has bits `key` at the node of `salt`.
+    @inline(__always) static func stream(key: UInt32, salt: UInt64) -> UInt64 {
+        mix(UInt64(key) &+ mix(salt &+ 0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The 32-bit draw of element `e` of a sample's stream.
+    @inline(__always) static func draw(stream: UInt64, element e: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: mix(stream &+ UInt64(e) &* 0x9E37_79B9_7F4A_7C15) >> 32)
     }
 
     func run(_ io: KernelIO) {
@@ -72,9 +76,9 @@ struct DropoutKernel: Kernel {
         let perChunks = max(1, (perSample + chunk - 1) / chunk)
         io.pool.parallelFor(samples * perChunks, elements: samples * perSample) { c, _ in
             let n = c / perChunks, lo = (c % perChunks) * chunk, hi = min(perSample, lo + chunk)
-            let k = key[n].bitPattern, base = n * perSample
+            let stream = Self.stream(key: key[n].bitPattern, salt: salt), base = n * perSample
             for e in lo..<hi {
-                y[base + e] = Self.draw(key: k, salt: salt, element: e) >= threshold ? x[base + e] * scale : 0
+                y[base + e] = Self.draw(stream: stream, element: e) >= threshold ? x[base + e] * scale : 0
             }
         }
     }
