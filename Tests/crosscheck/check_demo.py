@@ -3,11 +3,13 @@
 
     Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
 
-The demo draws 64 samples of models/tiny-trigflow.onnx in 2 steps with seed 0. samples.npy must
-hold them as float32 [64, 1, 8, 8], equal to the reference sampler (trigflow_ref.py: NumPy +
-onnxruntime, the documented noise generator) within the scm-run cross-checks' tolerance;
-grid.png must be the 8 x 8 grid of those samples (82 x 82 gray pixels, 2-pixel padding) through
-the documented pixel map. Exits 1 with a message on the first failure.
+The demo draws 100 samples of the shipped Fashion-MNIST consistency model
+(models/fashion-sct.onnx) in 2 steps with seed 0. samples.npy must hold them as float32
+[100, 1, 28, 28], equal to the reference sampler (trigflow_ref.py: NumPy + onnxruntime, the
+documented noise generator) within the scm-run cross-checks' tolerance; grid.png must be the
+10 x 10 grid of those samples (302 x 302 gray pixels, 2-pixel padding) through the documented pixel
+map; and the shipped classifier (models/fashion-classifier.onnx, run by onnxruntime) must find
+garments of all ten classes among them. Exits 1 with a message on the first failure.
 """
 import os
 import sys
@@ -21,9 +23,13 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import trigflow_ref as ref  # noqa: E402
 
-MODEL = os.path.join(ROOT, "models", "tiny-trigflow.onnx")
-COUNT, STEPS, SEED, SHAPE = 64, 2, 0, (1, 8, 8)
+MODEL = os.path.join(ROOT, "models", "fashion-sct.onnx")
+CLASSIFIER = os.path.join(ROOT, "models", "fashion-classifier.onnx")
+COUNT, STEPS, SEED, SHAPE = 100, 2, 0, (1, 28, 28)
+COLUMNS, PAD = 10, 2
+SIDE = PAD + COLUMNS * (SHAPE[1] + PAD)
 TOL = 1e-4  # as Tests/crosscheck/test_sampler.py
+CLASS_COUNTS = None
 
 
 def check(grid_path, npy_path):
@@ -39,15 +45,26 @@ def check(grid_path, npy_path):
     if not err <= TOL:
         return f"{npy_path}: max abs error {err} against the reference sampler (bar {TOL})"
     img = Image.open(grid_path)
-    if img.format != "PNG" or img.mode != "L" or img.size != (82, 82):
-        return f"{grid_path}: {img.format} {img.mode} {img.size}, expected an 82 x 82 gray PNG"
+    if img.format != "PNG" or img.mode != "L" or img.size != (SIDE, SIDE):
+        return f"{grid_path}: {img.format} {img.mode} {img.size}, expected a {SIDE} x {SIDE} gray PNG"
     px = ref.pixels(samples, -1, 1)
-    grid = np.zeros((82, 82), np.uint8)
+    grid = np.zeros((SIDE, SIDE), np.uint8)
+    cell = SHAPE[1] + PAD
     for i in range(COUNT):
-        r, c = divmod(i, 8)
-        grid[2 + r * 10: 10 + r * 10, 2 + c * 10: 10 + c * 10] = px[i, 0]
+        r, c = divmod(i, COLUMNS)
+        grid[PAD + r * cell: PAD + r * cell + SHAPE[1], PAD + c * cell: PAD + c * cell + SHAPE[2]] = px[i, 0]
     if not np.array_equal(np.asarray(img), grid):
         return f"{grid_path}: pixels differ from the grid of {npy_path}"
+    import crosscheck_ort
+    session = crosscheck_ort.ort_session(CLASSIFIER, 1)
+    logits = session.run(["logits"], {"x": np.clip(samples, -1, 1)})[0]
+    counts = np.bincount(logits.argmax(axis=1), minlength=10)
+    if not (counts > 0).all():
+        names = ref.metadata(CLASSIFIER)["scm.classes"].split(",")
+        missing = [names[k] for k in range(10) if counts[k] == 0]
+        return f"{npy_path}: the classifier finds no {', '.join(missing)} among the {COUNT} samples (per class: {counts.tolist()})"
+    global CLASS_COUNTS
+    CLASS_COUNTS = counts.tolist()
     return None
 
 
@@ -59,7 +76,8 @@ def main():
     if problem:
         print(f"demo-check: FAILED: {problem}", file=sys.stderr)
         return 1
-    print(f"demo-check: ok ({sys.argv[1]}: 8 x 8 grid of the 64 samples in {sys.argv[2]}, which match the reference sampler)")
+    print(f"demo-check: ok ({sys.argv[1]}: {COLUMNS} x {COLUMNS} grid of the {COUNT} samples in {sys.argv[2]}, which match "
+          f"the reference sampler; the classifier's count per class: {CLASS_COUNTS})")
     return 0
 
 
