@@ -77,10 +77,25 @@ public struct Trainer {
         // Resume.
         var start = 0
         var initial: [String: Tensor] = [:]
+        var config = self.config
+        if let teacher = config.teacher { config.teacherDigest = try Self.digest(ofFile: teacher) }
         if resume, let path = Self.latestCheckpoint(out) {
             let ckpt = try Checkpoint.load(path: path)
-            if ckpt.config != config {
-                throw TrainError(at: path, "was made with another configuration (differs in: \(try Self.differences(ckpt.config, config).joined(separator: ", "))); resume with the same flags, or train into another folder")
+            var stored = ckpt.config
+            // A resumed run takes its weights from the checkpoint: --init only starts a run, so its
+            // path may differ (and the record keeps the original). A teacher may have moved: the
+            // same bytes at another path continue the run.
+            config.initialize = stored.initialize
+            if let teacher = config.teacher, let digest = config.teacherDigest, let old = stored.teacher, old != teacher || stored.teacherDigest != digest {
+                let oldDigest = try stored.teacherDigest ?? (FileManager.default.fileExists(atPath: old) ? Self.digest(ofFile: old) : nil)
+                if oldDigest == digest { stored.teacher = teacher; stored.teacherDigest = digest }
+                else if oldDigest == nil {
+                    throw TrainError(at: path, "was trained with the teacher \(old), which no longer exists (and the checkpoint predates teacher digests): put it back at that path to resume")
+                }
+            }
+            if stored.teacherDigest == nil, stored.teacher == config.teacher { stored.teacherDigest = config.teacherDigest }
+            if stored != config {
+                throw TrainError(at: path, "was made with another configuration (differs in: \(try Self.differences(stored, config).joined(separator: ", "))); resume with the same flags, or train into another folder")
             }
             start = ckpt.step
             initial = ckpt.state
@@ -246,6 +261,14 @@ public struct Trainer {
             }
         }
         try ModelFile.writeAtomically(Array(text.utf8), to: path)
+    }
+
+    /// FNV-1a 64 of a file's bytes, as 16 hex digits (identifies a teacher across moves).
+    static func digest(ofFile path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainError(at: path, "cannot read the teacher checkpoint") }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { for byte in $0 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        return String(format: "%016llx", h)
     }
 
     /// The configuration fields in which `a` and `b` differ.

@@ -3,6 +3,7 @@ bitwise resume, crash-safe checkpoints, NaN handling, bad data and flags, export
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -245,6 +246,31 @@ def test_init_starts_from_a_checkpoint(tmp_path):
     r = train("--data", "checkerboard", "--objective", "sct", "--init", tmp_path / "missing.ckpt", "--out", tmp_path / "bad2",
               "--steps", 1, check=False)
     assert r.returncode == 1 and "missing.ckpt" in r.stderr, r.stderr
+
+
+def test_resume_after_the_teacher_and_init_moved(tmp_path):
+    """A resumed run takes its weights from its checkpoint, so --init may name another path (the
+    record keeps the original), and it accepts its teacher at a new path when the file's bytes
+    are the same (digest recorded in the configuration); the same tensors as a run never stopped.
+    Another teacher is refused."""
+    tck = json.loads(train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow", "--steps", 20,
+                           "--batch", 32, "--json").stdout)["checkpoint"]
+    common = ["--data", "checkerboard", "--objective", "scd", "--batch", 32, "--lr-warmup", 0, "--checkpoint-every", 2,
+              "--seed", 5, "--threads", 1]
+    straight = json.loads(train(*common, "--teacher", tck, "--out", tmp_path / "straight", "--steps", 6, "--json").stdout)
+    train(*common, "--teacher", tck, "--out", tmp_path / "parts", "--steps", 3)
+    moved = tmp_path / "moved.ckpt"
+    shutil.move(tck, moved)
+    parts = json.loads(train(*common, "--teacher", moved, "--out", tmp_path / "parts", "--steps", 6, "--resume", "--json").stdout)
+    a, _ = ckpt_tensors(straight["checkpoint"])
+    b, meta = ckpt_tensors(parts["checkpoint"])
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    config = json.loads(meta["scm.train.config"])
+    assert config["teacher"] == str(moved) and config["initialize"] == str(tck) and len(config["teacherDigest"]) == 16
+    other = json.loads(train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow2", "--steps", 20,
+                             "--batch", 32, "--seed", 1, "--json").stdout)["checkpoint"]
+    r = train(*common, "--teacher", other, "--out", tmp_path / "parts", "--steps", 8, "--resume", check=False)
+    assert r.returncode == 1 and "teacher" in r.stderr and "another configuration" in r.stderr, r.stderr
 
 
 def test_random_kills_resume_to_the_uninterrupted_result(tmp_path):
