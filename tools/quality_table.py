@@ -2,7 +2,7 @@
 """The quality table of models/README.md, regenerated: every row is `scm-run` (samples, wall time)
 then `scm-eval` (quality) on the same .npy file.
 
-    tools/quality_table.py fashion [--count 10000] [--sct M] [--flow M] [--ode 8,16,32,64]
+    tools/quality_table.py fashion [--count 10000] [--sct M] [--flow M] [--steps 1,2,4] [--ode 8,16,32,64]
     tools/quality_table.py checkerboard [--count 10000] [--sct M]
 
 `fashion`: 1, 2 and 4 consistency steps of the consistency model, the flow model's probability-flow
@@ -48,7 +48,7 @@ def fashion(args):
     print(f"| sampler | NFE | FD | KID x 1000 | smallest class | near-copies | scm-run wall time, {args.count} samples |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     floor = None
-    rows = [(f"consistency, {n} step{'s' if n > 1 else ''}", args.sct, ["--steps", n]) for n in (1, 2, 4)]
+    rows = [(f"consistency, {n} step{'s' if n > 1 else ''}", args.sct, ["--steps", n]) for n in args.steps]
     rows += [(f"PF-ODE Heun {n}", args.flow, ["--ode-steps", n]) for n in args.ode]
     for label, model, flags in rows:
         sampled, wall, q = row(label.replace(" ", "-").replace(",", ""), model, flags, args)
@@ -65,7 +65,7 @@ def checkerboard(args):
     print(f"| sampler | NFE | in the filled cells | energy distance | sliced W1 | scm-run wall time, {args.count} samples |")
     print("| --- | --- | --- | --- | --- | --- |")
     floor = None
-    for n in (1, 2, 4):
+    for n in args.steps:
         sampled, wall, q = row(f"checkerboard-{n}", args.sct, ["--steps", n], args)
         s, floor = q["samples"], q["floor"]
         print(f"| consistency, {n} step{'s' if n > 1 else ''} | {sampled['nfe']} | {100 * s['support_share']:.2f}% | "
@@ -82,11 +82,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sct", help="the consistency model (default: the shipped one)")
     p.add_argument("--flow", default=os.path.join(ROOT, "models", "fashion-flow.onnx"))
-    p.add_argument("--ode", default="8,16,32,64", help="PF-ODE Heun step counts")
+    p.add_argument("--steps", default="1,2,4", help="consistency step counts (empty: none)")
+    p.add_argument("--ode", default="8,16,32,64", help="PF-ODE Heun step counts (empty: none)")
     p.add_argument("--classifier", default=os.path.join(ROOT, "models", "fashion-classifier.onnx"))
     p.add_argument("--work", default=os.path.join(ROOT, ".build", "quality"))
     args = p.parse_args()
     args.ode = [int(n) for n in args.ode.split(",") if n]
+    args.steps = [int(n) for n in args.steps.split(",") if n]
     args.sct = args.sct or os.path.join(ROOT, "models", "fashion-sct.onnx" if args.data == "fashion" else "checkerboard-sct.onnx")
     args.data = "fashion-mnist" if args.data == "fashion" else "checkerboard"
     os.makedirs(args.work, exist_ok=True)
