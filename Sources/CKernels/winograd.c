@@ -8,9 +8,10 @@
 // F(2x2, 3x3) only hold 0, +-1 and +-1/2, so the error stays close to the direct sum.
 //
 // A unit is (output channel block, block of tile rows) of one sample:
-//   1. copies the input rows its tiles read into a zero-padded scratch;
-//   2. transforms every channel's patches into V[e][c][tile], 16 tiles of a row per vector (tile t
-//      reads padded columns 2t .. 2t + 3: two loads of 32 columns split into evens and odds);
+//   1.-2. transforms every channel's patches into V[e][c][tile], 16 tiles of a row per vector (tile
+//      t reads padded columns 2t .. 2t + 3: two masked loads of 32 columns straight from the input
+//      row, the padding's lanes masked off, split into evens and odds); the portable form copies
+//      the rows into a zero-padded scratch first;
 //   3. for each e runs conv.c's microkernel with the "taps" being the input channels (offset
 //      c * tpad into V_e), vectors of 16 output channels x tiles into M[e][tile][channel];
 //   4. transforms M back (vectors of 16 channels), adds the bias, stores the valid outputs, then the
@@ -180,27 +181,37 @@ static void output_tf_portable(const scm_wino_plan *p, const float *M, const flo
 #if defined(__x86_64__)
 static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
 
-SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *D, int TR, float *V) {
-    int tw = p->tw, wp = p->wp, T = TR * tw, tpad = p->tpad;
+// As input_tf_portable, but reading the input rows in place (no padded copy): masked loads give
+// the padding's zeros (and touch no memory outside the row).
+SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
     int64_t es = ve_stride(p);
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 zero = _mm512_setzero_ps();
     for (int c = 0; c < p->c; c++) {
-        const float *pc = D + (int64_t)c * p->plane;
+        const float *xc = x + (int64_t)c * H * W;
         float *vc = V + (int64_t)c * tpad;
         for (int r = 0; r < TR; r++)
             for (int t0 = 0; t0 < tw; t0 += 16) {
                 __mmask16 k = lanes16(tw - t0);
-                // columns 2 t0 + (0 .. 31) and 2 t0 + 2 + (0 .. 31), within the padded row
-                int n0 = wp - 2 * t0, n1 = n0 - 2;
-                __mmask16 k0a = lanes16(n0), k0b = lanes16(n0 - 16), k1a = lanes16(n1), k1b = lanes16(n1 - 16);
+                // padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15):
+                // lanes lo ..< lo + W hold input, lo = pl - 2 t0 - s
+                int lo = pl - 2 * t0;
+                __mmask16 k0a = lanes16(lo + W) & (__mmask16)~lanes16(lo), k0b = lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16);
+                __mmask16 k1a = lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), k1b = lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18);
                 __m512 cm[4][4];
 #pragma clang loop unroll(full)
                 for (int i = 0; i < 4; i++) {
-                    const float *d = pc + (2 * r + i) * wp + 2 * t0;
-                    __m512 a0 = _mm512_maskz_loadu_ps(k0a, d), b0 = _mm512_maskz_loadu_ps(k0b, d + 16);
-                    __m512 a1 = _mm512_maskz_loadu_ps(k1a, d + 2), b1 = _mm512_maskz_loadu_ps(k1b, d + 18);
+                    int iy = iy0 + 2 * r + i;
+                    __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+                    if (iy >= 0 && iy < H) {
+                        const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
+                        a0 = _mm512_maskz_loadu_ps(k0a, d);
+                        b0 = _mm512_maskz_loadu_ps(k0b, d + 16);
+                        a1 = _mm512_maskz_loadu_ps(k1a, d + 2);
+                        b1 = _mm512_maskz_loadu_ps(k1b, d + 18);
+                    }
                     __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
                     __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
                     cm[i][0] = _mm512_sub_ps(e0, e1);
@@ -229,7 +240,9 @@ SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, 
                                         int nvw, int ty0, int TR) {
     int tw = p->tw, ow = p->ow, oh = p->oh;
     int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
-    float tmp[4][16] __attribute__((aligned(64)));
+    float tmp[4][16] __attribute__((aligned(64)));  // tmp[0..1]: y00/y01 interleaved, tmp[2..3]: y10/y11
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     for (int v = 0; v * 16 < cnt; v++) {
         int lanes = imin(16, cnt - v * 16);
         __m512 b = _mm512_loadu_ps(bias + v * 16);
@@ -246,20 +259,28 @@ SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, 
                     s0[a] = _mm512_add_ps(_mm512_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
                     s1[a] = _mm512_sub_ps(_mm512_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
                 }
-                _mm512_store_ps(tmp[0], _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b));
-                _mm512_store_ps(tmp[1], _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b));
-                _mm512_store_ps(tmp[2], _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b));
-                _mm512_store_ps(tmp[3], _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b));
+                __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b);
+                __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b);
+                __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b);
+                __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b);
                 float *yc = y + (int64_t)(m0 + v * 16) * ohw + (int64_t)oy * ow + ox;
                 if (ox + 1 < ow && oy + 1 < oh) {
+                    // channel l's two columns side by side: one 8-byte store per row and channel
+                    _mm512_store_ps(tmp[0], _mm512_permutex2var_ps(y00, lo, y01));
+                    _mm512_store_ps(tmp[1], _mm512_permutex2var_ps(y00, hi, y01));
+                    _mm512_store_ps(tmp[2], _mm512_permutex2var_ps(y10, lo, y11));
+                    _mm512_store_ps(tmp[3], _mm512_permutex2var_ps(y10, hi, y11));
+                    const float *t0 = tmp[0], *t1 = tmp[2];
                     for (int l = 0; l < lanes; l++) {
                         float *q = yc + l * ohw;
-                        q[0] = tmp[0][l];
-                        q[1] = tmp[1][l];
-                        q[ow] = tmp[2][l];
-                        q[ow + 1] = tmp[3][l];
+                        memcpy(q, t0 + 2 * l, 8);
+                        memcpy(q + ow, t1 + 2 * l, 8);
                     }
                 } else {
+                    _mm512_store_ps(tmp[0], y00);
+                    _mm512_store_ps(tmp[1], y01);
+                    _mm512_store_ps(tmp[2], y10);
+                    _mm512_store_ps(tmp[3], y11);
                     for (int l = 0; l < lanes; l++) {
                         float *q = yc + l * ohw;
                         q[0] = tmp[0][l];
@@ -284,13 +305,15 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     int C = p->c, tpad = p->tpad;
     int64_t es = ve_stride(p);
     float *D = scratch, *V = D + round16((int64_t)C * p->plane + 32), *M = V + 16 * es;
-    fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512)
-        input_tf_avx512(p, D, TR, V);
+        input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
     else
 #endif
+    {
+        fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
         input_tf_portable(p, D, TR, V);
+    }
     const float *U = packed + (int64_t)b * 16 * C * p->mb;
     const float *bias = packed + (int64_t)p->mblocks * 16 * C * p->mb;
     const float *zeros = bias + (int64_t)p->mblocks * p->mb;
