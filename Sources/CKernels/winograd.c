@@ -43,8 +43,10 @@ int scm_wino_plan_init(scm_wino_plan *p) {
     p->th = (p->oh + 1) / 2;
     p->tw = (p->ow + 1) / 2;
     p->wp = 2 * p->tw + 2;
-    // About 48 tiles per unit, whole tile rows, the row blocks of a sample about equal.
-    int target = p->tiles > 0 ? p->tiles : 48;
+    // About 96 tiles per unit (fewer partial microkernel tiles, measured 5-10% faster than 48 on
+    // 28 x 28 maps), 48 when the batch is small (units for every thread); whole tile rows, the row
+    // blocks of a sample about equal.
+    int target = p->tiles > 0 ? p->tiles : p->n >= 8 ? 96 : 48;
     { const char *e = getenv("SCM_WINO_TILES"); if (e && atoi(e) > 0) target = atoi(e); }
     int trows = imax(1, imin(p->th, target / p->tw));
     p->rblocks = (p->th + trows - 1) / trows;

@@ -80,7 +80,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
 typedef struct scm_wino_plan {
     // geometry (caller): input channels, height, width; output channels; output size; pads
     int32_t c, h, w, m, oh, ow, pt, pl;
-    // samples per run, threads, tiles per unit to aim for (0: about 48): only used to choose the
+    // samples per run, threads, tiles per unit to aim for (0: 96, or 48 for n < 8): only used to choose the
     // unit size (results never depend on it)
     int32_t n, threads, tiles;
     // derived by scm_wino_plan_init
