@@ -246,6 +246,26 @@ static void epilogue_portable(float *y, const float *z, int silu, int64_t count)
     }
 }
 
+// Shared with winograd.c (internal.h).
+void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count) {
+#if defined(__x86_64__)
+    if (isa == SCM_ISA_AVX512) { epilogue_avx512(y, z, silu, count); return; }
+#endif
+    (void)isa;
+    epilogue_portable(y, z, silu, count);
+}
+
+scm_tile_fn scm_conv_tile(int isa, int nv, int sw) {
+    int swi = sw == 1 ? 0 : 1;
+#if defined(__x86_64__)
+    if (isa == SCM_ISA_AVX512) return tiles_avx512[swi][nv - 1];
+#endif
+    (void)isa;
+    return tiles_portable[swi][nv - 1];
+}
+
+int scm_conv_tile_np(int nv) { return tile_np(nv); }
+
 // Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
 static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
     int wp = p->wp, pl = p->pl;

@@ -6,6 +6,15 @@
 #define SCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
 float scm_exp1(float v);
+
+// conv.c's register-blocked microkernel (shared with winograd.c): buf[j][v*16 + l] =
+// (bias ? bias[v*16 + l] : buf[j][v*16 + l]) + sum_k wk[k][v*16 + l] * src[off[k] + j*sw], taps in
+// order, one FMA (AVX-512) or multiply-add (portable) each; j < scm_conv_tile_np(nv), v < nv.
+typedef void (*scm_tile_fn)(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf);
+scm_tile_fn scm_conv_tile(int isa, int nv, int sw);
+int scm_conv_tile_np(int nv);
+/// y = act(y + z) over count floats (z may be NULL), act SiLU when silu.
+void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count);
 #if defined(__x86_64__)
 #include <immintrin.h>
 SCM_AVX512 __m512 scm_exp16(__m512 v);

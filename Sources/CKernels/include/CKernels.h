@@ -69,6 +69,44 @@ static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p
 void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, float *y,
                    const float *residual, int silu, int unit, float *scratch);
 
+/// Winograd F(2x2, 3x3) convolution of one group (`winograd.c`): 3x3 window, strides and
+/// dilations 1, pads 0..2, NCHW at both ends, output in the dense layout. The output is cut into
+/// 2x2 tiles on a grid fixed by the shape; each tile's 4x4 input patch d becomes V = B^T d B, each
+/// weight g becomes U = G g G^T once per plan (in double, rounded once), and for each of the 16
+/// positions e the products M_e[m][tile] = sum_c U_e[m][c] V_e[c][tile] are one FMA chain over c in
+/// order (conv.c's register-blocked microkernel); y = A^T M A + bias, then residual and SiLU.
+/// A unit is (output channel block, block of tile rows) of one sample: no output element's
+/// arithmetic depends on the unit sizes, the batch or the threads.
+typedef struct scm_wino_plan {
+    // geometry (caller): input channels, height, width; output channels; output size; pads
+    int32_t c, h, w, m, oh, ow, pt, pl;
+    // samples per run, threads, tiles per unit to aim for (0: 96, or 48 for n < 8): only used to choose the
+    // unit size (results never depend on it)
+    int32_t n, threads, tiles;
+    // derived by scm_wino_plan_init
+    int32_t isa;
+    int32_t th, tw;         // tile rows and columns (2x2 outputs each)
+    int32_t mb, mblocks;    // output channels per block (multiple of 16, at most 64), blocks
+    int32_t trows, rblocks; // tile rows per unit, row blocks per sample
+    int32_t wp;             // floats of a zero-padded input row (2 * tw + 2)
+    int32_t rows_in;        // padded input rows a unit reads (2 * trows + 2)
+    int32_t plane;          // rows_in * wp
+    int32_t tpad;           // tile stride of the transformed input (the most tiles of a unit, rounded up to 24)
+    int64_t packed_floats;  // floats of the transformed weights, bias, zeros and offsets
+    int64_t scratch_floats; // floats of scratch one unit needs
+} scm_wino_plan;
+
+/// Derives the plan; 0 when the shape is supported.
+int scm_wino_plan_init(scm_wino_plan *p);
+/// Transforms W [m][c][3][3] and bias [m] (or NULL) into `packed` (p->packed_floats, 64-byte aligned).
+void scm_wino_pack(const scm_wino_plan *p, const float *w, const float *bias, float *packed);
+/// Units per sample: p->mblocks * p->rblocks.
+static inline int scm_wino_units(const scm_wino_plan *p) { return p->mblocks * p->rblocks; }
+/// Computes one unit of one sample (x [c][h][w], y [m][oh][ow]): y = act(conv + bias + residual),
+/// as scm_conv_unit. scratch: p->scratch_floats, 64-byte aligned.
+void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, float *y, const float *residual, int silu,
+                   int unit, float *scratch);
+
 /// The weight gradient of a one-group 2-D convolution, without an im2col matrix (`wgrad.c`):
 /// dW[m][c][ky][kx] = sum over samples and output positions of dY * X at the tap's input position.
 /// Fill the geometry, then `scm_wgrad_plan_init` derives the rest (0 when supported).

@@ -59,6 +59,9 @@ enum DirectConv {
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
                       silu: Bool) -> OpBuild? {
         guard enabled, g.group == 1, g.n >= 1 else { return nil }
+        if let wino = WinogradConv.build(ctx, geo: g, out: out, hasBias: hasBias, hasResidual: hasResidual, silu: silu) {
+            return wino
+        }
         let win = g.win
         var p = scm_conv_plan()
         let dims = [g.c, g.h, g.w, g.m, g.oh, g.ow, win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, win.padTop, win.padLeft]

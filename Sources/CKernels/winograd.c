@@ -1,0 +1,349 @@
+// Winograd F(2x2, 3x3) convolution: 3x3 window, strides and dilations 1, NCHW in and out.
+//
+// The idea is Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2015): the output
+// is cut into 2x2 tiles; a tile's 4x4 input patch d is transformed to V = B^T d B, each 3x3 filter
+// g to U = G g G^T, the 16 positions e of the 4x4 transform domain multiply independently
+// (M_e = sum_c U_e * V_e: 16 GEMMs over the input channels), and the tile's output is
+// Y = A^T M A. 16 multiplications per tile and channel pair instead of 36. The transforms of
+// F(2x2, 3x3) only hold 0, +-1 and +-1/2, so the error stays close to the direct sum.
+//
+// A unit is (output channel block, block of tile rows) of one sample:
+//   1.-2. transforms every channel's patches into V[e][c][tile], 16 tiles of a row per vector (tile
+//      t reads padded columns 2t .. 2t + 3: two masked loads of 32 columns straight from the input
+//      row, the padding's lanes masked off, split into evens and odds); the portable form copies
+//      the rows into a zero-padded scratch first;
+//   3. for each e runs conv.c's microkernel with the "taps" being the input channels (offset
+//      c * tpad into V_e), vectors of 16 output channels x tiles into M[e][tile][channel];
+//   4. transforms M back (vectors of 16 channels), adds the bias, stores the valid outputs, then the
+//      residual/SiLU epilogue runs over the unit's output rows as in conv.c.
+// Each output element: M_e is one FMA chain over the channels in order (the chunks of channels
+// that keep U_e in L1 continue the chain from the tile buffer), the transforms a fixed sequence of
+// adds; the tile grid is fixed by the shape. So no result depends on the unit sizes, the batch or
+// the thread count.
+#pragma STDC FP_CONTRACT OFF
+#include "CKernels.h"
+#include "internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+// Floats between the 16 planes of V (and of M): a cache line more than the plane, so that the 16
+// streams of a transform do not all fall into one L1 set when the plane is a multiple of 4 KiB.
+static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->c * p->tpad + 16; }
+static inline int64_t me_stride(const scm_wino_plan *p, int nvw) { return (int64_t)p->tpad * nvw + 16; }
+
+int scm_wino_plan_init(scm_wino_plan *p) {
+    if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
+    if (p->pt < 0 || p->pl < 0 || p->pt > 2 || p->pl > 2) return -1;
+    if (p->oh > p->h + 2 * p->pt || p->ow > p->w + 2 * p->pl) return -1;
+    p->isa = scm_isa();
+    p->th = (p->oh + 1) / 2;
+    p->tw = (p->ow + 1) / 2;
+    p->wp = 2 * p->tw + 2;
+    // About 96 tiles per unit (fewer partial microkernel tiles, measured 5-10% faster than 48 on
+    // 28 x 28 maps), 48 when the batch is small (units for every thread); whole tile rows, the row
+    // blocks of a sample about equal.
+    int target = p->tiles > 0 ? p->tiles : p->n >= 8 ? 96 : 48;
+    { const char *e = getenv("SCM_WINO_TILES"); if (e && atoi(e) > 0) target = atoi(e); }
+    int trows = imax(1, imin(p->th, target / p->tw));
+    p->rblocks = (p->th + trows - 1) / trows;
+    p->trows = (p->th + p->rblocks - 1) / p->rblocks;
+    p->rblocks = (p->th + p->trows - 1) / p->trows;
+    int mpad = (p->m + 15) / 16 * 16;
+    // Blocks of 64 channels, of 32 when the batch is too small to give every thread several units.
+    int units64 = p->rblocks * ((p->m + 63) / 64);
+    int mb = (int64_t)p->n * units64 >= 8 ? 64 : 32;
+    { const char *e = getenv("SCM_WINO_MB"); if (e && (atoi(e) == 16 || atoi(e) == 32 || atoi(e) == 48 || atoi(e) == 64)) mb = atoi(e); }
+    p->mb = imin(mb, mpad);
+    p->mblocks = (p->m + p->mb - 1) / p->mb;
+    p->rows_in = 2 * p->trows + 2;
+    p->plane = p->rows_in * p->wp;
+    p->tpad = (p->trows * p->tw + 23) / 24 * 24;  // a multiple of every tile width (6, 8, 12, 24)
+    p->packed_floats = (int64_t)p->mblocks * 16 * p->c * p->mb + (int64_t)p->mblocks * p->mb + 64 + p->c;
+    p->scratch_floats = round16((int64_t)p->c * p->plane + 32) + (int64_t)16 * ve_stride(p) + (int64_t)16 * (p->tpad * p->mb + 16);
+    return 0;
+}
+
+void scm_wino_pack(const scm_wino_plan *p, const float *w, const float *bias, float *packed) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    int C = p->c;
+    for (int b = 0; b < p->mblocks; b++) {
+        int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nvw = (cnt + 15) / 16 * 16;
+        float *U = packed + (int64_t)b * 16 * C * p->mb;
+        for (int c = 0; c < C; c++)
+            for (int mi = 0; mi < nvw; mi++) {
+                double u[4][4] = {{0}};
+                if (mi < cnt) {
+                    const float *g = w + ((int64_t)(m0 + mi) * C + c) * 9;
+                    double t[4][3];
+                    for (int a = 0; a < 4; a++)
+                        for (int j = 0; j < 3; j++) t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
+                    for (int a = 0; a < 4; a++)
+                        for (int k = 0; k < 4; k++) u[a][k] = t[a][0] * G[k][0] + t[a][1] * G[k][1] + t[a][2] * G[k][2];
+                }
+                for (int e = 0; e < 16; e++) U[((int64_t)e * C + c) * nvw + mi] = (float)u[e / 4][e % 4];
+            }
+    }
+    float *bk = packed + (int64_t)p->mblocks * 16 * C * p->mb;
+    for (int j = 0; j < p->mblocks * p->mb; j++) bk[j] = (bias && j < p->m) ? bias[j] : 0.0f;
+    float *zeros = bk + (int64_t)p->mblocks * p->mb;
+    for (int j = 0; j < 64; j++) zeros[j] = 0.0f;
+    int32_t *off = (int32_t *)(zeros + 64);
+    for (int c = 0; c < C; c++) off[c] = c * p->tpad;
+}
+
+// Input rows iy0 ..< iy0 + rin of every channel, zero-padded: padded column q holds input column q - pl.
+static void fill(const scm_wino_plan *p, const float *x, int iy0, int rin, float *D) {
+    int wp = p->wp, pl = p->pl, W = p->w;
+    int lo = imin(pl, wp), hi = imax(lo, imin(pl + W, wp));  // columns lo ..< hi come from the input
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * p->h * W;
+        for (int r = 0; r < rin; r++) {
+            float *d = D + (int64_t)c * p->plane + r * wp;
+            int iy = iy0 + r;
+            if (iy < 0 || iy >= p->h) {
+                memset(d, 0, sizeof(float) * wp);
+                continue;
+            }
+            for (int q = 0; q < lo; q++) d[q] = 0.0f;
+            memcpy(d + lo, xc + (int64_t)iy * W + (lo - pl), sizeof(float) * (hi - lo));
+            for (int q = hi; q < wp; q++) d[q] = 0.0f;
+        }
+    }
+}
+
+// V[e][c][r * tw + t] = (B^T d B)[e / 4][e % 4] of tile (row r, column t), whose patch d is padded
+// rows 2r .. 2r + 3, columns 2t .. 2t + 3; tiles T ..< tpad get zeros. The same operations in both
+// forms (so both give the same bits).
+static void input_tf_portable(const scm_wino_plan *p, const float *D, int TR, float *V) {
+    int tw = p->tw, wp = p->wp, T = TR * tw;
+    int64_t es = ve_stride(p);
+    for (int c = 0; c < p->c; c++) {
+        const float *pc = D + (int64_t)c * p->plane;
+        float *vc = V + (int64_t)c * p->tpad;
+        for (int r = 0; r < TR; r++)
+            for (int t = 0; t < tw; t++) {
+                float cm[4][4];
+                for (int i = 0; i < 4; i++) {
+                    const float *d = pc + (2 * r + i) * wp + 2 * t;
+                    float e0 = d[0], o0 = d[1], e1 = d[2], o1 = d[3];
+                    cm[i][0] = e0 - e1;
+                    cm[i][1] = o0 + e1;
+                    cm[i][2] = e1 - o0;
+                    cm[i][3] = o0 - o1;
+                }
+                float *dst = vc + r * tw + t;
+                for (int j = 0; j < 4; j++) {
+                    dst[(0 * 4 + j) * es] = cm[0][j] - cm[2][j];
+                    dst[(1 * 4 + j) * es] = cm[1][j] + cm[2][j];
+                    dst[(2 * 4 + j) * es] = cm[2][j] - cm[1][j];
+                    dst[(3 * 4 + j) * es] = cm[1][j] - cm[3][j];
+                }
+            }
+        for (int e = 0; e < 16; e++)
+            for (int t = T; t < p->tpad; t++) vc[e * es + t] = 0.0f;
+    }
+}
+
+// Y = A^T M A + bias for the unit's tiles, vectors of channels; writes the valid outputs.
+static void output_tf_portable(const scm_wino_plan *p, const float *M, const float *bias, float *y, int m0, int cnt, int nvw,
+                               int ty0, int TR) {
+    int tw = p->tw, ow = p->ow, oh = p->oh;
+    int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
+    for (int r = 0; r < TR; r++) {
+        int oy = 2 * (ty0 + r);
+        for (int t = 0; t < tw; t++) {
+            int ox = 2 * t;
+            const float *mp = M + (int64_t)(r * tw + t) * nvw;
+            for (int l = 0; l < cnt; l++) {
+                float m[16], s0[4], s1[4];
+                for (int e = 0; e < 16; e++) m[e] = mp[e * ms + l];
+                for (int a = 0; a < 4; a++) {
+                    s0[a] = (m[a * 4] + m[a * 4 + 1]) + m[a * 4 + 2];
+                    s1[a] = (m[a * 4 + 1] - m[a * 4 + 2]) - m[a * 4 + 3];
+                }
+                float b = bias[l];
+                float y00 = ((s0[0] + s0[1]) + s0[2]) + b, y10 = ((s0[1] - s0[2]) - s0[3]) + b;
+                float y01 = ((s1[0] + s1[1]) + s1[2]) + b, y11 = ((s1[1] - s1[2]) - s1[3]) + b;
+                float *yc = y + (int64_t)(m0 + l) * ohw + (int64_t)oy * ow + ox;
+                yc[0] = y00;
+                if (ox + 1 < ow) yc[1] = y01;
+                if (oy + 1 < oh) {
+                    yc[ow] = y10;
+                    if (ox + 1 < ow) yc[ow + 1] = y11;
+                }
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
+
+// As input_tf_portable, but reading the input rows in place (no padded copy): masked loads give
+// the padding's zeros (and touch no memory outside the row).
+SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
+    int64_t es = ve_stride(p);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * H * W;
+        float *vc = V + (int64_t)c * tpad;
+        for (int r = 0; r < TR; r++)
+            for (int t0 = 0; t0 < tw; t0 += 16) {
+                __mmask16 k = lanes16(tw - t0);
+                // padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15):
+                // lanes lo ..< lo + W hold input, lo = pl - 2 t0 - s
+                int lo = pl - 2 * t0;
+                __mmask16 k0a = lanes16(lo + W) & (__mmask16)~lanes16(lo), k0b = lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16);
+                __mmask16 k1a = lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), k1b = lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18);
+                __m512 cm[4][4];
+#pragma clang loop unroll(full)
+                for (int i = 0; i < 4; i++) {
+                    int iy = iy0 + 2 * r + i;
+                    __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+                    if (iy >= 0 && iy < H) {
+                        const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
+                        a0 = _mm512_maskz_loadu_ps(k0a, d);
+                        b0 = _mm512_maskz_loadu_ps(k0b, d + 16);
+                        a1 = _mm512_maskz_loadu_ps(k1a, d + 2);
+                        b1 = _mm512_maskz_loadu_ps(k1b, d + 18);
+                    }
+                    __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
+                    __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
+                    cm[i][0] = _mm512_sub_ps(e0, e1);
+                    cm[i][1] = _mm512_add_ps(o0, e1);
+                    cm[i][2] = _mm512_sub_ps(e1, o0);
+                    cm[i][3] = _mm512_sub_ps(o0, o1);
+                }
+                float *dst = vc + r * tw + t0;
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 4; j++) {
+                    _mm512_mask_storeu_ps(dst + (0 * 4 + j) * es, k, _mm512_sub_ps(cm[0][j], cm[2][j]));
+                    _mm512_mask_storeu_ps(dst + (1 * 4 + j) * es, k, _mm512_add_ps(cm[1][j], cm[2][j]));
+                    _mm512_mask_storeu_ps(dst + (2 * 4 + j) * es, k, _mm512_sub_ps(cm[2][j], cm[1][j]));
+                    _mm512_mask_storeu_ps(dst + (3 * 4 + j) * es, k, _mm512_sub_ps(cm[1][j], cm[3][j]));
+                }
+            }
+        for (int t = T; t < tpad; t += 16) {
+            __mmask16 k = lanes16(tpad - t);
+#pragma clang loop unroll(full)
+            for (int e = 0; e < 16; e++) _mm512_mask_storeu_ps(vc + e * es + t, k, zero);
+        }
+    }
+}
+
+SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, const float *bias, float *y, int m0, int cnt,
+                                        int nvw, int ty0, int TR) {
+    int tw = p->tw, ow = p->ow, oh = p->oh;
+    int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
+    float tmp[4][16] __attribute__((aligned(64)));  // tmp[0..1]: y00/y01 interleaved, tmp[2..3]: y10/y11
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int v = 0; v * 16 < cnt; v++) {
+        int lanes = imin(16, cnt - v * 16);
+        __m512 b = _mm512_loadu_ps(bias + v * 16);
+        for (int r = 0; r < TR; r++) {
+            int oy = 2 * (ty0 + r);
+            for (int t = 0; t < tw; t++) {
+                int ox = 2 * t;
+                const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 16;
+                __m512 m[16], s0[4], s1[4];
+#pragma clang loop unroll(full)
+                for (int e = 0; e < 16; e++) m[e] = _mm512_loadu_ps(mp + e * ms);
+#pragma clang loop unroll(full)
+                for (int a = 0; a < 4; a++) {
+                    s0[a] = _mm512_add_ps(_mm512_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
+                    s1[a] = _mm512_sub_ps(_mm512_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
+                }
+                __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b);
+                __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b);
+                __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b);
+                __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b);
+                float *yc = y + (int64_t)(m0 + v * 16) * ohw + (int64_t)oy * ow + ox;
+                if (ox + 1 < ow && oy + 1 < oh) {
+                    // channel l's two columns side by side: one 8-byte store per row and channel
+                    _mm512_store_ps(tmp[0], _mm512_permutex2var_ps(y00, lo, y01));
+                    _mm512_store_ps(tmp[1], _mm512_permutex2var_ps(y00, hi, y01));
+                    _mm512_store_ps(tmp[2], _mm512_permutex2var_ps(y10, lo, y11));
+                    _mm512_store_ps(tmp[3], _mm512_permutex2var_ps(y10, hi, y11));
+                    const float *t0 = tmp[0], *t1 = tmp[2];
+                    for (int l = 0; l < lanes; l++) {
+                        float *q = yc + l * ohw;
+                        memcpy(q, t0 + 2 * l, 8);
+                        memcpy(q + ow, t1 + 2 * l, 8);
+                    }
+                } else {
+                    _mm512_store_ps(tmp[0], y00);
+                    _mm512_store_ps(tmp[1], y01);
+                    _mm512_store_ps(tmp[2], y10);
+                    _mm512_store_ps(tmp[3], y11);
+                    for (int l = 0; l < lanes; l++) {
+                        float *q = yc + l * ohw;
+                        q[0] = tmp[0][l];
+                        if (ox + 1 < ow) q[1] = tmp[1][l];
+                        if (oy + 1 < oh) {
+                            q[ow] = tmp[2][l];
+                            if (ox + 1 < ow) q[ow + 1] = tmp[3][l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, float *y, const float *residual, int silu,
+                   int unit, float *scratch) {
+    int b = unit / p->rblocks, rb = unit % p->rblocks;
+    int ty0 = rb * p->trows, TR = imin(p->trows, p->th - ty0), T = TR * p->tw;
+    int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16, nvw = nv * 16;
+    int C = p->c, tpad = p->tpad;
+    int64_t es = ve_stride(p);
+    float *D = scratch, *V = D + round16((int64_t)C * p->plane + 32), *M = V + 16 * es;
+#if defined(__x86_64__)
+    if (p->isa == SCM_ISA_AVX512)
+        input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
+    else
+#endif
+    {
+        fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
+        input_tf_portable(p, D, TR, V);
+    }
+    const float *U = packed + (int64_t)b * 16 * C * p->mb;
+    const float *bias = packed + (int64_t)p->mblocks * 16 * C * p->mb;
+    const float *zeros = bias + (int64_t)p->mblocks * p->mb;
+    const int32_t *off = (const int32_t *)(zeros + 64);
+    scm_tile_fn tile = scm_conv_tile(p->isa, nv, 1);
+    int np = scm_conv_tile_np(nv), tiles = (T + np - 1) / np;
+    int kc = imax(1, 6144 / nvw);  // channels whose U_e rows stay in L1 (about 24 KiB)
+    for (int e = 0; e < 16; e++) {
+        const float *Ue = U + (int64_t)e * C * nvw, *Ve = V + e * es;
+        float *Me = M + e * me_stride(p, nvw);
+        for (int k0 = 0; k0 < C; k0 += kc) {
+            int kn = imin(kc, C - k0);
+            for (int t = 0; t < tiles; t++)
+                tile(Ue + (int64_t)k0 * nvw, k0 == 0 ? zeros : 0, off + k0, kn, Ve + t * np, Me + (int64_t)t * np * nvw);
+        }
+    }
+#if defined(__x86_64__)
+    if (p->isa == SCM_ISA_AVX512)
+        output_tf_avx512(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
+    else
+#endif
+        output_tf_portable(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
+    if (residual || silu) {
+        int oy0 = 2 * ty0, R = imin(p->oh, 2 * (ty0 + TR)) - oy0;
+        int64_t ohw = (int64_t)p->oh * p->ow;
+        for (int ch = 0; ch < cnt; ch++) {
+            int64_t o = (int64_t)(m0 + ch) * ohw + (int64_t)oy0 * p->ow;
+            scm_conv_epilogue(p->isa, y + o, residual ? residual + o : 0, silu, (int64_t)R * p->ow);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import CKernels
+import SCMGraph
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Plan-time state of a Winograd F(2x2, 3x3) convolution (`Sources/CKernels/winograd.c`): the C
+/// plan and the weights transformed (U = G g G^T) and packed once. Owned by the kernel.
+final class WinogradConvState: @unchecked Sendable {
+    let plan: UnsafeMutablePointer<scm_wino_plan>
+    let packed: UnsafeMutablePointer<Float>
+
+    init(plan p: scm_wino_plan, weights: [Float], bias: [Float]?) {
+        let plan = UnsafeMutablePointer<scm_wino_plan>.allocate(capacity: 1)
+        plan.initialize(to: p)
+        self.plan = plan
+        let floats = (Int(p.packed_floats) + 15) / 16 * 16
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
+        weights.withUnsafeBufferPointer { w in
+            if let bias {
+                bias.withUnsafeBufferPointer { b in scm_wino_pack(plan, w.baseAddress, b.baseAddress, buf) }
+            } else {
+                scm_wino_pack(plan, w.baseAddress, nil, buf)
+            }
+        }
+        packed = buf
+    }
+
+    deinit {
+        plan.deallocate()
+        UnsafeMutableRawPointer(packed).deallocate()
+    }
+}
+
+enum WinogradConv {
+    /// SCM_WINOGRAD=0 turns Winograd off (every 3x3 convolution runs the direct kernel), for
+    /// comparisons; SCM_WINOGRAD=1 uses it for every shape it supports, whatever the rule below.
+    static let mode: Int = {
+        guard let v = getenv("SCM_WINOGRAD") else { return -1 }
+        switch String(cString: v) {
+        case "0": return 0
+        case "1": return 1
+        default: return -1
+        }
+    }()
+
+    /// Whether a supported shape is worth it (measured on the TrigFlow UNet's layers, README):
+    /// enough input and output channels that the GEMMs, not the transforms, dominate.
+    static func worthIt(_ g: ConvGeometry) -> Bool {
+        g.c >= 16 && g.m >= 16
+    }
+
+    /// The Winograd kernel for a one-group 3x3, stride-1, dilation-1 Conv with pads at most 2 and
+    /// constant weights (and bias), else nil.
+    static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
+                      silu: Bool) -> OpBuild? {
+        guard mode != 0, g.group == 1, g.n >= 1 else { return nil }
+        let win = g.win
+        guard win.kh == 3, win.kw == 3, win.sh == 1, win.sw == 1, win.dh == 1, win.dw == 1,
+              [win.padTop, win.padLeft, win.padBottom, win.padRight].allSatisfy({ (0...2).contains($0) }) else { return nil }
+        guard mode == 1 || worthIt(g) else { return nil }
+        guard [g.c, g.h, g.w, g.m, g.oh, g.ow].allSatisfy({ $0 >= 1 && $0 < (1 << 16) }), g.c * g.h * g.w < (1 << 28),
+              g.m * g.oh * g.ow < (1 << 28) else { return nil }
+        guard let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil else { return nil }
+        let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
+        if hasBias && b == nil { return nil }
+        var p = scm_wino_plan()
+        p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
+        p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
+        p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
+        guard scm_wino_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
+        let state = WinogradConvState(plan: p, weights: w, bias: b)
+        let kernel = WinogradConvKernel(state: state, n: g.n, xStride: g.c * g.h * g.w, yStride: g.m * g.oh * g.ow,
+                                        units: Int(p.mblocks) * Int(p.rblocks), hasResidual: hasResidual, silu: silu)
+        return OpBuild(outputs: [out], kernel: kernel, scratchBytes: ((Int(p.scratch_floats) + 15) / 16 * 16) * 4,
+                       flops: 2 * g.n * g.m * g.oh * g.ow * g.kdim)
+    }
+}
+
+/// Conv / FusedConv through Winograd F(2x2, 3x3): units of (sample, channel block, block of tile
+/// rows), each computed whole by one worker; a unit's results do not depend on which or how many.
+struct WinogradConvKernel: Kernel {
+    let state: WinogradConvState
+    let n, xStride, yStride, units: Int
+    let hasResidual, silu: Bool
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
+        let plan = UnsafePointer(state.plan), packed = UnsafePointer(state.packed)
+        let xs = xStride, ys = yStride, u = units
+        let act: Int32 = silu ? 1 : 0
+        io.pool.parallelFor(n * u) { ch, worker in
+            let ni = ch / u
+            scm_wino_unit(plan, packed, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, act, Int32(ch - ni * u),
+                          io.scratch(worker, Float.self))
+        }
+    }
+}
