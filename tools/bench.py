@@ -110,7 +110,7 @@ def main():
             net = trigflow_ref.Network(path, a.threads)
             shape = [int(v) for v in net.meta["scm.sample_shape"].split(",")]
             for batch in map(int, a.batches.split(",")):
-                count = max(2 * batch, 32)
+                count = max(2 * batch, 256)  # batch-1 rows: enough images that a row lasts about a second
                 for steps in map(int, a.steps.split(",")):
                     rounds = []
                     for _ in range(a.rounds):
