@@ -156,9 +156,7 @@ public struct Evaluation {
 
     /// FNV-1a of the classifier file's bytes (the cache key's start).
     func cacheKey(classifier: String) throws -> UInt64 {
-        guard let data = FileManager.default.contents(atPath: classifier) else { throw EvalError(at: classifier, "cannot be read") }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { fnv(&h, $0) }
+        guard let h = fnvDigest(ofFile: classifier) else { throw EvalError(at: classifier, "cannot be read") }
         return h
     }
 
@@ -184,15 +182,3 @@ public struct Evaluation {
     }
 }
 
-/// FNV-1a over bytes, 8 at a time (each 64-bit word as one step).
-func fnv(_ h: inout UInt64, _ bytes: UnsafeRawBufferPointer) {
-    let words = bytes.count / 8
-    for i in 0..<words {
-        h ^= bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
-        h = h &* 0x100_0000_01b3
-    }
-    for i in (8 * words)..<bytes.count {
-        h ^= UInt64(bytes[i])
-        h = h &* 0x100_0000_01b3
-    }
-}

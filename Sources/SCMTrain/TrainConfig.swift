@@ -31,7 +31,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var objective: Objective
     /// The flow checkpoint whose velocity network supplies dx_t/dt (sCD).
     public var teacher: String?
-    /// A digest of the teacher file's bytes (FNV-1a 64, hex), set by `Trainer.run`: `--resume`
+    /// A digest of the teacher file's bytes (`fnvDigest`, hex), set by `Trainer.run`: `--resume`
     /// accepts a teacher that moved (another path, the same bytes). Absent in older checkpoints.
     public var teacherDigest: String?
     /// A checkpoint of the same network whose EMA weights initialize the network (instead of the

@@ -86,14 +86,15 @@ public struct Trainer {
             // path may differ (and the record keeps the original). A teacher may have moved: the
             // same bytes at another path continue the run.
             config.initialize = stored.initialize
-            if let teacher = config.teacher, let digest = config.teacherDigest, let old = stored.teacher, old != teacher || stored.teacherDigest != digest {
-                let oldDigest = try stored.teacherDigest ?? (FileManager.default.fileExists(atPath: old) ? Self.digest(ofFile: old) : nil)
-                if oldDigest == digest { stored.teacher = teacher; stored.teacherDigest = digest }
-                else if oldDigest == nil {
+            if let teacher = config.teacher, let old = stored.teacher, (old, stored.teacherDigest) != (teacher, config.teacherDigest) {
+                // Older checkpoints record no digest: the recorded file's, when it is still there.
+                let recorded = try stored.teacherDigest
+                    ?? (old == teacher ? config.teacherDigest : FileManager.default.fileExists(atPath: old) ? Self.digest(ofFile: old) : nil)
+                guard let recorded else {
                     throw TrainError(at: path, "was trained with the teacher \(old), which no longer exists (and the checkpoint predates teacher digests): put it back at that path to resume")
                 }
+                if recorded == config.teacherDigest { stored.teacher = teacher; stored.teacherDigest = recorded }
             }
-            if stored.teacherDigest == nil, stored.teacher == config.teacher { stored.teacherDigest = config.teacherDigest }
             if stored != config {
                 throw TrainError(at: path, "was made with another configuration (differs in: \(try Self.differences(stored, config).joined(separator: ", "))); resume with the same flags, or train into another folder")
             }
@@ -263,11 +264,9 @@ public struct Trainer {
         try ModelFile.writeAtomically(Array(text.utf8), to: path)
     }
 
-    /// FNV-1a 64 of a file's bytes, as 16 hex digits (identifies a teacher across moves).
+    /// `fnvDigest` of a file, as 16 hex digits (identifies a teacher across moves).
     static func digest(ofFile path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainError(at: path, "cannot read the teacher checkpoint") }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { for byte in $0 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        guard let h = fnvDigest(ofFile: path) else { throw TrainError(at: path, "cannot read the teacher checkpoint") }
         return String(format: "%016llx", h)
     }
 
