@@ -20,26 +20,30 @@ final class DirectConvState: @unchecked Sendable {
         let plan = UnsafeMutablePointer<scm_conv_plan>.allocate(capacity: 1)
         plan.initialize(to: p)
         self.plan = plan
-        packedFloats = (Int(p.packed_floats) + 15) / 16 * 16
-        if let weights {
-            let buf = UnsafeMutableRawPointer.allocate(byteCount: packedFloats * 4, alignment: 64).bindMemory(to: Float.self, capacity: packedFloats)
-            weights.withUnsafeBufferPointer { w in
-                if let bias {
-                    bias.withUnsafeBufferPointer { b in scm_conv_pack(plan, w.baseAddress, b.baseAddress, buf) }
-                } else {
-                    scm_conv_pack(plan, w.baseAddress, nil, buf)
-                }
-            }
-            packed = buf
-        } else {
-            packed = nil
-        }
+        let floats = (Int(p.packed_floats) + 15) / 16 * 16
+        packedFloats = floats
+        packed = weights.map { packWeights(floats: floats, weights: $0, bias: bias) { scm_conv_pack(plan, $0, $1, $2) } }
     }
 
     deinit {
         plan.deallocate()
         packed.map { UnsafeMutableRawPointer($0).deallocate() }
     }
+}
+
+/// The plan-time packing of the C convolution kernels: 64-byte-aligned storage of `floats` floats,
+/// filled by `pack(weights, bias or nil, storage)`; the caller's state frees it.
+func packWeights(floats: Int, weights: [Float], bias: [Float]?,
+                 _ pack: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void) -> UnsafeMutablePointer<Float> {
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
+    weights.withUnsafeBufferPointer { w in
+        if let bias {
+            bias.withUnsafeBufferPointer { b in pack(w.baseAddress, b.baseAddress, buf) }
+        } else {
+            pack(w.baseAddress, nil, buf)
+        }
+    }
+    return buf
 }
 
 /// Whether the C kernels run at vector width here (else the Swift SIMD8 code stays, which is

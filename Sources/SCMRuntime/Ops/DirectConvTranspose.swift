@@ -45,22 +45,12 @@ final class DirectConvTransposeState: @unchecked Sendable {
         self.starts = starts
         self.biasOnly = biasOnly
         self.packedFloats = packedFloats
-        if let weights {
-            let buf = UnsafeMutableRawPointer.allocate(byteCount: max(packedFloats, 16) * 4, alignment: 64)
-                .bindMemory(to: Float.self, capacity: max(packedFloats, 16))
-            let b = bias ?? []
-            weights.withUnsafeBufferPointer { w in
-                b.withUnsafeBufferPointer { bp in
-                    Self.pack(phases, w: w.baseAddress!, bias: bias == nil ? nil : bp.baseAddress, into: buf, m: m, kk: kk)
-                }
-            }
-            packed = buf
-        } else {
-            packed = nil
+        packed = weights.map {
+            packWeights(floats: max(packedFloats, 16), weights: $0, bias: bias) { w, b, buf in Self.pack(phases, w: w, bias: b, into: buf, m: m, kk: kk) }
         }
     }
 
-    static func pack(_ phases: [Phase], w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into buf: UnsafeMutablePointer<Float>,
+    static func pack(_ phases: [Phase], w: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, into buf: UnsafeMutablePointer<Float>,
                      m: Int, kk: Int) {
         for ph in phases {
             ph.taps.withUnsafeBufferPointer { t in

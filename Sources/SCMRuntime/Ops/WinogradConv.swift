@@ -16,16 +16,7 @@ final class WinogradConvState: @unchecked Sendable {
         let plan = UnsafeMutablePointer<scm_wino_plan>.allocate(capacity: 1)
         plan.initialize(to: p)
         self.plan = plan
-        let floats = (Int(p.packed_floats) + 15) / 16 * 16
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
-        weights.withUnsafeBufferPointer { w in
-            if let bias {
-                bias.withUnsafeBufferPointer { b in scm_wino_pack(plan, w.baseAddress, b.baseAddress, buf) }
-            } else {
-                scm_wino_pack(plan, w.baseAddress, nil, buf)
-            }
-        }
-        packed = buf
+        packed = packWeights(floats: (Int(p.packed_floats) + 15) / 16 * 16, weights: weights, bias: bias) { scm_wino_pack(plan, $0, $1, $2) }
     }
 
     deinit {
