@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import BIN, ROOT, scm
+from conftest import BIN, ROOT, inside_checkerboard, scm
 
 MODELS = os.path.join(ROOT, "models")
 CLASSIFIER = os.path.join(MODELS, "fashion-classifier.onnx")
@@ -54,8 +54,6 @@ def test_checkerboard_two_steps_land_in_the_cells(tmp_path):
     npy = tmp_path / "c.npy"
     r = scm("scm-run", os.path.join(MODELS, "checkerboard-sct.onnx"), "--steps", 2, "--count", 10000, "--npy", npy)
     assert r.returncode == 0, r.stderr
-    x = np.load(npy)
-    i, j = np.floor((x[:, 0] + 4) / 2), np.floor((x[:, 1] + 4) / 2)
-    inside = ((i >= 0) & (i < 4) & (j >= 0) & (j < 4) & ((i + j) % 2 == 0)).mean()
+    inside = float(inside_checkerboard(np.load(npy)).mean())
     print(f"checkerboard: {inside:.4f} of 10,000 two-step samples in the filled cells")
     assert inside >= 0.9, inside

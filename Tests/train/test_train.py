@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from conftest import BIN, ROOT, scm
+from conftest import BIN, ROOT, inside_checkerboard, scm
 
 
 def train(*args, check=True):
@@ -26,11 +26,6 @@ def train(*args, check=True):
 def ckpt_tensors(path):
     m = onnx.load(str(path))
     return {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}, {p.key: p.value for p in m.metadata_props}
-
-
-def inside_checkerboard(x):
-    i, j = np.floor((x[:, 0] + 4) / 2), np.floor((x[:, 1] + 4) / 2)
-    return (i >= 0) & (i < 4) & (j >= 0) & (j < 4) & ((i + j) % 2 == 0)
 
 
 def test_checkerboard_sct_two_steps_land_in_the_cells(tmp_path):
