@@ -54,7 +54,7 @@ public enum Inference {
     }
 
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
-                           repeats: Int = 1, profile: Bool = false,
+                           repeats: Int = 1, profile: Bool = false, profileByNode: Bool = false,
                            minParallelElements: Int = ThreadPool.defaultMinParallelElements,
                            limits: ResourceLimits = .standard) throws -> Report {
         let model = try ModelFile.load(path: modelPath, limits: limits)
@@ -95,9 +95,11 @@ public enum Inference {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
         var byOp: [String: Double] = [:]
-        if profile {
+        if profile || profileByNode {
             for _ in 0..<repeats {
-                for r in try session.profile(ordered) { byOp[r.op, default: 0] += r.seconds / Double(repeats) }
+                for r in try session.profile(ordered) {
+                    byOp[profileByNode ? "\(r.op) \(r.node)" : r.op, default: 0] += r.seconds / Double(repeats)
+                }
             }
         }
         if let dir = outputDir {

@@ -62,6 +62,8 @@ public struct SampleJob: Sendable {
         public var count: Int
         /// Batch size (of the first batch; see `Sampler.batchSizes(count:)`) and threads used.
         public var batch: Int, threads: Int
+        /// Samples per plan run of that batch (`Sampler.Options.chunk`).
+        public var chunk: Int = 0
         /// Whether plans were optimized per time.
         public var optimized: Bool
         /// Timings of the sampling call.
@@ -81,8 +83,8 @@ public struct SampleJob: Sendable {
             let ts = times.map { String($0) }.joined(separator: ",")
             let gs = grid.map { String($0) }.joined(separator: ",")
             let fs = files.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",")
-            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
-                          method, timing.evaluationsPerSample, ts, gs, count, batch, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
+            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"chunk\":%ld,\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
+                          method, timing.evaluationsPerSample, ts, gs, count, batch, chunk, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
                           networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds, fs)
         }
 
@@ -230,10 +232,12 @@ public struct SampleJob: Sendable {
         case .consistency: "consistency"
         case .ode(_, let s): "ode-\(s.rawValue)"
         }
-        return Report(method: method, times: sampler.evaluationTimes, grid: sampler.odeGrid, count: samples.count,
-                      batch: sampler.batchSizes(count: samples.count).first ?? 1,
-                      threads: options.threads, optimized: options.optimize, timing: samples.timing,
-                      files: [npy, out, outDir].compactMap { $0 })
+        let batch = sampler.batchSizes(count: samples.count).first ?? 1
+        var report = Report(method: method, times: sampler.evaluationTimes, grid: sampler.odeGrid, count: samples.count,
+                            batch: batch, threads: options.threads, optimized: options.optimize, timing: samples.timing,
+                            files: [npy, out, outDir].compactMap { $0 })
+        report.chunk = try sampler.chunkSize(batch: batch)
+        return report
     }
 
     /// `error` with the library's names for things replaced by the flags that set them.

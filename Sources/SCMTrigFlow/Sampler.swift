@@ -48,15 +48,26 @@ public final class Sampler: @unchecked Sendable {
         /// memory at the batch size): a plan over them is a `.limitExceeded` error, not an
         /// allocation.
         public var limits: ResourceLimits
+        /// Samples per plan run: a batch runs as consecutive chunks of this many samples (and one
+        /// smaller chunk for the rest), so that an evaluation's activations stay in cache; by
+        /// batch invariance the samples are bitwise the same for any chunk size. nil: the
+        /// largest power of two whose planned activations fit in `chunkBytes` (measured on the
+        /// plan at the full batch size), the whole batch when the file fixes its batch size.
+        public var chunk: Int?
+        /// The activation budget of an automatic chunk.
+        public var chunkBytes: Int
 
-        /// Options with batch 64, 1 thread, optimization on, the default pipeline, the default limits.
+        /// Options with batch 64, 1 thread, optimization on, the default pipeline, the default
+        /// limits, automatic chunks of at most 8 MiB of activations.
         public init(batch: Int = 64, threads: Int = 1, optimize: Bool = true, passes: [String]? = nil,
-                    limits: ResourceLimits = .standard) {
+                    limits: ResourceLimits = .standard, chunk: Int? = nil, chunkBytes: Int = 8 << 20) {
             self.batch = batch
             self.threads = threads
             self.optimize = optimize
             self.passes = passes
             self.limits = limits
+            self.chunk = chunk
+            self.chunkBytes = chunkBytes
         }
     }
 
@@ -85,6 +96,8 @@ public final class Sampler: @unchecked Sendable {
     private var plans: [PlanKey: Plan] = [:]
     private var idle: [Int: [Runner]] = [:]
     private var plansCompiled = 0
+    /// Chunk sizes chosen per batch size.
+    private var chunks: [Int: Int] = [:]
     private var workspacesCreated = 0
 
     /// What a sampler has built and kept so far (read-only; for tests and monitoring).
@@ -110,6 +123,7 @@ public final class Sampler: @unchecked Sendable {
     init(model: TrigFlowModel, method: Method, options: Options) throws(SamplerError) {
         if let m = Limits.violation(options.batch, Limits.batch) { throw SamplerError(.invalidArgument, at: "batch", m) }
         if let m = Limits.violation(options.threads, Limits.threads) { throw SamplerError(.invalidArgument, at: "threads", m) }
+        if let c = options.chunk, let m = Limits.violation(c, Limits.batch) { throw SamplerError(.invalidArgument, at: "chunk", m) }
         if let passes = options.passes {
             for p in passes where p != "specialize" {
                 _ = try SamplerError.wrap { try Optimizer.pass(named: p) }
@@ -199,13 +213,40 @@ public final class Sampler: @unchecked Sendable {
     public func prepare(count: Int) throws(SamplerError) -> Double {
         if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        for b in Set(batchSizes(count: count)) { _ = try plans(batch: b) }
+        for b in Set(batchSizes(count: count)) { _ = try parts(batch: b) }
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
     private func plans(batch: Int) throws(SamplerError) -> [Plan] {
         var out: [Plan] = []
         for t in evaluationTimes { out.append(try plan(t: t, batch: batch)) }
+        return out
+    }
+
+    /// The samples per plan run of a batch of `batch` (see `Options.chunk`).
+    public func chunkSize(batch: Int) throws(SamplerError) -> Int {
+        if model.fixedBatch != nil || batch <= 1 { return batch }
+        if let c = options.chunk { return min(c, batch) }
+        lock.lock()
+        if let c = chunks[batch] { lock.unlock(); return c }
+        lock.unlock()
+        let probe = try plan(t: evaluationTimes.first ?? model.metadata.tMax, batch: batch)
+        let perSample = max(1, probe.arenaBytes / batch)
+        var c = 1
+        while c * 2 <= batch && c * 2 * perSample <= options.chunkBytes { c *= 2 }
+        if c * 2 > batch && batch * perSample <= options.chunkBytes { c = batch }
+        lock.lock()
+        chunks[batch] = c
+        lock.unlock()
+        return c
+    }
+
+    /// The plans of a batch of `batch`: those at the chunk size, then those at the rest of the
+    /// batch when the chunk does not divide it.
+    private func parts(batch: Int) throws(SamplerError) -> [(size: Int, plans: [Plan])] {
+        let c = try chunkSize(batch: batch)
+        var out = [(size: c, plans: try plans(batch: c))]
+        if batch % c != 0 { out.append((batch % c, try plans(batch: batch % c))) }
         return out
     }
 
@@ -280,9 +321,9 @@ public final class Sampler: @unchecked Sendable {
             return r
         }
         lock.unlock()
-        let ps = try plans(batch: batch)
+        let ps = try parts(batch: batch)
         let r = try SamplerError.wrap {
-            try Runner(plans: ps, times: evaluationTimes, batch: batch, model: model, threads: options.threads)
+            try Runner(parts: ps, times: evaluationTimes, batch: batch, model: model, threads: options.threads)
         }
         lock.lock()
         workspacesCreated += 1
@@ -385,21 +426,24 @@ public final class Sampler: @unchecked Sendable {
 }
 
 
-/// One batch size's sessions (one per evaluation, all in one workspace) and buffers. Used by
-/// one `sample` call at a time.
+/// One batch size's sessions (one per evaluation and part, all in one workspace) and buffers.
+/// The batch runs as consecutive chunks (`Sampler.Options.chunk`). Used by one `sample` call at a
+/// time.
 final class Runner: @unchecked Sendable {
     let batch: Int
-    let sessions: [Session]
     /// Network input x, noise z, network output y, the samples, and ODE work buffers.
     let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, result: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
-    private let xTensor: Tensor
-    /// The `t` input of each evaluation, for plans that take it (unoptimized); else empty.
-    private let timeInputs: [Tensor]
+    /// Per part (a chunk size): its sessions, one per evaluation, and the `t` input of each
+    /// evaluation for plans that take it (unoptimized; else empty).
+    private let sessions: [[Session]]
+    private let timeInputs: [[Tensor]]
+    /// The batch's chunks in order: the part that runs it, its x and its y.
+    private let segments: [(part: Int, x: Tensor, y: UnsafeMutableRawBufferPointer)]
 
-    /// Sessions for `plans` (one per evaluation, at `times`) in one workspace.
-    init(plans: [Plan], times: [Float], batch: Int, model: TrigFlowModel, threads: Int) throws {
+    /// Sessions for the plans of every part (one per evaluation, at `times`) in one workspace.
+    init(parts: [(size: Int, plans: [Plan])], times: [Float], batch: Int, model: TrigFlowModel, threads: Int) throws {
         self.batch = batch
-        let n = batch * model.sampleElements
+        let e = model.sampleElements, n = batch * e
         x = FloatBuffer(n)
         z = FloatBuffer(n)
         y = FloatBuffer(n)
@@ -407,16 +451,32 @@ final class Runner: @unchecked Sendable {
         d1 = FloatBuffer(n)
         d2 = FloatBuffer(n)
         base = FloatBuffer(n)
-        let workspace = Workspace(threads: threads, for: plans)
-        sessions = try plans.map { try $0.makeSession(in: workspace) }
-        xTensor = try x.tensor(shape: [batch] + model.sampleShape)
-        let tLength = model.timeLength(batch: batch)
-        timeInputs = plans.first?.inputs.count == 2
-            ? try times.map { try Tensor(shape: [tLength], scalars: [Float](repeating: $0, count: tLength)) } : []
+        let workspace = Workspace(threads: threads, for: parts.flatMap(\.plans))
+        sessions = try parts.map { try $0.plans.map { try $0.makeSession(in: workspace) } }
+        timeInputs = try parts.map { part in
+            let tLength = model.timeLength(batch: part.size)
+            return part.plans.first?.inputs.count == 2
+                ? try times.map { try Tensor(shape: [tLength], scalars: [Float](repeating: $0, count: tLength)) } : []
+        }
+        var segs: [(part: Int, x: Tensor, y: UnsafeMutableRawBufferPointer)] = []
+        var first = 0
+        while first < batch {
+            let p = parts.firstIndex { first + $0.size <= batch } ?? parts.count - 1
+            let size = parts[p].size, bytes = size * e * 4
+            let xs = UnsafeRawBufferPointer(start: x.pointer + first * e, count: bytes)
+            let xt = try Tensor(dtype: .float, shape: [size] + model.sampleShape,
+                                data: .bytes(TensorStorage(borrowing: xs, owner: x)))
+            segs.append((p, xt, UnsafeMutableRawBufferPointer(start: y.pointer + first * e, count: bytes)))
+            first += size
+        }
+        segments = segs
     }
 
-    /// Runs evaluation `k` on x into y.
+    /// Runs evaluation `k` on x into y, chunk by chunk.
     func evaluate(_ k: Int) throws {
-        try sessions[k].run(timeInputs.isEmpty ? [xTensor] : [xTensor, timeInputs[k]], into: [y.raw])
+        for s in segments {
+            let t = timeInputs[s.part]
+            try sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
+        }
     }
 }

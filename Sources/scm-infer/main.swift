@@ -33,6 +33,8 @@ struct Infer: ParsableCommand {
 
     @Flag(help: "Measure the time spent per op type (mean over --repeat runs): a table on standard error, or 'profile' in the JSON.")
     var profile = false
+    @Flag(help: "As --profile, one row per node (op type and node label) in graph order of cost.")
+    var profileNodes = false
 
     @Flag(help: "List the supported ops and exit.")
     var listOps = false
@@ -56,7 +58,7 @@ struct Infer: ParsableCommand {
         guard let model else { return }
         do {
             let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
-                                           threads: threads, repeats: `repeat`, profile: profile,
+                                           threads: threads, repeats: `repeat`, profile: profile, profileByNode: profileNodes,
                                            minParallelElements: minParallelElements, limits: resources.limits)
             if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {

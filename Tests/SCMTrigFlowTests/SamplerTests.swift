@@ -52,6 +52,38 @@ struct SamplerTests {
         #expect(padded.count == 3 && padded.values == unpadded.values)
     }
 
+    @Test("A batch run in chunks (with a smaller last chunk) gives the samples of one whole-batch run")
+    func chunks() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        let whole = try model.sampler(steps: 2, options: .init(batch: 7, threads: 2, chunk: 7))
+        #expect(try whole.chunkSize(batch: 7) == 7)
+        let reference = try whole.sample(count: 7, seed: 9)
+        for (chunk, threads) in [(1, 1), (2, 2), (3, 2), (4, 3), (6, 1), (64, 2)] {
+            let sampler = try model.sampler(steps: 2, options: .init(batch: 7, threads: threads, chunk: chunk))
+            #expect(try sampler.chunkSize(batch: 7) == min(chunk, 7))
+            let s = try sampler.sample(count: 7, seed: 9)
+            #expect(s.values == reference.values, "chunk \(chunk), threads \(threads)")
+            // The ODE sampler runs the same chunked evaluations.
+            let ode = try model.odeSampler(steps: 3, solver: .heun, options: .init(batch: 7, chunk: chunk))
+            let odeWhole = try model.odeSampler(steps: 3, solver: .heun, options: .init(batch: 7, chunk: 7))
+            #expect(try ode.sample(count: 7, seed: 3).values == odeWhole.sample(count: 7, seed: 3).values, "ode chunk \(chunk)")
+        }
+        // Chunks of 3 for a batch of 7: plans at 3 and at the remaining 1, two per size.
+        let split = try model.sampler(steps: 2, options: .init(batch: 7, chunk: 3))
+        _ = try split.sample(count: 7, seed: 9)
+        #expect(split.statistics.plansCompiled == 4)
+        // Automatic: the largest power of two whose activations fit the budget, measured on the
+        // full-batch plan; a budget below one sample's activations gives chunks of 1, a large one
+        // the whole batch.
+        let one = try model.sampler(steps: 1, options: .init(batch: 16, chunkBytes: 1))
+        #expect(try one.chunkSize(batch: 16) == 1)
+        let all = try model.sampler(steps: 1, options: .init(batch: 16, chunkBytes: 1 << 30))
+        #expect(try all.chunkSize(batch: 16) == 16)
+        #expect(try all.chunkSize(batch: 12) == 12)
+        #expect(try one.sample(count: 16, seed: 5).values == all.sample(count: 16, seed: 5).values)
+        #expect(throws: SamplerError.self) { try model.sampler(steps: 1, options: .init(chunk: 0)) }
+    }
+
     @Test("Concurrent calls on one sampler give the same samples as one call alone")
     func concurrent() async throws {
         let sampler = try TrigFlowModel(path: tinyPath).sampler(steps: 4, options: .init(batch: 3, threads: 2))

@@ -149,6 +149,13 @@ void scm_exp(const float *x, float *y, int64_t count);
 void scm_channel_affine(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d, int has_d,
                         int silu);
 
+/// Nearest-neighbour Resize of planes p0 ..< p1: output row r of a plane (rows rows of inner floats)
+/// is source row row_src[r] (a float offset into the input plane) gathered through col_src
+/// (col_factor 1: identity, 2: each column twice, 0: the table). A row whose source equals the
+/// previous row's is copied from the output row above.
+void scm_resize_nearest(const float *x, float *y, int64_t p0, int64_t p1, int64_t in_plane, int64_t out_plane, int rows,
+                        int inner, const int64_t *row_src, const int32_t *col_src, int col_factor);
+
 /// Sequentially consistent atomics on an int64 (the thread pool's counters).
 int64_t scm_atomic_load(const int64_t *p);
 void scm_atomic_store(int64_t *p, int64_t v);

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import SCMGraph
 
@@ -185,10 +186,65 @@ struct ResizeKernel: Kernel {
         inner = outShape[r - 1]
         rowsPerPlane = outPlane / max(inner, 1)
         active = Array(lead..<(r - 1))
+        nearest = Self.nearestTables(axes: axes, active: active, inStrides: inStrides, outShape: outShape,
+                                     rows: rowsPerPlane, inner: inner)
+    }
+
+    /// Source rows and columns when every output value is one input value (nearest mode, no
+    /// extrapolated position, a unit last-axis stride): the kernel is then a row copy.
+    struct NearestTables {
+        let rowSource: [Int64]
+        let columns: [Int32]
+        /// 1 or 2 when column o reads o / factor, else 0 (the table).
+        let factor: Int32
+    }
+    let nearest: NearestTables?
+
+    static func nearestTables(axes: [ResizeAxis], active: [Int], inStrides: [Int], outShape: [Int], rows: Int,
+                              inner: Int) -> NearestTables? {
+        let r = outShape.count
+        guard inner > 0, inner <= Int(Int32.max), rows <= 1 << 24, inStrides[r - 1] == 1 else { return nil }
+        for a in active + [r - 1] {
+            let t = axes[a]
+            guard t.wHi.allSatisfy({ $0 == 0 }), t.inside.allSatisfy({ $0 }) else { return nil }
+        }
+        var rowSource = [Int64](repeating: 0, count: rows)
+        for row in 0..<rows {
+            var rem = row, off = 0
+            for a in active.reversed() {
+                let o = rem % outShape[a]
+                rem /= outShape[a]
+                off += axes[a].lo[o] * inStrides[a]
+            }
+            rowSource[row] = Int64(off)
+        }
+        let last = axes[r - 1]
+        let columns = last.lo.map { Int32($0) }
+        var factor: Int32 = 0
+        for f in [1, 2] where (0..<inner).allSatisfy({ last.lo[$0] == $0 / f }) && inner % f == 0 {
+            factor = Int32(f)
+            break
+        }
+        return NearestTables(rowSource: rowSource, columns: columns, factor: factor)
     }
 
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        if let t = nearest {
+            let (inPlane, outPlane, rows, inner) = (inPlane, outPlane, rowsPerPlane, inner)
+            t.rowSource.withUnsafeBufferPointer { rs in
+                t.columns.withUnsafeBufferPointer { cs in
+                    let (rp, cp) = (rs.baseAddress!, cs.baseAddress!)
+                    // chunks of about 16 Ki output floats
+                    let per = max(1, 16384 / max(outPlane, 1)), chunks = (planes + per - 1) / per, planes = planes
+                    io.pool.parallelFor(chunks, elements: planes * outPlane) { c, _ in
+                        scm_resize_nearest(x, y, Int64(c * per), Int64(min(planes, (c + 1) * per)), Int64(inPlane),
+                                           Int64(outPlane), Int32(rows), Int32(inner), rp, cp, t.factor)
+                    }
+                }
+            }
+            return
+        }
         let r = outShape.count, k = active.count, inner = inner
         let last = axes[r - 1], lastStride = inStrides[r - 1]
         io.pool.parallelFor(planes, elements: planes * outPlane * (1 << k)) { p, _ in

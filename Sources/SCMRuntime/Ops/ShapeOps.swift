@@ -214,20 +214,22 @@ struct AxisPartsKernel: Kernel {
     /// true: parts -> whole (Concat); false: whole -> parts (Split).
     let gather: Bool
     func run(_ io: KernelIO) {
-        let total = sizes.reduce(0, +) * width
-        var off = 0
-        for (i, s) in sizes.enumerated() {
-            let bytes = s * width
-            if bytes > 0 {
-                if gather {
-                    let x = io.rawInput(i), y = io.rawOutput(0)
-                    for o in 0..<outer { (y + o * total + off).copyMemory(from: x + o * bytes, byteCount: bytes) }
-                } else {
-                    let x = io.rawInput(0), y = io.rawOutput(i)
-                    for o in 0..<outer { (y + o * bytes).copyMemory(from: x + o * total + off, byteCount: bytes) }
+        let elements = sizes.reduce(0, +), total = elements * width, sizes = sizes, width = width, gather = gather
+        // One outer index (every part's slice of it) per loop index: pure copies, so the split over
+        // the threads does not matter.
+        io.pool.parallelFor(outer, elements: outer * elements) { o, _ in
+            var off = 0
+            for (i, s) in sizes.enumerated() {
+                let bytes = s * width
+                if bytes > 0 {
+                    if gather {
+                        (io.rawOutput(0) + o * total + off).copyMemory(from: io.rawInput(i) + o * bytes, byteCount: bytes)
+                    } else {
+                        (io.rawOutput(i) + o * bytes).copyMemory(from: io.rawInput(0) + o * total + off, byteCount: bytes)
+                    }
                 }
+                off += bytes
             }
-            off += bytes
         }
     }
 }
