@@ -344,19 +344,18 @@ public final class Sampler: @unchecked Sendable {
         let e = model.sampleElements, n = r.batch * e
         let sigma = model.metadata.sigmaData
         let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer, out = r.result.pointer
-        func fillNoise(step: Int) {
-            for j in 0..<r.batch {
-                switch noise {
-                case .seed(let seed):
-                    GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
-                case .given(let values):
-                    if j < real {
-                        values.withUnsafeBufferPointer { src in
-                            (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
-                        }
-                    } else {
-                        (z + j * e).update(repeating: 0, count: e)
+        /// The noise z of sample j at `step`.
+        func fillNoise(_ j: Int, step: Int) {
+            switch noise {
+            case .seed(let seed):
+                GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
+            case .given(let values):
+                if j < real {
+                    values.withUnsafeBufferPointer { src in
+                        (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
                     }
+                } else {
+                    (z + j * e).update(repeating: 0, count: e)
                 }
             }
         }
@@ -373,15 +372,21 @@ public final class Sampler: @unchecked Sendable {
         }
         let velocity = model.metadata.parameterization == .velocity
         // Both methods start from x = sigma_d z_0 at t_max.
-        fillNoise(step: 0)
-        for i in 0..<n { x[i] = sigma * z[i] }
+        // Per sample on the workspace's threads: the double-precision Box-Muller noise costs
+        // about as much as a small network's evaluation.
+        r.workspace.parallelFor(r.batch) { j, _ in
+            fillNoise(j, step: 0)
+            for i in j * e..<(j + 1) * e { x[i] = sigma * z[i] }
+        }
         switch method {
         case .consistency(let times):
             for (k, t) in times.enumerated() {
                 let (c, s) = coefficients(t)
                 if k > 0 {
-                    fillNoise(step: k)
-                    for i in 0..<n { x[i] = c * out[i] + s * z[i] }
+                    r.workspace.parallelFor(r.batch) { j, _ in
+                        fillNoise(j, step: k)
+                        for i in j * e..<(j + 1) * e { x[i] = c * out[i] + s * z[i] }
+                    }
                 }
                 try evaluate(k)
                 if velocity {
@@ -436,6 +441,8 @@ final class Runner: @unchecked Sendable {
     /// Per part (a chunk size): its sessions, one per evaluation, and the `t` input of each
     /// evaluation for plans that take it (unoptimized; else empty).
     private let sessions: [[Session]]
+    /// The threads, arena and scratch of every session.
+    let workspace: Workspace
     private let timeInputs: [[Tensor]]
     /// The batch's chunks in order: the part that runs it, its x and its y.
     private let segments: [(part: Int, x: Tensor, y: UnsafeMutableRawBufferPointer)]
@@ -452,6 +459,7 @@ final class Runner: @unchecked Sendable {
         d2 = FloatBuffer(n)
         base = FloatBuffer(n)
         let workspace = Workspace(threads: threads, for: parts.flatMap(\.plans))
+        self.workspace = workspace
         sessions = try parts.map { try $0.plans.map { try $0.makeSession(in: workspace) } }
         timeInputs = try parts.map { part in
             let tLength = model.timeLength(batch: part.size)

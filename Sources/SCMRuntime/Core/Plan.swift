@@ -137,6 +137,15 @@ public final class Workspace: @unchecked Sendable {
     /// Whether `plan` can run in this workspace.
     public func fits(_ plan: Plan) -> Bool { plan.arenaBytes <= arenaBytes && plan.scratchBytes <= scratchBytes }
 
+    /// Runs `body(i, worker)` for every i in 0..<count on the workspace's threads (indices claimed
+    /// one at a time, in no fixed order: give each index its own output), between the runs of
+    /// its sessions: a caller's own per-sample work (a sampler's noise and mixing).
+    public func parallelFor(_ count: Int, _ body: (Int, Int) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        pool.parallelFor(count, elements: .max, body)
+    }
+
     deinit {
         arena.deallocate()
         scratch.deallocate()
