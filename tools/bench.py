@@ -11,7 +11,8 @@ scm-export). For every (model, steps, batch) each round runs `scm-run --json` (i
 sampling: noise, network evaluations, mixing; plan compilation excluded) and the reference
 sampler of Tests/crosscheck/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL, same threads), and
 the FMA-loop peak of tools/fma_peak.c (built with cc -O3) on the same threads; medians over the
-interleaved rounds. Our GFLOP/s counts 2 x multiply-adds of Conv, Gemm and MatMul of the
+interleaved rounds, and scm/ort as the median and range of each round's own ratio (both sides
+ran back to back, so a machine that slows down for a while moves both). Our GFLOP/s counts 2 x multiply-adds of Conv, Gemm and MatMul of the
 optimized network per image times evaluations per image times images/s; "peak" is its share of
 the FMA loop. The machine is shared: read the ratios, not the absolute numbers.
 """
@@ -103,14 +104,14 @@ def main():
             else:
                 sys.exit(f"unknown model {name}")
         print(f"threads {a.threads}; medians of {a.rounds} interleaved rounds; peak = FMA loop (tools/fma_peak.c) in the same rounds")
-        print(f"{'model':<16} {'steps':>5} {'batch':>5} | {'scm img/s':>9} {'ort img/s':>9} {'scm/ort':>7} | "
+        print(f"{'model':<16} {'steps':>5} {'batch':>5} | {'scm img/s':>9} {'ort img/s':>9} {'scm/ort':>7} {'range':<11}| "
               f"{'GFLOP/s':>7} {'peak':>7} {'share':>6}")
         for label, path in models:
             fpi = flops_per_image(a.bin, path)
             net = trigflow_ref.Network(path, a.threads)
             shape = [int(v) for v in net.meta["scm.sample_shape"].split(",")]
             for batch in map(int, a.batches.split(",")):
-                count = max(2 * batch, 256)  # batch-1 rows: enough images that a row lasts about a second
+                count = max(8 * batch, 256)  # enough images that a row lasts about a second
                 for steps in map(int, a.steps.split(",")):
                     rounds = []
                     for _ in range(a.rounds):
@@ -119,9 +120,11 @@ def main():
                         peak = float(run([peak_bin, str(a.threads)]))
                         rounds.append((ours, theirs, peak))
                     ours, theirs, peak = (float(np.median([r[i] for r in rounds])) for i in range(3))
+                    # the ratio of each round (both sides ran back to back), then their median and range
+                    ratios = [r[0] / r[1] for r in rounds]
                     gflops = fpi * steps * ours / 1e9
-                    print(f"{label:<16} {steps:>5} {batch:>5} | {ours:>9.1f} {theirs:>9.1f} {ours / theirs:>7.2f} | "
-                          f"{gflops:>7.1f} {peak:>7.1f} {100 * gflops / peak:>5.1f}%", flush=True)
+                    print(f"{label:<16} {steps:>5} {batch:>5} | {ours:>9.1f} {theirs:>9.1f} {float(np.median(ratios)):>7.2f} "
+                          f"{min(ratios):>5.2f}-{max(ratios):<5.2f}| {gflops:>7.1f} {peak:>7.1f} {100 * gflops / peak:>5.1f}%", flush=True)
         print(f"(GFLOP per image per evaluation: "
               + ", ".join(f"{label} {flops_per_image(a.bin, path) / 1e9:.3f}" for label, path in models) + ")")
     if not a.no_train:

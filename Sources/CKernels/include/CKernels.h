@@ -156,6 +156,10 @@ void scm_channel_affine(const float *x, float *y, int64_t count, float a, float 
 void scm_resize_nearest(const float *x, float *y, int64_t p0, int64_t p1, int64_t in_plane, int64_t out_plane, int rows,
                         int inner, const int64_t *row_src, const int32_t *col_src, int col_factor);
 
+/// The sum of x[i] - c (squared when `squared`) over count values, in a fixed order (blocks of
+/// 512, 16 lanes each, folded in halves, blocks added in double): the same bits on every ISA.
+double scm_block_sum(const float *x, int64_t count, float c, int squared);
+
 /// Sequentially consistent atomics on an int64 (the thread pool's counters).
 int64_t scm_atomic_load(const int64_t *p);
 void scm_atomic_store(int64_t *p, int64_t v);

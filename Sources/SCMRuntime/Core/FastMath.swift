@@ -1,3 +1,4 @@
+import CKernels
 /// Vectorized float32 exp (Cephes' range reduction and degree-5 polynomial; relative error about
 /// 2e-7 on [-87, 88]). Every element goes through the same 8-lane code, tails included, so a
 /// value's result never depends on its position in a buffer.
@@ -50,27 +51,9 @@
 /// SiLU, x * sigmoid(x), with the same rounding as a Mul of x and the Sigmoid kernel's output.
 @inline(__always) func silu8(_ v: SIMD8<Float>) -> SIMD8<Float> { v * sigmoid8(v) }
 
-/// Sum of `count` floats: 8-lane float partial sums over blocks of 512 elements, blocks added in
-/// double. Fixed order, so the result depends only on the data.
+/// Sum of `count` floats (minus `c`, squared when `squared`): 16-lane float partial sums over
+/// blocks of 512 elements, blocks added in double (`scm_block_sum`). Fixed order, so the result
+/// depends only on the data.
 @inline(__always) func blockSum(_ x: UnsafePointer<Float>, _ count: Int, minus c: Float = 0, squared: Bool = false) -> Double {
-    var total = 0.0
-    var i = 0
-    let vc = SIMD8<Float>(repeating: c)
-    while i < count {
-        let end = min(count, i + 512)
-        var acc = SIMD8<Float>(repeating: 0)
-        while i + 8 <= end {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - vc
-            acc += squared ? v * v : v
-            i += 8
-        }
-        var tail: Float = 0
-        while i < end {
-            let d = x[i] - c
-            tail += squared ? d * d : d
-            i += 1
-        }
-        total += Double(acc.sum()) + Double(tail)
-    }
-    return total
+    scm_block_sum(x, Int64(count), c, squared ? 1 : 0)
 }
