@@ -45,16 +45,22 @@ public enum GaussianNoise {
     /// and 4b+3 the same from w2, w3. Computed in double, rounded to float; the last block is cut
     /// at `count`.
     public static func fill(_ out: UnsafeMutablePointer<Float>, count: Int, seed: UInt64, sample: UInt32, step: UInt32) {
+        fill(out, elements: 0..<count, seed: seed, sample: sample, step: step)
+    }
+
+    /// Fills `out[elements]` with those elements of the noise above (`out` is element 0), so a
+    /// sample can be filled in parts, in any order, with the same values.
+    public static func fill(_ out: UnsafeMutablePointer<Float>, elements: Range<Int>, seed: UInt64, sample: UInt32, step: UInt32) {
         let gen = Philox4x32(key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
-        var b = 0
-        while 4 * b < count {
+        var b = elements.lowerBound / 4
+        while 4 * b < elements.upperBound {
             let w = gen.block((UInt32(truncatingIfNeeded: b), UInt32(truncatingIfNeeded: b >> 32), sample, step))
             let (z0, z1) = boxMuller(w.0, w.1), (z2, z3) = boxMuller(w.2, w.3)
-            let base = 4 * b, left = count - base
-            out[base] = z0
-            if left > 1 { out[base + 1] = z1 }
-            if left > 2 { out[base + 2] = z2 }
-            if left > 3 { out[base + 3] = z3 }
+            let base = 4 * b
+            if elements.contains(base) { out[base] = z0 }
+            if elements.contains(base + 1) { out[base + 1] = z1 }
+            if elements.contains(base + 2) { out[base + 2] = z2 }
+            if elements.contains(base + 3) { out[base + 3] = z3 }
             b += 1
         }
     }

@@ -344,18 +344,28 @@ public final class Sampler: @unchecked Sendable {
         let e = model.sampleElements, n = r.batch * e
         let sigma = model.metadata.sigmaData
         let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer, out = r.result.pointer
-        /// The noise z of sample j at `step`.
-        func fillNoise(_ j: Int, step: Int) {
+        // The batch's noise and mixing run in parts of at most 256 values of one sample, on the
+        // workspace's threads: the double-precision Box-Muller noise costs about a tenth of a
+        // small network's evaluation, and at batch 1 it is worth both threads.
+        let partLength = 256, partsPerSample = (e + partLength - 1) / partLength
+        /// Part p of the batch: its sample and its elements within the sample.
+        func part(_ p: Int) -> (j: Int, range: Range<Int>) {
+            let j = p / partsPerSample, lo = (p % partsPerSample) * partLength
+            return (j, lo..<min(e, lo + partLength))
+        }
+        /// The noise z of sample j at `step`, elements `range`.
+        func fillNoise(_ j: Int, _ range: Range<Int>, step: Int) {
             switch noise {
             case .seed(let seed):
-                GaussianNoise.fill(z + j * e, count: e, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
+                GaussianNoise.fill(z + j * e, elements: range, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
             case .given(let values):
                 if j < real {
                     values.withUnsafeBufferPointer { src in
-                        (z + j * e).update(from: src.baseAddress! + (step * count + first + j) * e, count: e)
+                        (z + j * e + range.lowerBound).update(from: src.baseAddress! + (step * count + first + j) * e + range.lowerBound,
+                                                              count: range.count)
                     }
                 } else {
-                    (z + j * e).update(repeating: 0, count: e)
+                    (z + j * e + range.lowerBound).update(repeating: 0, count: range.count)
                 }
             }
         }
@@ -372,20 +382,20 @@ public final class Sampler: @unchecked Sendable {
         }
         let velocity = model.metadata.parameterization == .velocity
         // Both methods start from x = sigma_d z_0 at t_max.
-        // Per sample on the workspace's threads: the double-precision Box-Muller noise costs
-        // about as much as a small network's evaluation.
-        r.workspace.parallelFor(r.batch) { j, _ in
-            fillNoise(j, step: 0)
-            for i in j * e..<(j + 1) * e { x[i] = sigma * z[i] }
+        r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
+            let (j, range) = part(p)
+            fillNoise(j, range, step: 0)
+            for i in range { x[j * e + i] = sigma * z[j * e + i] }
         }
         switch method {
         case .consistency(let times):
             for (k, t) in times.enumerated() {
                 let (c, s) = coefficients(t)
                 if k > 0 {
-                    r.workspace.parallelFor(r.batch) { j, _ in
-                        fillNoise(j, step: k)
-                        for i in j * e..<(j + 1) * e { x[i] = c * out[i] + s * z[i] }
+                    r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
+                        let (j, range) = part(p)
+                        fillNoise(j, range, step: k)
+                        for i in range { x[j * e + i] = c * out[j * e + i] + s * z[j * e + i] }
                     }
                 }
                 try evaluate(k)

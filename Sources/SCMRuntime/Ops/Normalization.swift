@@ -22,7 +22,8 @@ struct GroupNormKernel: Kernel {
         let x = io.input(0, Float.self), scale = io.input(1, Float.self), bias = io.input(2, Float.self)
         let y = io.output(0, Float.self)
         let cg = c / groups, len = cg * spatial
-        io.pool.parallelFor(n * groups, elements: n * c * spatial) { ng, _ in
+        // two passes over each group: statistics, then the affine
+        io.pool.parallelFor(n * groups, elements: 2 * n * c * spatial) { ng, _ in
             let gi = ng % groups
             let xs = x + ng * len, ys = y + ng * len
             let (mean, inv) = meanInvStd(xs, len, eps: eps)
