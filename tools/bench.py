@@ -111,8 +111,11 @@ def main():
             net = trigflow_ref.Network(path, a.threads)
             shape = [int(v) for v in net.meta["scm.sample_shape"].split(",")]
             for batch in map(int, a.batches.split(",")):
-                count = max(8 * batch, 256)  # enough images that a row lasts about a second
                 for steps in map(int, a.steps.split(",")):
+                    # About 200 GFLOP of network per row and side (a second or so), at least 8
+                    # batches: a process's first tens of milliseconds run slow on this VM (the
+                    # second vCPU wakes up), which a row of 256 small images did not amortize.
+                    count = max(8 * batch, -(-int(2e11 / (fpi * steps)) // batch) * batch)
                     rounds = []
                     for _ in range(a.rounds):
                         ours = scm_images_per_second(a.bin, path, steps, count, batch, a.threads)

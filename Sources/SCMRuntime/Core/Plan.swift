@@ -126,6 +126,8 @@ public final class Workspace: @unchecked Sendable {
         arena.initializeMemory(as: UInt8.self, repeating: 0, count: max(self.arenaBytes, 64))
         scratchStride = (self.scratchBytes + 63) / 64 * 64
         scratch = UnsafeMutableRawPointer.allocate(byteCount: max(scratchStride * pool.threads, 64), alignment: 64)
+        // Touched now, as the arena: the first runs would otherwise take its page faults.
+        scratch.initializeMemory(as: UInt8.self, repeating: 0, count: max(scratchStride * pool.threads, 64))
     }
 
     /// A workspace large enough for every plan in `plans`.
