@@ -194,17 +194,24 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
     for (int c = 0; c < p->c; c++) {
         const float *xc = x + (int64_t)c * H * W;
         float *vc = V + (int64_t)c * tpad;
-        for (int r = 0; r < TR; r++)
-            for (int t0 = 0; t0 < tw; t0 += 16) {
-                __mmask16 k = lanes16(tw - t0);
-                // padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15):
-                // lanes lo ..< lo + W hold input, lo = pl - 2 t0 - s
-                int lo = pl - 2 * t0;
-                __mmask16 k0a = lanes16(lo + W) & (__mmask16)~lanes16(lo), k0b = lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16);
-                __mmask16 k1a = lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), k1b = lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18);
-                __m512 cm[4][4];
+        for (int t0 = 0; t0 < tw; t0 += 16) {
+            __mmask16 k = lanes16(tw - t0);
+            // padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15):
+            // lanes lo ..< lo + W hold input, lo = pl - 2 t0 - s
+            int lo = pl - 2 * t0;
+            __mmask16 k0a = lanes16(lo + W) & (__mmask16)~lanes16(lo), k0b = lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16);
+            __mmask16 k1a = lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), k1b = lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18);
+            // cm[i]: the row transform (d B) of padded row 2 r + i. Tile rows overlap by two
+            // padded rows, so rows 2 and 3 of one tile row are rows 0 and 1 of the next.
+            __m512 cm[4][4];
+            for (int r = 0; r < TR; r++) {
 #pragma clang loop unroll(full)
                 for (int i = 0; i < 4; i++) {
+                    if (r > 0 && i < 2) {
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
+                        continue;
+                    }
                     int iy = iy0 + 2 * r + i;
                     __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
                     if (iy >= 0 && iy < H) {
@@ -230,6 +237,7 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
                     _mm512_mask_storeu_ps(dst + (3 * 4 + j) * es, k, _mm512_sub_ps(cm[1][j], cm[3][j]));
                 }
             }
+        }
         for (int t = T; t < tpad; t += 16) {
             __mmask16 k = lanes16(tpad - t);
 #pragma clang loop unroll(full)
