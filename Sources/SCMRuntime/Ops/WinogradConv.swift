@@ -7,21 +7,26 @@ import Darwin
 #endif
 
 /// Plan-time state of a Winograd F(2x2, 3x3) convolution (`Sources/CKernels/winograd.c`): the C
-/// plan and the weights transformed (U = G g G^T) and packed once. Owned by the kernel.
+/// plan and, when the weights are constants, the weights transformed (U = G g G^T) and packed
+/// once; else (W or B a graph input, as in training graphs) each run transforms them into worker
+/// 0's scratch first. Owned by the kernel.
 final class WinogradConvState: @unchecked Sendable {
     let plan: UnsafeMutablePointer<scm_wino_plan>
-    let packed: UnsafeMutablePointer<Float>
+    let packed: UnsafeMutablePointer<Float>?
+    let packedFloats: Int
 
-    init(plan p: scm_wino_plan, weights: [Float], bias: [Float]?) {
+    init(plan p: scm_wino_plan, weights: [Float]?, bias: [Float]?) {
         let plan = UnsafeMutablePointer<scm_wino_plan>.allocate(capacity: 1)
         plan.initialize(to: p)
         self.plan = plan
-        packed = packWeights(floats: (Int(p.packed_floats) + 15) / 16 * 16, weights: weights, bias: bias) { scm_wino_pack(plan, $0, $1, $2) }
+        let floats = (Int(p.packed_floats) + 15) / 16 * 16
+        packedFloats = floats
+        packed = weights.map { packWeights(floats: floats, weights: $0, bias: bias) { scm_wino_pack(plan, $0, $1, $2) } }
     }
 
     deinit {
         plan.deallocate()
-        UnsafeMutableRawPointer(packed).deallocate()
+        packed.map { UnsafeMutableRawPointer($0).deallocate() }
     }
 }
 
@@ -43,8 +48,9 @@ enum WinogradConv {
         g.c >= 16 && g.m >= 16
     }
 
-    /// The Winograd kernel for a one-group 3x3, stride-1, dilation-1 Conv with pads at most 2 and
-    /// constant weights (and bias), else nil.
+    /// The Winograd kernel for a one-group 3x3, stride-1, dilation-1 Conv with pads at most 2, else
+    /// nil. Constant weights (and bias) are transformed once; weights given at run time (training
+    /// graphs) are transformed by each run, when the batch makes that worth it (below).
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
                       silu: Bool) -> OpBuild? {
         guard mode != 0, g.group == 1, g.n >= 1 else { return nil }
@@ -54,18 +60,23 @@ enum WinogradConv {
         guard mode == 1 || worthIt(g) else { return nil }
         guard [g.c, g.h, g.w, g.m, g.oh, g.ow].allSatisfy({ $0 >= 1 && $0 < (1 << 16) }), g.c * g.h * g.w < (1 << 28),
               g.m * g.oh * g.ow < (1 << 28) else { return nil }
-        guard let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil else { return nil }
+        let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil
         let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
-        if hasBias && b == nil { return nil }
+        let constant = w != nil && (!hasBias || b != nil)
+        // A run-time transform costs about 150 double operations per (output, input) channel pair,
+        // on one thread before the units: worth it when the batch's tiles are many more than that.
+        if !constant && g.n * ((g.oh + 1) / 2) * ((g.ow + 1) / 2) < 64 { return nil }
         var p = scm_wino_plan()
         p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
         p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
         p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
         guard scm_wino_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
-        let state = WinogradConvState(plan: p, weights: w, bias: b)
+        let state = WinogradConvState(plan: p, weights: constant ? w : nil, bias: constant ? b : nil)
         let kernel = WinogradConvKernel(state: state, n: g.n, xStride: g.c * g.h * g.w, yStride: g.m * g.oh * g.ow,
-                                        units: Int(p.mblocks) * Int(p.rblocks), hasResidual: hasResidual, silu: silu)
-        return OpBuild(outputs: [out], kernel: kernel, scratchBytes: ((Int(p.scratch_floats) + 15) / 16 * 16) * 4,
+                                        units: Int(p.mblocks) * Int(p.rblocks), hasBias: hasBias, hasResidual: hasResidual,
+                                        silu: silu, unitOffset: constant ? 0 : state.packedFloats)
+        return OpBuild(outputs: [out], kernel: kernel,
+                       scratchBytes: (kernel.unitOffset + (Int(p.scratch_floats) + 15) / 16 * 16) * 4,
                        flops: 2 * g.n * g.m * g.oh * g.ow * g.kdim)
     }
 }
@@ -75,18 +86,29 @@ enum WinogradConv {
 struct WinogradConvKernel: Kernel {
     let state: WinogradConvState
     let n, xStride, yStride, units: Int
-    let hasResidual, silu: Bool
+    let hasBias, hasResidual, silu: Bool
+    /// Where a unit's scratch starts in a worker's scratch (after the run-time packed weights).
+    let unitOffset: Int
 
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
-        let plan = UnsafePointer(state.plan), packed = UnsafePointer(state.packed)
-        let xs = xStride, ys = yStride, u = units
+        let plan = UnsafePointer(state.plan)
+        let packed: UnsafePointer<Float>
+        if let p = state.packed {
+            packed = UnsafePointer(p)
+        } else {
+            // The same transform as at plan time, so constant and run-time weights give the same bits.
+            let buf = io.scratch(0, Float.self)
+            scm_wino_pack(plan, io.input(1, Float.self), hasBias ? io.input(2, Float.self) : nil, buf)
+            packed = UnsafePointer(buf)
+        }
+        let xs = xStride, ys = yStride, u = units, off = unitOffset
         let act: Int32 = silu ? 1 : 0
         io.pool.parallelFor(n * u) { ch, worker in
             let ni = ch / u
             scm_wino_unit(plan, packed, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, act, Int32(ch - ni * u),
-                          io.scratch(worker, Float.self))
+                          io.scratch(worker, Float.self) + off)
         }
     }
 }
