@@ -246,59 +246,80 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
     }
 }
 
+// Y = A^T M A + bias of one tile for 16 channels: the four outputs (row 0: y00 y01, row 1: y10 y11).
+SCM_AVX512 static inline void tile_out16(const float *mp, int64_t ms, __m512 b, __m512 *y00, __m512 *y01, __m512 *y10,
+                                         __m512 *y11) {
+    __m512 m[16], s0[4], s1[4];
+#pragma clang loop unroll(full)
+    for (int e = 0; e < 16; e++) m[e] = _mm512_loadu_ps(mp + e * ms);
+#pragma clang loop unroll(full)
+    for (int a = 0; a < 4; a++) {
+        s0[a] = _mm512_add_ps(_mm512_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
+        s1[a] = _mm512_sub_ps(_mm512_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
+    }
+    *y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b);
+    *y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b);
+    *y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b);
+    *y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b);
+}
+
+// Channel l's four values (p, q, r, s)[l] side by side: 128-bit lane g of out[k] holds channel 4 g + k.
+SCM_AVX512 static inline void transpose4(__m512 p, __m512 q, __m512 r, __m512 s, float out[4][16]) {
+    __m512 t0 = _mm512_unpacklo_ps(p, q), t1 = _mm512_unpackhi_ps(p, q);
+    __m512 t2 = _mm512_unpacklo_ps(r, s), t3 = _mm512_unpackhi_ps(r, s);
+    _mm512_store_ps(out[0], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))));
+    _mm512_store_ps(out[1], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))));
+    _mm512_store_ps(out[2], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))));
+    _mm512_store_ps(out[3], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))));
+}
+
 SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, const float *bias, float *y, int m0, int cnt,
                                         int nvw, int ty0, int TR) {
     int tw = p->tw, ow = p->ow, oh = p->oh;
     int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
-    float tmp[4][16] __attribute__((aligned(64)));  // tmp[0..1]: y00/y01 interleaved, tmp[2..3]: y10/y11
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    float tmp[4][16] __attribute__((aligned(64)));  // one tile: y00, y01, y10, y11
+    float r0[4][16] __attribute__((aligned(64)));   // two tiles, output row 0: see transpose4
+    float r1[4][16] __attribute__((aligned(64)));   // two tiles, output row 1
     for (int v = 0; v * 16 < cnt; v++) {
         int lanes = imin(16, cnt - v * 16);
         __m512 b = _mm512_loadu_ps(bias + v * 16);
         for (int r = 0; r < TR; r++) {
             int oy = 2 * (ty0 + r);
-            for (int t = 0; t < tw; t++) {
+            int t = 0;
+            // Two tiles side by side whose four columns and two rows are all inside: channel l's
+            // 4 columns of each row are one 16-byte store (instead of two 8-byte ones per tile).
+            if (oy + 1 < oh)
+                for (; t + 1 < tw && 2 * t + 3 < ow; t += 2) {
+                    const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 16;
+                    __m512 a00, a01, a10, a11, c00, c01, c10, c11;
+                    tile_out16(mp, ms, b, &a00, &a01, &a10, &a11);
+                    tile_out16(mp + nvw, ms, b, &c00, &c01, &c10, &c11);
+                    transpose4(a00, a01, c00, c01, r0);
+                    transpose4(a10, a11, c10, c11, r1);
+                    float *yc = y + (int64_t)(m0 + v * 16) * ohw + (int64_t)oy * ow + 2 * t;
+                    for (int l = 0; l < lanes; l++) {
+                        float *q = yc + l * ohw;
+                        memcpy(q, r0[l & 3] + 4 * (l >> 2), 16);
+                        memcpy(q + ow, r1[l & 3] + 4 * (l >> 2), 16);
+                    }
+                }
+            for (; t < tw; t++) {
                 int ox = 2 * t;
                 const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 16;
-                __m512 m[16], s0[4], s1[4];
-#pragma clang loop unroll(full)
-                for (int e = 0; e < 16; e++) m[e] = _mm512_loadu_ps(mp + e * ms);
-#pragma clang loop unroll(full)
-                for (int a = 0; a < 4; a++) {
-                    s0[a] = _mm512_add_ps(_mm512_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
-                    s1[a] = _mm512_sub_ps(_mm512_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
-                }
-                __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b);
-                __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b);
-                __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b);
-                __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b);
+                __m512 y00, y01, y10, y11;
+                tile_out16(mp, ms, b, &y00, &y01, &y10, &y11);
+                _mm512_store_ps(tmp[0], y00);
+                _mm512_store_ps(tmp[1], y01);
+                _mm512_store_ps(tmp[2], y10);
+                _mm512_store_ps(tmp[3], y11);
                 float *yc = y + (int64_t)(m0 + v * 16) * ohw + (int64_t)oy * ow + ox;
-                if (ox + 1 < ow && oy + 1 < oh) {
-                    // channel l's two columns side by side: one 8-byte store per row and channel
-                    _mm512_store_ps(tmp[0], _mm512_permutex2var_ps(y00, lo, y01));
-                    _mm512_store_ps(tmp[1], _mm512_permutex2var_ps(y00, hi, y01));
-                    _mm512_store_ps(tmp[2], _mm512_permutex2var_ps(y10, lo, y11));
-                    _mm512_store_ps(tmp[3], _mm512_permutex2var_ps(y10, hi, y11));
-                    const float *t0 = tmp[0], *t1 = tmp[2];
-                    for (int l = 0; l < lanes; l++) {
-                        float *q = yc + l * ohw;
-                        memcpy(q, t0 + 2 * l, 8);
-                        memcpy(q + ow, t1 + 2 * l, 8);
-                    }
-                } else {
-                    _mm512_store_ps(tmp[0], y00);
-                    _mm512_store_ps(tmp[1], y01);
-                    _mm512_store_ps(tmp[2], y10);
-                    _mm512_store_ps(tmp[3], y11);
-                    for (int l = 0; l < lanes; l++) {
-                        float *q = yc + l * ohw;
-                        q[0] = tmp[0][l];
-                        if (ox + 1 < ow) q[1] = tmp[1][l];
-                        if (oy + 1 < oh) {
-                            q[ow] = tmp[2][l];
-                            if (ox + 1 < ow) q[ow + 1] = tmp[3][l];
-                        }
+                for (int l = 0; l < lanes; l++) {
+                    float *q = yc + l * ohw;
+                    q[0] = tmp[0][l];
+                    if (ox + 1 < ow) q[1] = tmp[1][l];
+                    if (oy + 1 < oh) {
+                        q[ow] = tmp[2][l];
+                        if (ox + 1 < ow) q[ow + 1] = tmp[3][l];
                     }
                 }
             }
