@@ -116,6 +116,7 @@ public struct SampleJob: Sendable {
         try range("--count", count, Limits.count)
         try range("--batch", options.batch, Limits.batch)
         try range("--threads", options.threads, Limits.threads)
+        try range("--chunk", options.chunk, Limits.batch)
         if let n = nrow, n < 1 { throw bad("--nrow", "must be at least 1, is \(n)") }
         if odeSteps != nil {
             if steps != nil { throw bad("--steps", "sets consistency steps; with --ode-steps it would be ignored (give one of them)") }
@@ -244,7 +245,7 @@ public struct SampleJob: Sendable {
     static func naming(_ error: SamplerError) -> SamplerError {
         var e = error
         let flags = ["sigma_data": "--sigma-data", "t_max": "--t-max", "steps": "--steps", "ode steps": "--ode-steps",
-                     "count": "--count", "batch": "--batch", "threads": "--threads", "schedule": "--schedule", "nrow": "--nrow"]
+                     "count": "--count", "batch": "--batch", "chunk": "--chunk", "threads": "--threads", "schedule": "--schedule", "nrow": "--nrow"]
         if let flag = flags[e.location] { e.location = flag }
         if e.message.hasPrefix(TrigFlowMetadata.missingMessage) {
             if e.location.contains("sigma_data") { e.message = "is missing: give the model's sigma_data with --sigma-data" }

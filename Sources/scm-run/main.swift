@@ -44,6 +44,9 @@ struct Run: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (default: the machine's cores).")
     var threads: Int?
 
+    @Option(parsing: .unconditional, help: "Samples per plan run: each batch runs as chunks of this many, giving the same samples (default: the largest power of two whose activations fit 8 MiB).")
+    var chunk: Int?
+
     @Flag(help: "Run the model as stored, t as an input, instead of a plan optimized per step.")
     var noOptimize = false
 
@@ -109,7 +112,7 @@ struct Run: ParsableCommand {
         job.count = count
         job.seed = seed
         job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize,
-                                      limits: resources.limits)
+                                      limits: resources.limits, chunk: chunk)
         job.noisePath = noise
         job.out = out
         job.outDir = outDir

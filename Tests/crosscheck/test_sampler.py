@@ -126,6 +126,12 @@ def test_batch_and_thread_invariance(unet, tmp_path):
         path = tmp_path / f"b{batch}t{threads}.npy"
         run(unet, "--steps", 2, "--seed", 9, "--count", 7, "--batch", batch, "--threads", threads, "--npy", path)
         outs[(batch, threads)] = path.read_bytes()
+    # A batch run in chunks (the last smaller) gives the same samples; --json reports the chunk.
+    for chunk in (1, 3, 7):
+        path = tmp_path / f"c{chunk}.npy"
+        d = run_json(unet, "--steps", 2, "--seed", 9, "--count", 7, "--batch", 7, "--chunk", chunk, "--threads", 2, "--npy", path)
+        assert d["chunk"] == chunk
+        outs[("chunk", chunk)] = path.read_bytes()
     assert len(set(outs.values())) == 1
     # Sample i does not depend on how many are drawn.
     run(unet, "--steps", 2, "--seed", 9, "--count", 3, "--npy", tmp_path / "three.npy")
@@ -212,6 +218,7 @@ def test_errors(unet, tmp_path):
     fails(unet, "--steps", 0, expect="--steps")
     fails(unet, "--count", 0, expect="--count")
     fails(unet, "--batch", 0, expect="--batch")
+    fails(unet, "--chunk", 0, expect="--chunk")
     fails(unet, "--solver", "rk4", "--ode-steps", 2, expect="--solver")
     fails(unet, "--bogus", expect="--bogus")
     fails(unet, "--steps", 2, "--schedule", "1.0,0.5", expect="t_max")
