@@ -99,23 +99,37 @@ struct DirectConvKernel: Kernel {
     let unitOffset: Int
 
     func run(_ io: KernelIO) {
-        let x = io.input(0, Float.self), y = io.output(0, Float.self)
-        let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
-        let plan = UnsafePointer(state.plan)
-        let packed: UnsafePointer<Float>
-        if let p = state.packed {
-            packed = UnsafePointer(p)
-        } else {
-            let buf = io.scratch(0, Float.self)
-            scm_conv_pack(plan, io.input(1, Float.self), hasBias ? io.input(2, Float.self) : nil, buf)
-            packed = UnsafePointer(buf)
-        }
-        let xs = xStride, ys = yStride, u = units, off = unitOffset
-        let act: Int32 = silu ? 1 : 0
-        io.pool.parallelFor(n * u) { ch, worker in
-            let ni = ch / u
-            scm_conv_unit(plan, packed, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, act, Int32(ch - ni * u),
-                          io.scratch(worker, Float.self) + off)
-        }
+        let plan = UnsafePointer(state.plan), act: Int32 = silu ? 1 : 0
+        runConvUnits(io, packed: state.packed, n: n, xStride: xStride, yStride: yStride, units: units, hasBias: hasBias,
+                     hasResidual: hasResidual, unitOffset: unitOffset,
+                     pack: { scm_conv_pack(plan, $0, $1, $2) },
+                     unit: { scm_conv_unit(plan, $0, $1, $2, $3, act, $4, $5) })
+    }
+}
+
+/// The run shared by the C convolutions (direct, Winograd): the weights packed at plan time, or
+/// packed now by `pack(W, B or nil, into)` into worker 0's scratch (weights given at run time);
+/// then `unit(packed, x, y, residual, unit, scratch)` for every (sample, unit), spread over the
+/// threads, each unit's scratch after the packed weights.
+func runConvUnits(_ io: KernelIO, packed: UnsafeMutablePointer<Float>?, n: Int, xStride: Int, yStride: Int, units: Int,
+                  hasBias: Bool, hasResidual: Bool, unitOffset: Int,
+                  pack: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void,
+                  unit: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int32,
+                         UnsafeMutablePointer<Float>) -> Void) {
+    let x = io.input(0, Float.self), y = io.output(0, Float.self)
+    let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
+    let w: UnsafePointer<Float>
+    if let p = packed {
+        w = UnsafePointer(p)
+    } else {
+        // The same packing as at plan time, so constant and run-time weights give the same bits.
+        let buf = io.scratch(0, Float.self)
+        pack(io.input(1, Float.self), hasBias ? io.input(2, Float.self) : nil, buf)
+        w = UnsafePointer(buf)
+    }
+    let xs = xStride, ys = yStride, u = units, off = unitOffset
+    io.pool.parallelFor(n * u) { ch, worker in
+        let ni = ch / u
+        unit(w, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, Int32(ch - ni * u), io.scratch(worker, Float.self) + off)
     }
 }

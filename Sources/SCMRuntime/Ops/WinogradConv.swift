@@ -91,24 +91,10 @@ struct WinogradConvKernel: Kernel {
     let unitOffset: Int
 
     func run(_ io: KernelIO) {
-        let x = io.input(0, Float.self), y = io.output(0, Float.self)
-        let z: UnsafePointer<Float>? = hasResidual ? io.input(3, Float.self) : nil
-        let plan = UnsafePointer(state.plan)
-        let packed: UnsafePointer<Float>
-        if let p = state.packed {
-            packed = UnsafePointer(p)
-        } else {
-            // The same transform as at plan time, so constant and run-time weights give the same bits.
-            let buf = io.scratch(0, Float.self)
-            scm_wino_pack(plan, io.input(1, Float.self), hasBias ? io.input(2, Float.self) : nil, buf)
-            packed = UnsafePointer(buf)
-        }
-        let xs = xStride, ys = yStride, u = units, off = unitOffset
-        let act: Int32 = silu ? 1 : 0
-        io.pool.parallelFor(n * u) { ch, worker in
-            let ni = ch / u
-            scm_wino_unit(plan, packed, x + ni * xs, y + ni * ys, z.map { $0 + ni * ys }, act, Int32(ch - ni * u),
-                          io.scratch(worker, Float.self) + off)
-        }
+        let plan = UnsafePointer(state.plan), act: Int32 = silu ? 1 : 0
+        runConvUnits(io, packed: state.packed, n: n, xStride: xStride, yStride: yStride, units: units, hasBias: hasBias,
+                     hasResidual: hasResidual, unitOffset: unitOffset,
+                     pack: { scm_wino_pack(plan, $0, $1, $2) },
+                     unit: { scm_wino_unit(plan, $0, $1, $2, $3, act, $4, $5) })
     }
 }
