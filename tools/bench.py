@@ -12,8 +12,8 @@ sampling: noise, network evaluations, mixing; plan compilation excluded) and the
 sampler of Tests/crosscheck/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL, same threads), and
 the FMA-loop peak of tools/fma_peak.c (built with cc -O3) on the same threads; medians over the
 interleaved rounds, and scm/ort as the median and range of each round's own ratio (both sides
-ran back to back, so a machine that slows down for a while moves both). Our GFLOP/s counts 2 x multiply-adds of Conv, Gemm and MatMul of the
-optimized network per image times evaluations per image times images/s; "peak" is its share of
+ran back to back, so a machine that slows down for a while moves both). Our GFLOP/s counts 2 x
+multiply-adds of Conv, Gemm and MatMul of the optimized network per image times evaluations per image times images/s; "peak" is its share of
 the FMA loop. The machine is shared: read the ratios, not the absolute numbers.
 """
 import argparse

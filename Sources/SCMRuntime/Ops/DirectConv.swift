@@ -6,23 +6,25 @@ import Glibc
 import Darwin
 #endif
 
-/// Plan-time state of a direct convolution (`Sources/CKernels/conv.c`): the C plan and, when the
-/// weights are constants, the weights and bias packed once in the order the microkernel reads
-/// them. Owned by the kernel; freed with the plan.
-final class DirectConvState: @unchecked Sendable {
-    let plan: UnsafeMutablePointer<scm_conv_plan>
-    /// Packed weights, bias and tap offsets; nil when W or B is computed at run time (training
-    /// graphs), then each run packs them into worker 0's scratch first.
+/// Plan-time state of a C convolution (the direct kernel of `conv.c`, Winograd's `winograd.c`):
+/// the C plan and, when the weights are constants, the weights and bias packed once (by `pack`,
+/// in the order the kernel reads them). Nil packed weights: W or B is computed at run time
+/// (training graphs), and each run packs them into worker 0's scratch first (`runConvUnits`).
+/// Owned by the kernel; freed with the plan.
+final class CConvState<P>: @unchecked Sendable {
+    let plan: UnsafeMutablePointer<P>
     let packed: UnsafeMutablePointer<Float>?
+    /// The packed floats, rounded up to a cache line (the run-time packing's share of scratch).
     let packedFloats: Int
 
-    init(plan p: scm_conv_plan, weights: [Float]?, bias: [Float]?) {
-        let plan = UnsafeMutablePointer<scm_conv_plan>.allocate(capacity: 1)
+    init(plan p: P, packedFloats: Int, weights: [Float]?, bias: [Float]?,
+         pack: (UnsafePointer<P>, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void) {
+        let plan = UnsafeMutablePointer<P>.allocate(capacity: 1)
         plan.initialize(to: p)
         self.plan = plan
-        let floats = (Int(p.packed_floats) + 15) / 16 * 16
-        packedFloats = floats
-        packed = weights.map { packWeights(floats: floats, weights: $0, bias: bias) { scm_conv_pack(plan, $0, $1, $2) } }
+        let floats = (packedFloats + 15) / 16 * 16
+        self.packedFloats = floats
+        packed = weights.map { packWeights(floats: floats, weights: $0, bias: bias) { pack(UnsafePointer(plan), $0, $1, $2) } }
     }
 
     deinit {
@@ -30,6 +32,8 @@ final class DirectConvState: @unchecked Sendable {
         packed.map { UnsafeMutableRawPointer($0).deallocate() }
     }
 }
+
+typealias DirectConvState = CConvState<scm_conv_plan>
 
 /// The plan-time packing of the C convolution kernels: 64-byte-aligned storage of `floats` floats,
 /// filled by `pack(weights, bias or nil, storage)`; the caller's state frees it.
@@ -79,7 +83,8 @@ enum DirectConv {
         let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil
         let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
         let constant = w != nil && (!hasBias || b != nil)
-        let state = DirectConvState(plan: p, weights: constant ? w : nil, bias: constant ? b : nil)
+        let state = DirectConvState(plan: p, packedFloats: Int(p.packed_floats), weights: constant ? w : nil,
+                                    bias: constant ? b : nil) { scm_conv_pack($0, $1, $2, $3) }
         let unitScratch = (Int(p.scratch_floats) + 15) / 16 * 16
         let kernel = DirectConvKernel(state: state, n: g.n, xStride: g.c * g.h * g.w, yStride: g.m * g.oh * g.ow,
                                       units: Int(p.mblocks) * Int(p.rblocks), hasBias: hasBias, hasResidual: hasResidual,

@@ -121,7 +121,8 @@ struct LayerNormKernel: Kernel {
         let meanOut: UnsafeMutablePointer<Float>? = stats > 1 ? io.output(1, Float.self) : nil
         let invOut: UnsafeMutablePointer<Float>? = stats > 2 ? io.output(2, Float.self) : nil
         let chunk = max(1, 16384 / max(inner, 1))
-        io.pool.parallelFor((rows + chunk - 1) / chunk, elements: rows * inner) { ch, _ in
+        // two passes over each row: statistics, then the affine (as GroupNorm's estimate)
+        io.pool.parallelFor((rows + chunk - 1) / chunk, elements: 2 * rows * inner) { ch, _ in
             for r in (ch * chunk)..<min(rows, (ch + 1) * chunk) {
                 let xr = x + r * inner, yr = y + r * inner
                 let (mean, inv) = meanInvStd(xr, inner, eps: eps)

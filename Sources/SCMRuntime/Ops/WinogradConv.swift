@@ -6,29 +6,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Plan-time state of a Winograd F(2x2, 3x3) convolution (`Sources/CKernels/winograd.c`): the C
-/// plan and, when the weights are constants, the weights transformed (U = G g G^T) and packed
-/// once; else (W or B a graph input, as in training graphs) each run transforms them into worker
-/// 0's scratch first. Owned by the kernel.
-final class WinogradConvState: @unchecked Sendable {
-    let plan: UnsafeMutablePointer<scm_wino_plan>
-    let packed: UnsafeMutablePointer<Float>?
-    let packedFloats: Int
-
-    init(plan p: scm_wino_plan, weights: [Float]?, bias: [Float]?) {
-        let plan = UnsafeMutablePointer<scm_wino_plan>.allocate(capacity: 1)
-        plan.initialize(to: p)
-        self.plan = plan
-        let floats = (Int(p.packed_floats) + 15) / 16 * 16
-        packedFloats = floats
-        packed = weights.map { packWeights(floats: floats, weights: $0, bias: bias) { scm_wino_pack(plan, $0, $1, $2) } }
-    }
-
-    deinit {
-        plan.deallocate()
-        packed.map { UnsafeMutableRawPointer($0).deallocate() }
-    }
-}
+/// Plan-time state of a Winograd F(2x2, 3x3) convolution: its C plan and, for constant weights,
+/// the weights transformed (U = G g G^T) and packed once.
+typealias WinogradConvState = CConvState<scm_wino_plan>
 
 enum WinogradConv {
     /// SCM_WINOGRAD=0 turns Winograd off (every 3x3 convolution runs the direct kernel), for
@@ -71,7 +51,8 @@ enum WinogradConv {
         p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
         p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
         guard scm_wino_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
-        let state = WinogradConvState(plan: p, weights: constant ? w : nil, bias: constant ? b : nil)
+        let state = WinogradConvState(plan: p, packedFloats: Int(p.packed_floats), weights: constant ? w : nil,
+                                      bias: constant ? b : nil) { scm_wino_pack($0, $1, $2, $3) }
         let kernel = WinogradConvKernel(state: state, n: g.n, xStride: g.c * g.h * g.w, yStride: g.m * g.oh * g.ow,
                                         units: Int(p.mblocks) * Int(p.rblocks), hasBias: hasBias, hasResidual: hasResidual,
                                         silu: silu, unitOffset: constant ? 0 : state.packedFloats)
