@@ -33,9 +33,12 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->dh < 1 || p->dw < 1) return -1;
     if (p->sw != 1 && p->sw != 2) return -1;
     if (p->pt < -(1 << 20) || p->pl < -(1 << 20)) return -1;
+    if (p->bf16 && !scm_has_bf16()) return -1;
     if (p->y_chan == 0) { p->y_chan = (int64_t)p->oh * p->ow; p->y_row = p->ow; p->y_col = 1; }
     p->isa = scm_isa();
     p->k = p->c * p->kh * p->kw;
+    int cr = p->bf16 ? (p->c + 1) / 2 : p->c;  // planes of the padded input: channels or channel pairs
+    p->kr = cr * p->kh * p->kw;
     int ohw = p->oh * p->ow, pos = 128;
     int mpad = (p->m + 15) / 16 * 16;
     // Blocks of 64 channels (the most efficient tile), but of 32 on small maps when the batch is
@@ -52,8 +55,8 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     p->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
     p->rows_in = (p->rows - 1) * p->sh + (p->kh - 1) * p->dh + 1;
     p->plane = p->rows_in * p->wp;
-    p->packed_floats = (int64_t)p->mblocks * (p->k + 1) * p->mb + p->k;
-    int64_t in = ((int64_t)p->c * p->plane + SLACK + 15) / 16 * 16;
+    p->packed_floats = (int64_t)p->mblocks * (p->kr + 1) * p->mb + p->kr;
+    int64_t in = ((int64_t)cr * p->plane + SLACK + 15) / 16 * 16;
     // tile buffers of one unit: its positions rounded up to tiles, times the block's channels
     int64_t L = p->sh == 1 && p->sw == 1 ? (int64_t)(p->rows - 1) * p->wp + p->ow : (int64_t)p->rows * (p->ow + NPMAX);
     p->scratch_floats = in + (L + NARROW) * p->mb;
@@ -69,22 +72,45 @@ void scm_conv_pack(const scm_conv_plan *p, const float *w, const float *bias, fl
 
 void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t stride_m, int64_t stride_c, const int32_t *tap,
                            const float *bias, float *packed) {
-    int K = p->k, kk = p->kh * p->kw;
+    int K = p->kr, kk = p->kh * p->kw;
     for (int b = 0; b < p->mblocks; b++) {
         int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), width = (cnt + 15) / 16 * 16;
         float *wk = packed + (int64_t)b * (K + 1) * p->mb;
         for (int k = 0; k < K; k++) {
+            if (p->bf16) {
+                // pair-tap k = (channel pair cp, tap t): channels 2 cp (low half) and 2 cp + 1
+                int cp = k / kk, t = k % kk;
+                const float *a = w + (int64_t)(2 * cp) * stride_c + tap[t];
+                const float *o = 2 * cp + 1 < p->c ? w + (int64_t)(2 * cp + 1) * stride_c + tap[t] : 0;
+                uint32_t *dst = (uint32_t *)(wk + (int64_t)k * width);
+                for (int j = 0; j < width; j++) {
+                    uint32_t lo = j < cnt ? scm_bf16(a[(int64_t)(m0 + j) * stride_m]) : 0;
+                    uint32_t hi = j < cnt && o ? scm_bf16(o[(int64_t)(m0 + j) * stride_m]) : 0;
+                    dst[j] = lo | hi << 16;
+                }
+                continue;
+            }
             const float *src = w + (int64_t)(k / kk) * stride_c + tap[k % kk];
             for (int j = 0; j < width; j++) wk[(int64_t)k * width + j] = j < cnt ? src[(int64_t)(m0 + j) * stride_m] : 0.0f;
         }
         float *bk = wk + (int64_t)K * p->mb;
         for (int j = 0; j < p->mb; j++) bk[j] = (bias && j < cnt) ? bias[m0 + j] : 0.0f;
     }
+    // (pair-)tap offsets into the padded planes, in floats or 32-bit pair slots
     int32_t *off = (int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
-    for (int c = 0; c < p->c; c++)
+    int cr = K / kk;
+    for (int c = 0; c < cr; c++)
         for (int ky = 0; ky < p->kh; ky++)
             for (int kx = 0; kx < p->kw; kx++)
                 off[(c * p->kh + ky) * p->kw + kx] = c * p->plane + ky * p->dh * p->wp + kx * p->dw;
+}
+
+uint16_t scm_bf16(float a) {
+    uint32_t u;
+    memcpy(&u, &a, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
 }
 
 // ---- microkernels: buf[j][v*16 + l] = (bias ? bias[v*16 + l] : buf[j][v*16 + l]) + sum_k wk[k][v*16 + l] * src[off[k] + j*SW]
@@ -225,6 +251,103 @@ SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(
 NARROW512(1, 8) NARROW512(2, 8) NARROW512(3, 6) NARROW512(4, 6)
 static const narrow_fn narrows_avx512[4] = {narrow_a_1, narrow_a_2, narrow_a_3, narrow_a_4};
 
+// ---- bf16 microkernels: as above with channel pairs in 32-bit slots (wk, src), one vdpbf16ps
+// (two products into each float32 accumulator, in the instruction's fixed order) per pair.
+static inline uint32_t load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+SCM_AVX512BF16 static inline __attribute__((always_inline)) void tile_bf16_body(const int NV, const int NP, const int SW,
+                                                                                const float *restrict wk, const float *restrict bias,
+                                                                                const int32_t *restrict off, int K,
+                                                                                const float *restrict src, float *restrict buf) {
+    __m512 acc[4][NPMAX];
+    if (bias) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            __m512 b = _mm512_loadu_ps(bias + 16 * v);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++) acc[v][j] = b;
+        }
+    } else {
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++)
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NV; v++) acc[v][j] = _mm512_loadu_ps(buf + j * NV * 16 + v * 16);
+    }
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        const float *wv = wk + (int64_t)k * NV * 16;
+        __m512bh w[4];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) w[v] = (__m512bh)_mm512_load_si512(wv + 16 * v);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++) {
+            __m512bh xb = (__m512bh)_mm512_set1_epi32((int)load32(s + j * SW));
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NV; v++) acc[v][j] = _mm512_dpbf16_ps(acc[v][j], w[v], xb);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NP; j++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(buf + j * NV * 16 + v * 16, acc[v][j]);
+}
+
+#define BF16TILE(NV, NP, SW) \
+    SCM_AVX512BF16 static void tile_b_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_bf16_body(NV, NP, SW, wk, bias, off, K, src, buf); \
+    }
+BF16TILE(1, 24, 1) BF16TILE(2, 12, 1) BF16TILE(3, 8, 1) BF16TILE(4, 6, 1)
+BF16TILE(1, 24, 2) BF16TILE(2, 12, 2) BF16TILE(3, 8, 2) BF16TILE(4, 6, 2)
+static const tile_fn tiles_bf16[2][4] = {
+    {tile_b_1_1, tile_b_2_1, tile_b_3_1, tile_b_4_1},
+    {tile_b_1_2, tile_b_2_2, tile_b_3_2, tile_b_4_2},
+};
+
+SCM_AVX512BF16 static inline __attribute__((always_inline)) void narrow_bf16_body(const int NM, const int NPV, const float *restrict wk,
+                                                                                  const float *restrict bias, const int32_t *restrict off,
+                                                                                  int K, const float *restrict src, float *restrict buf) {
+    __m512 acc[4][8];
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) acc[mi][v] = bias ? _mm512_set1_ps(bias[mi]) : _mm512_loadu_ps(buf + (mi * NPV + v) * 16);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        __m512bh xv[8];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) xv[v] = (__m512bh)_mm512_loadu_si512(s + 16 * v);
+#pragma clang loop unroll(full)
+        for (int mi = 0; mi < NM; mi++) {
+            __m512bh wb = (__m512bh)_mm512_set1_epi32((int)load32(wk + k * 16 + mi));
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NPV; v++) acc[mi][v] = _mm512_dpbf16_ps(acc[mi][v], wb, xv[v]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) _mm512_storeu_ps(buf + (mi * NPV + v) * 16, acc[mi][v]);
+}
+#define NARROWBF16(NM, NPV) \
+    SCM_AVX512BF16 static void narrow_b_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_bf16_body(NM, NPV, wk, bias, off, K, src, buf); \
+    }
+NARROWBF16(1, 8) NARROWBF16(2, 8) NARROWBF16(3, 6) NARROWBF16(4, 6)
+static const narrow_fn narrows_bf16[4] = {narrow_b_1, narrow_b_2, narrow_b_3, narrow_b_4};
+
+SCM_AVX512BF16 void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n) {
+    // after cvtne2ps: words 0..15 from a, 16..31 from b; interleave them
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(order);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 va = _mm512_maskz_loadu_ps(k, a + i), vb = b ? _mm512_maskz_loadu_ps(k, b + i) : _mm512_setzero_ps();
+        __m512i w = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
+        _mm512_mask_storeu_epi32(dst + i, k, w);
+    }
+}
+
 SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64_t count) {
     int64_t i = 0;
     for (; i < count; i += 16) {
@@ -234,6 +357,10 @@ SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64
         if (silu) v = scm_silu16(v);
         _mm512_mask_storeu_ps(y + i, k, v);
     }
+}
+#else
+void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = (uint32_t)scm_bf16(a[i]) | (uint32_t)(b ? scm_bf16(b[i]) : 0) << 16;
 }
 #endif
 
@@ -265,6 +392,40 @@ scm_tile_fn scm_conv_tile(int isa, int nv, int sw) {
 }
 
 int scm_conv_tile_np(int nv) { return tile_np(nv); }
+
+scm_tile_fn scm_conv_tile_bf16(int nv, int sw) {
+#if defined(__x86_64__)
+    return tiles_bf16[sw == 1 ? 0 : 1][nv - 1];
+#else
+    (void)nv; (void)sw;
+    return 0;
+#endif
+}
+
+// bf16: rows iy0 ..< iy0 + rin of every channel pair into planes of 32-bit pair slots, zero-padded.
+static void fill_bf16(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
+    int wp = p->wp, pl = p->pl, cr = (p->c + 1) / 2;
+    int lo = imax(0, imin(pl, wp)), hi = imax(lo, imin(pl + p->w, wp));
+    uint32_t *s32 = (uint32_t *)scratch;
+    int64_t hw = (int64_t)p->h * p->w;
+    for (int cp = 0; cp < cr; cp++) {
+        uint32_t *plane = s32 + (int64_t)cp * p->plane;
+        const float *xa = x + (int64_t)(2 * cp) * hw, *xb = 2 * cp + 1 < p->c ? xa + hw : 0;
+        for (int r = 0; r < rin; r++) {
+            uint32_t *d = plane + r * wp;
+            int iy = iy0 + r;
+            if (iy < 0 || iy >= p->h || hi <= lo) {
+                memset(d, 0, 4 * (size_t)wp);
+                continue;
+            }
+            if (lo > 0) memset(d, 0, 4 * (size_t)lo);
+            int64_t o = (int64_t)iy * p->w + (lo - pl);
+            scm_bf16_pairs(xa + o, xb ? xb + o : 0, d + lo, hi - lo);
+            if (hi < wp) memset(d + hi, 0, 4 * (size_t)(wp - hi));
+        }
+    }
+    memset(s32 + (int64_t)cr * p->plane, 0, 4 * SLACK);
+}
 
 // Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
 static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
@@ -304,23 +465,26 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     int b = unit / p->rblocks, rb = unit % p->rblocks;
     int oy0 = rb * p->rows, R = imin(p->rows, p->oh - oy0);
     int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16;
-    int K = p->k, wp = p->wp, ow = p->ow;
+    int K = p->kr, wp = p->wp, ow = p->ow, cr = p->bf16 ? (p->c + 1) / 2 : p->c;
     int64_t ohw = (int64_t)p->oh * ow, yc = p->y_chan, yr = p->y_row, yx = p->y_col;
     int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
-    fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
+    if (p->bf16)
+        fill_bf16(p, x, oy0 * p->sh - p->pt, rin, scratch);
+    else
+        fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
-    float *buf = scratch + (((int64_t)p->c * p->plane + SLACK + 15) / 16 * 16);
+    float *buf = scratch + (((int64_t)cr * p->plane + SLACK + 15) / 16 * 16);
     int np = tile_np(nv);
     int swi = p->sw == 1 ? 0 : 1;
     tile_fn tile = tiles_portable[swi][nv - 1];
 #if defined(__x86_64__)
-    if (p->isa == SCM_ISA_AVX512) tile = tiles_avx512[swi][nv - 1];
+    if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
 #endif
     if (p->sh == 1 && p->sw == 1 && cnt <= 4) {
         tile_fn narrow = narrows_portable[cnt - 1];
 #if defined(__x86_64__)
-        if (p->isa == SCM_ISA_AVX512) narrow = narrows_avx512[cnt - 1];
+        if (p->isa == SCM_ISA_AVX512) narrow = p->bf16 ? narrows_bf16[cnt - 1] : narrows_avx512[cnt - 1];
 #endif
         int P = narrow_npv(cnt) * 16, L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
         int kc = 1024;

@@ -25,3 +25,24 @@ int scm_isa(void) {
     }
     return v;
 }
+
+static int detect_bf16(void) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (scm_isa() != SCM_ISA_AVX512) return 0;
+    const char *off = getenv("SCM_KERNELS_BF16");
+    if (off && strcmp(off, "0") == 0) return 0;
+    return __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int scm_has_bf16(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = detect_bf16();
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}

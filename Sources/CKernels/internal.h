@@ -5,7 +5,16 @@
 
 #define SCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
+#define SCM_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")))
+
 float scm_exp1(float v);
+
+/// a rounded to bfloat16 (to nearest, ties to even; NaN stays NaN): its upper 16 bits.
+uint16_t scm_bf16(float a);
+/// Channel pairs: dst[i] = bf16(a[i]) | bf16(b[i]) << 16 (b NULL: zeros), i < n, as one 32-bit
+/// slot, the layout vdpbf16ps reads (element 0 of a pair in the low half). AVX512-BF16 only.
+void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n);
+
 
 // conv.c's register-blocked microkernel (shared with winograd.c): buf[j][v*16 + l] =
 // (bias ? bias[v*16 + l] : buf[j][v*16 + l]) + sum_k wk[k][v*16 + l] * src[off[k] + j*sw], taps in
@@ -13,6 +22,9 @@ float scm_exp1(float v);
 typedef void (*scm_tile_fn)(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf);
 scm_tile_fn scm_conv_tile(int isa, int nv, int sw);
 int scm_conv_tile_np(int nv);
+/// As scm_conv_tile for bf16 operands: wk and src hold channel pairs (32-bit slots, off[] and
+/// K in slots), buf and bias float32; each accumulator takes one vdpbf16ps per pair, in order.
+scm_tile_fn scm_conv_tile_bf16(int nv, int sw);
 /// y = act(y + z) over count floats (z may be NULL), act SiLU when silu.
 void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count);
 #if defined(__x86_64__)

@@ -32,14 +32,24 @@ static inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
 // Floats between the 16 planes of V (and of M): a cache line more than the plane, so that the 16
 // streams of a transform do not all fall into one L1 set when the plane is a multiple of 4 KiB.
-static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->c * p->tpad + 16; }
+// (In bf16, V holds channel pairs in 32-bit slots: p->kr rows of the reduction.)
+static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->kr * p->tpad + 16; }
 static inline int64_t me_stride(const scm_wino_plan *p, int nvw) { return (int64_t)p->tpad * nvw + 16; }
+
+// Scratch before V: the portable form's padded rows, the bf16 form's staging of one channel's
+// transformed tiles (16 tiles x 16 positions per tile row).
+static inline int64_t d_floats(const scm_wino_plan *p) {
+    int64_t pad = (int64_t)p->c * p->plane + 32, stage = (int64_t)p->trows * 256;
+    return p->bf16 && stage > pad ? stage : pad;
+}
 
 int scm_wino_plan_init(scm_wino_plan *p) {
     if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
     if (p->pt < 0 || p->pl < 0 || p->pt > 2 || p->pl > 2) return -1;
+    if (p->bf16 && !scm_has_bf16()) return -1;
     if (p->oh > p->h + 2 * p->pt || p->ow > p->w + 2 * p->pl) return -1;
     p->isa = scm_isa();
+    p->kr = p->bf16 ? (p->c + 1) / 2 : p->c;
     p->th = (p->oh + 1) / 2;
     p->tw = (p->ow + 1) / 2;
     p->wp = 2 * p->tw + 2;
@@ -62,37 +72,51 @@ int scm_wino_plan_init(scm_wino_plan *p) {
     p->rows_in = 2 * p->trows + 2;
     p->plane = p->rows_in * p->wp;
     p->tpad = (p->trows * p->tw + 23) / 24 * 24;  // a multiple of every tile width (6, 8, 12, 24)
-    p->packed_floats = (int64_t)p->mblocks * 16 * p->c * p->mb + (int64_t)p->mblocks * p->mb + 64 + p->c;
-    p->scratch_floats = round16((int64_t)p->c * p->plane + 32) + (int64_t)16 * ve_stride(p) + (int64_t)16 * (p->tpad * p->mb + 16);
+    p->packed_floats = (int64_t)p->mblocks * 16 * p->kr * p->mb + (int64_t)p->mblocks * p->mb + 64 + p->kr;
+    p->scratch_floats = round16(d_floats(p)) + (int64_t)16 * ve_stride(p) + (int64_t)16 * (p->tpad * p->mb + 16);
     return 0;
 }
 
-void scm_wino_pack(const scm_wino_plan *p, const float *w, const float *bias, float *packed) {
+// U = G g G^T of one 3x3 filter g, in double.
+static void wino_u(const float *g, double u[4][4]) {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    int C = p->c;
+    double t[4][3];
+    for (int a = 0; a < 4; a++)
+        for (int j = 0; j < 3; j++) t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
+    for (int a = 0; a < 4; a++)
+        for (int k = 0; k < 4; k++) u[a][k] = t[a][0] * G[k][0] + t[a][1] * G[k][1] + t[a][2] * G[k][2];
+}
+
+void scm_wino_pack(const scm_wino_plan *p, const float *w, const float *bias, float *packed) {
+    int C = p->c, KR = p->kr;
     for (int b = 0; b < p->mblocks; b++) {
         int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nvw = (cnt + 15) / 16 * 16;
-        float *U = packed + (int64_t)b * 16 * C * p->mb;
-        for (int c = 0; c < C; c++)
+        float *U = packed + (int64_t)b * 16 * KR * p->mb;
+        for (int k = 0; k < KR; k++)
             for (int mi = 0; mi < nvw; mi++) {
-                double u[4][4] = {{0}};
-                if (mi < cnt) {
-                    const float *g = w + ((int64_t)(m0 + mi) * C + c) * 9;
-                    double t[4][3];
-                    for (int a = 0; a < 4; a++)
-                        for (int j = 0; j < 3; j++) t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
-                    for (int a = 0; a < 4; a++)
-                        for (int k = 0; k < 4; k++) u[a][k] = t[a][0] * G[k][0] + t[a][1] * G[k][1] + t[a][2] * G[k][2];
+                // row k of the reduction: channel k, or channels 2k (low half) and 2k + 1 in bf16
+                double u[2][4][4] = {{{0}}};
+                int c0 = p->bf16 ? 2 * k : k, nc = p->bf16 ? 2 : 1;
+                for (int h = 0; h < nc; h++)
+                    if (mi < cnt && c0 + h < C) wino_u(w + ((int64_t)(m0 + mi) * C + c0 + h) * 9, u[h]);
+                for (int e = 0; e < 16; e++) {
+                    float v0 = (float)u[0][e / 4][e % 4], v1 = (float)u[1][e / 4][e % 4];
+                    float *dst = U + ((int64_t)e * KR + k) * nvw + mi;
+                    if (p->bf16) {
+                        uint32_t slot = (uint32_t)scm_bf16(v0) | (uint32_t)scm_bf16(v1) << 16;
+                        memcpy(dst, &slot, 4);
+                    } else {
+                        *dst = v0;
+                    }
                 }
-                for (int e = 0; e < 16; e++) U[((int64_t)e * C + c) * nvw + mi] = (float)u[e / 4][e % 4];
             }
     }
-    float *bk = packed + (int64_t)p->mblocks * 16 * C * p->mb;
+    float *bk = packed + (int64_t)p->mblocks * 16 * KR * p->mb;
     for (int j = 0; j < p->mblocks * p->mb; j++) bk[j] = (bias && j < p->m) ? bias[j] : 0.0f;
     float *zeros = bk + (int64_t)p->mblocks * p->mb;
     for (int j = 0; j < 64; j++) zeros[j] = 0.0f;
     int32_t *off = (int32_t *)(zeros + 64);
-    for (int c = 0; c < C; c++) off[c] = c * p->tpad;
+    for (int k = 0; k < KR; k++) off[k] = k * p->tpad;
 }
 
 // Input rows iy0 ..< iy0 + rin of every channel, zero-padded: padded column q holds input column q - pl.
@@ -184,57 +208,114 @@ static void output_tf_portable(const scm_wino_plan *p, const float *M, const flo
 static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
 
 // As input_tf_portable, but reading the input rows in place (no padded copy): masked loads give
-// the padding's zeros (and touch no memory outside the row).
+// the padding's zeros (and touch no memory outside the row). Tiles t0 ..< t0 + 16 of a channel:
+// padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15), so lanes
+// lo ..< lo + W hold input, lo = pl - 2 t0 - s.
+typedef struct { __mmask16 k0a, k0b, k1a, k1b; } tf_masks;
+static inline tf_masks tf_masks_at(int pl, int W, int t0) {
+    int lo = pl - 2 * t0;
+    tf_masks m = {lanes16(lo + W) & (__mmask16)~lanes16(lo), lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16),
+                  lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18)};
+    return m;
+}
+
+// cm[i]: the row transform (d B) of padded row 2 r + i of tile row r, 16 tiles from t0. Tile rows
+// overlap by two padded rows, so rows 2 and 3 of one tile row are rows 0 and 1 of the next.
+SCM_AVX512 static inline __attribute__((always_inline)) void tf_rows(const float *xc, int H, int W, int pl, int iy0, int r, int t0,
+                                                                     tf_masks mk, __m512 cm[4][4]) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 zero = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++) {
+        if (r > 0 && i < 2) {
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
+            continue;
+        }
+        int iy = iy0 + 2 * r + i;
+        __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+        if (iy >= 0 && iy < H) {
+            const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
+            a0 = _mm512_maskz_loadu_ps(mk.k0a, d);
+            b0 = _mm512_maskz_loadu_ps(mk.k0b, d + 16);
+            a1 = _mm512_maskz_loadu_ps(mk.k1a, d + 2);
+            b1 = _mm512_maskz_loadu_ps(mk.k1b, d + 18);
+        }
+        __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
+        __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
+        cm[i][0] = _mm512_sub_ps(e0, e1);
+        cm[i][1] = _mm512_add_ps(o0, e1);
+        cm[i][2] = _mm512_sub_ps(e1, o0);
+        cm[i][3] = _mm512_sub_ps(o0, o1);
+    }
+}
+
+// The column transform: V_e of the 16 tiles, e = 4 a + j.
+SCM_AVX512 static inline __attribute__((always_inline)) __m512 tf_col(__m512 cm[4][4], int e) {
+    int a = e / 4, j = e % 4;
+    return a == 0 ? _mm512_sub_ps(cm[0][j], cm[2][j])
+         : a == 1 ? _mm512_add_ps(cm[1][j], cm[2][j])
+         : a == 2 ? _mm512_sub_ps(cm[2][j], cm[1][j])
+                  : _mm512_sub_ps(cm[1][j], cm[3][j]);
+}
+
 SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
     int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
     int64_t es = ve_stride(p);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 zero = _mm512_setzero_ps();
     for (int c = 0; c < p->c; c++) {
         const float *xc = x + (int64_t)c * H * W;
         float *vc = V + (int64_t)c * tpad;
         for (int t0 = 0; t0 < tw; t0 += 16) {
             __mmask16 k = lanes16(tw - t0);
-            // padded columns 2 t0 + s + (0 .. 15) are input columns 2 t0 + s - pl + (0 .. 15):
-            // lanes lo ..< lo + W hold input, lo = pl - 2 t0 - s
-            int lo = pl - 2 * t0;
-            __mmask16 k0a = lanes16(lo + W) & (__mmask16)~lanes16(lo), k0b = lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16);
-            __mmask16 k1a = lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), k1b = lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18);
-            // cm[i]: the row transform (d B) of padded row 2 r + i. Tile rows overlap by two
-            // padded rows, so rows 2 and 3 of one tile row are rows 0 and 1 of the next.
+            tf_masks mk = tf_masks_at(pl, W, t0);
             __m512 cm[4][4];
             for (int r = 0; r < TR; r++) {
-#pragma clang loop unroll(full)
-                for (int i = 0; i < 4; i++) {
-                    if (r > 0 && i < 2) {
-#pragma clang loop unroll(full)
-                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
-                        continue;
-                    }
-                    int iy = iy0 + 2 * r + i;
-                    __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
-                    if (iy >= 0 && iy < H) {
-                        const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
-                        a0 = _mm512_maskz_loadu_ps(k0a, d);
-                        b0 = _mm512_maskz_loadu_ps(k0b, d + 16);
-                        a1 = _mm512_maskz_loadu_ps(k1a, d + 2);
-                        b1 = _mm512_maskz_loadu_ps(k1b, d + 18);
-                    }
-                    __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
-                    __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
-                    cm[i][0] = _mm512_sub_ps(e0, e1);
-                    cm[i][1] = _mm512_add_ps(o0, e1);
-                    cm[i][2] = _mm512_sub_ps(e1, o0);
-                    cm[i][3] = _mm512_sub_ps(o0, o1);
-                }
+                tf_rows(xc, H, W, pl, iy0, r, t0, mk, cm);
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
-                for (int j = 0; j < 4; j++) {
-                    _mm512_mask_storeu_ps(dst + (0 * 4 + j) * es, k, _mm512_sub_ps(cm[0][j], cm[2][j]));
-                    _mm512_mask_storeu_ps(dst + (1 * 4 + j) * es, k, _mm512_add_ps(cm[1][j], cm[2][j]));
-                    _mm512_mask_storeu_ps(dst + (2 * 4 + j) * es, k, _mm512_sub_ps(cm[2][j], cm[1][j]));
-                    _mm512_mask_storeu_ps(dst + (3 * 4 + j) * es, k, _mm512_sub_ps(cm[1][j], cm[3][j]));
+                for (int e = 0; e < 16; e++) _mm512_mask_storeu_ps(dst + e * es, k, tf_col(cm, e));
+            }
+        }
+        for (int t = T; t < tpad; t += 16) {
+            __mmask16 k = lanes16(tpad - t);
+#pragma clang loop unroll(full)
+            for (int e = 0; e < 16; e++) _mm512_mask_storeu_ps(vc + e * es + t, k, zero);
+        }
+    }
+}
+
+// The bf16 form: V_e holds channel pairs (2 cp in the low half of a 32-bit slot, 2 cp + 1 in the
+// high half), rounded to nearest even. The first channel of a pair waits in `stage` (TR x 16
+// vectors); the second's vectors are rounded with it and interleaved (one vpermw) into 16 slots.
+SCM_AVX512BF16 static void input_tf_bf16(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V, float *stage) {
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(order);
+    int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl, C = p->c;
+    int64_t es = ve_stride(p);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int cp = 0; cp < p->kr; cp++) {
+        const float *xa = x + (int64_t)(2 * cp) * H * W, *xb = xa + (int64_t)H * W;
+        float *vc = V + (int64_t)cp * tpad;
+        for (int t0 = 0; t0 < tw; t0 += 16) {
+            __mmask16 k = lanes16(tw - t0);
+            tf_masks mk = tf_masks_at(pl, W, t0);
+            __m512 cm[4][4];
+            for (int r = 0; r < TR; r++) {
+                tf_rows(xa, H, W, pl, iy0, r, t0, mk, cm);
+#pragma clang loop unroll(full)
+                for (int e = 0; e < 16; e++) _mm512_store_ps(stage + (r * 16 + e) * 16, tf_col(cm, e));
+            }
+            for (int r = 0; r < TR; r++) {
+                if (2 * cp + 1 < C) tf_rows(xb, H, W, pl, iy0, r, t0, mk, cm);
+                float *dst = vc + r * tw + t0;
+#pragma clang loop unroll(full)
+                for (int e = 0; e < 16; e++) {
+                    __m512 hi = 2 * cp + 1 < C ? tf_col(cm, e) : zero;
+                    __m512bh pair = _mm512_cvtne2ps_pbh(hi, _mm512_load_ps(stage + (r * 16 + e) * 16));
+                    _mm512_mask_storeu_epi32(dst + e * es, k, _mm512_permutexvar_epi16(idx, (__m512i)pair));
                 }
             }
         }
@@ -333,11 +414,13 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     int b = unit / p->rblocks, rb = unit % p->rblocks;
     int ty0 = rb * p->trows, TR = imin(p->trows, p->th - ty0), T = TR * p->tw;
     int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16, nvw = nv * 16;
-    int C = p->c, tpad = p->tpad;
+    int C = p->kr;  // rows of the reduction: channels, or channel pairs in bf16
     int64_t es = ve_stride(p);
-    float *D = scratch, *V = D + round16((int64_t)C * p->plane + 32), *M = V + 16 * es;
+    float *D = scratch, *V = D + round16(d_floats(p)), *M = V + 16 * es;
 #if defined(__x86_64__)
-    if (p->isa == SCM_ISA_AVX512)
+    if (p->bf16)
+        input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V, D);
+    else if (p->isa == SCM_ISA_AVX512)
         input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
     else
 #endif
@@ -349,7 +432,7 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     const float *bias = packed + (int64_t)p->mblocks * 16 * C * p->mb;
     const float *zeros = bias + (int64_t)p->mblocks * p->mb;
     const int32_t *off = (const int32_t *)(zeros + 64);
-    scm_tile_fn tile = scm_conv_tile(p->isa, nv, 1);
+    scm_tile_fn tile = p->bf16 ? scm_conv_tile_bf16(nv, 1) : scm_conv_tile(p->isa, nv, 1);
     int np = scm_conv_tile_np(nv), tiles = (T + np - 1) / np;
     int kc = imax(1, 6144 / nvw);  // channels whose U_e rows stay in L1 (about 24 KiB)
     for (int e = 0; e < 16; e++) {

@@ -23,8 +23,8 @@ public enum Inference {
             let rows = profile.map { p in
                 String(format: "{\"op\":\"%@\",\"ms\":%.4f,\"share\":%.4f}", p.op, p.seconds * 1000, total > 0 ? p.seconds / total : 0)
             }
-            return String(format: "{\"kernels\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f,\"profile\":[%@]}",
-                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, milliseconds.count,
+            return String(format: "{\"kernels\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"precision\":\"%@\",\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f,\"profile\":[%@]}",
+                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, plan.precision.rawValue, milliseconds.count,
                           medianMilliseconds, milliseconds.min() ?? 0, rows.joined(separator: ","))
         }
 
@@ -56,7 +56,7 @@ public enum Inference {
     public static func run(modelPath: String, inputPaths: [String], outputDir: String?, threads: Int = 1,
                            repeats: Int = 1, profile: Bool = false, profileByNode: Bool = false,
                            minParallelElements: Int = ThreadPool.defaultMinParallelElements,
-                           limits: ResourceLimits = .standard) throws -> Report {
+                           limits: ResourceLimits = .standard, precision: Precision = .fp32) throws -> Report {
         let model = try ModelFile.load(path: modelPath, limits: limits)
         let inits = Set(model.graph.initializers.map(\.meta.name))
         let graphInputs = model.graph.inputs.filter { !inits.contains($0.name) }
@@ -83,7 +83,7 @@ public enum Inference {
             shapes[name] = TensorSpec(t.dtype, t.shape)
             values[name] = t
         }
-        let plan = try Compiler.compile(model, shapes: shapes, values: values, limits: limits)
+        let plan = try Compiler.compile(model, shapes: shapes, values: values, limits: limits, precision: precision)
         let session = plan.makeSession(threads: threads, minParallelElements: minParallelElements)
         // The plan's inputs are the graph inputs given above, in graph order.
         let ordered = plan.inputs.compactMap { values[$0.name] }

@@ -1,5 +1,6 @@
 import Foundation
 import SCMGraph
+import SCMRuntime
 
 /// The library side of `scm-run`: load a model, draw samples, write the PNG grid, per-sample
 /// PNGs and `.npy` file asked for, and report speed. Errors name the command-line flags.
@@ -64,6 +65,8 @@ public struct SampleJob: Sendable {
         public var batch: Int, threads: Int
         /// Samples per plan run of that batch (`Sampler.Options.chunk`).
         public var chunk: Int = 0
+        /// The convolutions' arithmetic the plans ran (`Sampler.Options.effectivePrecision`).
+        public var precision: Precision = .fp32
         /// Whether plans were optimized per time.
         public var optimized: Bool
         /// Timings of the sampling call.
@@ -83,8 +86,8 @@ public struct SampleJob: Sendable {
             let ts = times.map { String($0) }.joined(separator: ",")
             let gs = grid.map { String($0) }.joined(separator: ",")
             let fs = files.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",")
-            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"chunk\":%ld,\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
-                          method, timing.evaluationsPerSample, ts, gs, count, batch, chunk, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
+            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"chunk\":%ld,\"precision\":\"%@\",\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
+                          method, timing.evaluationsPerSample, ts, gs, count, batch, chunk, precision.rawValue, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
                           networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds, fs)
         }
 
@@ -94,9 +97,10 @@ public struct SampleJob: Sendable {
             let shownTimes = grid.isEmpty ? times : grid
             let shown = shownTimes.count <= 8 ? shownTimes.map { String(format: "%.4g", $0) }.joined(separator: ", ")
                 : shownTimes.prefix(3).map { String(format: "%.4g", $0) }.joined(separator: ", ") + ", ..., " + String(format: "%.4g", shownTimes.last ?? 0)
-            var s = String(format: "scm-run: %ld sample%@, %@ at t = %@, %ld network evaluation%@ per sample, batch %ld, %ld thread%@%@\n",
+            var s = String(format: "scm-run: %ld sample%@, %@ at t = %@, %ld network evaluation%@ per sample, batch %ld, %ld thread%@%@%@\n",
                            count, count == 1 ? "" : "s", method, shown, timing.evaluationsPerSample,
-                           timing.evaluationsPerSample == 1 ? "" : "s", batch, threads, threads == 1 ? "" : "s", optimized ? "" : ", unoptimized")
+                           timing.evaluationsPerSample == 1 ? "" : "s", batch, threads, threads == 1 ? "" : "s", optimized ? "" : ", unoptimized",
+                           precision == .bf16 ? ", bf16 convolutions" : "")
             s += String(format: "  %.1f images/s, %.3f ms per step (network %.3f ms), sampling %.3f s, plans %.3f s",
                         imagesPerSecond, msPerStep, networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds)
             for f in files { s += "\n  wrote \(f)" }
@@ -238,6 +242,7 @@ public struct SampleJob: Sendable {
                             batch: batch, threads: options.threads, optimized: options.optimize, timing: samples.timing,
                             files: [npy, out, outDir].compactMap { $0 })
         report.chunk = try sampler.chunkSize(batch: batch)
+        report.precision = options.effectivePrecision
         return report
     }
 

@@ -56,11 +56,15 @@ public final class Sampler: @unchecked Sendable {
         public var chunk: Int?
         /// The activation budget of an automatic chunk.
         public var chunkBytes: Int
+        /// The convolutions' arithmetic (`Precision`): fp32, the exact default, or the opt-in
+        /// bf16 (float32 on a CPU without AVX512-BF16: `effectivePrecision`).
+        public var precision: Precision
 
         /// Options with batch 64, 1 thread, optimization on, the default pipeline, the default
-        /// limits, automatic chunks of at most 8 MiB of activations.
+        /// limits, automatic chunks of at most 8 MiB of activations, float32.
         public init(batch: Int = 64, threads: Int = 1, optimize: Bool = true, passes: [String]? = nil,
-                    limits: ResourceLimits = .standard, chunk: Int? = nil, chunkBytes: Int = 8 << 20) {
+                    limits: ResourceLimits = .standard, chunk: Int? = nil, chunkBytes: Int = 8 << 20,
+                    precision: Precision = .fp32) {
             self.batch = batch
             self.threads = threads
             self.optimize = optimize
@@ -68,7 +72,11 @@ public final class Sampler: @unchecked Sendable {
             self.limits = limits
             self.chunk = chunk
             self.chunkBytes = chunkBytes
+            self.precision = precision
         }
+
+        /// The precision the plans run here.
+        public var effectivePrecision: Precision { precision.effective }
     }
 
     /// The model sampled.
@@ -171,10 +179,10 @@ public final class Sampler: @unchecked Sendable {
             let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
             if opts.optimize {
                 let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
-                return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits)
+                return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits, precision: opts.precision)
             }
             return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])],
-                                        limits: opts.limits)
+                                        limits: opts.limits, precision: opts.precision)
         }
         let expected = TensorSpec(.float, [batch] + model.sampleShape)
         guard let out = p.outputs.first, out.spec == expected else {

@@ -47,6 +47,9 @@ struct Run: ParsableCommand {
     @Option(parsing: .unconditional, help: "Samples per plan run: each batch runs as chunks of this many, giving the same samples (default: the largest power of two whose activations fit 8 MiB).")
     var chunk: Int?
 
+    @Option(help: "Convolution arithmetic: fp32 (exact, the default) or bf16 (weights and inputs rounded to bfloat16, float32 sums; AVX512-BF16 CPUs, else fp32 with a warning).")
+    var precision: String?
+
     @Flag(help: "Run the model as stored, t as an input, instead of a plan optimized per step.")
     var noOptimize = false
 
@@ -92,6 +95,7 @@ struct Run: ParsableCommand {
         if let p = parameterization, TrigFlowMetadata.Parameterization(rawValue: p) == nil {
             throw ValidationError("--parameterization must be consistency or velocity, is '\(p)'")
         }
+        if let p = precision, Precision(rawValue: p) == nil { throw ValidationError("--precision must be fp32 or bf16, is '\(p)'") }
         if let r = dataRange, parsedRange == nil { throw ValidationError("--data-range must be 'low,high' with low < high, is '\(r)'") }
         do { try job.validate() } catch { throw ValidationError(error.description) }
     }
@@ -112,7 +116,8 @@ struct Run: ParsableCommand {
         job.count = count
         job.seed = seed
         job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize,
-                                      limits: resources.limits, chunk: chunk)
+                                      limits: resources.limits, chunk: chunk,
+                                      precision: precision.flatMap(Precision.init) ?? .fp32)
         job.noisePath = noise
         job.out = out
         job.outDir = outDir
@@ -128,6 +133,9 @@ struct Run: ParsableCommand {
         let job = self.job
         if !job.writesFiles {
             CommandLineSupport.note("scm-run", "no --out, --out-dir or --npy: the samples are drawn and timed, nothing is written")
+        }
+        if job.options.precision == .bf16 && !Precision.bf16Supported {
+            CommandLineSupport.note("scm-run", "--precision bf16: this CPU has no AVX512-BF16, the convolutions run in fp32")
         }
         do {
             let report = try job.run()

@@ -18,6 +18,10 @@ enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX512 = 2 };
 /// `__builtin_cpu_supports`); the environment variable SCM_KERNELS_ISA=portable caps it (tests).
 int scm_isa(void);
 
+/// Whether the bf16 convolution kernels can run here: `scm_isa()` is AVX-512 and the CPU has
+/// AVX512-BF16 (`vdpbf16ps`). A plan asking for bf16 elsewhere is refused by its plan_init.
+int scm_has_bf16(void);
+
 /// One group of a 2-D convolution, NCHW at both ends, without an im2col matrix: output channels
 /// in blocks of up to 64 (vectors of 16 channels) times a few output positions are accumulated in
 /// registers over the (c, ky, kx) taps, read from a zero-padded copy of the input rows of one unit.
@@ -33,9 +37,13 @@ typedef struct scm_conv_plan {
     // [m][oh][ow] layout (oh * ow, ow, 1). ConvTranspose's phases write every s-th row/column.
     // The residual/SiLU epilogue needs the dense layout.
     int64_t y_chan, y_row, y_col;
+    // nonzero: weights and inputs rounded to bfloat16 (round to nearest even), products summed in
+    // float32 by AVX512-BF16 dot products over pairs of input channels (needs scm_has_bf16())
+    int32_t bf16;
     // derived by scm_conv_plan_init
     int32_t isa;
     int32_t k;              // c * kh * kw taps
+    int32_t kr;             // rows of the reduction: k, or (c + 1) / 2 * kh * kw channel-pair taps in bf16
     int32_t mb;             // output channels per channel block (multiple of 16, at most 64)
     int32_t mblocks;        // channel blocks
     int32_t rows;           // output rows per unit
@@ -83,8 +91,12 @@ typedef struct scm_wino_plan {
     // samples per run, threads, tiles per unit to aim for (0: 96, or 48 for n < 8): only used to choose the
     // unit size (results never depend on it)
     int32_t n, threads, tiles;
+    // nonzero: U and V rounded to bfloat16, M_e summed in float32 by AVX512-BF16 dot products over
+    // pairs of input channels (needs scm_has_bf16()); the transforms and M stay float32
+    int32_t bf16;
     // derived by scm_wino_plan_init
     int32_t isa;
+    int32_t kr;             // rows of each GEMM's reduction: c, or (c + 1) / 2 channel pairs in bf16
     int32_t th, tw;         // tile rows and columns (2x2 outputs each)
     int32_t mb, mblocks;    // output channels per block (multiple of 16, at most 64), blocks
     int32_t trows, rblocks; // tile rows per unit, row blocks per sample

@@ -18,13 +18,17 @@ public enum Compiler {
     ///     planned activation memory (arena plus scratch, `maxActivationBytes`): each is a
     ///     `.limitExceeded` error naming the node or input, thrown before anything that large is
     ///     allocated.
+    ///   - precision: the convolutions' arithmetic (`Precision`); bf16 applies to the steps'
+    ///     convolutions with constant weights, never to what is folded at compile time, and runs
+    ///     float32 on a CPU without AVX512-BF16 (`Plan.precision`).
     public static func compile(_ model: Model, shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:],
-                               constants: [String: Tensor] = [:], limits: ResourceLimits = .standard) throws -> Plan {
+                               constants: [String: Tensor] = [:], limits: ResourceLimits = .standard,
+                               precision: Precision = .fp32) throws -> Plan {
         var pinned = Set<String>()
         while true {
             do {
                 return try Build(model: model, shapes: shapes, values: values, constants: constants, pinned: pinned,
-                                 limits: limits).run()
+                                 limits: limits, precision: precision.effective).run()
             } catch let e as RuntimeError where e.kind == .needsValue {
                 guard let name = e.inputName, values[name] != nil, !pinned.contains(name) else { throw e }
                 pinned.insert(name)
@@ -50,7 +54,8 @@ extension Compiler {
     /// does, without planning memory. Graph inputs in `constants` count as known.
     public static func analyze(_ model: Model, shapes: [String: TensorSpec] = [:],
                                constants: [String: Tensor] = [:], limits: ResourceLimits = .standard) throws -> GraphAnalysis {
-        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: [], limits: limits).analyze()
+        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: [], limits: limits,
+                          precision: .fp32).analyze()
         return GraphAnalysis(specs: a.vals.mapValues(\.spec), constants: a.vals.compactMapValues(\.constant), order: a.order)
     }
 }
@@ -63,6 +68,8 @@ private struct Build {
     let constants: [String: Tensor]
     let pinned: Set<String>
     let limits: ResourceLimits
+    /// The steps' convolution arithmetic (already what this CPU runs).
+    let precision: Precision
 
     /// The element limit of every value: the caller's, within the runtime's own cap.
     var maxElements: Int { min(limits.maxTensorElements, Compiler.maxTensorElements) }
@@ -175,6 +182,8 @@ private struct Build {
             let domainOpset = Model.isDefaultDomain(node.domain) ? opset : (model.opsetVersion(node.domain) ?? 1)
             var ctx = OpContext(node: node, label: label, opset: domainOpset, inputs: ins, values: consts, graphInputNames: gnames)
             ctx.maxElements = maxElements
+            // Nodes whose inputs are all known are evaluated now (and stay float32).
+            if !ins.indices.allSatisfy({ ins[$0] == nil || consts[$0] != nil }) { ctx.precision = precision }
             let b = try op.build(ctx)
             guard b.outputs.count == node.outputs.count else {
                 throw RuntimeError(.invalidModel, at: label, "produces \(b.outputs.count) outputs, node lists \(node.outputs.count)")
@@ -318,7 +327,7 @@ private struct Build {
         let inputs = planInputs.map { PlanInput(name: $0.0, spec: $0.1, pinned: $0.2, slot: .arena(layout.offsets[bufferOf[$0.0]!])) }
         let outputs = graph.outputs.map { o in PlanOutput(name: o.name, spec: vals[o.name]!.spec, slot: slot(o.name)) }
         return Plan(inputs: inputs, outputs: outputs, steps: steps, constants: constList, arenaBytes: layout.total,
-                    unplannedBytes: planner.sumBytes, scratchBytes: scratch, foldedNodes: folded)
+                    unplannedBytes: planner.sumBytes, scratchBytes: scratch, foldedNodes: folded, precision: precision)
     }
 
     /// Runs a kernel once on constant inputs (constant folding during compilation).

@@ -90,6 +90,9 @@ public struct OpContext {
     /// within `Compiler.maxTensorElements`. `checked` applies it, so ops that build tables or
     /// values proportional to their output check it before that work.
     var maxElements: Int = Compiler.maxTensorElements
+    /// The arithmetic the plan's convolutions use (`Compiler.compile`'s `precision`, fp32 for
+    /// nodes evaluated at compile time).
+    public internal(set) var precision: Precision = .fp32
 
     public var inputCount: Int { inputs.count }
 

@@ -62,12 +62,14 @@ public final class Plan: Sendable {
     public let flops: Int
     /// Nodes evaluated at compile time (constants, shapes, nodes whose inputs were all known).
     public let foldedNodes: Int
+    /// The convolutions' arithmetic: what `Compiler.compile` was asked for, as this CPU runs it.
+    public let precision: Precision
     /// Ops of the steps, in execution order.
     public var stepOps: [String] { steps.map(\.opType) }
     public var stepCount: Int { steps.count }
 
     init(inputs: [PlanInput], outputs: [PlanOutput], steps: [Step], constants: [Tensor], arenaBytes: Int,
-         unplannedBytes: Int, scratchBytes: Int, foldedNodes: Int) {
+         unplannedBytes: Int, scratchBytes: Int, foldedNodes: Int, precision: Precision) {
         self.inputs = inputs
         self.outputs = outputs
         self.steps = steps
@@ -77,6 +79,7 @@ public final class Plan: Sendable {
         self.scratchBytes = scratchBytes
         self.flops = steps.reduce(0) { $0 + $1.flops }
         self.foldedNodes = foldedNodes
+        self.precision = precision
     }
 
     /// A session with its own arena and `threads` workers (including the caller's thread).

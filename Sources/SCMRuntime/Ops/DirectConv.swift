@@ -78,11 +78,12 @@ enum DirectConv {
         p.kh = Int32(win.kh); p.kw = Int32(win.kw); p.sh = Int32(win.sh); p.sw = Int32(win.sw)
         p.dh = Int32(win.dh); p.dw = Int32(win.dw); p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
         p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
-        guard scm_conv_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
         // Plan-time packing needs W (and B) as constants.
         let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil
         let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
         let constant = w != nil && (!hasBias || b != nil)
+        p.bf16 = constant && ctx.precision == .bf16 ? 1 : 0
+        guard scm_conv_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
         let state = DirectConvState(plan: p, packedFloats: Int(p.packed_floats), weights: constant ? w : nil,
                                     bias: constant ? b : nil) { scm_conv_pack($0, $1, $2, $3) }
         let unitScratch = (Int(p.scratch_floats) + 15) / 16 * 16

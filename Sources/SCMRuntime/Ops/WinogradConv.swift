@@ -50,6 +50,7 @@ enum WinogradConv {
         p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
         p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
         p.n = Int32(min(g.n, 1 << 20)); p.threads = 0
+        p.bf16 = constant && ctx.precision == .bf16 ? 1 : 0
         guard scm_wino_plan_init(&p) == 0, p.packed_floats < (1 << 30), p.scratch_floats < (1 << 28) else { return nil }
         let state = WinogradConvState(plan: p, packedFloats: Int(p.packed_floats), weights: constant ? w : nil,
                                       bias: constant ? b : nil) { scm_wino_pack($0, $1, $2, $3) }
