@@ -3,14 +3,17 @@
 the same model files, same threads, same run; then one sCT training step.
 
     tools/bench.py [--bin .build/release] [--threads 2] [--steps 1,2,4] [--batches 1,64] [--rounds 3]
-                   [--models unet,trainer] [--no-train]
+                   [--models unet,trainer] [--precisions fp32,bf16] [--no-train]
 
 Models: `unet` is tools/make_tiny_model.py's TrigFlow UNet with widths 32/64/64 at 28x28 (random
 weights); `trainer` is scm-train's default Fashion-MNIST UNet (one training step, then
 scm-export). For every (model, steps, batch) each round runs `scm-run --json` (images/s over
 sampling: noise, network evaluations, mixing; plan compilation excluded) and the reference
 sampler of Tests/crosscheck/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL, same threads), and
-the FMA-loop peak of tools/fma_peak.c (built with cc -O3) on the same threads; medians over the
+the FMA-loop peak of tools/fma_peak.c (built with cc -O3) on the same threads; with several
+--precisions, scm-run runs once per precision in each round (`--precision bf16`: bf16
+convolutions, against the same float32 onnxruntime figure; a CPU without AVX512-BF16 runs
+float32 and the row says so); medians over the
 interleaved rounds, and scm/ort as the median and range of each round's own ratio (both sides
 ran back to back, so a machine that slows down for a while moves both). Our GFLOP/s counts 2 x
 multiply-adds of Conv, Gemm and MatMul of the optimized network per image times evaluations per image times images/s; "peak" is its share of
@@ -64,10 +67,10 @@ def flops_per_image(bin_dir, model):
     return d["steps"][0]["after"]["flops"]
 
 
-def scm_images_per_second(bin_dir, model, steps, count, batch, threads):
+def scm_images_per_second(bin_dir, model, steps, count, batch, threads, precision):
     d = json.loads(run([os.path.join(bin_dir, "scm-run"), model, "--steps", str(steps), "--count", str(count), "--batch",
-                        str(batch), "--threads", str(threads), "--json"]))
-    return d["images_per_second"]
+                        str(batch), "--threads", str(threads), "--precision", precision, "--json"]))
+    return d["images_per_second"], d["precision"]
 
 
 def ort_images_per_second(net, steps, count, batch, shape, rng):
@@ -88,6 +91,7 @@ def main():
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="unet,trainer")
+    ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--no-train", action="store_true")
     a = ap.parse_args()
     peak_bin = fma_peak_binary(os.path.join(ROOT, ".build"))
@@ -104,7 +108,8 @@ def main():
             else:
                 sys.exit(f"unknown model {name}")
         print(f"threads {a.threads}; medians of {a.rounds} interleaved rounds; peak = FMA loop (tools/fma_peak.c) in the same rounds")
-        print(f"{'model':<16} {'steps':>5} {'batch':>5} | {'scm img/s':>9} {'ort img/s':>9} {'scm/ort':>7} {'range':<11}| "
+        precisions = a.precisions.split(",")
+        print(f"{'model':<16} {'steps':>5} {'batch':>5} {'prec':>4} | {'scm img/s':>9} {'ort img/s':>9} {'scm/ort':>7} {'range':<11}| "
               f"{'GFLOP/s':>7} {'peak':>7} {'share':>6}")
         for label, path in models:
             fpi = flops_per_image(a.bin, path)
@@ -116,18 +121,24 @@ def main():
                     # batches: a process's first tens of milliseconds run slow on this VM (the
                     # second vCPU wakes up), which a row of 256 small images did not amortize.
                     count = max(8 * batch, -(-int(2e11 / (fpi * steps)) // batch) * batch)
-                    rounds = []
+                    rounds = []  # per round: ({precision: (images/s, precision run)}, ort images/s, peak)
                     for _ in range(a.rounds):
-                        ours = scm_images_per_second(a.bin, path, steps, count, batch, a.threads)
+                        ours = {p: scm_images_per_second(a.bin, path, steps, count, batch, a.threads, p) for p in precisions}
                         theirs = ort_images_per_second(net, steps, count, batch, shape, rng)
                         peak = float(run([peak_bin, str(a.threads)]))
                         rounds.append((ours, theirs, peak))
-                    ours, theirs, peak = (float(np.median([r[i] for r in rounds])) for i in range(3))
-                    # the ratio of each round (both sides ran back to back), then their median and range
-                    ratios = [r[0] / r[1] for r in rounds]
-                    gflops = fpi * steps * ours / 1e9
-                    print(f"{label:<16} {steps:>5} {batch:>5} | {ours:>9.1f} {theirs:>9.1f} {float(np.median(ratios)):>7.2f} "
-                          f"{min(ratios):>5.2f}-{max(ratios):<5.2f}| {gflops:>7.1f} {peak:>7.1f} {100 * gflops / peak:>5.1f}%", flush=True)
+                    theirs = float(np.median([r[1] for r in rounds]))
+                    peak = float(np.median([r[2] for r in rounds]))
+                    for p in precisions:
+                        ours = float(np.median([r[0][p][0] for r in rounds]))
+                        ran = rounds[0][0][p][1]
+                        # the ratio of each round (both sides ran back to back), then their median and range
+                        ratios = [r[0][p][0] / r[1] for r in rounds]
+                        gflops = fpi * steps * ours / 1e9
+                        note = "" if ran == p else f"  ({p} not supported here: ran {ran})"
+                        print(f"{label:<16} {steps:>5} {batch:>5} {p:>4} | {ours:>9.1f} {theirs:>9.1f} {float(np.median(ratios)):>7.2f} "
+                              f"{min(ratios):>5.2f}-{max(ratios):<5.2f}| {gflops:>7.1f} {peak:>7.1f} {100 * gflops / peak:>5.1f}%{note}",
+                              flush=True)
         print(f"(GFLOP per image per evaluation: "
               + ", ".join(f"{label} {flops_per_image(a.bin, path) / 1e9:.3f}" for label, path in models) + ")")
     if not a.no_train:

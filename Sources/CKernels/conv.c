@@ -450,6 +450,84 @@ static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float
     memset(scratch + (int64_t)p->c * p->plane, 0, sizeof(float) * SLACK);
 }
 
+// Positions q0 ..< q0 + n of one channel, flattened rows of `pitch` positions whose first `ow` are
+// outputs, from src[0 ..< n] to y (row r of the positions at y + r * yr): one copy per row piece.
+static inline void store_run(const float *src, int q0, int n, int pitch, int ow, float *y, int64_t yr) {
+    while (n > 0) {
+        int r = q0 / pitch, ox = q0 - r * pitch, len = imin(n, pitch - ox);
+        if (ox < ow) memcpy(y + r * yr + ox, src, sizeof(float) * (size_t)imin(len, ow - ox));
+        src += len;
+        q0 += len;
+        n -= len;
+    }
+}
+
+#if defined(__x86_64__)
+// 16 x 16 transpose: on return v[l] holds lane l of the 16 inputs.
+SCM_AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 v[16]) {
+    __m512 t[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += 4) {
+        v[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        v[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        v[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        v[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // v[4 g + k] now holds, in 128-bit lane b, element k of rows 4 b' .. of group g: regroup lanes
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        int a = (i / 4) * 8 + i % 4;  // pairs (0,4) (1,5) (2,6) (3,7) (8,12) ...
+        t[a] = _mm512_shuffle_f32x4(v[a], v[a + 4], 0x88);
+        t[a + 4] = _mm512_shuffle_f32x4(v[a], v[a + 4], 0xDD);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        v[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+// The wide kernels' positions q ..< L of one segment, buf[q][nvw] (q-major: the tile buffers side
+// by side), into channel rows of y (dense rows: position q is row q / pitch, column q % pitch,
+// outputs where the column is below ow): 16 positions x 16 channels transposed in registers, then
+// one masked store per channel and row piece.
+SCM_AVX512 static void store_block_avx512(const float *buf, int nvw, int L, int pitch, int ow, float *y, int64_t yc, int64_t yr,
+                                          int cnt) {
+    for (int q0 = 0; q0 < L; q0 += 16) {
+        int n = imin(16, L - q0);
+        // row pieces of q0 ..< q0 + n: lanes and the address of lane 0 in each
+        __mmask16 km[4];
+        int64_t at[4];
+        int pieces = 0;
+        for (int q = q0; q < q0 + n && pieces < 4;) {
+            int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
+            if (valid > 0) {
+                km[pieces] = (__mmask16)(((1u << valid) - 1) << (q - q0));
+                at[pieces] = (int64_t)r * yr + ox - (q - q0);
+                pieces++;
+            }
+            q += len;
+        }
+        for (int v = 0; v * 16 < cnt; v++) {
+            __m512 c[16];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 16; i++) c[i] = i < n ? _mm512_loadu_ps(buf + (int64_t)(q0 + i) * nvw + v * 16) : _mm512_setzero_ps();
+            transpose16(c);
+            int lanes = imin(16, cnt - v * 16);
+            for (int l = 0; l < lanes; l++) {
+                float *yl = y + (int64_t)(v * 16 + l) * yc;
+                for (int k = 0; k < pieces; k++) _mm512_mask_storeu_ps(yl + at[k], km[k], c[l]);
+            }
+        }
+    }
+}
+#endif
+
 // Writes the valid positions of a tile (buf[j][ch]) to y[(m0 + ch) * ychan + pidx[j]].
 static inline void store_tile(const float *buf, int nv, int np, const int64_t *pidx, float *y, int64_t ychan, int m0, int cnt) {
     int stride = nv * 16;
@@ -494,10 +572,16 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
                 narrow(wk + (int64_t)k0 * 16, k0 == 0 ? bias : 0, off + k0, kn, scratch + t * P, buf + (int64_t)t * P * cnt);
         }
         for (int t = 0; t < tiles; t++)
-            for (int j = 0; j < P; j++) {
-                int q = t * P + j, r = q / wp, ox = q - r * wp;
-                if (q >= L || ox >= ow) continue;
-                for (int mi = 0; mi < cnt; mi++) y[(int64_t)(m0 + mi) * yc + (oy0 + r) * yr + ox * yx] = buf[((int64_t)t * cnt + mi) * P + j];
+            for (int mi = 0; mi < cnt; mi++) {
+                const float *src = buf + ((int64_t)t * cnt + mi) * P;
+                if (yx == 1) {
+                    store_run(src, t * P, imin(P, L - t * P), wp, ow, y + (int64_t)(m0 + mi) * yc + (int64_t)oy0 * yr, yr);
+                    continue;
+                }
+                for (int j = 0; j < P; j++) {
+                    int q = t * P + j, r = q / wp, ox = q - r * wp;
+                    if (q < L && ox < ow) y[(int64_t)(m0 + mi) * yc + (oy0 + r) * yr + ox * yx] = src[j];
+                }
             }
     } else {
     // Taps in chunks whose packed weights stay in L1 (about 24 KiB): every tile of the unit runs
@@ -516,6 +600,15 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             }
         }
     }
+    int dense = yx == 1 && yr == ow;
+#if defined(__x86_64__)
+    if (dense && p->isa == SCM_ISA_AVX512) {
+        for (int sgi = 0; sgi < segs; sgi++)
+            store_block_avx512(buf + (int64_t)sgi * tiles * np * nv * 16, nv * 16, L, stride1 ? wp : ow, ow,
+                               y + (int64_t)m0 * yc + (int64_t)(oy0 + sgi) * yr, yc, yr, cnt);
+    } else
+#endif
+    {
     int64_t pidx[NPMAX];
     for (int sgi = 0; sgi < segs; sgi++)
         for (int t = 0; t < tiles; t++) {
@@ -530,6 +623,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             }
             store_tile(buf + ((int64_t)sgi * tiles + t) * np * nv * 16, nv, np, pidx, y, yc, m0, cnt);
         }
+    }
     }
     if ((residual || silu) && yc == ohw && yr == ow && yx == 1) {
         for (int ch = 0; ch < cnt; ch++) {

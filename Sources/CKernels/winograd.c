@@ -36,12 +36,8 @@ static inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->kr * p->tpad + 16; }
 static inline int64_t me_stride(const scm_wino_plan *p, int nvw) { return (int64_t)p->tpad * nvw + 16; }
 
-// Scratch before V: the portable form's padded rows, the bf16 form's staging of one channel's
-// transformed tiles (16 tiles x 16 positions per tile row).
-static inline int64_t d_floats(const scm_wino_plan *p) {
-    int64_t pad = (int64_t)p->c * p->plane + 32, stage = (int64_t)p->trows * 256;
-    return p->bf16 && stage > pad ? stage : pad;
-}
+// Scratch before V: the portable form's padded rows.
+static inline int64_t d_floats(const scm_wino_plan *p) { return (int64_t)p->c * p->plane + 32; }
 
 int scm_wino_plan_init(scm_wino_plan *p) {
     if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
@@ -287,36 +283,55 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
 }
 
 // The bf16 form: V_e holds channel pairs (2 cp in the low half of a 32-bit slot, 2 cp + 1 in the
-// high half), rounded to nearest even. The first channel of a pair waits in `stage` (TR x 16
-// vectors); the second's vectors are rounded with it and interleaved (one vpermw) into 16 slots.
-SCM_AVX512BF16 static void input_tf_bf16(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V, float *stage) {
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(order);
+// high half), rounded to nearest even. The transform runs on vectors whose lanes alternate the two
+// channels (8 tiles x 2 channels: one permute of the two channels' loads gives them), with the
+// same operations as input_tf_avx512 lane by lane; each V_e vector is then rounded to 16 bf16 --
+// 8 slots, in order -- and stored as 32 bytes.
+SCM_AVX512BF16 static void input_tf_bf16(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    // lane 2i: column 2i of channel a (the first operand), lane 2i + 1: column 2i of channel b
+    const __m512i even = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
     int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl, C = p->c;
     int64_t es = ve_stride(p);
     const __m512 zero = _mm512_setzero_ps();
     for (int cp = 0; cp < p->kr; cp++) {
         const float *xa = x + (int64_t)(2 * cp) * H * W, *xb = xa + (int64_t)H * W;
+        int hasb = 2 * cp + 1 < C;
         float *vc = V + (int64_t)cp * tpad;
-        for (int t0 = 0; t0 < tw; t0 += 16) {
-            __mmask16 k = lanes16(tw - t0);
+        for (int t0 = 0; t0 < tw; t0 += 8) {
+            __mmask8 k = (__mmask8)lanes16(imin(8, tw - t0));
+            // padded columns 2 t0 + (0 .. 15) and 2 t0 + 2 + (0 .. 15)
             tf_masks mk = tf_masks_at(pl, W, t0);
+            __mmask16 kb0 = hasb ? mk.k0a : 0, kb1 = hasb ? mk.k1a : 0;
             __m512 cm[4][4];
             for (int r = 0; r < TR; r++) {
-                tf_rows(xa, H, W, pl, iy0, r, t0, mk, cm);
 #pragma clang loop unroll(full)
-                for (int e = 0; e < 16; e++) _mm512_store_ps(stage + (r * 16 + e) * 16, tf_col(cm, e));
-            }
-            for (int r = 0; r < TR; r++) {
-                if (2 * cp + 1 < C) tf_rows(xb, H, W, pl, iy0, r, t0, mk, cm);
+                for (int i = 0; i < 4; i++) {
+                    if (r > 0 && i < 2) {
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
+                        continue;
+                    }
+                    int iy = iy0 + 2 * r + i;
+                    __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+                    if (iy >= 0 && iy < H) {
+                        int64_t o = (int64_t)iy * W + 2 * t0 - pl;
+                        a0 = _mm512_maskz_loadu_ps(mk.k0a, xa + o);
+                        a1 = _mm512_maskz_loadu_ps(mk.k1a, xa + o + 2);
+                        b0 = _mm512_maskz_loadu_ps(kb0, xb + o);
+                        b1 = _mm512_maskz_loadu_ps(kb1, xb + o + 2);
+                    }
+                    __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
+                    __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
+                    cm[i][0] = _mm512_sub_ps(e0, e1);
+                    cm[i][1] = _mm512_add_ps(o0, e1);
+                    cm[i][2] = _mm512_sub_ps(e1, o0);
+                    cm[i][3] = _mm512_sub_ps(o0, o1);
+                }
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
-                for (int e = 0; e < 16; e++) {
-                    __m512 hi = 2 * cp + 1 < C ? tf_col(cm, e) : zero;
-                    __m512bh pair = _mm512_cvtne2ps_pbh(hi, _mm512_load_ps(stage + (r * 16 + e) * 16));
-                    _mm512_mask_storeu_epi32(dst + e * es, k, _mm512_permutexvar_epi16(idx, (__m512i)pair));
-                }
+                for (int e = 0; e < 16; e++)
+                    _mm256_mask_storeu_epi32(dst + e * es, k, (__m256i)_mm512_cvtneps_pbh(tf_col(cm, e)));
             }
         }
         for (int t = T; t < tpad; t += 16) {
@@ -419,7 +434,7 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     float *D = scratch, *V = D + round16(d_floats(p)), *M = V + 16 * es;
 #if defined(__x86_64__)
     if (p->bf16)
-        input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V, D);
+        input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V);
     else if (p->isa == SCM_ISA_AVX512)
         input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
     else
