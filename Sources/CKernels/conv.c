@@ -335,17 +335,46 @@ SCM_AVX512BF16 static inline __attribute__((always_inline)) void narrow_bf16_bod
 NARROWBF16(1, 8) NARROWBF16(2, 8) NARROWBF16(3, 6) NARROWBF16(4, 6)
 static const narrow_fn narrows_bf16[4] = {narrow_b_1, narrow_b_2, narrow_b_3, narrow_b_4};
 
-SCM_AVX512BF16 void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n) {
-    // after cvtne2ps: words 0..15 from a, 16..31 from b; interleave them
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(order);
+// Channel pairs: dst[i] = bf16(a[i]) | bf16(b[i]) << 16 (b NULL: zeros), i < n, one 32-bit slot
+// each, the layout vdpbf16ps reads (element 0 of a pair in the low half). After cvtne2ps, words
+// 0..15 come from a, 16..31 from b; pairs_order interleaves them.
+static const uint16_t pairs_order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                         8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+SCM_AVX512BF16 static inline __attribute__((always_inline)) void bf16_pairs_body(__m512i idx, const float *a, const float *b,
+                                                                                 uint32_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 va = _mm512_maskz_loadu_ps(k, a + i), vb = b ? _mm512_maskz_loadu_ps(k, b + i) : _mm512_setzero_ps();
         __m512i w = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
         _mm512_mask_storeu_epi32(dst + i, k, w);
     }
+}
+
+// bf16: rows iy0 ..< iy0 + rin of every channel pair into planes of 32-bit pair slots, zero-padded.
+SCM_AVX512BF16 static void fill_bf16(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
+    const __m512i idx = _mm512_loadu_si512(pairs_order);
+    int wp = p->wp, pl = p->pl, cr = (p->c + 1) / 2;
+    int lo = imax(0, imin(pl, wp)), hi = imax(lo, imin(pl + p->w, wp));
+    uint32_t *s32 = (uint32_t *)scratch;
+    int64_t hw = (int64_t)p->h * p->w;
+    for (int cp = 0; cp < cr; cp++) {
+        uint32_t *plane = s32 + (int64_t)cp * p->plane;
+        const float *xa = x + (int64_t)(2 * cp) * hw, *xb = 2 * cp + 1 < p->c ? xa + hw : 0;
+        for (int r = 0; r < rin; r++) {
+            uint32_t *d = plane + r * wp;
+            int iy = iy0 + r;
+            if (iy < 0 || iy >= p->h || hi <= lo) {
+                memset(d, 0, 4 * (size_t)wp);
+                continue;
+            }
+            for (int q = 0; q < lo; q++) d[q] = 0;
+            int64_t o = (int64_t)iy * p->w + (lo - pl);
+            bf16_pairs_body(idx, xa + o, xb ? xb + o : 0, d + lo, hi - lo);
+            for (int q = hi; q < wp; q++) d[q] = 0;
+        }
+    }
+    memset(s32 + (int64_t)cr * p->plane, 0, 4 * SLACK);
 }
 
 SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64_t count) {
@@ -357,10 +386,6 @@ SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64
         if (silu) v = scm_silu16(v);
         _mm512_mask_storeu_ps(y + i, k, v);
     }
-}
-#else
-void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = (uint32_t)scm_bf16(a[i]) | (uint32_t)(b ? scm_bf16(b[i]) : 0) << 16;
 }
 #endif
 
@@ -400,31 +425,6 @@ scm_tile_fn scm_conv_tile_bf16(int nv, int sw) {
     (void)nv; (void)sw;
     return 0;
 #endif
-}
-
-// bf16: rows iy0 ..< iy0 + rin of every channel pair into planes of 32-bit pair slots, zero-padded.
-static void fill_bf16(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
-    int wp = p->wp, pl = p->pl, cr = (p->c + 1) / 2;
-    int lo = imax(0, imin(pl, wp)), hi = imax(lo, imin(pl + p->w, wp));
-    uint32_t *s32 = (uint32_t *)scratch;
-    int64_t hw = (int64_t)p->h * p->w;
-    for (int cp = 0; cp < cr; cp++) {
-        uint32_t *plane = s32 + (int64_t)cp * p->plane;
-        const float *xa = x + (int64_t)(2 * cp) * hw, *xb = 2 * cp + 1 < p->c ? xa + hw : 0;
-        for (int r = 0; r < rin; r++) {
-            uint32_t *d = plane + r * wp;
-            int iy = iy0 + r;
-            if (iy < 0 || iy >= p->h || hi <= lo) {
-                memset(d, 0, 4 * (size_t)wp);
-                continue;
-            }
-            if (lo > 0) memset(d, 0, 4 * (size_t)lo);
-            int64_t o = (int64_t)iy * p->w + (lo - pl);
-            scm_bf16_pairs(xa + o, xb ? xb + o : 0, d + lo, hi - lo);
-            if (hi < wp) memset(d + hi, 0, 4 * (size_t)(wp - hi));
-        }
-    }
-    memset(s32 + (int64_t)cr * p->plane, 0, 4 * SLACK);
 }
 
 // Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
@@ -546,9 +546,11 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     int K = p->kr, wp = p->wp, ow = p->ow, cr = p->bf16 ? (p->c + 1) / 2 : p->c;
     int64_t ohw = (int64_t)p->oh * ow, yc = p->y_chan, yr = p->y_row, yx = p->y_col;
     int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+#if defined(__x86_64__)
     if (p->bf16)
         fill_bf16(p, x, oy0 * p->sh - p->pt, rin, scratch);
     else
+#endif
         fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);

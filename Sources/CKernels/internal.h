@@ -11,9 +11,6 @@ float scm_exp1(float v);
 
 /// a rounded to bfloat16 (to nearest, ties to even; NaN stays NaN): its upper 16 bits.
 uint16_t scm_bf16(float a);
-/// Channel pairs: dst[i] = bf16(a[i]) | bf16(b[i]) << 16 (b NULL: zeros), i < n, as one 32-bit
-/// slot, the layout vdpbf16ps reads (element 0 of a pair in the low half). AVX512-BF16 only.
-void scm_bf16_pairs(const float *a, const float *b, uint32_t *dst, int64_t n);
 
 
 // conv.c's register-blocked microkernel (shared with winograd.c): buf[j][v*16 + l] =
