@@ -3,13 +3,18 @@
 then `scm-eval` (quality) on the same .npy file.
 
     tools/quality_table.py fashion [--count 10000] [--sct M] [--flow M] [--steps 1,2,4] [--ode 8,16,32,64]
-    tools/quality_table.py checkerboard [--count 10000] [--sct M]
+                                   [--precisions fp32,bf16]
+    tools/quality_table.py checkerboard [--count 10000] [--sct M] [--precisions fp32,bf16]
 
 `fashion`: 1, 2 and 4 consistency steps of the consistency model, the flow model's probability-flow
 ODE (Heun) with each of --ode steps, and the real test set (the floor): Fréchet distance and KID in
 the shipped classifier's features, the smallest class share, the share of samples nearer to a
 training image than 95% of test images are (memorization), and the wall time of `scm-run`.
 `checkerboard`: 1, 2 and 4 steps: share in the filled cells, energy distance, sliced W1.
+--precisions runs every row once per precision (`scm-run --precision`, same seed, so the same
+noise); with fp32 and bf16 a second table compares each bf16 row's samples with the fp32 row's,
+sample by sample: mean and largest absolute difference in the data range, and the share of
+values that differ by more than one 8-bit pixel level (fashion).
 
 Uses the release binaries (`make demo` builds them); samples and JSON go to --work
 (default .build/quality). Prints a Markdown table on stdout, progress on stderr.
@@ -34,6 +39,7 @@ def run(*args):
 
 def row(name, model, flags, args):
     npy = os.path.join(args.work, name + ".npy")
+    args.files[name] = npy
     start = time.perf_counter()
     sampled = json.loads(run(os.path.join(BIN, "scm-run"), model, *flags, "--count", args.count, "--seed", args.seed,
                              "--threads", args.threads, "--npy", npy, "--json"))
@@ -50,8 +56,12 @@ def fashion(args):
     floor = None
     rows = [(f"consistency, {n} step{'s' if n > 1 else ''}", args.sct, ["--steps", n]) for n in args.steps]
     rows += [(f"PF-ODE Heun {n}", args.flow, ["--ode-steps", n]) for n in args.ode]
+    rows = [(label + ("" if p == "fp32" else f", {p}"), model, flags + ["--precision", p]) for label, model, flags in rows
+            for p in args.precisions]
     for label, model, flags in rows:
         sampled, wall, q = row(label.replace(" ", "-").replace(",", ""), model, flags, args)
+        if sampled.get("precision", "fp32") != flags[-1]:
+            label += f" (ran {sampled['precision']}: not supported here)"
         s = q["samples"]
         floor = q["floor"]
         print(f"| {label} | {sampled['nfe']} | {s['fd']:.2f} | {1000 * s['kid']['mean']:.1f} | "
@@ -59,19 +69,44 @@ def fashion(args):
               f"{wall:.1f} s |", flush=True)
     print(f"| real test set (floor) | | {floor['fd']:.3f} | {1000 * floor['kid']['mean']:.1f} | "
           f"{100 * floor['min_class_share']:.1f}% | {100 * floor['nn']['near_share']:.1f}% | |")
+    compare(args, [label for label, _, _ in rows], pixel=2 / 255)
 
 
 def checkerboard(args):
     print(f"| sampler | NFE | in the filled cells | energy distance | sliced W1 | scm-run wall time, {args.count} samples |")
     print("| --- | --- | --- | --- | --- | --- |")
     floor = None
+    labels = []
     for n in args.steps:
-        sampled, wall, q = row(f"checkerboard-{n}", args.sct, ["--steps", n], args)
-        s, floor = q["samples"], q["floor"]
-        print(f"| consistency, {n} step{'s' if n > 1 else ''} | {sampled['nfe']} | {100 * s['support_share']:.2f}% | "
-              f"{s['energy_distance']:.5f} | {s['sliced_w1']:.4f} | {wall:.2f} s |", flush=True)
+        for p in args.precisions:
+            label = f"consistency, {n} step{'s' if n > 1 else ''}" + ("" if p == "fp32" else f", {p}")
+            labels.append(label)
+            sampled, wall, q = row(label.replace(" ", "-").replace(",", ""), args.sct, ["--steps", n, "--precision", p], args)
+            s, floor = q["samples"], q["floor"]
+            print(f"| {label} | {sampled['nfe']} | {100 * s['support_share']:.2f}% | "
+                  f"{s['energy_distance']:.5f} | {s['sliced_w1']:.4f} | {wall:.2f} s |", flush=True)
     print(f"| exact samples (floor) | | {100 * floor['support_share']:.2f}% | {floor['energy_distance']:.5f} | "
           f"{floor['sliced_w1']:.4f} | |")
+    compare(args, labels, pixel=None)
+
+
+def compare(args, labels, pixel):
+    """Each non-fp32 row's samples against its fp32 row's (same seed: same noise), value by value."""
+    pairs = [(label, label.rsplit(", ", 1)[0]) for label in labels if any(label.endswith(", " + p) for p in args.precisions
+                                                                         if p != "fp32")]
+    if not pairs:
+        return
+    import numpy as np
+    print()
+    print("| rows | mean abs difference | largest | " + ("share differing by more than one pixel level |" if pixel else ""))
+    print("| --- | --- | --- | " + ("--- |" if pixel else ""))
+    for label, base in pairs:
+        a = np.load(args.files[label.replace(" ", "-").replace(",", "")]).astype(np.float64)
+        b = np.load(args.files[base.replace(" ", "-").replace(",", "")]).astype(np.float64)
+        d = np.abs(a - b)
+        # pixel: one 8-bit level of the data range [-1, 1]
+        share = f" {100 * float(np.mean(d > pixel)):.3f}% |" if pixel else ""
+        print(f"| {label} vs fp32 | {float(d.mean()):.2e} | {float(d.max()):.3f} |{share}", flush=True)
 
 
 def main():
@@ -86,7 +121,10 @@ def main():
     p.add_argument("--ode", default="8,16,32,64", help="PF-ODE Heun step counts (empty: none)")
     p.add_argument("--classifier", default=os.path.join(ROOT, "models", "fashion-classifier.onnx"))
     p.add_argument("--work", default=os.path.join(ROOT, ".build", "quality"))
+    p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16 (each row once per precision)")
     args = p.parse_args()
+    args.precisions = args.precisions.split(",")
+    args.files = {}
     args.ode = [int(n) for n in args.ode.split(",") if n]
     args.steps = [int(n) for n in args.steps.split(",") if n]
     args.sct = args.sct or os.path.join(ROOT, "models", "fashion-sct.onnx" if args.data == "fashion" else "checkerboard-sct.onnx")

@@ -28,6 +28,9 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 // Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers.
 static inline int tile_np(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
 
+// Whether output positions run over flattened padded rows (stride 1, or stride 2 in polyphase planes).
+static inline int flat(const scm_conv_plan *p) { return (p->sh == 1 && p->sw == 1) || p->phases == 4; }
+
 int scm_conv_plan_init(scm_conv_plan *p) {
     if (p->c < 1 || p->m < 1 || p->h < 1 || p->w < 1 || p->oh < 1 || p->ow < 1) return -1;
     if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->dh < 1 || p->dw < 1) return -1;
@@ -52,13 +55,21 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     // About 128 output positions per unit.
     p->rows = imax(1, imin(p->oh, pos / p->ow));
     p->rblocks = (p->oh + p->rows - 1) / p->rows;
-    p->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
-    p->rows_in = (p->rows - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    p->phases = p->sh == 2 && p->sw == 2 && p->dh == 1 && p->dw == 1 && p->kh >= 2 && p->kw >= 2 ? 4 : 1;
+    { const char *e = getenv("SCM_CONV_PHASES"); if (e && strcmp(e, "0") == 0) p->phases = 1; }
+    if (p->phases == 4) {
+        // tap (ky, kx) = (2a + py, 2b + px) reads plane (py, px) at row r + a, column ox + b
+        p->wp = p->ow + (p->kw - 1) / 2;
+        p->rows_in = p->rows + (p->kh - 1) / 2;
+    } else {
+        p->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+        p->rows_in = (p->rows - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    }
     p->plane = p->rows_in * p->wp;
     p->packed_floats = (int64_t)p->mblocks * (p->kr + 1) * p->mb + p->kr;
-    int64_t in = ((int64_t)cr * p->plane + SLACK + 15) / 16 * 16;
+    int64_t in = ((int64_t)cr * p->phases * p->plane + SLACK + 15) / 16 * 16;
     // tile buffers of one unit: its positions rounded up to tiles, times the block's channels
-    int64_t L = p->sh == 1 && p->sw == 1 ? (int64_t)(p->rows - 1) * p->wp + p->ow : (int64_t)p->rows * (p->ow + NPMAX);
+    int64_t L = flat(p) ? (int64_t)(p->rows - 1) * p->wp + p->ow : (int64_t)p->rows * (p->ow + NPMAX);
     p->scratch_floats = in + (L + NARROW) * p->mb;
     return 0;
 }
@@ -102,7 +113,9 @@ void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t strid
     for (int c = 0; c < cr; c++)
         for (int ky = 0; ky < p->kh; ky++)
             for (int kx = 0; kx < p->kw; kx++)
-                off[(c * p->kh + ky) * p->kw + kx] = c * p->plane + ky * p->dh * p->wp + kx * p->dw;
+                off[(c * p->kh + ky) * p->kw + kx] =
+                    p->phases == 4 ? (c * 4 + (ky & 1) * 2 + (kx & 1)) * p->plane + (ky >> 1) * p->wp + (kx >> 1)
+                                   : c * p->plane + ky * p->dh * p->wp + kx * p->dw;
 }
 
 uint16_t scm_bf16(float a) {
@@ -427,6 +440,91 @@ scm_tile_fn scm_conv_tile_bf16(int nv, int sw) {
 #endif
 }
 
+// Polyphase planes of the unit's input (stride 2): plane (c, py, px) row rr, column q holds input
+// row 2 (oy0 + rr) + py - pt, column 2 q + px - pl (zero outside), rr < rq, q < wp.
+static void fill_phases(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
+    int wp = p->wp;
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * p->h * p->w;
+        for (int ph = 0; ph < 4; ph++) {
+            int py = ph >> 1, px = ph & 1;
+            float *plane = scratch + (int64_t)(c * 4 + ph) * p->plane;
+            for (int rr = 0; rr < rq; rr++) {
+                int iy = 2 * (oy0 + rr) + py - p->pt;
+                float *d = plane + rr * wp;
+                for (int q = 0; q < wp; q++) {
+                    int ix = 2 * q + px - p->pl;
+                    d[q] = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w ? xc[(int64_t)iy * p->w + ix] : 0.0f;
+                }
+            }
+        }
+    }
+    memset(scratch + (int64_t)p->c * 4 * p->plane, 0, sizeof(float) * SLACK);
+}
+
+#if defined(__x86_64__)
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
+
+// One input row's columns 2 q0 - pl + (0 .. 31), zero outside the row, split into the 16 even
+// (plane px = 0) and 16 odd (px = 1) ones.
+SCM_AVX512 static inline __attribute__((always_inline)) void phase_row(const float *row, int W, int ix0, __m512 *ev, __m512 *od) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __mmask16 klo = lanes16(W - ix0) & (__mmask16)~lanes16(-ix0), khi = lanes16(W - ix0 - 16) & (__mmask16)~lanes16(-ix0 - 16);
+    __m512 lo = _mm512_maskz_loadu_ps(klo, row + ix0), hi = _mm512_maskz_loadu_ps(khi, row + ix0 + 16);
+    *ev = _mm512_permutex2var_ps(lo, even, hi);
+    *od = _mm512_permutex2var_ps(lo, odd, hi);
+}
+
+SCM_AVX512 static void fill_phases_avx512(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
+    int wp = p->wp, W = p->w;
+    int64_t pl4 = p->plane;
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * p->h * W;
+        for (int py = 0; py < 2; py++)
+            for (int rr = 0; rr < rq; rr++) {
+                int iy = 2 * (oy0 + rr) + py - p->pt;
+                float *d0 = scratch + (int64_t)(c * 4 + py * 2) * pl4 + rr * wp, *d1 = d0 + pl4;
+                for (int q0 = 0; q0 < wp; q0 += 16) {
+                    __mmask16 k = lanes16(wp - q0);
+                    __m512 ev = _mm512_setzero_ps(), od = ev;
+                    if (iy >= 0 && iy < p->h) phase_row(xc + (int64_t)iy * W, W, 2 * q0 - p->pl, &ev, &od);
+                    _mm512_mask_storeu_ps(d0 + q0, k, ev);
+                    _mm512_mask_storeu_ps(d1 + q0, k, od);
+                }
+            }
+    }
+    memset(scratch + (int64_t)p->c * 4 * pl4, 0, sizeof(float) * SLACK);
+}
+
+// bf16: the planes of each channel pair, in 32-bit pair slots.
+SCM_AVX512BF16 static void fill_phases_bf16(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
+    const __m512i idx = _mm512_loadu_si512(pairs_order);
+    int wp = p->wp, W = p->w, cr = (p->c + 1) / 2;
+    int64_t pl4 = p->plane, hw = (int64_t)p->h * W;
+    uint32_t *s32 = (uint32_t *)scratch;
+    for (int cp = 0; cp < cr; cp++) {
+        const float *xa = x + (int64_t)(2 * cp) * hw, *xb = 2 * cp + 1 < p->c ? xa + hw : 0;
+        for (int py = 0; py < 2; py++)
+            for (int rr = 0; rr < rq; rr++) {
+                int iy = 2 * (oy0 + rr) + py - p->pt;
+                uint32_t *d0 = s32 + (int64_t)(cp * 4 + py * 2) * pl4 + rr * wp, *d1 = d0 + pl4;
+                for (int q0 = 0; q0 < wp; q0 += 16) {
+                    __mmask16 k = lanes16(wp - q0);
+                    __m512 ea = _mm512_setzero_ps(), oa = ea, eb = ea, ob = ea;
+                    if (iy >= 0 && iy < p->h) {
+                        phase_row(xa + (int64_t)iy * W, W, 2 * q0 - p->pl, &ea, &oa);
+                        if (xb) phase_row(xb + (int64_t)iy * W, W, 2 * q0 - p->pl, &eb, &ob);
+                    }
+                    _mm512_mask_storeu_epi32(d0 + q0, k, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(eb, ea)));
+                    _mm512_mask_storeu_epi32(d1 + q0, k, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(ob, oa)));
+                }
+            }
+    }
+    memset(s32 + (int64_t)cr * 4 * pl4, 0, 4 * SLACK);
+}
+#endif
+
 // Copies input rows iy0 ..< iy0 + rin of every channel into the scratch, zero-padded.
 static void fill(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
     int wp = p->wp, pl = p->pl;
@@ -546,6 +644,17 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     int K = p->kr, wp = p->wp, ow = p->ow, cr = p->bf16 ? (p->c + 1) / 2 : p->c;
     int64_t ohw = (int64_t)p->oh * ow, yc = p->y_chan, yr = p->y_row, yx = p->y_col;
     int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    if (p->phases == 4) {
+        int rq = R + (p->kh - 1) / 2;
+#if defined(__x86_64__)
+        if (p->bf16)
+            fill_phases_bf16(p, x, oy0, rq, scratch);
+        else if (p->isa == SCM_ISA_AVX512)
+            fill_phases_avx512(p, x, oy0, rq, scratch);
+        else
+#endif
+            fill_phases(p, x, oy0, rq, scratch);
+    } else
 #if defined(__x86_64__)
     if (p->bf16)
         fill_bf16(p, x, oy0 * p->sh - p->pt, rin, scratch);
@@ -554,14 +663,14 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
         fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
-    float *buf = scratch + (((int64_t)cr * p->plane + SLACK + 15) / 16 * 16);
+    float *buf = scratch + (((int64_t)cr * p->phases * p->plane + SLACK + 15) / 16 * 16);
     int np = tile_np(nv);
-    int swi = p->sw == 1 ? 0 : 1;
+    int swi = flat(p) ? 0 : 1;
     tile_fn tile = tiles_portable[swi][nv - 1];
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
 #endif
-    if (p->sh == 1 && p->sw == 1 && cnt <= 4) {
+    if (flat(p) && cnt <= 4) {
         tile_fn narrow = narrows_portable[cnt - 1];
 #if defined(__x86_64__)
         if (p->isa == SCM_ISA_AVX512) narrow = p->bf16 ? narrows_bf16[cnt - 1] : narrows_avx512[cnt - 1];
@@ -589,7 +698,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     // Taps in chunks whose packed weights stay in L1 (about 24 KiB): every tile of the unit runs
     // one chunk before the next chunk starts; partial sums wait in the unit's tile buffers.
     int kc = imax(1, 6144 / (nv * 16));
-    int stride1 = p->sh == 1 && p->sw == 1;
+    int stride1 = flat(p);
     int L = stride1 ? (R - 1) * wp + ow : ow;  // positions per segment (flattened rows at stride 1)
     int segs = stride1 ? 1 : R, tiles = (L + np - 1) / np;
     for (int k0 = 0; k0 < K; k0 += kc) {
@@ -598,7 +707,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             const float *segsrc = scratch + (int64_t)sgi * p->sh * wp;
             for (int t = 0; t < tiles; t++) {
                 float *tb = buf + ((int64_t)sgi * tiles + t) * np * nv * 16;
-                tile(wk + (int64_t)k0 * nv * 16, k0 == 0 ? bias : 0, off + k0, kn, segsrc + t * np * p->sw, tb);
+                tile(wk + (int64_t)k0 * nv * 16, k0 == 0 ? bias : 0, off + k0, kn, segsrc + t * np * (stride1 ? 1 : p->sw), tb);
             }
         }
     }

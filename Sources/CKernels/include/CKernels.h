@@ -26,7 +26,10 @@ int scm_has_bf16(void);
 /// in blocks of up to 64 (vectors of 16 channels) times a few output positions are accumulated in
 /// registers over the (c, ky, kx) taps, read from a zero-padded copy of the input rows of one unit.
 /// Fill the geometry fields, then `scm_conv_plan_init` derives the rest (returns 0 when the
-/// shape is supported: strides 1 or 2 along the width).
+/// shape is supported: strides 1 or 2 along the width). A stride-2 window (dilation 1, at least
+/// 2 x 2) reads its input split into the four polyphase planes of each channel (even/odd rows x
+/// even/odd columns), where it is a stride-1 window over flattened rows like every stride-1 one;
+/// taps still sum in (c, ky, kx) order, so the bits are those of the strided form.
 typedef struct scm_conv_plan {
     // geometry (caller): input channels, height, width; output channels; output size; window
     int32_t c, h, w, m, oh, ow;
@@ -44,6 +47,8 @@ typedef struct scm_conv_plan {
     int32_t isa;
     int32_t k;              // c * kh * kw taps
     int32_t kr;             // rows of the reduction: k, or (c + 1) / 2 * kh * kw channel-pair taps in bf16
+    int32_t phases;         // 1, or 4 when a stride-2 window reads the input as 4 polyphase planes
+                            // (rows and columns of each parity), which makes it a stride-1 one
     int32_t mb;             // output channels per channel block (multiple of 16, at most 64)
     int32_t mblocks;        // channel blocks
     int32_t rows;           // output rows per unit
