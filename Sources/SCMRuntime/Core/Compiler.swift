@@ -24,6 +24,7 @@ public enum Compiler {
     public static func compile(_ model: Model, shapes: [String: TensorSpec] = [:], values: [String: Tensor] = [:],
                                constants: [String: Tensor] = [:], limits: ResourceLimits = .standard,
                                precision: Precision = .fp32) throws -> Plan {
+        _ = BLAS.configure  // before the first run: OpenBLAS's own threads stopped (BLAS)
         var pinned = Set<String>()
         while true {
             do {

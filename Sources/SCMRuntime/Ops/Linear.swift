@@ -16,9 +16,15 @@ import SCMGraph
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// One-time BLAS set-up: its own threads off (we parallelize above it).
+/// One-time BLAS set-up: its own threads off (we parallelize above it), and stopped: OpenBLAS
+/// starts them when it is loaded and they spin for a tenth of a second or so before sleeping,
+/// which took one of two cores away from the first evaluations of every process (measured in
+/// `perf`: 3-4% of a one-second scm-infer run went to that thread's sched_yield loop).
 public enum BLAS {
-    static let configure: Void = { openblas_set_num_threads(1) }()
+    static let configure: Void = {
+        openblas_set_num_threads(1)
+        blas_thread_shutdown_()
+    }()
     /// The kernel family OpenBLAS selected for this CPU (e.g. "Haswell", "Zen", "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 }
