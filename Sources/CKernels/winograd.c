@@ -247,6 +247,14 @@ SCM_AVX512 static inline __attribute__((always_inline)) void tf_rows(const float
     }
 }
 
+// dst + es, as a value the compiler cannot precompute: otherwise it keeps 16 plane pointers per
+// store loop, which do not fit in registers and are reloaded from the stack for every store.
+static inline __attribute__((always_inline)) float *next_plane(float *dst, int64_t es) {
+    dst += es;
+    __asm__("" : "+r"(dst));
+    return dst;
+}
+
 // The column transform: V_e of the 16 tiles, e = 4 a + j.
 SCM_AVX512 static inline __attribute__((always_inline)) __m512 tf_col(__m512 cm[4][4], int e) {
     int a = e / 4, j = e % 4;
@@ -271,7 +279,7 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
                 tf_rows(xc, H, W, pl, iy0, r, t0, mk, cm);
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
-                for (int e = 0; e < 16; e++) _mm512_mask_storeu_ps(dst + e * es, k, tf_col(cm, e));
+                for (int e = 0; e < 16; e++, dst = next_plane(dst, es)) _mm512_mask_storeu_ps(dst, k, tf_col(cm, e));
             }
         }
         for (int t = T; t < tpad; t += 16) {
@@ -330,8 +338,8 @@ SCM_AVX512BF16 static void input_tf_bf16(const scm_wino_plan *p, const float *x,
                 }
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
-                for (int e = 0; e < 16; e++)
-                    _mm256_mask_storeu_epi32(dst + e * es, k, (__m256i)_mm512_cvtneps_pbh(tf_col(cm, e)));
+                for (int e = 0; e < 16; e++, dst = next_plane(dst, es))
+                    _mm256_mask_storeu_epi32(dst, k, (__m256i)_mm512_cvtneps_pbh(tf_col(cm, e)));
             }
         }
         for (int t = T; t < tpad; t += 16) {
