@@ -449,9 +449,24 @@ public final class Sampler: @unchecked Sendable {
 }
 
 
+/// The errors of a loop's indices, the first by index (set from any thread).
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [(Int, Error)] = []
+    func set(_ i: Int, _ e: Error) {
+        lock.lock()
+        errors.append((i, e))
+        lock.unlock()
+    }
+    var first: Error? { errors.min { $0.0 < $1.0 }?.1 }
+}
+
 /// One batch size's sessions (one per evaluation and part, all in one workspace) and buffers.
-/// The batch runs as consecutive chunks (`Sampler.Options.chunk`). Used by one `sample` call at a
-/// time.
+/// The batch runs as chunks (`Sampler.Options.chunk`): one after another on all the threads when
+/// it has one chunk (or one thread), else side by side, each thread running whole chunks in its
+/// own single-thread workspace (`lanes`): no barrier between the ops of a chunk, no op too small
+/// to split, each core's cache holding its own chunk. By batch and thread invariance every sample
+/// is bitwise the same either way. Used by one `sample` call at a time.
 final class Runner: @unchecked Sendable {
     let batch: Int
     /// Network input x, noise z, network output y, the samples, and ODE work buffers.
@@ -461,6 +476,9 @@ final class Runner: @unchecked Sendable {
     private let sessions: [[Session]]
     /// The threads, arena and scratch of every session.
     let workspace: Workspace
+    /// With several chunks and threads: per thread, a one-thread workspace and its sessions (as
+    /// `sessions`), which run whole chunks side by side.
+    private let lanes: [(workspace: Workspace, sessions: [[Session]])]
     private let timeInputs: [[Tensor]]
     /// The batch's chunks in order: the part that runs it, its x and its y.
     private let segments: [(part: Int, x: Tensor, y: UnsafeMutableRawBufferPointer)]
@@ -496,13 +514,35 @@ final class Runner: @unchecked Sendable {
             first += size
         }
         segments = segs
+        let plans = parts.flatMap(\.plans)
+        lanes = threads > 1 && segs.count > 1 && Runner.lanesEnabled
+            ? try (0..<workspace.threads).map { _ in
+                let w = Workspace(threads: 1, for: plans)
+                return (w, try parts.map { try $0.plans.map { try $0.makeSession(in: w) } })
+            } : []
     }
 
-    /// Runs evaluation `k` on x into y, chunk by chunk.
+    /// SCM_SAMPLER_LANES=0 runs the chunks one after another on all the threads, for comparisons.
+    static let lanesEnabled: Bool = ProcessInfo.processInfo.environment["SCM_SAMPLER_LANES"] != "0"
+
+    /// Runs evaluation `k` on x into y, chunk by chunk (side by side when there are lanes).
     func evaluate(_ k: Int) throws {
-        for s in segments {
-            let t = timeInputs[s.part]
-            try sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
+        guard !lanes.isEmpty else {
+            for s in segments {
+                let t = timeInputs[s.part]
+                try sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
+            }
+            return
         }
+        let failures = Failures()
+        workspace.parallelFor(segments.count) { i, worker in
+            let s = segments[i], t = timeInputs[s.part]
+            do {
+                try lanes[worker].sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
+            } catch {
+                failures.set(i, error)
+            }
+        }
+        if let e = failures.first { throw e }
     }
 }
