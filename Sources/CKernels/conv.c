@@ -11,7 +11,14 @@
 // NP at a time: for each tap (c, ky, kx) it loads NV vectors of 16 packed weights and broadcasts
 // NP input pixels, NV x NP FMAs into registers. At stride 1 positions run over the padded rows
 // flattened (the kw - 1 columns of junk per row are computed and dropped), so narrow maps
-// (7 x 7) waste little; at stride 2 they run along each output row.
+// (7 x 7) waste little; a stride-2 window (dilation 1) does the same over the four polyphase
+// planes of its input (even/odd rows x columns); other strides run along each output row. The
+// tiles leave through a 16 x 16 register transpose into the output rows.
+//
+// bf16 plans (p->bf16): weights and the padded input hold pairs of channels (2k, 2k + 1) as
+// bfloat16 in one 32-bit slot (weights rounded at pack time, inputs while the rows are copied),
+// the taps are (channel pair, ky, kx), and the microkernels issue one vdpbf16ps per pair-tap
+// instead of one FMA per tap: the same blocking, offsets and chain order.
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include "internal.h"

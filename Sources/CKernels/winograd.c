@@ -20,6 +20,11 @@
 // that keep U_e in L1 continue the chain from the tile buffer), the transforms a fixed sequence of
 // adds; the tile grid is fixed by the shape. So no result depends on the unit sizes, the batch or
 // the thread count.
+//
+// bf16 plans (p->bf16, AVX512-BF16 only): U and V are rounded to bfloat16 and stored as pairs of
+// channels (2k, 2k + 1) in 32-bit slots, the "taps" of step 3 are the p->kr channel pairs, and the
+// microkernel is conv.c's bf16 one (one vdpbf16ps per pair); M, the output transform and the
+// epilogue stay float32, and the same tile grid and chain order keep the invariances.
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include "internal.h"
