@@ -381,6 +381,12 @@ SCM_AVX512BF16 static void fill_bf16(const scm_conv_plan *p, const float *x, int
     for (int cp = 0; cp < cr; cp++) {
         uint32_t *plane = s32 + (int64_t)cp * p->plane;
         const float *xa = x + (int64_t)(2 * cp) * hw, *xb = 2 * cp + 1 < p->c ? xa + hw : 0;
+        if (lo == 0 && pl == 0 && wp == p->w && iy0 >= 0 && iy0 + rin <= p->h) {
+            // unpadded whole rows (a 1 x 1 window): one contiguous run
+            int64_t o = (int64_t)iy0 * p->w;
+            bf16_pairs_body(idx, xa + o, xb ? xb + o : 0, plane, (int64_t)rin * wp);
+            continue;
+        }
         for (int r = 0; r < rin; r++) {
             uint32_t *d = plane + r * wp;
             int iy = iy0 + r;
