@@ -118,8 +118,9 @@ def main():
             for batch in map(int, a.batches.split(",")):
                 for steps in map(int, a.steps.split(",")):
                     # About 200 GFLOP of network per row and side (a second or so), at least 8
-                    # batches: a process's first tens of milliseconds run slow on this VM (the
-                    # second vCPU wakes up), which a row of 256 small images did not amortize.
+                    # batches: a process's first tens of milliseconds ran slow (OpenBLAS's own
+                    # threads spun for about 0.1 s after load; now stopped at the first compile),
+                    # which a row of 256 small images did not amortize.
                     count = max(8 * batch, -(-int(2e11 / (fpi * steps)) // batch) * batch)
                     rounds = []  # per round: ({precision: (images/s, precision run)}, ort images/s, peak)
                     for _ in range(a.rounds):
