@@ -187,11 +187,10 @@ static const tile_fn narrows_portable[4] = {narrow_p_1, narrow_p_2, narrow_p_3, 
 static inline int narrow_npv(int nm) { return nm <= 2 ? 8 : 6; }
 
 #if defined(__x86_64__)
-SCM_AVX512 static inline __attribute__((always_inline)) void tile_avx512_body(const int NV, const int NP, const int SW,
-                                                                              const float *restrict wk, const float *restrict bias,
-                                                                              const int32_t *restrict off, int K,
-                                                                              const float *restrict src, float *restrict buf) {
-    __m512 acc[4][NPMAX];
+// The accumulators of a tile (NV vectors of channels x NP positions): from the bias, or from the
+// tile buffer when a chunk of taps continues the chain; and back to the buffer.
+SCM_AVX512 static inline __attribute__((always_inline)) void tile_begin(const int NV, const int NP, const float *restrict bias,
+                                                                        const float *restrict buf, __m512 acc[4][NPMAX]) {
     if (bias) {
 #pragma clang loop unroll(full)
         for (int v = 0; v < NV; v++) {
@@ -205,6 +204,39 @@ SCM_AVX512 static inline __attribute__((always_inline)) void tile_avx512_body(co
 #pragma clang loop unroll(full)
             for (int v = 0; v < NV; v++) acc[v][j] = _mm512_loadu_ps(buf + j * NV * 16 + v * 16);
     }
+}
+
+SCM_AVX512 static inline __attribute__((always_inline)) void tile_end(const int NV, const int NP, float *restrict buf,
+                                                                      __m512 acc[4][NPMAX]) {
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NP; j++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(buf + j * NV * 16 + v * 16, acc[v][j]);
+}
+
+// The same for a narrow tile (NM channels x NPV vectors of positions).
+SCM_AVX512 static inline __attribute__((always_inline)) void narrow_begin(const int NM, const int NPV, const float *restrict bias,
+                                                                          const float *restrict buf, __m512 acc[4][8]) {
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) acc[mi][v] = bias ? _mm512_set1_ps(bias[mi]) : _mm512_loadu_ps(buf + (mi * NPV + v) * 16);
+}
+
+SCM_AVX512 static inline __attribute__((always_inline)) void narrow_end(const int NM, const int NPV, float *restrict buf,
+                                                                        __m512 acc[4][8]) {
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NPV; v++) _mm512_storeu_ps(buf + (mi * NPV + v) * 16, acc[mi][v]);
+}
+
+SCM_AVX512 static inline __attribute__((always_inline)) void tile_avx512_body(const int NV, const int NP, const int SW,
+                                                                              const float *restrict wk, const float *restrict bias,
+                                                                              const int32_t *restrict off, int K,
+                                                                              const float *restrict src, float *restrict buf) {
+    __m512 acc[4][NPMAX];
+    tile_begin(NV, NP, bias, buf, acc);
     for (int k = 0; k < K; k++) {
         const float *s = src + off[k];
         const float *wv = wk + (int64_t)k * NV * 16;
@@ -218,10 +250,7 @@ SCM_AVX512 static inline __attribute__((always_inline)) void tile_avx512_body(co
             for (int v = 0; v < NV; v++) acc[v][j] = _mm512_fmadd_ps(w[v], xb, acc[v][j]);
         }
     }
-#pragma clang loop unroll(full)
-    for (int j = 0; j < NP; j++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(buf + j * NV * 16 + v * 16, acc[v][j]);
+    tile_end(NV, NP, buf, acc);
 }
 
 #define AVX512(NV, NP, SW) \
@@ -243,10 +272,7 @@ SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(
                                                                                 const float *restrict bias, const int32_t *restrict off,
                                                                                 int K, const float *restrict src, float *restrict buf) {
     __m512 acc[4][8];
-#pragma clang loop unroll(full)
-    for (int mi = 0; mi < NM; mi++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NPV; v++) acc[mi][v] = bias ? _mm512_set1_ps(bias[mi]) : _mm512_loadu_ps(buf + (mi * NPV + v) * 16);
+    narrow_begin(NM, NPV, bias, buf, acc);
     for (int k = 0; k < K; k++) {
         const float *s = src + off[k];
         __m512 xv[8];
@@ -259,10 +285,7 @@ SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(
             for (int v = 0; v < NPV; v++) acc[mi][v] = _mm512_fmadd_ps(wb, xv[v], acc[mi][v]);
         }
     }
-#pragma clang loop unroll(full)
-    for (int mi = 0; mi < NM; mi++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NPV; v++) _mm512_storeu_ps(buf + (mi * NPV + v) * 16, acc[mi][v]);
+    narrow_end(NM, NPV, buf, acc);
 }
 #define NARROW512(NM, NPV) \
     SCM_AVX512 static void narrow_a_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
@@ -280,19 +303,7 @@ SCM_AVX512BF16 static inline __attribute__((always_inline)) void tile_bf16_body(
                                                                                 const int32_t *restrict off, int K,
                                                                                 const float *restrict src, float *restrict buf) {
     __m512 acc[4][NPMAX];
-    if (bias) {
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            __m512 b = _mm512_loadu_ps(bias + 16 * v);
-#pragma clang loop unroll(full)
-            for (int j = 0; j < NP; j++) acc[v][j] = b;
-        }
-    } else {
-#pragma clang loop unroll(full)
-        for (int j = 0; j < NP; j++)
-#pragma clang loop unroll(full)
-            for (int v = 0; v < NV; v++) acc[v][j] = _mm512_loadu_ps(buf + j * NV * 16 + v * 16);
-    }
+    tile_begin(NV, NP, bias, buf, acc);
     for (int k = 0; k < K; k++) {
         const float *s = src + off[k];
         const float *wv = wk + (int64_t)k * NV * 16;
@@ -306,10 +317,7 @@ SCM_AVX512BF16 static inline __attribute__((always_inline)) void tile_bf16_body(
             for (int v = 0; v < NV; v++) acc[v][j] = _mm512_dpbf16_ps(acc[v][j], w[v], xb);
         }
     }
-#pragma clang loop unroll(full)
-    for (int j = 0; j < NP; j++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(buf + j * NV * 16 + v * 16, acc[v][j]);
+    tile_end(NV, NP, buf, acc);
 }
 
 #define BF16TILE(NV, NP, SW) \
@@ -327,10 +335,7 @@ SCM_AVX512BF16 static inline __attribute__((always_inline)) void narrow_bf16_bod
                                                                                   const float *restrict bias, const int32_t *restrict off,
                                                                                   int K, const float *restrict src, float *restrict buf) {
     __m512 acc[4][8];
-#pragma clang loop unroll(full)
-    for (int mi = 0; mi < NM; mi++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NPV; v++) acc[mi][v] = bias ? _mm512_set1_ps(bias[mi]) : _mm512_loadu_ps(buf + (mi * NPV + v) * 16);
+    narrow_begin(NM, NPV, bias, buf, acc);
     for (int k = 0; k < K; k++) {
         const float *s = src + off[k];
         __m512bh xv[8];
@@ -343,10 +348,7 @@ SCM_AVX512BF16 static inline __attribute__((always_inline)) void narrow_bf16_bod
             for (int v = 0; v < NPV; v++) acc[mi][v] = _mm512_dpbf16_ps(acc[mi][v], wb, xv[v]);
         }
     }
-#pragma clang loop unroll(full)
-    for (int mi = 0; mi < NM; mi++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NPV; v++) _mm512_storeu_ps(buf + (mi * NPV + v) * 16, acc[mi][v]);
+    narrow_end(NM, NPV, buf, acc);
 }
 #define NARROWBF16(NM, NPV) \
     SCM_AVX512BF16 static void narrow_b_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \

@@ -220,12 +220,27 @@ static inline tf_masks tf_masks_at(int pl, int W, int t0) {
     return m;
 }
 
-// cm[i]: the row transform (d B) of padded row 2 r + i of tile row r, 16 tiles from t0. Tile rows
-// overlap by two padded rows, so rows 2 and 3 of one tile row are rows 0 and 1 of the next.
-SCM_AVX512 static inline __attribute__((always_inline)) void tf_rows(const float *xc, int H, int W, int pl, int iy0, int r, int t0,
-                                                                     tf_masks mk, __m512 cm[4][4]) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+// The row transform (d B) of one padded row from its loads: columns 2t, 2t + 1 of each tile t are
+// the even and odd lanes picked by `even`/`odd` from (a0, b0), columns 2t + 2, 2t + 3 those from
+// (a1, b1).
+SCM_AVX512 static inline __attribute__((always_inline)) void row_tf(__m512 a0, __m512 b0, __m512 a1, __m512 b1, __m512i even,
+                                                                    __m512i odd, __m512 cm[4]) {
+    __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
+    __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
+    cm[0] = _mm512_sub_ps(e0, e1);
+    cm[1] = _mm512_add_ps(o0, e1);
+    cm[2] = _mm512_sub_ps(e1, o0);
+    cm[3] = _mm512_sub_ps(o0, o1);
+}
+
+// cm[i]: the row transform (d B) of padded row 2 r + i of tile row r, for the tiles from t0. Tile
+// rows overlap by two padded rows, so rows 2 and 3 of one tile row are rows 0 and 1 of the next.
+// The row's loads: a0 and a1 from xa at padded columns 2 t0 + (0 .. 15) and 2 t0 + 2 + (0 .. 15),
+// b0 and b1 from xb `boff` columns further (fp32: the same channel 16 columns on; bf16: the pair's
+// second channel at the same columns), under the masks k[0..3] (a0, b0, a1, b1).
+SCM_AVX512 static inline __attribute__((always_inline)) void tf_rows(const float *xa, const float *xb, int boff, int H, int W, int pl,
+                                                                     int iy0, int r, int t0, const __mmask16 k[4], __m512i even,
+                                                                     __m512i odd, __m512 cm[4][4]) {
     const __m512 zero = _mm512_setzero_ps();
 #pragma clang loop unroll(full)
     for (int i = 0; i < 4; i++) {
@@ -237,18 +252,13 @@ SCM_AVX512 static inline __attribute__((always_inline)) void tf_rows(const float
         int iy = iy0 + 2 * r + i;
         __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
         if (iy >= 0 && iy < H) {
-            const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
-            a0 = _mm512_maskz_loadu_ps(mk.k0a, d);
-            b0 = _mm512_maskz_loadu_ps(mk.k0b, d + 16);
-            a1 = _mm512_maskz_loadu_ps(mk.k1a, d + 2);
-            b1 = _mm512_maskz_loadu_ps(mk.k1b, d + 18);
+            int64_t o = (int64_t)iy * W + 2 * t0 - pl;
+            a0 = _mm512_maskz_loadu_ps(k[0], xa + o);
+            b0 = _mm512_maskz_loadu_ps(k[1], xb + o + boff);
+            a1 = _mm512_maskz_loadu_ps(k[2], xa + o + 2);
+            b1 = _mm512_maskz_loadu_ps(k[3], xb + o + boff + 2);
         }
-        __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
-        __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
-        cm[i][0] = _mm512_sub_ps(e0, e1);
-        cm[i][1] = _mm512_add_ps(o0, e1);
-        cm[i][2] = _mm512_sub_ps(e1, o0);
-        cm[i][3] = _mm512_sub_ps(o0, o1);
+        row_tf(a0, b0, a1, b1, even, odd, cm[i]);
     }
 }
 
@@ -270,6 +280,8 @@ SCM_AVX512 static inline __attribute__((always_inline)) __m512 tf_col(__m512 cm[
 }
 
 SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
     int64_t es = ve_stride(p);
     const __m512 zero = _mm512_setzero_ps();
@@ -279,9 +291,10 @@ SCM_AVX512 static void input_tf_avx512(const scm_wino_plan *p, const float *x, i
         for (int t0 = 0; t0 < tw; t0 += 16) {
             __mmask16 k = lanes16(tw - t0);
             tf_masks mk = tf_masks_at(pl, W, t0);
+            const __mmask16 k4[4] = {mk.k0a, mk.k0b, mk.k1a, mk.k1b};
             __m512 cm[4][4];
             for (int r = 0; r < TR; r++) {
-                tf_rows(xc, H, W, pl, iy0, r, t0, mk, cm);
+                tf_rows(xc, xc, 16, H, W, pl, iy0, r, t0, k4, even, odd, cm);
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
                 for (int e = 0; e < 16; e++, dst = next_plane(dst, es)) _mm512_mask_storeu_ps(dst, k, tf_col(cm, e));
@@ -315,32 +328,10 @@ SCM_AVX512BF16 static void input_tf_bf16(const scm_wino_plan *p, const float *x,
             __mmask8 k = (__mmask8)lanes16(imin(8, tw - t0));
             // padded columns 2 t0 + (0 .. 15) and 2 t0 + 2 + (0 .. 15)
             tf_masks mk = tf_masks_at(pl, W, t0);
-            __mmask16 kb0 = hasb ? mk.k0a : 0, kb1 = hasb ? mk.k1a : 0;
+            const __mmask16 k4[4] = {mk.k0a, hasb ? mk.k0a : 0, mk.k1a, hasb ? mk.k1a : 0};
             __m512 cm[4][4];
             for (int r = 0; r < TR; r++) {
-#pragma clang loop unroll(full)
-                for (int i = 0; i < 4; i++) {
-                    if (r > 0 && i < 2) {
-#pragma clang loop unroll(full)
-                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
-                        continue;
-                    }
-                    int iy = iy0 + 2 * r + i;
-                    __m512 a0 = zero, b0 = zero, a1 = zero, b1 = zero;
-                    if (iy >= 0 && iy < H) {
-                        int64_t o = (int64_t)iy * W + 2 * t0 - pl;
-                        a0 = _mm512_maskz_loadu_ps(mk.k0a, xa + o);
-                        a1 = _mm512_maskz_loadu_ps(mk.k1a, xa + o + 2);
-                        b0 = _mm512_maskz_loadu_ps(kb0, xb + o);
-                        b1 = _mm512_maskz_loadu_ps(kb1, xb + o + 2);
-                    }
-                    __m512 e0 = _mm512_permutex2var_ps(a0, even, b0), o0 = _mm512_permutex2var_ps(a0, odd, b0);
-                    __m512 e1 = _mm512_permutex2var_ps(a1, even, b1), o1 = _mm512_permutex2var_ps(a1, odd, b1);
-                    cm[i][0] = _mm512_sub_ps(e0, e1);
-                    cm[i][1] = _mm512_add_ps(o0, e1);
-                    cm[i][2] = _mm512_sub_ps(e1, o0);
-                    cm[i][3] = _mm512_sub_ps(o0, o1);
-                }
+                tf_rows(xa, hasb ? xb : xa, 0, H, W, pl, iy0, r, t0, k4, even, odd, cm);
                 float *dst = vc + r * tw + t0;
 #pragma clang loop unroll(full)
                 for (int e = 0; e < 16; e++, dst = next_plane(dst, es))
