@@ -680,7 +680,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
     float *buf = scratch + (((int64_t)cr * p->phases * p->plane + SLACK + 15) / 16 * 16);
     int np = tile_np(nv);
-    int swi = flat(p) ? 0 : 1;
+    int swi = flat(p) || p->sw == 1 ? 0 : 1;  // positions one column apart: flattened rows, or width stride 1
     tile_fn tile = tiles_portable[swi][nv - 1];
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
