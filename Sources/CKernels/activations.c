@@ -68,6 +68,26 @@ SCM_AVX512 static inline __m512 sigmoid16(__m512 v) {
 
 SCM_AVX512 __m512 scm_silu16(__m512 v) { return _mm512_mul_ps(v, sigmoid16(v)); }
 
+// SiLU for bf16 plans (not bitwise any Swift form): the same clamp, reduction and polynomial with
+// fused multiply-adds, the power of two by vscalefps; about a third fewer instructions.
+SCM_AVX512 __m512 scm_silu16_fma(__m512 v) {
+    __m512 x = _mm512_max_ps(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), v), _mm512_set1_ps(88.37626f)),
+                             _mm512_set1_ps(-87.33654f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512 e = _mm512_scalef_ps(y, fx);  // exp(-v)
+    return _mm512_mul_ps(v, _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+}
+
 #define MAP16(NAME, F)                                                                  \
     SCM_AVX512 static void NAME(const float *x, float *y, int64_t count) {              \
         int64_t i = 0;                                                                  \
@@ -114,7 +134,8 @@ SCM_AVX512 static void affine_avx512(const float *x, float *y, int64_t count, fl
         __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), va), vb);
         if (has_m) v = _mm512_mul_ps(v, vm);
         if (has_d) v = _mm512_add_ps(v, vd);
-        if (silu) v = scm_silu16(v);
+        if (silu == 2) v = scm_silu16_fma(v);
+        else if (silu) v = scm_silu16(v);
         _mm512_mask_storeu_ps(y + i, k, v);
     }
 }

@@ -411,7 +411,8 @@ SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64
         __mmask16 k = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(k, y + i);
         if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, z + i));
-        if (silu) v = scm_silu16(v);
+        if (silu == 2) v = scm_silu16_fma(v);
+        else if (silu) v = scm_silu16(v);
         _mm512_mask_storeu_ps(y + i, k, v);
     }
 }

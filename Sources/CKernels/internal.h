@@ -22,11 +22,12 @@ int scm_conv_tile_np(int nv);
 /// As scm_conv_tile for bf16 operands: wk and src hold channel pairs (32-bit slots, off[] and
 /// K in slots), buf and bias float32; each accumulator takes one vdpbf16ps per pair, in order.
 scm_tile_fn scm_conv_tile_bf16(int nv, int sw);
-/// y = act(y + z) over count floats (z may be NULL), act SiLU when silu.
+/// y = act(y + z) over count floats (z may be NULL), act SiLU when silu (2: scm_silu16_fma).
 void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count);
 #if defined(__x86_64__)
 #include <immintrin.h>
 SCM_AVX512 __m512 scm_exp16(__m512 v);
 SCM_AVX512 __m512 scm_silu16(__m512 v);
+SCM_AVX512 __m512 scm_silu16_fma(__m512 v);
 #endif
 #endif

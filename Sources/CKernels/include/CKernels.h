@@ -76,7 +76,8 @@ static inline int scm_conv_units(const scm_conv_plan *p) { return p->mblocks * p
 
 /// Computes one unit (channel block, row block) of one sample: x is the sample's input group
 /// [c][h][w], y its output group [m][oh][ow]; y = act(conv + bias + residual) with `residual`
-/// (same layout as y, or NULL) and act SiLU when `silu` is nonzero. Each output element is
+/// (same layout as y, or NULL) and act SiLU when `silu` is nonzero (2: the FMA form that bf16
+/// plans use, not bitwise the Swift one; the portable kernels treat 2 as 1). Each output element is
 /// accumulated in one fixed order (bias, then taps in (c, ky, kx) order), whatever the unit
 /// sizes, so results do not depend on threads or batch.
 void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, float *y,
@@ -162,7 +163,8 @@ void scm_sigmoid(const float *x, float *y, int64_t count);
 void scm_exp(const float *x, float *y, int64_t count);
 
 /// y = act(((x * a + b) * m) + d) over one channel (m, d only when has_m, has_d), act SiLU when
-/// `silu`: the adaptive GroupNorm's apply step, bitwise as its Swift form.
+/// `silu`: the adaptive GroupNorm's apply step, bitwise as its Swift form (silu == 2: the FMA
+/// SiLU of bf16 plans instead, at AVX-512 width; not bitwise any Swift form).
 void scm_channel_affine(const float *x, float *y, int64_t count, float a, float b, float m, int has_m, float d, int has_d,
                         int silu);
 

@@ -6,8 +6,10 @@ public enum Precision: String, Sendable, CaseIterable {
     case fp32
     /// Opt-in: the convolutions' weights and inputs rounded to bfloat16 (8 significant bits,
     /// round to nearest even), products summed in float32 by AVX512-BF16 dot products over pairs
-    /// of input channels; everything else (normalization, attention, activations, the sampler)
-    /// stays float32. Still deterministic: the same bits whatever the threads or the batch.
+    /// of input channels; the SiLU fused into convolutions and adaptive GroupNorms in an FMA form
+    /// of the same exp (not bitwise the fp32 one); everything else (normalization, attention,
+    /// the sampler) stays float32. Still deterministic: the same bits whatever the threads or the
+    /// batch.
     case bf16
 
     /// Whether this CPU runs the bf16 kernels (AVX-512 with AVX512-BF16). Where it does not, a

@@ -43,7 +43,8 @@ enum AdaptiveGroupNormOp: Operator {
         }
         let kernel = AdaptiveGroupNormKernel(
             n: n, c: c, groups: g, spatial: x.count / max(1, n * c), eps: try ctx.float("epsilon", 1e-5),
-            mul: try operand(3, "mul"), add: try operand(4, "add"), silu: silu)
+            mul: try operand(3, "mul"), add: try operand(4, "add"), silu: silu,
+            fastSilu: silu && ctx.precision == .bf16 && CKernelsISA.vector)
         return OpBuild(outputs: [x], kernel: kernel, inPlace: [0])
     }
 }
@@ -61,6 +62,8 @@ struct AdaptiveGroupNormKernel: Kernel {
     let eps: Float
     let mul, add: PerSampleChannel?
     let silu: Bool
+    /// bf16 plans: SiLU in its FMA form (`Precision.bf16`), not bitwise the Swift one.
+    var fastSilu = false
 
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), scale = io.input(1, Float.self), bias = io.input(2, Float.self)
@@ -90,7 +93,8 @@ struct AdaptiveGroupNormKernel: Kernel {
     @inline(__always) func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
                                  _ a: Float, _ b: Float, _ m: Float?, _ ad: Float?) {
         if CKernelsISA.vector {
-            scm_channel_affine(x, y, Int64(count), a, b, m ?? 1, m == nil ? 0 : 1, ad ?? 0, ad == nil ? 0 : 1, silu ? 1 : 0)
+            scm_channel_affine(x, y, Int64(count), a, b, m ?? 1, m == nil ? 0 : 1, ad ?? 0, ad == nil ? 0 : 1,
+                               silu ? (fastSilu ? 2 : 1) : 0)
             return
         }
         switch (m, ad, silu) {

@@ -73,7 +73,8 @@ struct WinogradConvKernel: Kernel {
     let unitOffset: Int
 
     func run(_ io: KernelIO) {
-        let plan = UnsafePointer(state.plan), act: Int32 = silu ? 1 : 0
+        // bf16 plans take the FMA form of SiLU (2), see `Precision.bf16`
+        let plan = UnsafePointer(state.plan), act: Int32 = silu ? (plan.pointee.bf16 != 0 ? 2 : 1) : 0
         runConvUnits(io, packed: state.packed, n: n, xStride: xStride, yStride: yStride, units: units, hasBias: hasBias,
                      hasResidual: hasResidual, unitOffset: unitOffset,
                      pack: { scm_wino_pack(plan, $0, $1, $2) },
