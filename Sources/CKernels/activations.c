@@ -130,7 +130,7 @@ SCM_AVX512 static void affine_avx512(const float *x, float *y, int64_t count, fl
                                      int has_d, int silu) {
     __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vm = _mm512_set1_ps(m), vd = _mm512_set1_ps(d);
     for (int64_t i = 0; i < count; i += 16) {
-        __mmask16 k = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
+        __mmask16 k = lanes16(count - i >= 16 ? 16 : (int)(count - i));
         __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), va), vb);
         if (has_m) v = _mm512_mul_ps(v, vm);
         if (has_d) v = _mm512_add_ps(v, vd);

@@ -35,6 +35,14 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 // Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers.
 static inline int tile_np(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
 
+// Rows of the padded input's channel axis: channels, or channel pairs in bf16.
+static inline int channel_rows(const scm_conv_plan *p) { return p->bf16 ? (p->c + 1) / 2 : p->c; }
+
+// Floats of a unit's padded input (its planes and the slack), where its tile buffers start.
+static inline int64_t in_floats(const scm_conv_plan *p) {
+    return ((int64_t)channel_rows(p) * p->phases * p->plane + SLACK + 15) / 16 * 16;
+}
+
 // Whether output positions run over flattened padded rows (stride 1, or stride 2 in polyphase planes).
 static inline int flat(const scm_conv_plan *p) { return (p->sh == 1 && p->sw == 1) || p->phases == 4; }
 
@@ -47,8 +55,7 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     if (p->y_chan == 0) { p->y_chan = (int64_t)p->oh * p->ow; p->y_row = p->ow; p->y_col = 1; }
     p->isa = scm_isa();
     p->k = p->c * p->kh * p->kw;
-    int cr = p->bf16 ? (p->c + 1) / 2 : p->c;  // planes of the padded input: channels or channel pairs
-    p->kr = cr * p->kh * p->kw;
+    p->kr = channel_rows(p) * p->kh * p->kw;
     int ohw = p->oh * p->ow, pos = 128;
     int mpad = (p->m + 15) / 16 * 16;
     // Blocks of 64 channels (the most efficient tile), but of 32 on small maps when the batch is
@@ -74,7 +81,7 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     }
     p->plane = p->rows_in * p->wp;
     p->packed_floats = (int64_t)p->mblocks * (p->kr + 1) * p->mb + p->kr;
-    int64_t in = ((int64_t)cr * p->phases * p->plane + SLACK + 15) / 16 * 16;
+    int64_t in = in_floats(p);
     // tile buffers of one unit: its positions rounded up to tiles, times the block's channels
     int64_t L = flat(p) ? (int64_t)(p->rows - 1) * p->wp + p->ow : (int64_t)p->rows * (p->ow + NPMAX);
     p->scratch_floats = in + (L + NARROW) * p->mb;
@@ -116,8 +123,7 @@ void scm_conv_pack_strided(const scm_conv_plan *p, const float *w, int64_t strid
     }
     // (pair-)tap offsets into the padded planes, in floats or 32-bit pair slots
     int32_t *off = (int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
-    int cr = K / kk;
-    for (int c = 0; c < cr; c++)
+    for (int c = 0; c < channel_rows(p); c++)
         for (int ky = 0; ky < p->kh; ky++)
             for (int kx = 0; kx < p->kw; kx++)
                 off[(c * p->kh + ky) * p->kw + kx] =
@@ -363,20 +369,24 @@ static const narrow_fn narrows_bf16[4] = {narrow_b_1, narrow_b_2, narrow_b_3, na
 static const uint16_t pairs_order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 
+// 16 channel pairs (a[l], b[l]) rounded to bf16, in 32-bit slots (idx: pairs_order).
+SCM_AVX512BF16 static inline __attribute__((always_inline)) __m512i pairs16(__m512i idx, __m512 a, __m512 b) {
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
 SCM_AVX512BF16 static inline __attribute__((always_inline)) void bf16_pairs_body(__m512i idx, const float *a, const float *b,
                                                                                  uint32_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 k = lanes16(n - i >= 16 ? 16 : (int)(n - i));
         __m512 va = _mm512_maskz_loadu_ps(k, a + i), vb = b ? _mm512_maskz_loadu_ps(k, b + i) : _mm512_setzero_ps();
-        __m512i w = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
-        _mm512_mask_storeu_epi32(dst + i, k, w);
+        _mm512_mask_storeu_epi32(dst + i, k, pairs16(idx, va, vb));
     }
 }
 
 // bf16: rows iy0 ..< iy0 + rin of every channel pair into planes of 32-bit pair slots, zero-padded.
 SCM_AVX512BF16 static void fill_bf16(const scm_conv_plan *p, const float *x, int iy0, int rin, float *scratch) {
     const __m512i idx = _mm512_loadu_si512(pairs_order);
-    int wp = p->wp, pl = p->pl, cr = (p->c + 1) / 2;
+    int wp = p->wp, pl = p->pl, cr = channel_rows(p);
     int lo = imax(0, imin(pl, wp)), hi = imax(lo, imin(pl + p->w, wp));
     uint32_t *s32 = (uint32_t *)scratch;
     int64_t hw = (int64_t)p->h * p->w;
@@ -408,7 +418,7 @@ SCM_AVX512BF16 static void fill_bf16(const scm_conv_plan *p, const float *x, int
 SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64_t count) {
     int64_t i = 0;
     for (; i < count; i += 16) {
-        __mmask16 k = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
+        __mmask16 k = lanes16(count - i >= 16 ? 16 : (int)(count - i));
         __m512 v = _mm512_maskz_loadu_ps(k, y + i);
         if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, z + i));
         if (silu == 2) v = scm_silu16_fma(v);
@@ -479,14 +489,12 @@ static void fill_phases(const scm_conv_plan *p, const float *x, int oy0, int rq,
 }
 
 #if defined(__x86_64__)
-static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
-
 // One input row's columns 2 q0 - pl + (0 .. 31), zero outside the row, split into the 16 even
 // (plane px = 0) and 16 odd (px = 1) ones.
 SCM_AVX512 static inline __attribute__((always_inline)) void phase_row(const float *row, int W, int ix0, __m512 *ev, __m512 *od) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    __mmask16 klo = lanes16(W - ix0) & (__mmask16)~lanes16(-ix0), khi = lanes16(W - ix0 - 16) & (__mmask16)~lanes16(-ix0 - 16);
+    __mmask16 klo = row_lanes16(-ix0, W), khi = row_lanes16(-ix0 - 16, W);
     __m512 lo = _mm512_maskz_loadu_ps(klo, row + ix0), hi = _mm512_maskz_loadu_ps(khi, row + ix0 + 16);
     *ev = _mm512_permutex2var_ps(lo, even, hi);
     *od = _mm512_permutex2var_ps(lo, odd, hi);
@@ -516,7 +524,7 @@ SCM_AVX512 static void fill_phases_avx512(const scm_conv_plan *p, const float *x
 // bf16: the planes of each channel pair, in 32-bit pair slots.
 SCM_AVX512BF16 static void fill_phases_bf16(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
     const __m512i idx = _mm512_loadu_si512(pairs_order);
-    int wp = p->wp, W = p->w, cr = (p->c + 1) / 2;
+    int wp = p->wp, W = p->w, cr = channel_rows(p);
     int64_t pl4 = p->plane, hw = (int64_t)p->h * W;
     uint32_t *s32 = (uint32_t *)scratch;
     for (int cp = 0; cp < cr; cp++) {
@@ -532,8 +540,8 @@ SCM_AVX512BF16 static void fill_phases_bf16(const scm_conv_plan *p, const float 
                         phase_row(xa + (int64_t)iy * W, W, 2 * q0 - p->pl, &ea, &oa);
                         if (xb) phase_row(xb + (int64_t)iy * W, W, 2 * q0 - p->pl, &eb, &ob);
                     }
-                    _mm512_mask_storeu_epi32(d0 + q0, k, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(eb, ea)));
-                    _mm512_mask_storeu_epi32(d1 + q0, k, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(ob, oa)));
+                    _mm512_mask_storeu_epi32(d0 + q0, k, pairs16(idx, ea, eb));
+                    _mm512_mask_storeu_epi32(d1 + q0, k, pairs16(idx, oa, ob));
                 }
             }
     }
@@ -657,7 +665,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     int b = unit / p->rblocks, rb = unit % p->rblocks;
     int oy0 = rb * p->rows, R = imin(p->rows, p->oh - oy0);
     int m0 = b * p->mb, cnt = imin(p->mb, p->m - m0), nv = (cnt + 15) / 16;
-    int K = p->kr, wp = p->wp, ow = p->ow, cr = p->bf16 ? (p->c + 1) / 2 : p->c;
+    int K = p->kr, wp = p->wp, ow = p->ow;
     int64_t ohw = (int64_t)p->oh * ow, yc = p->y_chan, yr = p->y_row, yx = p->y_col;
     int rin = (R - 1) * p->sh + (p->kh - 1) * p->dh + 1;
     if (p->phases == 4) {
@@ -679,7 +687,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
         fill(p, x, oy0 * p->sh - p->pt, rin, scratch);
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
-    float *buf = scratch + (((int64_t)cr * p->phases * p->plane + SLACK + 15) / 16 * 16);
+    float *buf = scratch + in_floats(p);
     int np = tile_np(nv);
     int swi = flat(p) || p->sw == 1 ? 0 : 1;  // positions one column apart: flattened rows, or width stride 1
     tile_fn tile = tiles_portable[swi][nv - 1];

@@ -15,15 +15,20 @@ static int detect(void) {
     return SCM_ISA_PORTABLE;
 }
 
-int scm_isa(void) {
-    // Racing first calls compute the same value; a relaxed atomic keeps the store well defined.
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+// detect() once: racing first calls compute the same value; a relaxed atomic keeps the store
+// well defined.
+static int once(int *cached, int (*detect)(void)) {
+    int v = __atomic_load_n(cached, __ATOMIC_RELAXED);
     if (v < 0) {
         v = detect();
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+        __atomic_store_n(cached, v, __ATOMIC_RELAXED);
     }
     return v;
+}
+
+int scm_isa(void) {
+    static int cached = -1;
+    return once(&cached, detect);
 }
 
 static int detect_bf16(void) {
@@ -39,10 +44,5 @@ static int detect_bf16(void) {
 
 int scm_has_bf16(void) {
     static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = detect_bf16();
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    return once(&cached, detect_bf16);
 }

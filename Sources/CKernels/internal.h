@@ -29,5 +29,9 @@ void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t coun
 SCM_AVX512 __m512 scm_exp16(__m512 v);
 SCM_AVX512 __m512 scm_silu16(__m512 v);
 SCM_AVX512 __m512 scm_silu16_fma(__m512 v);
+/// The first n of 16 lanes (none for n <= 0, all for n >= 16).
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
+/// Lanes lo ..< lo + n of 16 (clipped): a row of n values whose first lands on lane lo.
+static inline __mmask16 row_lanes16(int lo, int n) { return lanes16(lo + n) & (__mmask16)~lanes16(lo); }
 #endif
 #endif

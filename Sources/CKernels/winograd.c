@@ -206,7 +206,6 @@ static void output_tf_portable(const scm_wino_plan *p, const float *M, const flo
 }
 
 #if defined(__x86_64__)
-static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
 
 // As input_tf_portable, but reading the input rows in place (no padded copy): masked loads give
 // the padding's zeros (and touch no memory outside the row). Tiles t0 ..< t0 + 16 of a channel:
@@ -215,8 +214,7 @@ static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n 
 typedef struct { __mmask16 k0a, k0b, k1a, k1b; } tf_masks;
 static inline tf_masks tf_masks_at(int pl, int W, int t0) {
     int lo = pl - 2 * t0;
-    tf_masks m = {lanes16(lo + W) & (__mmask16)~lanes16(lo), lanes16(lo - 16 + W) & (__mmask16)~lanes16(lo - 16),
-                  lanes16(lo - 2 + W) & (__mmask16)~lanes16(lo - 2), lanes16(lo - 18 + W) & (__mmask16)~lanes16(lo - 18)};
+    tf_masks m = {row_lanes16(lo, W), row_lanes16(lo - 16, W), row_lanes16(lo - 2, W), row_lanes16(lo - 18, W)};
     return m;
 }
 
