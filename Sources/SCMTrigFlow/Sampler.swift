@@ -471,14 +471,15 @@ final class Runner: @unchecked Sendable {
     let batch: Int
     /// Network input x, noise z, network output y, the samples, and ODE work buffers.
     let x: FloatBuffer, z: FloatBuffer, y: FloatBuffer, result: FloatBuffer, d1: FloatBuffer, d2: FloatBuffer, base: FloatBuffer
-    /// Per part (a chunk size): its sessions, one per evaluation, and the `t` input of each
-    /// evaluation for plans that take it (unoptimized; else empty).
-    private let sessions: [[Session]]
-    /// The threads, arena and scratch of every session.
+    /// The threads (noise, mixing, and every network run), and the arena and scratch of the
+    /// sessions when there is a single lane.
     let workspace: Workspace
-    /// With several chunks and threads: per thread, a one-thread workspace and its sessions (as
-    /// `sessions`), which run whole chunks side by side.
-    private let lanes: [(workspace: Workspace, sessions: [[Session]])]
+    /// Per lane: per part (a chunk size), its sessions, one per evaluation. One lane, in
+    /// `workspace`, runs the chunks one after another on all the threads; with several chunks and
+    /// threads, one lane per thread, each in its own one-thread workspace, runs whole chunks side
+    /// by side.
+    private let lanes: [[[Session]]]
+    /// The `t` input of each evaluation, per part, for plans that take it (unoptimized; else empty).
     private let timeInputs: [[Tensor]]
     /// The batch's chunks in order: the part that runs it, its x and its y.
     private let segments: [(part: Int, x: Tensor, y: UnsafeMutableRawBufferPointer)]
@@ -494,9 +495,6 @@ final class Runner: @unchecked Sendable {
         d1 = FloatBuffer(n)
         d2 = FloatBuffer(n)
         base = FloatBuffer(n)
-        let workspace = Workspace(threads: threads, for: parts.flatMap(\.plans))
-        self.workspace = workspace
-        sessions = try parts.map { try $0.plans.map { try $0.makeSession(in: workspace) } }
         timeInputs = try parts.map { part in
             let tLength = model.timeLength(batch: part.size)
             return part.plans.first?.inputs.count == 2
@@ -515,11 +513,14 @@ final class Runner: @unchecked Sendable {
         }
         segments = segs
         let plans = parts.flatMap(\.plans)
-        lanes = threads > 1 && segs.count > 1 && Runner.lanesEnabled
-            ? try (0..<workspace.threads).map { _ in
-                let w = Workspace(threads: 1, for: plans)
-                return (w, try parts.map { try $0.plans.map { try $0.makeSession(in: w) } })
-            } : []
+        func sessions(in w: Workspace) throws -> [[Session]] { try parts.map { try $0.plans.map { try $0.makeSession(in: w) } } }
+        if threads > 1 && segs.count > 1 && Runner.lanesEnabled {
+            workspace = Workspace(threads: threads, arenaBytes: 0, scratchBytes: 0)
+            lanes = try (0..<workspace.threads).map { _ in try sessions(in: Workspace(threads: 1, for: plans)) }
+        } else {
+            workspace = Workspace(threads: threads, for: plans)
+            lanes = [try sessions(in: workspace)]
+        }
     }
 
     /// SCM_SAMPLER_LANES=0 runs the chunks one after another on all the threads, for comparisons.
@@ -527,21 +528,18 @@ final class Runner: @unchecked Sendable {
 
     /// Runs evaluation `k` on x into y, chunk by chunk (side by side when there are lanes).
     func evaluate(_ k: Int) throws {
-        guard !lanes.isEmpty else {
-            for s in segments {
-                let t = timeInputs[s.part]
-                try sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
-            }
+        /// Chunk i on lane `lane`.
+        func run(_ i: Int, lane: Int) throws {
+            let s = segments[i], t = timeInputs[s.part]
+            try lanes[lane][s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
+        }
+        guard lanes.count > 1 else {
+            for i in segments.indices { try run(i, lane: 0) }
             return
         }
         let failures = Failures()
         workspace.parallelFor(segments.count) { i, worker in
-            let s = segments[i], t = timeInputs[s.part]
-            do {
-                try lanes[worker].sessions[s.part][k].run(t.isEmpty ? [s.x] : [s.x, t[k]], into: [s.y])
-            } catch {
-                failures.set(i, error)
-            }
+            do { try run(i, lane: worker) } catch { failures.set(i, error) }
         }
         if let e = failures.first { throw e }
     }
