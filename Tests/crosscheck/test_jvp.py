@@ -71,6 +71,15 @@ CASES = [
     case("Gemm_c_only", "Gemm", {"a": rand(4, 3), "b": rand(4, 5), "c": rand(1, 5)}, attrs={"transA": 1}, wrt=["c"]),
     case("MatMul", "MatMul", {"a": rand(2, 3, 4), "b": rand(4, 5)}),
     case("MatMul_batched", "MatMul", {"a": rand(2, 3, 4), "b": rand(2, 4, 5)}),
+    # Einsum: SGEMM forms (in place, transposed, packed and unpacked operands) and the loop form
+    case("Einsum_matmul", "Einsum", {"a": rand(3, 4), "b": rand(4, 5)}, attrs={"equation": "ij,jk->ik"}),
+    case("Einsum_attention", "Einsum", {"q": rand(2, 2, 3, 4), "k": rand(2, 2, 5, 4)}, attrs={"equation": "bhid,bhjd->bhij"}),
+    case("Einsum_packed", "Einsum", {"a": rand(3, 4, 2), "b": rand(2, 5)}, attrs={"equation": "ikj,jl->lik"}),
+    case("Einsum_ellipsis", "Einsum", {"a": rand(2, 3, 4), "b": rand(4, 2)}, attrs={"equation": "...ij,jk->...ik"}),
+    case("Einsum_unpatchify", "Einsum", {"x": rand(2, 2, 2, 2, 2, 1)}, attrs={"equation": "nhwpqc->nchpwq"}),
+    case("Einsum_three", "Einsum", {"a": rand(2, 3), "b": rand(3, 4), "c": rand(4, 2)}, attrs={"equation": "ij,jk,kl->il"}),
+    case("Einsum_implicit", "Einsum", {"a": rand(3, 4), "b": rand(4, 2)}, attrs={"equation": "ij,jk"}),
+    case("Einsum_diagonal", "Einsum", {"x": rand(2, 3, 3)}, attrs={"equation": "bii->bi"}),
     # Reductions and normalization
     case("Softmax", "Softmax", {"x": rand(2, 5, 3)}, attrs={"axis": 1}),
     case("ReduceMean", "ReduceMean", {"x": rand(2, 3, 4)}, consts={"axes": np.array([1], np.int64)}, attrs={"keepdims": 0}),

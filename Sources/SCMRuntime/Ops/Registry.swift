@@ -3,7 +3,7 @@
 public enum OpRegistry {
     static let definitions: [any Operator.Type] = [
         UnaryOp.self, BinaryOp.self, CompareOp.self, VariadicMinMax.self, WhereOp.self, ClipOp.self, CastOp.self,
-        ConvOp.self, ConvTransposeOp.self, GemmOp.self, MatMulOp.self,
+        ConvOp.self, ConvTransposeOp.self, GemmOp.self, MatMulOp.self, EinsumOp.self,
         SoftmaxOp.self, ReduceOp.self,
         NormalizationOp.self, GroupNormOp.self, LayerNormOp.self, BatchNormOp.self,
         PoolOp.self, GlobalAveragePoolOp.self, ResizeOp.self,
