@@ -16,7 +16,8 @@ Networks (each maps (x [N, 1, 16, 16] in data units, t [N]) to an output of x's 
     F.scaled_dot_product_attention at 8 x 8, nearest upsampling, skip concatenation;
   - `dit`: a DiT-style transformer: 2 x 2 patches, learned position embedding, adaLN-Zero blocks
     (LayerNorm without affine, shift/scale/gate from the time embedding via chunk), multi-head
-    SDPA attention, a tanh-GELU MLP, unpatchify with einsum.
+    SDPA attention, a tanh-GELU MLP, unpatchify with einsum;
+  - `conv-mha`: Mish, nn.MultiheadAttention, ConvTranspose2d, bilinear resizes (both corner modes).
 Every parameter is random (the zero-initialized layers of the originals would hide whole paths).
 
 Exporters x opsets: TorchScript (`dynamo=False`) at opsets 17 and 20, dynamo (`dynamo=True`) at
@@ -28,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 REQS = ["torch==2.15.0", "diffusers==0.42.1", "onnxscript==0.7.2", "onnx==1.23.2", "onnxruntime==1.31.1",
@@ -186,7 +188,28 @@ def build_networks():
             h = h.reshape(h.shape[0], g, g, p, p, 1)
             return torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], 1, g * p, g * p)
 
-    return {"diffusers-unet": DiffusersUNet, "scm-unet": SCMUNet, "dit": DiT}
+    class ConvMHA(nn.Module):
+        """What plain PyTorch code also emits: Mish (Softplus + Tanh before opset 18),
+        nn.MultiheadAttention (shape arithmetic with Mod), ConvTranspose, bilinear resizes."""
+        def __init__(self):
+            super().__init__()
+            self.conv_in = nn.Conv2d(1, 8, 3, padding=1)
+            self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+            self.temb = nn.Linear(1, 8)
+            self.conv_out = nn.Conv2d(8, 1, 3, stride=2, padding=1)
+
+        def forward(self, x, t):
+            h = F.mish(self.conv_in(x))
+            n, c, hh, ww = h.shape
+            q = h.flatten(2).transpose(1, 2)
+            a, _ = self.mha(q, q, q)
+            h = h + a.transpose(1, 2).reshape(n, c, hh, ww)
+            h = F.interpolate(h, scale_factor=0.5, mode="bilinear")
+            h = self.up(h) * self.temb(t[:, None])[:, :, None, None]
+            return self.conv_out(F.interpolate(h, size=(32, 32), mode="bilinear", align_corners=True))
+
+    return {"diffusers-unet": DiffusersUNet, "scm-unet": SCMUNet, "dit": DiT, "conv-mha": ConvMHA}
 
 
 def randomize(model, seed):
@@ -231,7 +254,8 @@ def main():
     manifest = {"torch": torch.__version__, "onnx": onnx.__version__, "batch": BATCH, "files": {}}
     nets = build_networks()
     only = set(args.only.split(",")) if args.only else set(nets)
-    for seed, (name, cls) in enumerate(sorted(nets.items())):
+    for name, cls in sorted(nets.items()):
+        seed = zlib.crc32(name.encode()) % 1000  # per network, whatever the others
         if name not in only:
             continue
         model = cls().eval()

@@ -31,6 +31,15 @@ public enum CommandLineSupport {
         if let v = value, let m = Limits.violation(v, range) { throw ValidationError("\(flag) \(m)") }
     }
 
+    /// Parses 'low,high' (finite, low < high), or throws a usage error naming `flag`.
+    public static func parseRange(_ text: String, flag: String) throws -> (Float, Float) {
+        let p = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi else {
+            throw ValidationError("\(flag) must be 'low,high' with low < high, is '\(text)'")
+        }
+        return (lo, hi)
+    }
+
     /// The worker threads to use by default: the machine's cores, within `Limits.threads`.
     public static var defaultThreads: Int {
         min(max(ProcessInfo.processInfo.activeProcessorCount, Limits.threads.lowerBound), Limits.threads.upperBound)

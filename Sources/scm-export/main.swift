@@ -11,6 +11,9 @@ struct Export: ParsableCommand {
         commandName: "scm-export",
         abstract: "Write a model file, optionally specialized and optimized for sampling steps.",
         discussion: """
+            With --attach, IN is a network exported elsewhere (PyTorch, ...) and OUT the same network with the \
+            TrigFlow contract attached (scm.* metadata, and for a velocity network a division of x by sigma_d in \
+            front, since the contract's x is in data units), checked against the contract: scm-run samples it. \
             With --optimize --steps N, OUT is a directory that receives step1.onnx ... stepN.onnx, each \
             specialized for one time of the N-step schedule and batch size. With --optimize --t T, OUT is one \
             file. With --optimize alone, only the batch size is specialized (t stays an input). Without --optimize, the model is written back through scm's serializer. Fused ops use the \
@@ -32,10 +35,25 @@ struct Export: ParsableCommand {
     @Option(parsing: .unconditional, help: "Write one optimized model per step of the N-step schedule.")
     var steps: Int?
 
-    @Option(help: "Comma-separated decreasing times (the first t_max) instead of the stored schedule; sets the step count.")
-    var schedule: String?
+    @Option(help: "Comma-separated decreasing times (the first t_max) instead of the stored schedule; sets the step count. With --attach: a schedule to store as scm.schedule.<count> (repeatable).")
+    var schedule: [String] = []
 
-    @Option(parsing: .unconditional, help: "t_max for a model without scm.t_max (or to override it), with --steps.")
+    @Flag(help: "Attach the TrigFlow contract to a network exported elsewhere (needs --parameterization and --sigma-data).")
+    var attach = false
+
+    @Option(help: "With --attach: what output 0 is, velocity (F) or consistency (f = cos t x - sigma_d sin t F).")
+    var parameterization: String?
+
+    @Option(help: "With --attach: 'sigma' if the network reads x / sigma_d (inserts the division; the default for velocity), 'none' if it reads x in data units (the default for consistency).")
+    var inputScale: String?
+
+    @Option(help: "With --attach: the data interval mapped to pixels 0..255, 'low,high' (scm.data_range, for PNG output).")
+    var dataRange: String?
+
+    @Option(help: "With --attach: free text for scm.dataset.")
+    var dataset: String?
+
+    @Option(parsing: .unconditional, help: "t_max for a model without scm.t_max (or to override it), with --steps; with --attach, scm.t_max (default atan(80 / sigma_d)).")
     var tMax: Float?
 
     @Option(name: .customLong("t"), parsing: .unconditional, help: "Specialize for this one time.")
@@ -59,7 +77,7 @@ struct Export: ParsableCommand {
     @Flag(help: "Write the sCT loss graph of a network (inputs x, t; output 0 F, optional output 1 logvar): inputs sct_x0, sct_z, sct_t, sct_r, output sct_loss.")
     var sctLoss = false
 
-    @Option(parsing: .unconditional, help: "sigma_data of the sCT loss (default: the model's scm.sigma_data, else 0.5).")
+    @Option(parsing: .unconditional, help: "sigma_data of the sCT loss (default: the model's scm.sigma_data, else 0.5), or of --attach.")
     var sigmaData: Float?
 
     @Flag(help: "Write the training step of a loss graph (output 0 a scalar loss): the gradient of every parameter and a fused Adam update.")
@@ -75,26 +93,32 @@ struct Export: ParsableCommand {
     var emaDecay: Float = 0
 
     /// Whether one file per step was asked for.
-    var perStep: Bool { steps != nil || schedule != nil }
+    var perStep: Bool { steps != nil || (!schedule.isEmpty && !attach) }
 
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
         try CommandLineSupport.check("--steps", steps, Limits.steps)
         try CommandLineSupport.check("--batch", batch, Limits.batch)
         if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }
+        if attach { try validateAttach(); return }
+        for (flag, given) in [("--parameterization", parameterization != nil), ("--input-scale", inputScale != nil),
+                              ("--data-range", dataRange != nil), ("--dataset", dataset != nil)] where given {
+            throw ValidationError("\(flag) applies to --attach")
+        }
+        if schedule.count > 1 { throw ValidationError("--schedule is given \(schedule.count) times; more than once only with --attach") }
         if perStep && time != nil { throw ValidationError("--steps/--schedule and --t exclude each other") }
         if !optimize {
-            for (flag, given) in [("--steps", steps != nil), ("--schedule", schedule != nil), ("--t", time != nil), ("--batch", batch != nil),
+            for (flag, given) in [("--steps", steps != nil), ("--schedule", !schedule.isEmpty), ("--t", time != nil), ("--batch", batch != nil),
                                   ("--passes", passes != nil), ("--fold-limit", foldLimit != nil)] where given {
                 throw ValidationError("\(flag) needs --optimize")
             }
         }
-        if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps or --schedule") }
+        if tMax != nil && !perStep { throw ValidationError("--t-max applies with --steps, --schedule or --attach") }
         if (jvp != nil || grad != nil) && optimize { throw ValidationError("--jvp/--grad and --optimize exclude each other (optimize the exported file afterwards)") }
         let derivations = [jvp != nil, grad != nil, sctLoss, trainStep].filter { $0 }.count
         if derivations > 1 { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude each other") }
         if derivations > 0 && optimize { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude --optimize") }
-        if sigmaData != nil && !sctLoss { throw ValidationError("--sigma-data applies to --sct-loss") }
+        if sigmaData != nil && !sctLoss { throw ValidationError("--sigma-data applies to --sct-loss and --attach") }
         if let s = sigmaData, !(s.isFinite && s > 0) { throw ValidationError("--sigma-data must be positive, is \(s)") }
         if !trainStep && (maxGradNorm != 0 || weightDecay != 0 || emaDecay != 0) {
             throw ValidationError("--max-grad-norm, --weight-decay and --ema-decay apply to --train-step")
@@ -107,7 +131,47 @@ struct Export: ParsableCommand {
         if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
     }
 
+    func validateAttach() throws {
+        guard let p = parameterization else { throw ValidationError("--attach needs --parameterization velocity|consistency") }
+        guard TrigFlowMetadata.Parameterization(rawValue: p) != nil else {
+            throw ValidationError("--parameterization must be velocity or consistency, is '\(p)'")
+        }
+        guard let s = sigmaData else { throw ValidationError("--attach needs --sigma-data S (the data's standard deviation, e.g. 0.5)") }
+        guard s.isFinite, s > 0 else { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        if let i = inputScale, i != "sigma" && i != "none" { throw ValidationError("--input-scale must be sigma or none, is '\(i)'") }
+        if let t = tMax, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t-max must lie in (0, pi/2), is \(t)") }
+        if let r = dataRange { _ = try CommandLineSupport.parseRange(r, flag: "--data-range") }
+        for (flag, given) in [("--optimize", optimize), ("--steps", steps != nil), ("--t", time != nil), ("--batch", batch != nil),
+                              ("--passes", passes != nil), ("--fold-limit", foldLimit != nil), ("--jvp", jvp != nil),
+                              ("--grad", grad != nil), ("--sct-loss", sctLoss), ("--train-step", trainStep)] where given {
+            throw ValidationError("\(flag) does not apply to --attach")
+        }
+    }
+
+    func runAttach() throws {
+        do {
+            let model = try ModelFile.load(path: input, limits: resources.limits)
+            let tm = tMax ?? Float(atan(80.0 / Double(sigmaData ?? 0.5)))
+            let schedules = try schedule.map { try TrigFlowMetadata.parseSchedule($0, tMax: tm, source: "--schedule") }
+            let options = ContractAttachment.Options(
+                parameterization: TrigFlowMetadata.Parameterization(rawValue: parameterization ?? "") ?? .velocity,
+                sigmaData: sigmaData ?? 0.5, tMax: tm, schedules: schedules,
+                dataRange: try dataRange.map { try CommandLineSupport.parseRange($0, flag: "--data-range") },
+                scaledInput: inputScale.map { $0 == "sigma" }, dataset: dataset)
+            let (attached, report) = try ContractAttachment.attach(model, options)
+            let saved = try ModelFile.save(attached, to: output)
+            for note in saved.notes { CommandLineSupport.note("scm-export", note) }
+            let stored = report.schedules.keys.sorted().map { "scm.schedule.\($0)" }
+            print("\(output): \(options.parameterization.rawValue) network, sigma_data \(options.sigmaData), t_max \(report.tMax), sample shape \(report.sampleShape.map(String.init).joined(separator: ","))"
+                  + (report.scaledInput ? ", x / sigma_data inserted before the network" : "")
+                  + (stored.isEmpty ? "" : ", \(stored.joined(separator: ", "))"))
+        } catch {
+            CommandLineSupport.fail("scm-export", "\(error)")
+        }
+    }
+
     func run() throws {
+        if attach { return try runAttach() }
         do {
             var model = try ModelFile.load(path: input, limits: resources.limits)
             if Checkpoint.isCheckpoint(model) {
@@ -163,7 +227,7 @@ struct Export: ParsableCommand {
             let passList = Optimizer.passList(passes)
             let b = batch ?? 1
             if perStep {
-                let times = try CommandLineSupport.stepTimes(model, steps: steps, schedule: schedule, tMax: tMax)
+                let times = try CommandLineSupport.stepTimes(model, steps: steps, schedule: schedule.first, tMax: tMax)
                 let paths = try StepExport.write(model, schedule: times, batch: b, passes: passList, options: options, directory: output)
                 for (p, t) in zip(paths, times) { print("\(p): t = \(t), batch \(b)") }
             } else {

@@ -102,9 +102,7 @@ struct Run: ParsableCommand {
 
     var parsedRange: (Float, Float)? {
         guard let text = dataRange else { return nil }
-        let p = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi else { return nil }
-        return (lo, hi)
+        return try? CommandLineSupport.parseRange(text, flag: "--data-range")
     }
 
     var job: SampleJob {

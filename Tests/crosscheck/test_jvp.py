@@ -49,6 +49,8 @@ CASES = [
     case("Reciprocal", "Reciprocal", {"x": rand(2, 3, 4, away=0.5)}),
     case("Gelu", "Gelu", {"x": rand(2, 3, 4)}),
     case("Gelu_tanh", "Gelu", {"x": rand(2, 3, 4)}, attrs={"approximate": "tanh"}),
+    case("Softplus", "Softplus", {"x": rand(2, 3, 4) * 4}),
+    case("Mish", "Mish", {"x": rand(2, 3, 4) * 3}),
     # Binary, with broadcasting
     case("Add", "Add", {"a": rand(2, 3, 4), "b": rand(4)}),
     case("Add_b_only", "Add", {"a": rand(2, 3, 4), "b": rand(3, 1)}, wrt=["b"]),

@@ -4,11 +4,11 @@ import SCMGraph
 
 // MARK: - Unary float ops
 
-/// Abs, Neg, Sqrt, Reciprocal, Exp, Log, Sin, Cos, Tanh, Erf, Sigmoid, Relu, LeakyRelu, Gelu on
-/// float32 (Abs, Neg, Relu also on the integer types).
+/// Abs, Neg, Sqrt, Reciprocal, Exp, Log, Sin, Cos, Tanh, Erf, Sigmoid, Relu, LeakyRelu, Gelu,
+/// Softplus, Mish on float32 (Abs, Neg, Relu also on the integer types).
 enum UnaryOp: Operator {
     static let opTypes = ["Abs", "Neg", "Sqrt", "Reciprocal", "Exp", "Log", "Sin", "Cos", "Tanh", "Erf", "Sigmoid",
-                          "Relu", "LeakyRelu", "Gelu"]
+                          "Relu", "LeakyRelu", "Gelu", "Softplus", "Mish"]
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 1, 1)
@@ -47,6 +47,10 @@ enum UnaryOp: Operator {
         case "Sigmoid": kernel = SigmoidKernel(count: x.count)
         case "Relu": kernel = UnaryKernel<ReluF>(count: x.count, p: param)
         case "LeakyRelu": kernel = UnaryKernel<LeakyReluF>(count: x.count, p: param)
+        case "Softplus": kernel = UnaryKernel<SoftplusF>(count: x.count, p: param)
+        case "Mish":
+            guard ctx.opset >= 18 else { throw ctx.unsupported("Mish needs opset 18") }
+            kernel = UnaryKernel<MishF>(count: x.count, p: param)
         default: kernel = param == 0 ? UnaryKernel<GeluF>(count: x.count, p: 0) : UnaryKernel<GeluTanhF>(count: x.count, p: 0)
         }
         return OpBuild(outputs: [x], kernel: kernel, inPlace: [0])
@@ -70,6 +74,14 @@ enum ExpF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> 
 enum LogF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { Foundation.log(x) } }
 enum SinF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { Foundation.sin(x) } }
 enum CosF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { Foundation.cos(x) } }
+/// log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)): no overflow for large x, exact for negative.
+enum SoftplusF: UnaryFn {
+    @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x))) }
+}
+/// x tanh(softplus(x)) (PyTorch's F.mish, ONNX's Mish since opset 18).
+enum MishF: UnaryFn {
+    @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { x * Foundation.tanh(SoftplusF.f(x, 0)) }
+}
 enum TanhF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { Foundation.tanh(x) } }
 enum ErfF: UnaryFn { @inline(__always) static func f(_ x: Float, _ p: Float) -> Float { Foundation.erf(x) } }
 enum SigmoidF: UnaryFn {
@@ -132,6 +144,8 @@ enum AddFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _
 enum SubFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.sub(a, b) } }
 enum MulFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.mul(a, b) } }
 enum DivFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.div(a, b) } }
+enum ModFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.mod(a, b, fmod: false) } }
+enum FModFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.mod(a, b, fmod: true) } }
 enum PowFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.pow(a, b) } }
 enum MinFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.minimum(a, b) } }
 enum MaxFn<T: ArithScalar>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) -> T { T.maximum(a, b) } }
@@ -143,11 +157,17 @@ enum CopyFirstFn<T>: BinaryFn { @inline(__always) static func f(_ a: T, _ b: T) 
 
 /// Add, Sub, Mul, Div, Pow with numpy broadcasting, on float32/64 and the integer types.
 enum BinaryOp: Operator {
-    static let opTypes = ["Add", "Sub", "Mul", "Div", "Pow"]
+    static let opTypes = ["Add", "Sub", "Mul", "Div", "Pow", "Mod"]
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 2, 2)
         let a = try ctx.input(0), b = try ctx.input(1)
+        var op = ctx.node.opType
+        if op == "Mod" {
+            let fmod = try ctx.int("fmod", 0)
+            guard fmod == 0 || fmod == 1 else { throw ctx.error("attribute 'fmod' must be 0 or 1, is \(fmod)") }
+            if fmod == 1 { op = "FMod" }
+        }
         try ctx.require(a, in: arithmeticDTypes)
         try ctx.require(b, in: arithmeticDTypes)
         guard a.dtype == b.dtype || ctx.node.opType == "Pow" else {
@@ -161,7 +181,7 @@ enum BinaryOp: Operator {
         var inPlace: [Int] = []
         if a.shape == shape { inPlace.append(0) }
         if b.shape == shape && a.dtype == b.dtype { inPlace.append(1) }
-        return OpBuild(outputs: [out], kernel: BinaryKernel(op: ctx.node.opType, a: a.dtype, b: b.dtype, loop: loop),
+        return OpBuild(outputs: [out], kernel: BinaryKernel(op: op, a: a.dtype, b: b.dtype, loop: loop),
                        inPlace: inPlace)
     }
 }
@@ -189,6 +209,8 @@ struct BinaryKernel: Kernel {
         case "Sub": loop.run2(SubFn<T>.self, x, y, o, io.pool)
         case "Mul": loop.run2(MulFn<T>.self, x, y, o, io.pool)
         case "Div": loop.run2(DivFn<T>.self, x, y, o, io.pool)
+        case "Mod": loop.run2(ModFn<T>.self, x, y, o, io.pool)
+        case "FMod": loop.run2(FModFn<T>.self, x, y, o, io.pool)
         default: loop.run2(PowFn<T>.self, x, y, o, io.pool)
         }
     }
@@ -396,6 +418,11 @@ extension UnaryOp: ForwardDifferentiable, ReverseDifferentiable {
         case "Cos": return r.neg(r.mul(d, r.emit("Sin", [x])))
         case "Tanh": return r.mul(d, r.sub(r.scalar(1), r.mul(y, y)))              // d (1 - y^2)
         case "Sigmoid": return r.mul(d, r.mul(y, r.sub(r.scalar(1), y)))           // d y (1 - y)
+        case "Softplus": return r.mul(d, r.emit("Sigmoid", [x]))                      // d sigmoid(x)
+        case "Mish":                                          // d (tanh s + x (1 - tanh^2 s) sigmoid(x)), s = softplus(x)
+            let th = r.emit("Tanh", [r.emit("Softplus", [x])])
+            let second = r.mul(x, r.mul(r.sub(r.scalar(1), r.mul(th, th)), r.emit("Sigmoid", [x])))
+            return r.mul(d, r.plus(th, second))
         case "Erf":                                                                  // d 2/sqrt(pi) exp(-x^2)
             return r.mul(d, r.mul(r.scalar(2 / Double.pi.squareRoot()), r.emit("Exp", [r.neg(r.mul(x, x))])))
         case "Relu": return r.emit("Where", [r.emit("Greater", [x, r.scalar(0)]), d, r.scalar(0)])
@@ -434,6 +461,10 @@ extension BinaryOp: ForwardDifferentiable {
             return [r.add(da.map { r.broadcast($0, input: 0) }, db.map { r.broadcast($0, input: 1) })]
         case "Sub":
             return [r.add(da.map { r.broadcast($0, input: 0) }, db.map { r.neg(r.broadcast($0, input: 1)) })]
+        case "Mod":
+            // fmod(a, b) = a - trunc(a / b) b: 1 along a (piecewise); b's derivative has no rule yet.
+            guard db == nil else { throw r.error("Mod has no forward-mode (JVP) rule for its divisor") }
+            return [da.map { r.broadcast($0, input: 0) }]
         case "Mul":
             // Each product has the output's shape (the other factor broadcasts it).
             return [r.add(da.map { r.mul($0, b) }, db.map { r.mul(a, $0) })]
@@ -495,6 +526,9 @@ extension BinaryOp: ReverseDifferentiable {
         switch r.node.opType {
         case "Add": return [onA(g), onB(g)]
         case "Sub": return [onA(g), onB(r.neg(g))]
+        case "Mod":
+            guard !r.needs(1) else { throw r.error("Mod has no reverse-mode (VJP) rule for its divisor") }
+            return [onA(g), nil]
         case "Mul": return [onA(r.mul(g, b)), onB(r.mul(g, a))]
         case "Div": return [onA(r.div(g, b)), onB(r.neg(r.div(r.mul(g, y), b)))]
         case "Pow":

@@ -10,6 +10,8 @@ protocol ArithScalar: Comparable, TensorScalar {
     static func div(_ a: Self, _ b: Self) -> Self
     static func pow(_ a: Self, _ b: Self) -> Self
     static func minimum(_ a: Self, _ b: Self) -> Self
+    /// ONNX Mod: `fmod` (C's, the sign of a) or the floored remainder (the sign of b, Python's %).
+    static func mod(_ a: Self, _ b: Self, fmod: Bool) -> Self
     static func maximum(_ a: Self, _ b: Self) -> Self
     var asDouble: Double { get }
     /// The identity of max: -infinity, or the type's minimum.
@@ -25,6 +27,10 @@ extension ArithScalar where Self: BinaryFloatingPoint {
     // NaN propagates, as numpy.minimum / maximum.
     @inline(__always) static func minimum(_ a: Self, _ b: Self) -> Self { a.isNaN || a < b ? a : b }
     @inline(__always) static func maximum(_ a: Self, _ b: Self) -> Self { a.isNaN || a > b ? a : b }
+    @inline(__always) static func mod(_ a: Self, _ b: Self, fmod: Bool) -> Self {
+        let r = Self(Foundation.fmod(Double(a), Double(b)))
+        return fmod || r == 0 || (r < 0) == (b < 0) ? r : r + b
+    }
     var asDouble: Double { Double(self) }
     static var lowest: Self { -.infinity }
     init(fromDouble d: Double) { self.init(d) }
@@ -55,6 +61,12 @@ extension ArithScalar where Self: FixedWidthInteger {
             e >>= 1
         }
         return r
+    }
+    @inline(__always) static func mod(_ a: Self, _ b: Self, fmod: Bool) -> Self {
+        if b == 0 { return 0 }  // numpy gives 0 for integer x % 0 (with a warning); no trap here
+        if Self.isSigned && b == 0 &- 1 { return 0 }
+        let r = a % b
+        return fmod || r == 0 || (r < 0) == (b < 0) ? r : r &+ b
     }
     @inline(__always) static func minimum(_ a: Self, _ b: Self) -> Self { Swift.min(a, b) }
     @inline(__always) static func maximum(_ a: Self, _ b: Self) -> Self { Swift.max(a, b) }

@@ -1,0 +1,115 @@
+import Foundation
+import SCMGraph
+
+/// Makes a network exported elsewhere (PyTorch's `torch.onnx.export`, ...) samplable: writes the
+/// TrigFlow contract's metadata (schemas/README.md) into it and, for a velocity network that
+/// takes its input already divided by sigma_d (sCM's `F(x_t / sigma_d, t)`), puts that division
+/// in front, so that `x` is in data units as the contract says. The result is checked against
+/// the contract (`TrigFlowModel`) before it is returned.
+public enum ContractAttachment {
+    public struct Options: Sendable {
+        /// What output 0 is: `velocity` (F) or `consistency` (f = cos t x - sigma_d sin t F).
+        public var parameterization: TrigFlowMetadata.Parameterization
+        /// sigma_d, the data's standard deviation.
+        public var sigmaData: Float
+        /// The first sampling time; nil: atan(80 / sigma_d) (sCM's sigma_max of 80).
+        public var tMax: Float?
+        /// Schedules to store as `scm.schedule.N` (N = the count of times), each starting at t_max.
+        public var schedules: [[Float]] = []
+        /// `scm.data_range` (low, high), needed for PNG output.
+        public var dataRange: (Float, Float)?
+        /// Whether the network reads x / sigma_d (true: a division by sigma_d is inserted before it).
+        /// nil: true for velocity networks (sCM's convention), false for consistency ones.
+        public var scaledInput: Bool?
+        /// `scm.dataset`, free text.
+        public var dataset: String?
+
+        public init(parameterization: TrigFlowMetadata.Parameterization, sigmaData: Float, tMax: Float? = nil,
+                    schedules: [[Float]] = [], dataRange: (Float, Float)? = nil, scaledInput: Bool? = nil, dataset: String? = nil) {
+            self.parameterization = parameterization
+            self.sigmaData = sigmaData
+            self.tMax = tMax
+            self.schedules = schedules
+            self.dataRange = dataRange
+            self.scaledInput = scaledInput
+            self.dataset = dataset
+        }
+    }
+
+    /// The keys this writes (an existing entry of the same key is replaced).
+    static let keys = ["scm.format", "scm.parameterization", "scm.sigma_data", "scm.t_max", "scm.data_range",
+                       "scm.sample_shape", "scm.dataset"]
+
+    /// What `attach` changed, for the command line's report.
+    public struct Report: Sendable {
+        public var tMax: Float
+        public var sampleShape: [Int]
+        public var scaledInput: Bool
+        public var schedules: [Int: [Float]]
+    }
+
+    public static func attach(_ model: Model, _ o: Options) throws(SamplerError) -> (Model, Report) {
+        func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidArgument, at: at, m) }
+        guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
+        let tMax = o.tMax ?? Float(atan(80.0 / Double(o.sigmaData)))
+        guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
+        var stored: [Int: [Float]] = [:]
+        for s in o.schedules {
+            try SamplerError.wrap { try TrigFlowMetadata.checkSchedule(s, tMax: tMax, source: "schedule \(s.map { String($0) }.joined(separator: ","))") }
+            guard stored[s.count] == nil else { throw bad("schedule", "two schedules of \(s.count) steps") }
+            stored[s.count] = s
+        }
+        if let r = o.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
+            throw bad("data range", "\(r.0),\(r.1) is not 'low,high' with low < high")
+        }
+        var m = model
+        let inits = Set(m.graph.initializers.map(\.meta.name))
+        let inputs = m.graph.inputs.filter { !inits.contains($0.name) }
+        guard inputs.count == 2 else {
+            throw SamplerError(.invalidModel, at: "graph inputs",
+                               "a TrigFlow network has exactly two inputs, x [N, ...] and t [N]; this one has \(inputs.count) (\(inputs.map(\.name).joined(separator: ", ")))")
+        }
+        let x = inputs[0].name
+        var shape: [Int] = []
+        if let s = inputs[0].type?.shape, let rest = Array(s.dropFirst()).concrete { shape = rest }
+        let scaled = o.scaledInput ?? (o.parameterization == .velocity)
+        if scaled {
+            // x / sigma_d under a fresh name, read by every node that read x.
+            var taken = Set(m.graph.nodes.flatMap { $0.inputs + $0.outputs } + m.graph.initializers.map(\.meta.name)
+                            + m.graph.inputs.map(\.name) + m.graph.nodes.map(\.name))
+            func fresh(_ base: String) -> String {
+                var n = base, i = 0
+                while taken.contains(n) { i += 1; n = "\(base)_\(i)" }
+                taken.insert(n)
+                return n
+            }
+            let scaledName = fresh("\(x)_over_sigma_data"), sigma = fresh("scm_sigma_data")
+            for i in m.graph.nodes.indices {
+                m.graph.nodes[i].inputs = m.graph.nodes[i].inputs.map { $0 == x ? scaledName : $0 }
+            }
+            if m.graph.outputs.contains(where: { $0.name == x }) {
+                throw SamplerError(.invalidModel, at: "graph outputs", "input '\(x)' is also an output")
+            }
+            let c: Tensor
+            do { c = try Tensor(shape: [], scalars: [o.sigmaData], name: sigma) } catch {
+                throw SamplerError(.invalidArgument, at: "sigma_data", "\(error)")
+            }
+            m.graph.initializers.append(c)
+            m.graph.nodes.insert(Node("Div", inputs: [x, sigma], outputs: [scaledName], name: fresh("scm_scale_input")), at: 0)
+        }
+        m.metadata.removeAll { e in keys.contains(e.key) || e.key.hasPrefix("scm.schedule.") }
+        m.metadata.append(MetadataEntry("scm.format", "trigflow/1"))
+        m.metadata.append(MetadataEntry("scm.parameterization", o.parameterization.rawValue))
+        m.metadata.append(MetadataEntry("scm.sigma_data", String(o.sigmaData)))
+        m.metadata.append(MetadataEntry("scm.t_max", String(tMax)))
+        for (n, times) in stored.sorted(by: { $0.key < $1.key }) {
+            m.metadata.append(MetadataEntry("scm.schedule.\(n)", times.map { String($0) }.joined(separator: ",")))
+        }
+        if let r = o.dataRange { m.metadata.append(MetadataEntry("scm.data_range", "\(r.0),\(r.1)")) }
+        if !shape.isEmpty { m.metadata.append(MetadataEntry("scm.sample_shape", shape.map(String.init).joined(separator: ","))) }
+        if let d = o.dataset { m.metadata.append(MetadataEntry("scm.dataset", d)) }
+        // The contract's own check (input ranks and types, output, metadata).
+        _ = try TrigFlowModel(m)
+        return (m, Report(tMax: tMax, sampleShape: shape, scaledInput: scaled, schedules: stored))
+    }
+}
