@@ -283,9 +283,28 @@ public final class Sampler: @unchecked Sendable {
         return try run(count: shape[1], noise: .given(noise), progress: progress)
     }
 
+    /// The key of one sample's noise: its z_k is `GaussianNoise` of (seed, sample, k), as for
+    /// sample `sample` of a `sample(count:seed:)` call with that seed.
+    public struct NoiseKey: Sendable, Hashable {
+        public var seed: UInt64
+        public var sample: UInt32
+        public init(seed: UInt64, sample: UInt32) {
+            self.seed = seed
+            self.sample = sample
+        }
+    }
+
+    /// Draws one sample per key, sample i with the noise of `keys[i]`: several callers' requests
+    /// (each its own seed and indices 0..<count) served as one batch, each caller's samples
+    /// bitwise those of its own `sample(count:seed:)` call (batch invariance).
+    public func sample(keys: [NoiseKey], progress: Progress? = nil) throws(SamplerError) -> Samples {
+        try run(count: keys.count, noise: .keyed(keys), progress: progress)
+    }
+
     enum NoiseSource {
         case seed(UInt64)
         case given([Float])
+        case keyed([NoiseKey])
     }
 
     private func run(count: Int, noise: NoiseSource, progress: Progress?) throws(SamplerError) -> Samples {
@@ -366,6 +385,10 @@ public final class Sampler: @unchecked Sendable {
             switch noise {
             case .seed(let seed):
                 GaussianNoise.fill(z + j * e, elements: range, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
+            case .keyed(let keys):
+                // Padding past the last key: any noise (its samples are dropped).
+                let k = first + j < keys.count ? keys[first + j] : NoiseKey(seed: 0, sample: UInt32(truncatingIfNeeded: first + j))
+                GaussianNoise.fill(z + j * e, elements: range, seed: k.seed, sample: k.sample, step: UInt32(step))
             case .given(let values):
                 if j < real {
                     values.withUnsafeBufferPointer { src in

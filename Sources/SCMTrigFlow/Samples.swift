@@ -32,6 +32,17 @@ public struct Samples: Sendable {
     /// The number of samples.
     public var count: Int { shape[0] }
 
+    /// Samples `range` of these (the share of one request in a batch drawn for several), with
+    /// this call's timing.
+    public func slice(_ range: Range<Int>) throws(SamplerError) -> Samples {
+        guard range.lowerBound >= 0, range.upperBound <= count, !range.isEmpty else {
+            throw SamplerError(.invalidArgument, at: "slice", "\(range) is not a non-empty range of 0..<\(count)")
+        }
+        let e = shape.dropFirst().reduce(1, *)
+        return Samples(values: Array(values[(range.lowerBound * e)..<(range.upperBound * e)]), shape: [range.count] + shape.dropFirst(),
+                       dataRange: dataRange, isImage: isImage, timing: timing)
+    }
+
     /// The samples as a float32 tensor [count, sample shape...].
     public func tensor() throws(SamplerError) -> Tensor {
         try SamplerError.wrap { try Tensor(shape: shape, scalars: values) }

@@ -175,6 +175,25 @@ struct SamplerTests {
         #expect(throws: SamplerError.self) { try sampler.sample(noise: [1, 2], shape: [2, count, 1, 8, 8]) }
     }
 
+    @Test("Keyed noise: requests of different seeds drawn as one batch give each request's own samples")
+    func keyedNoise() throws {
+        let e = 64
+        for (batch, threads) in [(8, 1), (4, 2)] {
+            let sampler = try TrigFlowModel(path: tinyPath).sampler(steps: 2, options: .init(batch: batch, threads: threads))
+            let requests: [(seed: UInt64, count: Int)] = [(7, 3), (1 << 40, 1), (7, 2), (99, 5)]
+            let keys = requests.flatMap { r in (0..<r.count).map { Sampler.NoiseKey(seed: r.seed, sample: UInt32($0)) } }
+            let together = try sampler.sample(keys: keys)
+            #expect(together.shape == [keys.count, 1, 8, 8])
+            var first = 0
+            for r in requests {
+                let alone = try sampler.sample(count: r.count, seed: r.seed)
+                #expect(Array(together.values[(first * e)..<((first + r.count) * e)]) == alone.values, "seed \(r.seed), batch \(batch)")
+                first += r.count
+            }
+        }
+        #expect(throws: SamplerError.self) { try TrigFlowModel(path: tinyPath).sampler(steps: 1).sample(keys: []) }
+    }
+
     @Test("The ODE baseline counts its evaluations and converges with more steps")
     func ode() throws {
         let model = try TrigFlowModel(path: tinyPath)

@@ -1,0 +1,157 @@
+import Foundation
+import SCM
+
+/// Dynamic batching for one sampler (one model, step count and precision): requests that arrive
+/// while others wait are drawn as one batch of up to `maxBatch` samples, each request's samples
+/// with its own noise keys (seed, 0..<count), so by the sampler's batch invariance every response
+/// is bitwise what the request alone would get. The first request of a batch waits at most
+/// `batchWait` for company; a full batch leaves at once. One batch runs at a time (the sampler's
+/// threads are the machine's), on a dispatch queue of its own, off Swift's cooperative pool.
+///
+/// Backpressure: the samples waiting or running are bounded by `queueLimit` (a request that does
+/// not fit is refused with 429 at once, nothing queued); a request still waiting when its
+/// deadline passes is answered 503 and dropped.
+actor Batcher {
+    struct Served: Sendable {
+        let samples: Samples
+        /// Samples and requests of the batch this request ran in.
+        let batchSamples: Int
+        let batchRequests: Int
+        /// Time from arrival to the start of its batch.
+        let queued: Duration
+    }
+
+    private struct Waiter {
+        let seed: UInt64
+        let count: Int
+        let arrived: ContinuousClock.Instant
+        let deadline: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Served, any Error>
+    }
+
+    private let sampler: Sampler
+    private let maxBatch: Int, queueLimit: Int, batching: Bool
+    private let batchWait: Duration, deadline: Duration
+    private let metrics: ServiceMetrics
+    private let label: String
+    private let work: DispatchQueue
+    private var queue: [Waiter] = []
+    /// Samples waiting or running.
+    private var held = 0
+    private var running = false
+    private var timer: Task<Void, Never>?
+    private var timerFires: ContinuousClock.Instant?
+
+    init(sampler: Sampler, configuration c: ServerConfiguration, metrics: ServiceMetrics, label: String) {
+        self.sampler = sampler
+        maxBatch = c.maxBatch
+        queueLimit = c.queueLimit
+        batching = c.batching
+        batchWait = c.batchWait
+        deadline = c.deadline
+        self.metrics = metrics
+        self.label = label
+        work = DispatchQueue(label: "scm-serve.batcher.\(label)")
+    }
+
+    /// Draws `count` samples with noise keyed by `seed`, in whatever batch forms.
+    func submit(seed: UInt64, count: Int) async throws -> Served {
+        guard held + count <= queueLimit else {
+            metrics.rejected.increment()
+            throw ServiceError(429, "the queue of \(label) holds \(held) of \(queueLimit) samples; \(count) more do not fit",
+                               retryAfter: 1)
+        }
+        held += count
+        metrics.held.record(Double(held))
+        let now = ContinuousClock.now
+        return try await withCheckedThrowingContinuation { c in
+            queue.append(Waiter(seed: seed, count: count, arrived: now, deadline: now + deadline, continuation: c))
+            schedule()
+        }
+    }
+
+    /// Drops expired waiters, starts a batch when one is due, else arms the timer for the next
+    /// moment one can be due (the first waiter's wait bound, or the earliest deadline).
+    private func schedule() {
+        let now = ContinuousClock.now
+        expire(now)
+        guard let first = queue.first else { return }
+        if !running {
+            let waiting = queue.reduce(0) { $0 + $1.count }
+            if !batching || waiting >= maxBatch || now >= first.arrived + batchWait {
+                dispatch()
+                if queue.isEmpty { return }
+            }
+        }
+        var fire = queue.map(\.deadline).min() ?? now + deadline
+        if !running, let f = queue.first { fire = min(fire, f.arrived + batchWait) }
+        if let t = timerFires, t <= fire, timer != nil { return }
+        timer?.cancel()
+        timerFires = fire
+        timer = Task { [weak self] in
+            try? await Task.sleep(until: fire, clock: .continuous)
+            await self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerFires = nil
+        schedule()
+    }
+
+    private func expire(_ now: ContinuousClock.Instant) {
+        while let i = queue.firstIndex(where: { $0.deadline <= now }) {
+            let w = queue.remove(at: i)
+            held -= w.count
+            metrics.expired.increment()
+            w.continuation.resume(throwing: ServiceError(503, "queued longer than the deadline of \(deadline) before a batch could take it",
+                                                         retryAfter: 1))
+        }
+        metrics.held.record(Double(held))
+    }
+
+    private func dispatch() {
+        var take: [Waiter] = []
+        var n = 0
+        while let w = queue.first, take.isEmpty || (batching && n + w.count <= maxBatch) {
+            take.append(queue.removeFirst())
+            n += w.count
+        }
+        guard !take.isEmpty else { return }
+        running = true
+        let keys = take.flatMap { w in (0..<w.count).map { Sampler.NoiseKey(seed: w.seed, sample: UInt32($0)) } }
+        let sampler = self.sampler
+        let started = ContinuousClock.now
+        metrics.batchSamples.record(Double(n))
+        let batch = take
+        work.async {
+            let result = Result { () throws(SamplerError) -> Samples in try sampler.sample(keys: keys) }
+            Task { await self.finished(batch, result, started: started) }
+        }
+    }
+
+    private func finished(_ batch: [Waiter], _ result: Result<Samples, SamplerError>, started: ContinuousClock.Instant) {
+        running = false
+        var first = 0
+        for w in batch {
+            held -= w.count
+            metrics.queueSeconds.record(started - w.arrived)
+            switch result {
+            case .success(let all):
+                do {
+                    let mine = try all.slice(first..<(first + w.count))
+                    w.continuation.resume(returning: Served(samples: mine, batchSamples: all.count, batchRequests: batch.count,
+                                                            queued: started - w.arrived))
+                } catch {
+                    w.continuation.resume(throwing: ServiceError(500, "\(error)"))
+                }
+            case .failure(let e):
+                w.continuation.resume(throwing: ServiceError(500, "sampling failed: \(e)"))
+            }
+            first += w.count
+        }
+        metrics.held.record(Double(held))
+        schedule()
+    }
+}

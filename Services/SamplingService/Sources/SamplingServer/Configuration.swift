@@ -1,0 +1,53 @@
+import Foundation
+import SCM
+
+/// Everything `scm-serve` is started with.
+public struct ServerConfiguration: Sendable {
+    /// Model files, or folders whose `*.onnx` files are loaded (each must follow the contract).
+    public var models: [String]
+    public var host = "127.0.0.1"
+    /// 0: any free port (written to `portFile` once bound).
+    public var port = 8080
+    /// Where to write the bound port (tests start the server on port 0).
+    public var portFile: String?
+    /// Step counts served (a sampler per model, step count and precision, compiled at start).
+    public var steps = [1, 2, 4]
+    /// Precisions served: fp32, and bf16 (run as fp32 where the CPU lacks AVX512-BF16).
+    public var precisions: [Precision] = [.fp32, .bf16]
+    /// Worker threads of each sampler.
+    public var threads = 2
+    /// Samples per coalesced batch (and the samplers' batch size).
+    public var maxBatch = 64
+    /// How long the first request of a batch waits for others to join it.
+    public var batchWait: Duration = .milliseconds(5)
+    /// Dynamic batching on; off: each request runs alone (in arrival order).
+    public var batching = true
+    /// Samples waiting or running per model and step count before requests get 429.
+    public var queueLimit = 1024
+    /// The most samples one request may ask for.
+    public var maxCount = 256
+    /// The largest request body accepted (413 beyond).
+    public var maxBodyBytes = 16 * 1024
+    /// A request still queued after this long gets 503.
+    public var deadline: Duration = .seconds(30)
+
+    public init(models: [String]) { self.models = models }
+}
+
+/// A request the service refuses: the HTTP status, the JSON field to blame (if any), a message.
+public struct ServiceError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var field: String?
+    public var message: String
+    /// Seconds for Retry-After (429, 503).
+    public var retryAfter: Int?
+
+    public init(_ status: Int, field: String? = nil, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.field = field
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { (field.map { "\($0): " } ?? "") + message }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import SCM
+
+/// The models a server holds, each with one sampler per (step count, precision), compiled at
+/// start for every batch size a coalesced batch can have (the sampler rounds a batch up to a
+/// power of two, so that is log2(maxBatch) + 1 sizes).
+public final class ModelRegistry: Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let path: String
+        public let model: TrigFlowModel
+        /// Keyed by "steps/precision".
+        let samplers: [String: Sampler]
+        /// One batcher per sampler.
+        let batchers: [String: Batcher]
+    }
+
+    public let entries: [String: Entry]
+    public let configuration: ServerConfiguration
+
+    /// The model files named by `paths` (files, or folders of `*.onnx` files, in name order).
+    public static func files(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                throw ServiceError(0, field: "--models", "'\(p)' does not exist")
+            }
+            if isDir.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: p).filter { $0.hasSuffix(".onnx") }.sorted()
+                out += names.map { (p as NSString).appendingPathComponent($0) }
+            } else {
+                out.append(p)
+            }
+        }
+        guard !out.isEmpty else { throw ServiceError(0, field: "--models", "no model files in \(paths.joined(separator: ", "))") }
+        return out
+    }
+
+    static func key(steps: Int, precision: Precision) -> String { "\(steps)/\(precision.rawValue)" }
+
+    public init(_ c: ServerConfiguration, metrics: ServiceMetrics) throws {
+        configuration = c
+        var entries: [String: Entry] = [:]
+        for path in try Self.files(c.models) {
+            let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            guard entries[name] == nil else { throw ServiceError(0, field: "--models", "two models are named '\(name)'") }
+            let model: TrigFlowModel
+            do { model = try TrigFlowModel(path: path) } catch {
+                throw ServiceError(0, field: "--models", "\(path): \(error)")
+            }
+            var samplers: [String: Sampler] = [:], batchers: [String: Batcher] = [:]
+            for steps in c.steps {
+                for precision in c.precisions {
+                    let sampler: Sampler
+                    do {
+                        sampler = try model.sampler(steps: steps, options: .init(batch: c.maxBatch, threads: c.threads, precision: precision))
+                        var n = 1
+                        while n <= c.maxBatch {
+                            try sampler.prepare(count: n)
+                            n *= 2
+                        }
+                        try sampler.prepare(count: c.maxBatch)
+                    } catch {
+                        throw ServiceError(0, field: "--models", "\(path), \(steps) steps, \(precision.rawValue): \(error)")
+                    }
+                    let k = Self.key(steps: steps, precision: precision)
+                    samplers[k] = sampler
+                    batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, label: "\(name) \(k)")
+                }
+            }
+            entries[name] = Entry(name: name, path: path, model: model, samplers: samplers, batchers: batchers)
+        }
+        self.entries = entries
+    }
+
+    /// The `GET /v1/models` description of every model: its contract metadata and what is served.
+    public func describe() -> [[String: Any]] {
+        entries.keys.sorted().compactMap { name in
+            guard let e = entries[name] else { return nil }
+            let m = e.model.metadata
+            var d: [String: Any] = [
+                "name": name,
+                "parameterization": m.parameterization.rawValue,
+                "sigma_data": Double(m.sigmaData),
+                "t_max": Double(m.tMax),
+                "sample_shape": e.model.sampleShape,
+                "steps": configuration.steps,
+                "precisions": configuration.precisions.map(\.rawValue),
+                "formats": e.model.isImage && m.dataRange != nil ? ["png", "npy"] : ["npy"],
+                "max_count": configuration.maxCount,
+            ]
+            if let r = m.dataRange { d["data_range"] = [Double(r.0), Double(r.1)] }
+            var schedules: [String: [Double]] = [:]
+            for s in configuration.steps {
+                if let t = try? m.schedule(steps: s) { schedules[String(s)] = t.map(Double.init) }
+            }
+            d["schedules"] = schedules
+            for key in ["scm.dataset", "scm.classes", "scm.training"] {
+                if let v = e.model.model.metadataValue(key) { d[String(key.dropFirst(4))] = v }
+            }
+            return d
+        }
+    }
+}

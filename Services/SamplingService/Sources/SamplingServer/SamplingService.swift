@@ -1,0 +1,114 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SCM
+import ServiceLifecycle
+
+/// The HTTP sampling service: `POST /v1/samples`, `GET /v1/models`, `GET /healthz`,
+/// `GET /metrics`. Models are loaded and every plan compiled before the port opens; SIGTERM or
+/// SIGINT stops accepting connections, lets the requests in flight finish, and returns.
+public enum SamplingService {
+    /// Loads the models and compiles their plans (the slow part: before the server binds).
+    public static func prepare(_ c: ServerConfiguration, logger: Logger) throws -> (ModelRegistry, ServiceMetrics) {
+        let metrics = ServiceMetrics()
+        let start = ContinuousClock.now
+        let registry = try ModelRegistry(c, metrics: metrics)
+        logger.info("loaded \(registry.entries.count) model(s): \(registry.entries.keys.sorted().joined(separator: ", ")); steps \(c.steps), precisions \(c.precisions.map(\.rawValue)); plans compiled in \(ContinuousClock.now - start)")
+        return (registry, metrics)
+    }
+
+    public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in json(200, ["status": "ok", "models": registry.entries.count]) }
+        router.get("/v1/models") { _, _ in json(200, ["models": registry.describe()]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
+        }
+        router.post("/v1/samples") { request, _ in
+            let start = ContinuousClock.now
+            let response: Response
+            do {
+                response = try await samples(request, registry, metrics)
+            } catch let e as ServiceError {
+                response = failure(e)
+            } catch let e as HTTPError where e.status == .contentTooLarge {
+                response = failure(ServiceError(413, field: "body", "is larger than \(registry.configuration.maxBodyBytes) bytes"))
+            } catch {
+                response = failure(ServiceError(500, "\(error)"))
+            }
+            metrics.responded(Int(response.status.code))
+            metrics.requestSeconds.record(ContinuousClock.now - start)
+            return response
+        }
+        return router
+    }
+
+    static func samples(_ request: Request, _ registry: ModelRegistry, _ metrics: ServiceMetrics) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: registry.configuration.maxBodyBytes)
+        let r = try SampleRequest.parse(Array(buffer: body), registry: registry)
+        guard let entry = registry.entries[r.model],
+              let batcher = entry.batchers[ModelRegistry.key(steps: r.steps, precision: r.precision)] else {
+            throw ServiceError(500, "no sampler for \(r.model) at \(r.steps) steps, \(r.precision.rawValue)")
+        }
+        let served = try await batcher.submit(seed: r.seed, count: r.count)
+        metrics.samples.increment(by: Int64(r.count))
+        let bytes: [UInt8], type: String
+        switch r.format {
+        case .npy:
+            bytes = served.samples.npy()
+            type = "application/x-npy"
+        case .png:
+            bytes = [UInt8](try served.samples.png(nrow: r.nrow))
+            type = "image/png"
+        }
+        var headers: HTTPFields = [.contentType: type]
+        headers[HTTPField.Name("X-SCM-Batch-Samples")!] = String(served.batchSamples)
+        headers[HTTPField.Name("X-SCM-Batch-Requests")!] = String(served.batchRequests)
+        headers[HTTPField.Name("X-SCM-Queued-Ms")!] = String(format: "%.1f", Double(served.queued.components.attoseconds) / 1e15 + Double(served.queued.components.seconds) * 1000)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func json(_ status: Int, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func failure(_ e: ServiceError) -> Response {
+        var error: [String: Any] = ["message": e.message]
+        if let f = e.field { error["field"] = f }
+        var response = json(e.status, ["error": error])
+        if let s = e.retryAfter { response.headers[.retryAfter] = String(s) }
+        return response
+    }
+
+    /// Serves until SIGTERM/SIGINT (then drains in-flight requests and returns).
+    public static func run(_ c: ServerConfiguration, logger: Logger) async throws {
+        let (registry, metrics) = try prepare(c, logger: logger)
+        let portFile = c.portFile
+        let app = Application(
+            router: router(registry, metrics),
+            configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("listening on \(c.host):\(port)")
+                if let f = portFile {
+                    // Written whole, then renamed: a reader never sees a partial number.
+                    let tmp = f + ".tmp"
+                    if FileManager.default.createFile(atPath: tmp, contents: Data("\(port)\n".utf8)), rename(tmp, f) == 0 {
+                        return
+                    }
+                    logger.error("could not write the port to \(f)")
+                }
+            },
+            logger: logger
+        )
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("stopped: in-flight requests answered")
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SamplingServer
+import SCM
+
+/// `scm-serve --models DIR|FILE ... [--port P]`: the HTTP sampling service (argument parsing,
+/// then one library call).
+@main
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scm-serve",
+        abstract: "Serve TrigFlow models over HTTP: POST /v1/samples, GET /v1/models, /healthz, /metrics.",
+        discussion: """
+            POST /v1/samples takes JSON {model, steps, count, seed, precision, format: png|npy, nrow} and returns \
+            the grid PNG or the .npy bytes, bitwise what `scm-run MODEL --steps S --count C --seed SEED --out` writes. \
+            Concurrent requests for the same model, steps and precision are drawn as one batch (up to --max-batch \
+            samples, the first waiting at most --batch-wait-ms). SIGTERM/SIGINT: stop accepting, answer the requests \
+            in flight, exit 0.
+            """)
+
+    @Option(parsing: .upToNextOption, help: "Model files, or folders of *.onnx files (each becomes the model named by its file name).")
+    var models: [String]
+
+    @Option(help: "Address to bind (loopback by default).")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port (0: any free port, see --port-file).")
+    var port = 8080
+
+    @Option(help: "Write the bound port to this file once listening.")
+    var portFile: String?
+
+    @Option(help: "Comma-separated step counts to serve.")
+    var steps = "1,2,4"
+
+    @Option(help: "Comma-separated precisions to serve (fp32, bf16).")
+    var precisions = "fp32,bf16"
+
+    @Option(help: "Worker threads per sampler (default: the machine's cores).")
+    var threads: Int?
+
+    @Option(help: "Samples per coalesced batch.")
+    var maxBatch = 64
+
+    @Option(help: "How long the first request of a batch waits for others (milliseconds).")
+    var batchWaitMs = 5.0
+
+    @Flag(help: "Serve each request alone (no coalescing), for comparison.")
+    var noBatching = false
+
+    @Option(help: "Samples waiting or running per model/steps/precision before requests get 429.")
+    var queueLimit = 1024
+
+    @Option(help: "The most samples one request may ask for.")
+    var maxCount = 256
+
+    @Option(help: "The largest request body in bytes (413 beyond).")
+    var maxBodyBytes = 16384
+
+    @Option(help: "Seconds a request may wait in the queue before it gets 503.")
+    var deadline = 30.0
+
+    @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard !models.isEmpty else { throw ValidationError("--models needs at least one file or folder") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must lie in 0...65535, is \(port)") }
+        guard (1...4096).contains(maxBatch) else { throw ValidationError("--max-batch must lie in 1...4096, is \(maxBatch)") }
+        guard (1...100_000).contains(maxCount) else { throw ValidationError("--max-count must lie in 1...100000, is \(maxCount)") }
+        guard queueLimit >= maxCount else { throw ValidationError("--queue-limit (\(queueLimit)) must be at least --max-count (\(maxCount))") }
+        guard batchWaitMs >= 0, batchWaitMs <= 60_000 else { throw ValidationError("--batch-wait-ms must lie in 0...60000, is \(batchWaitMs)") }
+        guard deadline > 0, deadline.isFinite else { throw ValidationError("--deadline must be positive, is \(deadline)") }
+        guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
+        if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must lie in 1...256, is \(t)") }
+        _ = try parsedSteps()
+        _ = try parsedPrecisions()
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
+    }
+
+    func parsedSteps() throws -> [Int] {
+        let s = steps.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !s.isEmpty, s.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
+            throw ValidationError("--steps must be comma-separated counts in 1...64, is '\(steps)'")
+        }
+        return Array(Set(s.compactMap { $0 })).sorted()
+    }
+
+    func parsedPrecisions() throws -> [Precision] {
+        let p = precisions.split(separator: ",").map { Precision(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        guard !p.isEmpty, p.allSatisfy({ $0 != nil }) else { throw ValidationError("--precisions must list fp32 and/or bf16, is '\(precisions)'") }
+        return Array(Set(p.compactMap { $0 })).sorted { $0.rawValue > $1.rawValue }
+    }
+
+    func run() async throws {
+        var c = ServerConfiguration(models: models)
+        c.host = host
+        c.port = port
+        c.portFile = portFile
+        c.steps = try parsedSteps()
+        c.precisions = try parsedPrecisions()
+        c.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        c.maxBatch = maxBatch
+        c.batchWait = .microseconds(Int64(batchWaitMs * 1000))
+        c.batching = !noBatching
+        c.queueLimit = queueLimit
+        c.maxCount = maxCount
+        c.maxBodyBytes = maxBodyBytes
+        c.deadline = .microseconds(Int64(deadline * 1e6))
+        var logger = Logger(label: "scm-serve")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        do {
+            try await SamplingService.run(c, logger: logger)
+        } catch let e as ServiceError {
+            FileHandle.standardError.write(Data("scm-serve: error: \(e)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
