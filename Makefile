@@ -4,7 +4,7 @@
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               the Examples/ package that embeds the library, `make demo` itself, and the
 #               allocation check of an optimized build
-.PHONY: setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+.PHONY: serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
@@ -72,7 +72,18 @@ idle-check: setup
 	swift build -c release --product scm-idle-check
 	.build/release/scm-idle-check models/tiny-trigflow.onnx
 
-test: swift-test crosscheck example demo-check alloc-check train-check idle-check tsan-check fuzz-check
+# scm-serve (Services/SamplingService: its own package, depending on the library by path) in a
+# release build, then Tests/serve: endpoints, bytes equal to scm-run alone and coalesced,
+# 400/413/429/503, graceful SIGTERM. `make load-test`: the load table (tools/load_test.py, wrk).
+serve-check: demo
+	swift build -c release --package-path Services/SamplingService
+	$(PY) -m pytest -q -p no:cacheprovider Tests/serve
+
+load-test: demo
+	swift build -c release --package-path Services/SamplingService
+	$(PY) tools/load_test.py
+
+test: swift-test crosscheck example demo-check alloc-check train-check serve-check idle-check tsan-check fuzz-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).
@@ -114,4 +125,4 @@ quality: demo
 	$(PY) tools/quality_table.py checkerboard
 
 clean:
-	rm -rf .build Examples/.build
+	rm -rf .build Examples/.build Services/SamplingService/.build

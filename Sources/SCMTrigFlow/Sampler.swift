@@ -195,10 +195,13 @@ public final class Sampler: @unchecked Sendable {
     }
 
     /// The batch sizes a call for `count` samples runs: full batches of `options.batch`, then
-    /// the rest in one batch rounded up to a power of two (at most `options.batch`), padded with
-    /// samples that are computed and dropped. Batch invariance makes the padding invisible, and
+    /// the rest in one batch rounded up to a power of two p (at most `options.batch`), padded with
+    /// samples that are computed and dropped; when p runs in chunks of c < p samples, the rest is
+    /// rounded up to whole chunks instead (a rest of 33 runs 40 samples in chunks of 8, not 64),
+    /// which needs no plans beyond the chunk's. Batch invariance makes the padding invisible, and
     /// the rounding bounds the plans a long-lived sampler compiles and keeps to about
-    /// log2(batch) + 1 batch sizes, whatever counts its callers ask for.
+    /// log2(batch) + 1 batch sizes, whatever counts its callers ask for (its runners, one
+    /// workspace each, to those plus batch / c multiples of a chunk).
     /// Empty when `count` is outside `Limits.count`.
     public func batchSizes(count: Int) -> [Int] {
         guard Limits.count.contains(count) else { return [] }
@@ -210,7 +213,15 @@ public final class Sampler: @unchecked Sendable {
         } else if rest > 0 {
             var p = 1
             while p < rest { p <<= 1 }
-            sizes.append(min(p, full))
+            p = min(p, full)
+            // An error here is the call's own (its runner compiles the same plan and throws it).
+            if let c = try? chunkSize(batch: p), c < p, case let q = (rest + c - 1) / c * c, q < p {
+                lock.lock()
+                chunks[q] = c
+                lock.unlock()
+                p = q
+            }
+            sizes.append(p)
         }
         return sizes
     }

@@ -68,6 +68,15 @@ struct SamplerTests {
             let odeWhole = try model.odeSampler(steps: 3, solver: .heun, options: .init(batch: 7, chunk: 7))
             #expect(try ode.sample(count: 7, seed: 3).values == odeWhole.sample(count: 7, seed: 3).values, "ode chunk \(chunk)")
         }
+        // A rest above the chunk is padded to whole chunks, not to the next power of two: 17 of
+        // a batch of 48 in chunks of 8 run as 24 (three chunks, the chunk's plans only).
+        let chunked = try model.sampler(steps: 2, options: .init(batch: 48, threads: 2, chunk: 8))
+        #expect(chunked.batchSizes(count: 17) == [24])
+        #expect(chunked.batchSizes(count: 100) == [48, 48, 4])
+        #expect(chunked.batchSizes(count: 57) == [48, 16])
+        let seventeen = try chunked.sample(count: 17, seed: 9)
+        #expect(chunked.statistics.plansCompiled == 2)
+        #expect(seventeen.values == (try model.sampler(steps: 2, options: .init(batch: 17, chunk: 17)).sample(count: 17, seed: 9)).values)
         // Chunks of 3 for a batch of 7: plans at 3 and at the remaining 1, two per size.
         let split = try model.sampler(steps: 2, options: .init(batch: 7, chunk: 3))
         _ = try split.sample(count: 7, seed: 9)

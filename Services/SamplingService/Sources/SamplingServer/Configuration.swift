@@ -20,6 +20,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBatch = 64
     /// How long the first request of a batch waits for others to join it.
     public var batchWait: Duration = .milliseconds(5)
+    /// While fewer requests wait than the previous batch answered, how long after that batch
+    /// finished the next one waits for its clients' next requests (see `Batcher`).
+    public var refillWait: Duration = .milliseconds(20)
     /// Dynamic batching on; off: each request runs alone (in arrival order).
     public var batching = true
     /// Samples waiting or running per model and step count before requests get 429.

@@ -10,6 +10,7 @@ public final class ServiceMetrics: Sendable {
     let batchSamples: ValueHistogram
     let queueSeconds: DurationHistogram
     let requestSeconds: DurationHistogram
+    let batchSeconds: DurationHistogram
 
     public init() {
         samples = registry.makeCounter(name: "scm_samples_total", help: "Samples drawn and returned")
@@ -24,6 +25,9 @@ public final class ServiceMetrics: Sendable {
         requestSeconds = registry.makeDurationHistogram(
             name: "scm_request_seconds", buckets: [.milliseconds(5), .milliseconds(20), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)],
             help: "Time to answer POST /v1/samples")
+        batchSeconds = registry.makeDurationHistogram(
+            name: "scm_batch_seconds", buckets: [.milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100), .milliseconds(200), .milliseconds(500), .seconds(2), .seconds(10)],
+            help: "Time to draw one batch (the sampler's call)")
     }
 
     /// Requests answered, by status code.

@@ -3,7 +3,7 @@ import SCM
 
 /// The models a server holds, each with one sampler per (step count, precision), compiled at
 /// start for every batch size a coalesced batch can have (the sampler rounds a batch up to a
-/// power of two, so that is log2(maxBatch) + 1 sizes).
+/// power of two or to whole chunks, so the plans are those of log2(maxBatch) + 1 sizes).
 public final class ModelRegistry: Sendable {
     public struct Entry: Sendable {
         public let name: String
@@ -55,12 +55,8 @@ public final class ModelRegistry: Sendable {
                     let sampler: Sampler
                     do {
                         sampler = try model.sampler(steps: steps, options: .init(batch: c.maxBatch, threads: c.threads, precision: precision))
-                        var n = 1
-                        while n <= c.maxBatch {
-                            try sampler.prepare(count: n)
-                            n *= 2
-                        }
-                        try sampler.prepare(count: c.maxBatch)
+                        // Every count a batch can hold (their plans are few: see `batchSizes`).
+                        for n in 1...c.maxBatch { try sampler.prepare(count: n) }
                     } catch {
                         throw ServiceError(0, field: "--models", "\(path), \(steps) steps, \(precision.rawValue): \(error)")
                     }

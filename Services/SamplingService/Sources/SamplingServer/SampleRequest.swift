@@ -29,9 +29,10 @@ struct SampleRequest: Sendable {
         }
         func integer(_ key: String, _ def: Int?, _ range: ClosedRange<Int>) throws -> Int? {
             guard let v = o[key] else { return def }
-            // JSON true/false arrive as NSNumber too (objCType "c"): not integers here.
-            guard let n = v as? NSNumber, !(v is Bool), String(cString: n.objCType) != "c" else {
-                throw ServiceError(400, field: key, "must be an integer, is \(v is Bool || (v as? NSNumber).map { String(cString: $0.objCType) == "c" } == true ? "a boolean" : "\(v)")")
+            // JSON true/false arrive as NSNumber too (of a boolean class, objCType "c"): not integers here.
+            let boolean = String(describing: type(of: v)).contains("Boolean")
+            guard let n = v as? NSNumber, !boolean else {
+                throw ServiceError(400, field: key, "must be an integer, is \(boolean ? "a boolean" : "\(v)")")
             }
             let d = n.doubleValue
             guard d.isFinite, d == d.rounded(), abs(d) < 9.0e15, let i = Int(exactly: d) else {

@@ -15,7 +15,8 @@ struct Serve: AsyncParsableCommand {
             POST /v1/samples takes JSON {model, steps, count, seed, precision, format: png|npy, nrow} and returns \
             the grid PNG or the .npy bytes, bitwise what `scm-run MODEL --steps S --count C --seed SEED --out` writes. \
             Concurrent requests for the same model, steps and precision are drawn as one batch (up to --max-batch \
-            samples, the first waiting at most --batch-wait-ms). SIGTERM/SIGINT: stop accepting, answer the requests \
+            samples, the first waiting at most --batch-wait-ms, or under load up to --refill-wait-ms after the previous \
+            batch for its clients to come back). SIGTERM/SIGINT: stop accepting, answer the requests \
             in flight, exit 0.
             """)
 
@@ -46,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long the first request of a batch waits for others (milliseconds).")
     var batchWaitMs = 5.0
 
+    @Option(help: "While fewer requests wait than the previous batch answered, how long after it finished the next batch waits for them (milliseconds).")
+    var refillWaitMs = 20.0
+
     @Flag(help: "Serve each request alone (no coalescing), for comparison.")
     var noBatching = false
 
@@ -71,6 +75,7 @@ struct Serve: AsyncParsableCommand {
         guard (1...100_000).contains(maxCount) else { throw ValidationError("--max-count must lie in 1...100000, is \(maxCount)") }
         guard queueLimit >= maxCount else { throw ValidationError("--queue-limit (\(queueLimit)) must be at least --max-count (\(maxCount))") }
         guard batchWaitMs >= 0, batchWaitMs <= 60_000 else { throw ValidationError("--batch-wait-ms must lie in 0...60000, is \(batchWaitMs)") }
+        guard refillWaitMs >= 0, refillWaitMs <= 60_000 else { throw ValidationError("--refill-wait-ms must lie in 0...60000, is \(refillWaitMs)") }
         guard deadline > 0, deadline.isFinite else { throw ValidationError("--deadline must be positive, is \(deadline)") }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
         if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must lie in 1...256, is \(t)") }
@@ -103,6 +108,7 @@ struct Serve: AsyncParsableCommand {
         c.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         c.maxBatch = maxBatch
         c.batchWait = .microseconds(Int64(batchWaitMs * 1000))
+        c.refillWait = .microseconds(Int64(refillWaitMs * 1000))
         c.batching = !noBatching
         c.queueLimit = queueLimit
         c.maxCount = maxCount

@@ -1,0 +1,193 @@
+"""scm-serve end to end (`make serve-check`, part of `make test`): the server on a free loopback
+port, its endpoints, responses bitwise equal to `scm-run` alone and coalesced, the 400/413/429/503
+paths, and a graceful SIGTERM that answers the request in flight and exits 0."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVE = os.environ.get("SCM_SERVE", os.path.join(ROOT, "Services", "SamplingService", ".build", "release", "scm-serve"))
+RUN = os.path.join(ROOT, ".build", "release", "scm-run")
+FASHION = os.path.join(ROOT, "models", "fashion-sct.onnx")
+TINY = os.path.join(ROOT, "models", "tiny-trigflow.onnx")
+
+
+class Server:
+    def __init__(self, *flags, models=(FASHION, TINY)):
+        self.dir = tempfile.mkdtemp(prefix="scm-serve-")
+        port_file = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "log"), "w+")
+        self.proc = subprocess.Popen([SERVE, "--models", *models, "--port", "0", "--port-file", port_file, "--threads", "2",
+                                      "--steps", "1,2", *map(str, flags)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while not os.path.exists(port_file):
+            assert self.proc.poll() is None, self.output()
+            assert time.time() < deadline, "the server did not start in 120 s"
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{int(open(port_file).read())}"
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def request(self, path, body=None, raw=None, timeout=60):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server("--batch-wait-ms", 300)
+    yield s
+    s.stop()
+
+
+def scm_run(tmp_path, *args):
+    out = str(tmp_path / "ref")
+    flag = "--npy" if "npy" in args else "--out"
+    args = [a for a in args if a != "npy"]
+    r = subprocess.run([RUN, FASHION, *map(str, args), flag, out + (".npy" if flag == "--npy" else ".png")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return open(out + (".npy" if flag == "--npy" else ".png"), "rb").read()
+
+
+def test_health_models_metrics(server):
+    status, _, body = server.request("/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, body = server.request("/v1/models")
+    models = {m["name"]: m for m in json.loads(body)["models"]}
+    assert set(models) == {"fashion-sct", "tiny-trigflow"}
+    f = models["fashion-sct"]
+    assert f["sample_shape"] == [1, 28, 28] and f["sigma_data"] == 0.5 and f["steps"] == [1, 2]
+    assert f["parameterization"] == "consistency" and f["data_range"] == [-1, 1] and "2" in f["schedules"]
+    status, headers, body = server.request("/metrics")
+    assert status == 200 and b"scm_samples_total" in body
+    assert server.request("/nowhere")[0] == 404
+
+
+def test_alone_is_scm_run(server, tmp_path):
+    status, headers, png = server.request("/v1/samples", {"model": "fashion-sct", "steps": 2, "count": 8, "seed": 5})
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert png == scm_run(tmp_path, "--steps", 2, "--count", 8, "--seed", 5)
+    status, headers, npy = server.request("/v1/samples", {"model": "fashion-sct", "steps": 1, "count": 3, "seed": 9, "format": "npy"})
+    assert status == 200 and npy == scm_run(tmp_path, "--steps", 1, "--count", 3, "--seed", 9, "npy")
+
+
+def test_coalesced_requests_are_each_scm_run(server, tmp_path):
+    """Six concurrent requests (different seeds and counts) within the 300 ms wait: one batch, and
+    each response bitwise what scm-run writes for the request alone."""
+    asks = [(s, c) for s, c in [(1, 3), (2, 1), (3, 7), (4, 2), (1 << 40, 5), (6, 4)]]
+    results = {}
+
+    def go(seed, count):
+        results[(seed, count)] = server.request("/v1/samples", {"model": "fashion-sct", "steps": 2, "count": count, "seed": seed})
+
+    threads = [threading.Thread(target=go, args=a) for a in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    coalesced = 0
+    for (seed, count), (status, headers, png) in results.items():
+        assert status == 200, png
+        coalesced = max(coalesced, int(headers["X-SCM-Batch-Requests"]))
+        assert png == scm_run(tmp_path, "--steps", 2, "--count", count, "--seed", seed), (seed, count)
+    assert coalesced >= 2, "no two requests shared a batch"
+
+
+@pytest.mark.parametrize("body,field", [
+    (b'{"model": "fashion-sct", "steps": ', "body"),
+    (b'[1, 2]', "body"),
+    (b'{"model": "nope"}', "model"),
+    (b'{"steps": 2}', "model"),
+    (b'{"model": "fashion-sct", "steps": 4}', "steps"),
+    (b'{"model": "fashion-sct", "steps": "two"}', "steps"),
+    (b'{"model": "fashion-sct", "count": 0}', "count"),
+    (b'{"model": "fashion-sct", "count": 100000}', "count"),
+    (b'{"model": "fashion-sct", "count": 2.5}', "count"),
+    (b'{"model": "fashion-sct", "count": true}', "count"),
+    (b'{"model": "fashion-sct", "seed": -1}', "seed"),
+    (b'{"model": "fashion-sct", "precision": "fp16"}', "precision"),
+    (b'{"model": "fashion-sct", "format": "jpeg"}', "format"),
+    (b'{"model": "fashion-sct", "nrow": 2, "format": "npy"}', "nrow"),
+    (b'{"model": "fashion-sct", "colour": 1}', "colour"),
+])
+def test_bad_requests_name_the_field(server, body, field):
+    status, headers, reply = server.request("/v1/samples", raw=body)
+    assert status == 400, reply
+    error = json.loads(reply)["error"]
+    assert error["field"] == field and error["message"], error
+
+
+def test_body_too_large(server):
+    status, _, reply = server.request("/v1/samples", raw=b'{"model": "fashion-sct", "pad": "' + b"x" * 40000 + b'"}')
+    assert status == 413 and json.loads(reply)["error"]["field"] == "body"
+    assert server.request("/healthz")[0] == 200
+
+
+def test_queue_full_and_deadline():
+    s = Server("--batch-wait-ms", 1500, "--queue-limit", 10, "--max-count", 10, "--deadline", 0.5)
+    try:
+        first = {}
+        t = threading.Thread(target=lambda: first.setdefault("r", s.request("/v1/samples", {"model": "fashion-sct", "count": 8})))
+        t.start()
+        time.sleep(0.2)
+        status, headers, reply = s.request("/v1/samples", {"model": "fashion-sct", "count": 4})
+        assert status == 429 and headers.get("Retry-After") == "1", reply
+        t.join()
+        status, headers, reply = first["r"]
+        # It waited 0.5 s for company that never came (the wait bound is 1.5 s): past its deadline.
+        assert status == 503 and headers.get("Retry-After") == "1" and b"deadline" in reply, reply
+        # Another model's queue is not this one's.
+        assert s.request("/v1/samples", {"model": "tiny-trigflow", "format": "npy"}, timeout=10)[0] in (200, 503)
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+
+
+def test_sigterm_answers_in_flight_and_exits_0(tmp_path):
+    s = Server("--batch-wait-ms", 800)
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("r", s.request("/v1/samples", {"model": "fashion-sct", "count": 4, "seed": 2})))
+    t.start()
+    time.sleep(0.3)  # the request waits in its batch's 800 ms window
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert s.proc.wait(30) == 0, s.output()
+    status, _, png = got["r"]
+    assert status == 200 and png == scm_run(tmp_path, "--steps", 2, "--count", 4, "--seed", 2)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(s.url + "/healthz", timeout=5)
+
+
+def test_bad_flags_and_models():
+    for flags, message in [(["--models", "/nonexistent"], "does not exist"),
+                           (["--models", os.path.join(ROOT, "models", "fashion-classifier.onnx")], "scm.format"),
+                           (["--models", FASHION, "--steps", "0"], "--steps"),
+                           (["--models", FASHION, "--precisions", "fp16"], "--precisions"),
+                           (["--models", FASHION, "--queue-limit", "1"], "--queue-limit")]:
+        r = subprocess.run([SERVE, "--port", "0", *flags], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and message in r.stderr, (flags, r.returncode, r.stderr)
