@@ -90,12 +90,15 @@ test: swift-test crosscheck example demo-check alloc-check train-check serve-che
 conformance: build node-tests
 	$(PY) tools/conformance.py
 
-# Whole 1/2/4-step sampling, batch 1 and 64, 2 threads: scm-run vs onnxruntime on the same files in
-# the same run (tools/bench.py: images/s, ratio, GFLOP/s and its share of an FMA-loop peak), then
-# one sCT training step at batch 64. `make bench-runtime`: one network evaluation via scm-infer.
+# Whole 1/2/4-step sampling, batch 1 and 64, 2 threads: scm-run vs onnxruntime and OpenVINO (f32
+# and bf16) on the same files in the same run (tools/bench.py: images/s, ratios, GFLOP/s and its
+# share of an FMA-loop peak; then bf16 accuracy), then one sCT training step at batch 64. Runs in
+# its own venv, .venv-bench (tools/setup_bench.sh), so OpenVINO stays out of `make test`'s .venv.
+# `make bench-runtime`: one network evaluation via scm-infer.
 bench: setup
 	swift build -c release
-	$(PY) tools/bench.py
+	@./tools/setup_bench.sh
+	.venv-bench/bin/python tools/bench.py
 
 bench-runtime: setup
 	swift build -c release --product scm-infer
