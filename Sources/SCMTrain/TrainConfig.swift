@@ -9,7 +9,8 @@ import SCMTrigFlow
 /// Defaults and their reasons:
 /// - `sigmaData` 0.5: the data's standard deviation in sCM (images scaled to [-1, 1] have about 0.5).
 /// - `pMean` -1.0, `pStd` 1.4: the log-normal proposal over sigma of sCM's sCT runs
-///   (log sigma ~ N(-1.0, 1.4^2), t = atan(sigma / sigma_d)); flow pretraining uses the same.
+///   (log sigma ~ N(-1.0, 1.4^2), t = atan(sigma / sigma_d)); flow pretraining uses the same;
+///   `scm-train` gives sCD sCM's sCD proposal (-0.8, 1.6) unless `--p-mean`/`--p-std` say otherwise.
 /// - `tangentWarmup` 1000 steps: the seed's ("warmup_steps typically 1000").
 /// - `tangentNormC` 0.1: the seed's constant c of g / (||g|| + c).
 /// - `lr` 1e-3 with Adam (beta 0.9, 0.999): the top of the seed's range 1e-4..1e-3, for short CPU

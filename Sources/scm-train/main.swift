@@ -65,6 +65,15 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "sigma_d, the data's standard deviation (default: 0.5 for images, as sCM; for 2-D data the distribution's own).")
     var sigmaData: Float?
 
+    @Option(parsing: .unconditional, help: "Mean of log sigma in the log-normal proposal of t = atan(sigma / sigma_d) (default: -1.0 for flow and sct, -0.8 for scd, sCM's values).")
+    var pMean: Float?
+
+    @Option(parsing: .unconditional, help: "Standard deviation of log sigma in the proposal (default: 1.4 for flow and sct, 1.6 for scd).")
+    var pStd: Float?
+
+    @Option(parsing: .unconditional, help: "Adam's beta2 (sCM: 0.99).")
+    var beta2: Float = 0.999
+
     @Option(parsing: .unconditional, help: "sCT's tangent warmup in steps.")
     var tangentWarmup = 1000
 
@@ -128,6 +137,9 @@ struct Train: ParsableCommand {
             throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
         }
         guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), is \(dropout)") }
+        if let m = pMean, !(m.isFinite && abs(m) <= 10) { throw ValidationError("--p-mean must lie in [-10, 10], is \(m)") }
+        if let s = pStd, !(s > 0 && s <= 10) { throw ValidationError("--p-std must lie in (0, 10], is \(s)") }
+        guard beta2 > 0, beta2 < 1 else { throw ValidationError("--beta2 must lie in (0, 1), is \(beta2)") }
         if let s = sigmaData, !(s > 0 && s.isFinite) { throw ValidationError("--sigma-data must be positive, is \(s)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
     }
@@ -162,6 +174,9 @@ struct Train: ParsableCommand {
             config.maxGradNorm = maxGradNorm
             config.emaDecay = emaDecay
             config.tangentWarmup = tangentWarmup
+            config.pMean = pMean ?? (config.objective == .scd ? -0.8 : -1.0)
+            config.pStd = pStd ?? (config.objective == .scd ? 1.6 : 1.4)
+            config.beta2 = beta2
             config.sigmaData = try sigmaData ?? TrainConfig.defaultSigmaData(data)
             var trainer = Trainer(config: config, out: out)
             trainer.data = data
@@ -201,6 +216,8 @@ extension Train {
         if resume { ignored.append("--resume") }
         if sigmaData != nil { ignored.append("--sigma-data") }
         if tangentWarmup != 1000 { ignored.append("--tangent-warmup") }
+        if pMean != nil || pStd != nil { ignored.append("--p-mean/--p-std") }
+        if beta2 != 0.999 { ignored.append("--beta2") }
         if model != "default" { ignored.append("--model") }
         if dropout != 0 { ignored.append("--dropout") }
         for (flag, set) in [("--widths", widths != nil), ("--res-blocks", resBlocks != nil), ("--attention", attention != nil),
