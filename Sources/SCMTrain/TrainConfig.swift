@@ -51,6 +51,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var weightDecay: Float = 0
     public var maxGradNorm: Float = 100
     public var emaDecay: Float = 0.999
+    /// EDM2's power-function EMA with this relative standard deviation (e.g. 0.05: the average of
+    /// about the last tenth of the run) instead of the fixed `emaDecay`; nil: the fixed decay.
+    public var emaStd: Float?
     public var sigmaData: Float = 0.5
     public var pMean: Float = -1.0
     public var pStd: Float = 1.4
@@ -92,6 +95,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         var o = AdamOptions(beta1: beta1, beta2: beta2, epsilon: 1e-8, weightDecay: weightDecay, maxGradNorm: maxGradNorm, emaDecay: emaDecay)
         o.rectified = optimizer == .radam
         o.emaWarmup = true
+        if let s = emaStd, let g = AdamOptions.emaGamma(std: Double(s)) { o.emaGamma = Float(g) }
         return o
     }
 

@@ -274,7 +274,11 @@ public struct Trainer {
     static func differences(_ a: TrainConfig, _ b: TrainConfig) throws -> [String] {
         func dict(_ c: TrainConfig) throws -> [String: String] {
             let obj = try JSONSerialization.jsonObject(with: Data(try c.json().utf8)) as? [String: Any] ?? [:]
-            return obj.mapValues { "\($0)" }
+            // Nested values (the network) as sorted-key JSON: their description's key order varies.
+            return obj.mapValues { v in
+                (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed]))
+                    .map { String(decoding: $0, as: UTF8.self) } ?? "\(v)"
+            }
         }
         let da = try dict(a), db = try dict(b)
         return Set(da.keys).union(db.keys).sorted().filter { da[$0] != db[$0] }.map { "\($0): \(da[$0] ?? "-") vs \(db[$0] ?? "-")" }

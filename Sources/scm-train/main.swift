@@ -62,6 +62,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Decay of the EMA of the weights (the exported weights).")
     var emaDecay: Float = 0.999
 
+    @Option(parsing: .unconditional, help: "EDM2's power-function EMA with this relative standard deviation (0 < S <= 0.288, e.g. 0.05) instead of --ema-decay's fixed rate.")
+    var emaStd: Float?
+
     @Option(parsing: .unconditional, help: "sigma_d, the data's standard deviation (default: 0.5 for images, as sCM; for 2-D data the distribution's own).")
     var sigmaData: Float?
 
@@ -137,6 +140,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
         }
         guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), is \(dropout)") }
+        if let s = emaStd, !(s > 0 && s <= 0.288) { throw ValidationError("--ema-std must lie in (0, 0.288], is \(s)") }
+        if emaStd != nil && emaDecay == 0 { throw ValidationError("--ema-std needs the EMA on (--ema-decay > 0)") }
         if let m = pMean, !(m.isFinite && abs(m) <= 10) { throw ValidationError("--p-mean must lie in [-10, 10], is \(m)") }
         if let s = pStd, !(s > 0 && s <= 10) { throw ValidationError("--p-std must lie in (0, 10], is \(s)") }
         guard beta2 > 0, beta2 < 1 else { throw ValidationError("--beta2 must lie in (0, 1), is \(beta2)") }
@@ -173,6 +178,7 @@ struct Train: ParsableCommand {
             config.weightDecay = weightDecay
             config.maxGradNorm = maxGradNorm
             config.emaDecay = emaDecay
+            config.emaStd = emaStd
             config.tangentWarmup = tangentWarmup
             config.pMean = pMean ?? (config.objective == .scd ? -0.8 : -1.0)
             config.pStd = pStd ?? (config.objective == .scd ? 1.6 : 1.4)
@@ -218,6 +224,7 @@ extension Train {
         if tangentWarmup != 1000 { ignored.append("--tangent-warmup") }
         if pMean != nil || pStd != nil { ignored.append("--p-mean/--p-std") }
         if beta2 != 0.999 { ignored.append("--beta2") }
+        if emaStd != nil { ignored.append("--ema-std") }
         if model != "default" { ignored.append("--model") }
         if dropout != 0 { ignored.append("--dropout") }
         for (flag, set) in [("--widths", widths != nil), ("--res-blocks", resBlocks != nil), ("--attention", attention != nil),

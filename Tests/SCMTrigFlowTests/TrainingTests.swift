@@ -8,11 +8,12 @@ import TestSupport
 @Suite("Training step")
 struct TrainingTests {
     /// The committed tiny model's network (a function of x and t), its sCT loss and its step.
-    func step(ema: Float = 0, emaWarmup: Bool = false) throws -> (model: Model, parameters: [String], initial: [String: Tensor], shapes: [String: TensorSpec]) {
+    func step(ema: Float = 0, emaWarmup: Bool = false, emaGamma: Float = 0) throws -> (model: Model, parameters: [String], initial: [String: Tensor], shapes: [String: TensorSpec]) {
         let net = try ModelFile.load(path: tinyPath)
         let loss = try ConsistencyLoss.sct(network: net)
         var options = AdamOptions(maxGradNorm: 10, emaDecay: ema)
         options.emaWarmup = emaWarmup
+        options.emaGamma = emaGamma
         let (model, parameters) = try TrainingStep.make(loss, options: options)
         var initial: [String: Tensor] = [:]
         for t in net.graph.initializers { initial[t.meta.name] = t }
@@ -50,6 +51,27 @@ struct TrainingTests {
         #expect(session.stepCount == 6)
         #expect(losses.last! < losses.first!, "\(losses)")
         #expect(try session.value(of: name).scalars(as: Float.self)! != start)
+        let got = try session.value(of: name, ema: true).scalars(as: Float.self)!
+        #expect(zip(got, ema).allSatisfy { abs(Double($0) - $1) <= 1e-6 * max(1, abs($1)) })
+    }
+
+    @Test("The power-function EMA follows e_k = d_k e_(k-1) + (1 - d_k) p_k with d_k = (1 - 1/k)^(gamma + 1)")
+    func powerEMA() throws {
+        // EDM2's pairs: sigma_rel 0.05 <-> gamma 16.97, 0.10 <-> 6.94.
+        #expect(abs(try #require(AdamOptions.emaGamma(std: 0.05)) - 16.972) < 1e-3)
+        #expect(abs(try #require(AdamOptions.emaGamma(std: 0.10)) - 6.937) < 1e-3)
+        #expect(AdamOptions.emaGamma(std: 0) == nil && AdamOptions.emaGamma(std: 0.3) == nil)
+        let gamma: Float = 6.94
+        let s = try step(ema: 0.999, emaGamma: gamma)
+        let session = try TrainingSession(step: s.model, parameters: s.parameters, initial: s.initial, dataShapes: s.shapes)
+        let name = s.parameters[0]
+        var ema = s.initial[name]!.scalars(as: Float.self)!.map(Double.init)
+        for k in 1...5 {
+            _ = try session.step(try batch(seed: 1), lr: 3e-3)
+            let p = try session.value(of: name).scalars(as: Float.self)!
+            let d = Double(Float(pow(1 - 1 / Double(k), Double(gamma) + 1)))  // 0 at step 1: the average starts at p_1
+            ema = zip(ema, p).map { d * $0 + (1 - d) * Double($1) }
+        }
         let got = try session.value(of: name, ema: true).scalars(as: Float.self)!
         #expect(zip(got, ema).allSatisfy { abs(Double($0) - $1) <= 1e-6 * max(1, abs($1)) })
     }

@@ -16,6 +16,24 @@ public struct AdamOptions: Sendable, Equatable {
     public var rectified: Bool = false
     /// The EMA's decay ramps up as min(emaDecay, (1 + step) / (10 + step)).
     public var emaWarmup: Bool = false
+    /// > 0: EDM2's power-function EMA, decay (1 - 1/step)^(emaGamma + 1), instead of `emaDecay`
+    /// (which must still be > 0: it says the EMA exists). `AdamOptions.emaGamma(std:)` gives
+    /// the exponent of a relative standard deviation.
+    public var emaGamma: Float = 0
+
+    /// The exponent gamma of EDM2's power-function EMA whose averaging profile has the relative
+    /// standard deviation `std` (sigma_rel = sqrt((g + 1) / ((g + 2)^2 (g + 3))), which falls from
+    /// 0.289 at g = 0 toward 0 as g grows); nil outside (0, 0.288].
+    public static func emaGamma(std: Double) -> Double? {
+        guard std > 0, std <= 0.288 else { return nil }
+        func rel(_ g: Double) -> Double { ((g + 1) / ((g + 2) * (g + 2) * (g + 3))).squareRoot() }
+        var lo = 0.0, hi = 1e7
+        for _ in 0..<200 {
+            let mid = (lo + hi) / 2
+            if rel(mid) > std { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
 
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0,
                 maxGradNorm: Float = 0, emaDecay: Float = 0) {
@@ -103,6 +121,7 @@ public enum TrainingStep {
         if useEMA { attrs.append(Attribute("ema_decay", .float(options.emaDecay))) }
         if options.rectified { attrs.append(Attribute("rectified", .int(1))) }
         if useEMA && options.emaWarmup { attrs.append(Attribute("ema_warmup", .int(1))) }
+        if useEMA && options.emaGamma > 0 { attrs.append(Attribute("ema_gamma", .float(options.emaGamma))) }
         let update = Node("AdamUpdate", inputs: [stepName, lrName] + names + gradOutputs.map(\.name) + mNames + vNames + eNames,
                           outputs: nextP + nextM + nextV + nextE + [normOut], name: fresh("adam_update"), domain: "ai.scm",
                           attributes: attrs)

@@ -7,7 +7,9 @@ import SCMGraph
 /// Attributes: `beta1` (0.9), `beta2` (0.999), `epsilon` (1e-8), `weight_decay` (0: Adam; > 0:
 /// AdamW's decoupled decay), `max_grad_norm` (0: no clipping), `ema_decay` (0: no EMA inputs),
 /// `ema_warmup` (1: the EMA's decay at step n is min(ema_decay, (1 + n) / (10 + n)), so that the
-/// average forgets the initial weights early in a run), `rectified` (1: RAdam, Liu et al. 2020: while the variance estimate is unreliable, rho_t <= 4,
+/// average forgets the initial weights early in a run), `ema_gamma` (> 0: EDM2's power-function
+/// EMA instead, decay (1 - 1/n)^(ema_gamma + 1) at step n, an average over a fixed fraction of the
+/// run so far; `ema_decay` > 0 then only says that the EMA inputs exist), `rectified` (1: RAdam, Liu et al. 2020: while the variance estimate is unreliable, rho_t <= 4,
 /// the step is lr M'/(1 - b1^step), momentum without the adaptive denominator; afterwards the
 /// adaptive step is scaled by the rectification r_t).
 /// `step` is the 1-based step count and `lr` the learning rate, float scalars (rank 0 or [1]).
@@ -53,8 +55,9 @@ enum AdamUpdateOp: Operator {
         let wd = try ctx.float("weight_decay", 0), clip = try ctx.float("max_grad_norm", 0)
         let rectified = try ctx.int("rectified", 0) != 0
         let emaWarmup = try ctx.int("ema_warmup", 0) != 0
-        guard (0..<1).contains(b1), (0..<1).contains(b2), eps > 0, wd >= 0, clip >= 0, (0..<1).contains(ema) else {
-            throw ctx.error("needs 0 <= beta1, beta2, ema_decay < 1, epsilon > 0, weight_decay >= 0 and max_grad_norm >= 0")
+        let gamma = try ctx.float("ema_gamma", 0)
+        guard (0..<1).contains(b1), (0..<1).contains(b2), eps > 0, wd >= 0, clip >= 0, (0..<1).contains(ema), gamma >= 0, gamma.isFinite else {
+            throw ctx.error("needs 0 <= beta1, beta2, ema_decay < 1, epsilon > 0, weight_decay >= 0, max_grad_norm >= 0 and a finite ema_gamma >= 0")
         }
         var chunks: [(tensor: Int, range: Range<Int>)] = []
         for (j, n) in sizes.enumerated() {
@@ -68,7 +71,7 @@ enum AdamUpdateOp: Operator {
         let total = sizes.reduce(0, +)
         return OpBuild(outputs: outSpecs,
                        kernel: AdamUpdateKernel(k: k, ema: ema, chunks: chunks, b1: b1, b2: b2, eps: eps, wd: wd, clip: clip,
-                                                rectified: rectified, emaWarmup: emaWarmup),
+                                                rectified: rectified, emaWarmup: emaWarmup, emaGamma: gamma),
                        scratchBytes: max(8, chunks.count * 8), flops: 12 * total)
     }
 }
@@ -80,6 +83,7 @@ struct AdamUpdateKernel: Kernel {
     let b1, b2, eps, wd, clip: Float
     let rectified: Bool
     let emaWarmup: Bool
+    let emaGamma: Float
 
     func run(_ io: KernelIO) {
         let step = Double(io.input(0, Float.self)[0]), lr = io.input(1, Float.self)[0]
@@ -111,8 +115,9 @@ struct AdamUpdateKernel: Kernel {
             }
         }
         let b1 = b1, b2 = b2, eps = eps, wd = wd
-        let ema = emaWarmup ? min(self.ema, Float((1 + step) / (10 + step))) : self.ema
-        let hasEMA = ema > 0
+        let hasEMA = self.ema > 0
+        let ema = emaGamma > 0 ? Float(pow(1 - 1 / max(step, 1), Double(emaGamma) + 1))
+            : emaWarmup ? min(self.ema, Float((1 + step) / (10 + step))) : self.ema
         io.pool.parallelFor(chunks.count) { c, _ in
             let (j, r) = chunks[c]
             let p = io.input(2 + j, Float.self), g = io.input(2 + k + j, Float.self)
