@@ -5,6 +5,7 @@ weights, and a plot of FD against training steps for one or more runs.
     tools/training_curve.py eval RUN_DIR --sampler ode:8|steps:2 [--count 2000] [--every 1000]
                                  [--seed 0] [--threads 2]
     tools/training_curve.py plot OUT.png RUN_DIR[:SAMPLER[:LABEL]] ... [--title T]
+    tools/training_curve.py walltime RUN_DIR ...
 
 `eval` exports every checkpoint of RUN_DIR/checkpoints whose step is a multiple of --every (and
 the latest) with `scm-export`, draws --count samples with `scm-run` (`ode:K`: the probability-flow
@@ -15,6 +16,10 @@ sampler, count and seed are skipped, so it can be re-run while the run goes on (
 
 `plot` draws FD (log scale) against steps from the curve.csv files (matplotlib, installed in the
 project's .venv by tools/setup.sh). Uses the release binaries (`make demo` builds them).
+
+`walltime` sums a run's training time over its resumed segments (loss.csv's seconds restart at 0
+with each segment): steps, segments, hours, and seconds per step, one line per run (the
+equal-compute table's training column; a consistency run's teacher is its own line).
 """
 import argparse
 import csv
@@ -135,6 +140,25 @@ def plot(args):
     print(f"wrote {args.out}")
 
 
+def walltime(args):
+    for run_dir in args.runs:
+        path = os.path.join(run_dir, "loss.csv")
+        if not os.path.exists(path):
+            sys.exit(f"training_curve: no loss.csv in {run_dir}")
+        total, last, segments, steps = 0.0, None, 0, 0
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                sec = float(r["seconds"])
+                if last is None or sec < last:  # a new segment (a resumed run starts its clock at 0)
+                    segments += 1
+                    if last is not None:
+                        total += last
+                last, steps = sec, int(r["step"])
+        total += last or 0.0
+        print(f"{run_dir}: {steps} steps, {segments} segment{'s' if segments != 1 else ''}, {total / 3600:.2f} h, "
+              f"{total / max(steps, 1):.3f} s per step")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -150,8 +174,10 @@ def main():
     q.add_argument("out")
     q.add_argument("runs", nargs="+")
     q.add_argument("--title")
+    w = sub.add_parser("walltime")
+    w.add_argument("runs", nargs="+")
     args = p.parse_args()
-    evaluate(args) if args.cmd == "eval" else plot(args)
+    {"eval": evaluate, "plot": plot, "walltime": walltime}[args.cmd](args)
 
 
 if __name__ == "__main__":
