@@ -191,3 +191,23 @@ def test_bad_flags_and_models():
                            (["--models", FASHION, "--queue-limit", "1"], "--queue-limit")]:
         r = subprocess.run([SERVE, "--port", "0", *flags], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and message in r.stderr, (flags, r.returncode, r.stderr)
+
+
+def test_folder_skips_other_models(tmp_path):
+    """A --models folder may hold other models (the classifier): skipped and said at start; a folder
+    with no TrigFlow model at all is refused."""
+    import shutil
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(TINY, folder / "tiny-trigflow.onnx")
+    shutil.copy(os.path.join(ROOT, "models", "fashion-classifier.onnx"), folder / "fashion-classifier.onnx")
+    s = Server(models=(str(folder),))
+    try:
+        status, _, body = s.request("/v1/models")
+        assert status == 200 and [m["name"] for m in json.loads(body)["models"]] == ["tiny-trigflow"]
+    finally:
+        s.stop()
+    assert "skipped" in s.output() and "fashion-classifier.onnx" in s.output()
+    os.remove(folder / "tiny-trigflow.onnx")
+    r = subprocess.run([SERVE, "--port", "0", "--models", str(folder)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no TrigFlow models" in r.stderr, r.stderr

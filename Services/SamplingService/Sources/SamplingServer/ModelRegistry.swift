@@ -17,10 +17,14 @@ public final class ModelRegistry: Sendable {
 
     public let entries: [String: Entry]
     public let configuration: ServerConfiguration
+    /// Files of the `--models` folders left out because they are not TrigFlow models (their
+    /// `scm.format` is another, or missing), with the reason; a file named itself must load.
+    public let skipped: [String]
 
-    /// The model files named by `paths` (files, or folders of `*.onnx` files, in name order).
-    public static func files(_ paths: [String]) throws -> [String] {
-        var out: [String] = []
+    /// The model files named by `paths` (files, or folders of `*.onnx` files, in name order), each
+    /// with whether it came from a folder.
+    public static func files(_ paths: [String]) throws -> [(path: String, inFolder: Bool)] {
+        var out: [(path: String, inFolder: Bool)] = []
         for p in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
@@ -28,9 +32,9 @@ public final class ModelRegistry: Sendable {
             }
             if isDir.boolValue {
                 let names = try FileManager.default.contentsOfDirectory(atPath: p).filter { $0.hasSuffix(".onnx") }.sorted()
-                out += names.map { (p as NSString).appendingPathComponent($0) }
+                out += names.map { ((p as NSString).appendingPathComponent($0), true) }
             } else {
-                out.append(p)
+                out.append((p, false))
             }
         }
         guard !out.isEmpty else { throw ServiceError(0, field: "--models", "no model files in \(paths.joined(separator: ", "))") }
@@ -42,7 +46,13 @@ public final class ModelRegistry: Sendable {
     public init(_ c: ServerConfiguration, metrics: ServiceMetrics) throws {
         configuration = c
         var entries: [String: Entry] = [:]
-        for path in try Self.files(c.models) {
+        var skipped: [String] = []
+        for (path, inFolder) in try Self.files(c.models) {
+            // A folder may hold other models (a classifier, a foreign network): skipped, said at start.
+            if inFolder, let m = try? ModelFile.load(path: path), !(m.metadataValue("scm.format") ?? "").hasPrefix("trigflow/") {
+                skipped.append("\(path) (scm.format \(m.metadataValue("scm.format").map { "'\($0)'" } ?? "missing"): not a TrigFlow model)")
+                continue
+            }
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             guard entries[name] == nil else { throw ServiceError(0, field: "--models", "two models are named '\(name)'") }
             let model: TrigFlowModel
@@ -67,7 +77,11 @@ public final class ModelRegistry: Sendable {
             }
             entries[name] = Entry(name: name, path: path, model: model, samplers: samplers, batchers: batchers)
         }
+        guard !entries.isEmpty else {
+            throw ServiceError(0, field: "--models", "no TrigFlow models in \(c.models.joined(separator: ", ")) (skipped: \(skipped.joined(separator: "; ")))")
+        }
         self.entries = entries
+        self.skipped = skipped
     }
 
     /// The `GET /v1/models` description of every model: its contract metadata and what is served.

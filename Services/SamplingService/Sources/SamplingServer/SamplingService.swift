@@ -15,6 +15,7 @@ public enum SamplingService {
         let metrics = ServiceMetrics()
         let start = ContinuousClock.now
         let registry = try ModelRegistry(c, metrics: metrics)
+        for s in registry.skipped { logger.notice("skipped \(s)") }
         logger.info("loaded \(registry.entries.count) model(s): \(registry.entries.keys.sorted().joined(separator: ", ")); steps \(c.steps), precisions \(c.precisions.map(\.rawValue)); plans compiled in \(ContinuousClock.now - start)")
         return (registry, metrics)
     }
