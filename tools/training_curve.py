@@ -14,8 +14,8 @@ ODE with K Heun steps, for flow checkpoints; `steps:N`: N consistency steps), me
 fd, kid, min_class_share, near_share, seconds). Checkpoints already in curve.csv for the same
 sampler, count and seed are skipped, so it can be re-run while the run goes on (`nice` it).
 
-`plot` draws FD (log scale) against steps from the curve.csv files (matplotlib, installed in the
-project's .venv by tools/setup.sh). Uses the release binaries (`make demo` builds them).
+`plot` draws FD (log scale) against steps from the curve.csv files (matplotlib: run it with
+.venv-bench/bin/python, which tools/setup_bench.sh fills; `make test`'s .venv has no matplotlib). Uses the release binaries (`make demo` builds them).
 
 `walltime` sums a run's training time over its resumed segments (loss.csv's seconds restart at 0
 with each segment): steps, segments, hours, and seconds per step, one line per run (the
@@ -108,7 +108,7 @@ def plot(args):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        sys.exit("training_curve: plot needs matplotlib (tools/setup.sh installs it in .venv)")
+        sys.exit("training_curve: plot needs matplotlib: run tools/setup_bench.sh, then this script with .venv-bench/bin/python")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for spec in args.runs:
         parts = spec.split(":")
