@@ -69,6 +69,12 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         self.network = network
     }
 
+    /// sCM's log-normal proposal (P_mean, P_std) for an objective: (-0.8, 1.6) for sCD, (-1.0, 1.4)
+    /// for sCT and flow pretraining (the struct's defaults).
+    public static func proposal(_ objective: Objective) -> (mean: Float, std: Float) {
+        objective == .scd ? (-0.8, 1.6) : (-1.0, 1.4)
+    }
+
     /// sigma_d for `data`: 0.5 for images in [-1, 1] (sCM's value); for vector data, the standard
     /// deviation of 20000 exact samples pooled over the coordinates (about 2.31 for the
     /// checkerboard), since the TrigFlow parameterization assumes sigma_d is the data's scale.

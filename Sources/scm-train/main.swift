@@ -180,8 +180,9 @@ struct Train: ParsableCommand {
             config.emaDecay = emaDecay
             config.emaStd = emaStd
             config.tangentWarmup = tangentWarmup
-            config.pMean = pMean ?? (config.objective == .scd ? -0.8 : -1.0)
-            config.pStd = pStd ?? (config.objective == .scd ? 1.6 : 1.4)
+            let proposal = TrainConfig.proposal(config.objective)
+            config.pMean = pMean ?? proposal.mean
+            config.pStd = pStd ?? proposal.std
             config.beta2 = beta2
             config.sigmaData = try sigmaData ?? TrainConfig.defaultSigmaData(data)
             var trainer = Trainer(config: config, out: out)

@@ -48,15 +48,21 @@ public final class ModelRegistry: Sendable {
         var entries: [String: Entry] = [:]
         var skipped: [String] = []
         for (path, inFolder) in try Self.files(c.models) {
+            // Loaded once: the folder check reads its metadata, the contract check the same model.
+            let file: Model
+            do { file = try ModelFile.load(path: path) } catch {
+                throw ServiceError(0, field: "--models", "\(path): \(error)")
+            }
             // A folder may hold other models (a classifier, a foreign network): skipped, said at start.
-            if inFolder, let m = try? ModelFile.load(path: path), !(m.metadataValue("scm.format") ?? "").hasPrefix("trigflow/") {
-                skipped.append("\(path) (scm.format \(m.metadataValue("scm.format").map { "'\($0)'" } ?? "missing"): not a TrigFlow model)")
+            let format = file.metadataValue("scm.format")
+            if inFolder, !(format ?? "").hasPrefix("trigflow/") {
+                skipped.append("\(path) (scm.format \(format.map { "'\($0)'" } ?? "missing"): not a TrigFlow model)")
                 continue
             }
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             guard entries[name] == nil else { throw ServiceError(0, field: "--models", "two models are named '\(name)'") }
             let model: TrigFlowModel
-            do { model = try TrigFlowModel(path: path) } catch {
+            do { model = try TrigFlowModel(file) } catch {
                 throw ServiceError(0, field: "--models", "\(path): \(error)")
             }
             var samplers: [String: Sampler] = [:], batchers: [String: Batcher] = [:]

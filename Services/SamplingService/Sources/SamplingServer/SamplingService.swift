@@ -35,9 +35,7 @@ public enum SamplingService {
                 response = try await samples(request, registry, metrics)
             } catch let e as ServiceError {
                 response = failure(e)
-            } catch is NIOTooManyBytesError {
-                response = failure(ServiceError(413, field: "body", "is larger than \(registry.configuration.maxBodyBytes) bytes"))
-            } catch let e as HTTPError where e.status == .contentTooLarge {
+            } catch let e where e is NIOTooManyBytesError || (e as? HTTPError)?.status == .contentTooLarge {
                 response = failure(ServiceError(413, field: "body", "is larger than \(registry.configuration.maxBodyBytes) bytes"))
             } catch {
                 response = failure(ServiceError(500, "\(error)"))
