@@ -86,11 +86,18 @@ CASES = [
     case("Softmax", "Softmax", {"x": rand(2, 5, 3)}, attrs={"axis": 1}),
     case("ReduceMean", "ReduceMean", {"x": rand(2, 3, 4)}, consts={"axes": np.array([1], np.int64)}, attrs={"keepdims": 0}),
     case("ReduceSum", "ReduceSum", {"x": rand(2, 3, 4)}, consts={"axes": np.array([0, 2], np.int64)}),
+    # contiguous runs of 16 or more: the block-sum path of ReduceKernel
+    case("ReduceMean_long_run", "ReduceMean", {"x": rand(2, 3, 40)}, consts={"axes": np.array([2], np.int64)}),
+    case("ReduceSum_runs", "ReduceSum", {"x": rand(3, 4, 6, 7)}, consts={"axes": np.array([0, 2, 3], np.int64)},
+         attrs={"keepdims": 0}),
     case("InstanceNormalization", "InstanceNormalization", {"x": rand(2, 3, 5), "s": rand(3), "b": rand(3)}),
     case("GroupNormalization_18", "GroupNormalization", {"x": rand(2, 4, 3, 3), "s": rand(2), "b": rand(2)},
          attrs={"num_groups": 2}, opset=18),
     case("GroupNormalization_21", "GroupNormalization", {"x": rand(2, 4, 3, 3), "s": rand(4), "b": rand(4)},
          attrs={"num_groups": 2}, opset=21),
+    # off-center values and 25 positions (SIMD lanes and a tail) per channel: ai.scm:GroupNormGrad's sums
+    case("GroupNormalization_21_offset", "GroupNormalization", {"x": rand(3, 8, 5, 5) + 3, "s": rand(8), "b": rand(8)},
+         attrs={"num_groups": 4}, opset=21),
     case("LayerNormalization", "LayerNormalization", {"x": rand(2, 3, 4), "s": rand(4), "b": rand(4)}, outputs=3),
     case("LayerNormalization_axis1", "LayerNormalization", {"x": rand(2, 3, 4), "s": rand(3, 4)}, attrs={"axis": 1}),
     case("BatchNormalization", "BatchNormalization", {"x": rand(2, 3, 4), "s": rand(3), "b": rand(3)},

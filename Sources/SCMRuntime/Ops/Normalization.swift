@@ -291,33 +291,39 @@ extension VJPRule {
 }
 
 extension NormalizationOp: ReverseDifferentiable {
+    /// `ai.scm:GroupNormGrad` with one group per channel.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
-        let rank = r.outputs[0].rank, axes = Array(2..<rank)
-        let n = NormalizedTangent(r, x: r.input(0), dx: nil, axes: axes, eps: r.floatAttribute("epsilon", 1e-5))
-        return [r.needs(0) ? n.backward(r, r.mul(g, r.channelShaped(r.input(1), rank: rank)), axes: axes) : nil,
-                r.needs(1) ? r.channelSum(r.mul(g, n.xhat), rank: rank) : nil,
-                r.needs(2) ? r.channelSum(g, rank: rank) : nil]
+        let c = r.inputs[0].map { $0.shape.count > 1 ? $0.shape[1] : 0 } ?? 0
+        guard c > 0 else { throw r.error("InstanceNormalization's input has no channel axis") }
+        let d = groupNormGrad(r, g, scale: r.input(1), groups: c)
+        return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
     }
 }
 
+/// The fused backward of a normalization over groups with a per-channel scale.
+func groupNormGrad(_ r: VJPRule, _ g: String, scale: String, groups: Int) -> [String] {
+    r.emit("GroupNormGrad", [r.input(0), scale, g], [Attribute("num_groups", .int(groups)),
+                                                      Attribute("epsilon", .float(Float(r.floatAttribute("epsilon", 1e-5))))],
+           domain: "ai.scm", outputs: 3)
+}
+
 extension GroupNormOp: ReverseDifferentiable {
+    /// `ai.scm:GroupNormGrad`; at opset 18 (scale and bias per group) the scale is spread over each
+    /// group's channels first and the channel cotangents are summed per group after.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
-        let rank = r.outputs[0].rank, groups = r.intAttribute("num_groups", 1)
-        let x = r.input(0)
-        let grouped = { (v: String) in r.reshape(v, [0, groups, -1]) }
-        let n = NormalizedTangent(r, x: grouped(x), dx: nil, axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        let groups = r.intAttribute("num_groups", 1)
         if r.opset >= 21 {
-            let xhat = r.reshape(n.xhat, like: x)
-            return [r.needs(0) ? r.reshape(n.backward(r, grouped(r.mul(g, r.channelShaped(r.input(1), rank: rank))), axes: [2]), like: x) : nil,
-                    r.needs(1) ? r.channelSum(r.mul(g, xhat), rank: rank) : nil,
-                    r.needs(2) ? r.channelSum(g, rank: rank) : nil]
+            let d = groupNormGrad(r, g, scale: r.input(1), groups: groups)
+            return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
         }
-        let gg = grouped(g)
-        return [r.needs(0) ? r.reshape(n.backward(r, r.mul(gg, r.reshape(r.input(1), [1, -1, 1])), axes: [2]), like: x) : nil,
-                r.needs(1) ? r.reduce("ReduceSum", r.mul(gg, n.xhat), axes: [0, 2], keepdims: false) : nil,
-                r.needs(2) ? r.reduce("ReduceSum", gg, axes: [0, 2], keepdims: false) : nil]
+        let c = r.inputs[0].map { $0.shape.count > 1 ? $0.shape[1] : 0 } ?? 0
+        guard c > 0, c % groups == 0 else { throw r.error("GroupNormalization's \(c) channels are not a multiple of num_groups \(groups)") }
+        let perChannel = r.reshape(r.emit("Expand", [r.reshape(r.input(1), [groups, 1]), r.ints([groups, c / groups])]), [c])
+        let d = groupNormGrad(r, g, scale: perChannel, groups: groups)
+        let perGroup = { (v: String) in r.reduce("ReduceSum", r.reshape(v, [groups, c / groups]), axes: [1], keepdims: false) }
+        return [r.needs(0) ? d[0] : nil, r.needs(1) ? perGroup(d[1]) : nil, r.needs(2) ? perGroup(d[2]) : nil]
     }
 }
 

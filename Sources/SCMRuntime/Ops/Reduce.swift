@@ -80,7 +80,8 @@ struct SoftmaxKernel: Kernel {
 }
 
 /// ReduceMean, ReduceSum, ReduceMax: axes as attribute (ReduceMean/Max before opset 18) or input,
-/// keepdims, noop_with_empty_axes. Sums accumulate in double.
+/// keepdims, noop_with_empty_axes. Sums accumulate in double (float32 over contiguous runs of 16 or
+/// more: 16-lane float blocks of 512, added in double).
 enum ReduceOp: Operator {
     static let opTypes = ["ReduceMean", "ReduceSum", "ReduceMax"]
 
@@ -129,12 +130,24 @@ struct ReduceKernel: Kernel {
     /// Offsets of each output's first input element, and of the reduced sub-space from it.
     let outs: [Int]
     let reds: [Int]
+    /// The reduced sub-space as contiguous runs: the offsets where runs start (the reduced axes
+    /// before the trailing contiguous ones) and the length of a run (the trailing reduced axes whose
+    /// strides make one contiguous block, 1 if the innermost reduced axis is strided).
+    let runStarts: [Int]
+    let runLength: Int
 
     init(op: String, dtype: DType, keptShape: [Int], keptStrides: [Int], redShape: [Int], redStrides: [Int]) {
         self.op = op
         self.dtype = dtype
         outs = Self.offsets(keptShape, keptStrides)
         reds = Self.offsets(redShape, redStrides)
+        var length = 1, lead = redShape.count
+        while lead > 0, redStrides[lead - 1] == length {
+            length *= redShape[lead - 1]
+            lead -= 1
+        }
+        runLength = length
+        runStarts = Self.offsets(Array(redShape[..<lead]), Array(redStrides[..<lead]))
     }
 
     /// Offsets of every element of a strided sub-space, in row-major order.
@@ -158,6 +171,19 @@ struct ReduceKernel: Kernel {
         let outs = outs, reds = reds, isMax = op == "ReduceMax", isMean = op == "ReduceMean"
         let isFloat = T.self == Float.self || T.self == Double.self
         let chunk = max(1, 16384 / max(reds.count, 1))
+        if T.self == Float.self, !isMax, runLength >= 16 {
+            // contiguous runs: 16-lane float blocks added in double (`blockSum`), a fixed order
+            let xf = io.input(0, Float.self), yf = io.output(0, Float.self)
+            let starts = runStarts, length = runLength, count = Double(reds.count)
+            io.pool.parallelFor((outs.count + chunk - 1) / chunk, elements: outs.count * reds.count) { ch, _ in
+                for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
+                    var s = 0.0
+                    for r in starts { s += blockSum(xf + outs[o] + r, length) }
+                    yf[o] = Float(isMean ? s / count : s)
+                }
+            }
+            return
+        }
         io.pool.parallelFor((outs.count + chunk - 1) / chunk, elements: outs.count * reds.count) { ch, _ in
             for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
                 let base = x + outs[o]
