@@ -179,8 +179,13 @@ struct Export: ParsableCommand {
                 let ckpt = try Checkpoint.load(path: input)
                 model = try CheckpointExport.model(ckpt)
                 if !optimize && jvp == nil && grad == nil && !sctLoss && !trainStep {
+                    // The summary is formed before saving: reading `ckpt` after the save printed a garbage step
+                    // (and crashed the debug build) with Swift 6.3, with no memory error under valgrind; see the
+                    // 2026-12-05 closing note.
+                    let summary = "\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), "
+                        + "\(model.metadataValue("scm.parameterization") ?? "") parameterization"
                     _ = try ModelFile.save(model, to: output)
-                    print("\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), \(model.metadataValue("scm.parameterization") ?? "") parameterization")
+                    print(summary)
                     return
                 }
             }

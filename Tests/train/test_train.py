@@ -174,6 +174,8 @@ def test_flow_checkpoint_exports_the_velocity_network(tmp_path):
     ck = json.loads(r.stdout)["checkpoint"]
     r = scm("scm-export", ck, tmp_path / "v.onnx")
     assert r.returncode == 0, r.stderr
+    # The summary names the checkpoint's step (it once printed a garbage value: see scm-export's run())
+    assert "(step 50, EMA weights), velocity parameterization" in r.stdout, r.stdout
     m = onnx.load(str(tmp_path / "v.onnx"))
     onnx.checker.check_model(m, full_check=True)
     assert {p.key: p.value for p in m.metadata_props}["scm.parameterization"] == "velocity"
