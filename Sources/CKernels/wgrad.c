@@ -149,6 +149,14 @@ void scm_wgrad_unit(const scm_wgrad_plan *p, const float *x, const float *dy, in
     memset(acc, 0, sizeof(float) * (size_t)mpad * tpad * 16);
     for (int s = 0; s < spc; s++) memset(xs + s * xsz + (int64_t)p->sh * p->sw * p->cb * p->plane, 0, sizeof(float) * slack);
     memset(ys, 0, sizeof(float) * (size_t)(ysz * spc));  // padding rows, columns and tail stay zero
+    // A tap's reads run up to q positions from its offset, past its channel's plane into the next
+    // one, where the zero padding of dY meets them. In the last channel block (cn < cb) the planes
+    // of channels cn ..< cb are never filled: zero them, or whatever the scratch held before
+    // (NaN or infinity included, which times zero is NaN) would enter the sums.
+    if (cn < p->cb)
+        for (int s = 0; s < spc; s++)
+            for (int ph = 0; ph < p->sh * p->sw; ph++)
+                memset(xs + s * xsz + ((int64_t)ph * p->cb + cn) * p->plane, 0, sizeof(float) * (size_t)(p->cb - cn) * p->plane);
     wg_fn kern = wg_portable;
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) kern = wg_avx512;

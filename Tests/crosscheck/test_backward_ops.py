@@ -345,6 +345,30 @@ def test_slice_grad_adjoint(x_shape, spec, tmp_path):
         assert not dx.any()
 
 
+# Scratch it did not write: SCM_CHECK_FINITE=1 fills every scratch byte with 0xff (NaN) before
+# each step and names any step whose output is not finite. The direct weight gradient once read
+# the unfilled planes of its last channel block (times dY's zero padding: 0 unless the stale
+# value was NaN or infinity), which stopped an sCD run at a random step with a NaN gradient norm.
+@pytest.mark.parametrize("x_shape,m,k,attrs", [
+    ([2, 96, 7, 7], 64, [1, 1], {}),                            # 1x1: channel blocks of 72, the last holds 24
+    ([2, 96, 14, 14], 32, [1, 1], {"strides": [2, 2]}),         # and with two stride phases per axis
+    ([2, 20, 9, 9], 8, [3, 3], {"pads": [1, 1, 1, 1]}),         # 3x3: blocks of 8 channels, the last holds 4
+    ([3, 20, 9, 9], 8, [3, 3], {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+], ids=["1x1_last_block", "1x1_stride2_last_block", "3x3_last_block", "3x3_stride2_last_block"])
+def test_conv_weight_grad_reads_only_scratch_it_wrote(x_shape, m, k, attrs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCM_CHECK_FINITE", "1")
+    x = rand(*x_shape)
+    y = run(*conv_fwd(x, rand(m, x_shape[1], *k), attrs), tmp_path)
+    dy = rand(*y.shape)
+    r, d = infer(*conv_grad(x, dy, k, attrs), tmp_path, threads=2)
+    assert r.returncode == 0, r.stderr
+    assert "SCM_CHECK_FINITE" not in r.stderr, r.stderr
+    dw = numpy_helper.to_array(onnx.load_tensor(str(d / "out" / "output_0.pb")))
+    assert np.isfinite(dw).all()
+    w = rand(m, x_shape[1], *k)
+    assert_adjoint(dy, run(*conv_fwd(x, w, attrs), tmp_path), dw, w)
+
+
 # MARK: - Thread-count independence
 
 def bitwise_same_at_1_2_3_threads(model, feeds, tmp_path):

@@ -322,7 +322,8 @@ private struct Build {
         for (p, ins, outs) in protoSteps {
             let node = graph.nodes[p.node]
             steps.append(Step(label: node.label(index: p.node), opType: node.opType, kernel: p.build.kernel!,
-                              inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0]) }, flops: p.build.flops))
+                              inputs: ins.map(slot), outputs: outs.map { .arena(layout.offsets[$0]) }, outputSpecs: p.build.outputs,
+                              flops: p.build.flops))
             scratch = max(scratch, p.build.scratchBytes)
         }
         let inputs = planInputs.map { PlanInput(name: $0.0, spec: $0.1, pinned: $0.2, slot: .arena(layout.offsets[bufferOf[$0.0]!])) }

@@ -18,6 +18,8 @@ struct Step: Sendable {
     let kernel: any Kernel
     let inputs: [Slot]
     let outputs: [Slot]
+    /// The outputs' types (for `SCM_CHECK_FINITE`).
+    let outputSpecs: [TensorSpec]
     let flops: Int
 }
 
@@ -177,6 +179,8 @@ public final class Session: @unchecked Sendable {
     private let outTable: UnsafeMutablePointer<UnsafeMutableRawPointer>
     private let inStart: [Int]
     private let outStart: [Int]
+    /// Steps `SCM_CHECK_FINITE` has named in the current run.
+    private var reported = 0
     private var lock: NSLock { workspace.lock }
 
     init(plan: Plan, workspace: Workspace) {
@@ -298,8 +302,35 @@ public final class Session: @unchecked Sendable {
     private func execute(_ inputs: [Tensor]) {
         copyIn(inputs)
         for (k, step) in plan.steps.enumerated() {
+            // NaN in every scratch byte first, so that a kernel reading scratch it did not write shows
+            if Self.checkFinite { memset(scratch, 0xff, scratchStride * pool.threads) }
             step.kernel.run(KernelIO(ins: inTable + inStart[k], outs: outTable + outStart[k], pool: pool,
                                      scratchBase: scratch, scratchStride: scratchStride))
+            if Self.checkFinite { reportNonFinite(k, step) }
+        }
+    }
+
+    /// `SCM_CHECK_FINITE=1` (a debugging aid, off by default): every scratch byte is set to 0xff
+    /// (NaN as float and as double) before each step, and after it every float32
+    /// output is scanned, and the first three steps of each run whose outputs hold NaN or infinity
+    /// are named on stderr with the count and the first such value. Steps run in order, so the
+    /// first one named is where a non-finite value is born.
+    static let checkFinite = getenv("SCM_CHECK_FINITE").map { String(cString: $0) == "1" } ?? false
+
+    private func reportNonFinite(_ k: Int, _ step: Step) {
+        if k == 0 { reported = 0 }
+        guard reported < 3 else { return }
+        for (i, slot) in step.outputs.enumerated() where step.outputSpecs[i].dtype == .float {
+            let f = Session.address(slot, arena: arena, plan: plan).assumingMemoryBound(to: Float.self)
+            var count = 0, first: Float = 0
+            for e in 0..<step.outputSpecs[i].count where !f[e].isFinite {
+                if count == 0 { first = f[e] }
+                count += 1
+            }
+            guard count > 0 else { continue }
+            reported += 1
+            FileHandle.standardError.write(Data("SCM_CHECK_FINITE: step \(k) \(step.label) (\(step.opType)): output \(i) \(step.outputSpecs[i].shape) has \(count) non-finite values (first \(first))\n".utf8))
+            return
         }
     }
 }
