@@ -20,7 +20,8 @@ checkpoint, and keeps loss.csv and curve.csv in OUT/NAME; the checkpoints stay i
 checkpoints (git ignores them there: 20 MB each). A variant that has finished is skipped, so
 `run` can be stopped and started again across sessions. `table` prints one row per variant: FD of
 each sampler at the last step and at the first evaluated one, the change against the first
-variant (the baseline), the smallest class share, the near-copy share, the seconds per step.
+variant (the baseline), the smallest class share, the near-copy share, the seconds per step
+(measured on a shared machine: a guide, not a benchmark). Rows of sample seed 0 only.
 """
 import argparse
 import csv
@@ -105,8 +106,9 @@ def table(spec):
     results = {}
     for name in spec["variants"]:
         run_dir = os.path.join(ROOT, spec["out"], name)
-        curve = [r for r in rows(os.path.join(run_dir, "curve.csv")) if int(r["count"]) == count]
-        results[name] = {s: sorted((int(r["step"]), r) for r in curve if r["sampler"] == s) for s in samplers}
+        curve = [r for r in rows(os.path.join(run_dir, "curve.csv")) if int(r["count"]) == count and int(r["seed"]) == 0]
+        results[name] = {s: sorted(((int(r["step"]), r) for r in curve if r["sampler"] == s), key=lambda p: p[0])
+                         for s in samplers}
     base = next(iter(spec["variants"]))
     head = ["variant", "flags"] + [f"FD {s} at {spec['steps']}" for s in samplers] + \
            [f"vs {base}", "FD at first eval", "min class", "near-copies", "s/step", "note"]
