@@ -24,13 +24,15 @@ variant (the baseline), the smallest class share, the near-copy share, the secon
 (measured on a shared machine: a guide, not a benchmark). Rows of sample seed 0 only.
 """
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from training_curve import read_curve as rows, training_time  # noqa: E402
+
 BIN = os.path.join(ROOT, ".build", "release")
 
 
@@ -46,13 +48,6 @@ def load(path):
     if not spec["variants"]:
         sys.exit(f"ablate: {path} lists no variants")
     return spec
-
-
-def rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def last_step(run_dir):
@@ -89,14 +84,7 @@ def run(spec, args):
 
 
 def seconds_per_step(run_dir):
-    """Training seconds over steps, the resumed segments' clocks added up."""
-    total, last, steps = 0.0, None, 0
-    for r in rows(os.path.join(run_dir, "loss.csv")):
-        sec = float(r["seconds"])
-        if last is not None and sec < last:
-            total += last
-        last, steps = sec, int(r["step"])
-    total += last or 0.0
+    steps, _, total = training_time(run_dir)
     return total / steps if steps else float("nan")
 
 

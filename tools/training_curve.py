@@ -52,6 +52,7 @@ def sampler_flags(spec):
 
 
 def read_curve(path):
+    """The rows of a CSV file with a header (curve.csv, loss.csv), or none if it does not exist."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
@@ -140,21 +141,25 @@ def plot(args):
     print(f"wrote {args.out}")
 
 
+def training_time(run_dir):
+    """(steps, segments, seconds) of a run from its loss.csv: the resumed segments' clocks added up
+    (a resumed run starts its clock at 0)."""
+    total, last, segments, steps = 0.0, None, 0, 0
+    for r in read_curve(os.path.join(run_dir, "loss.csv")):
+        sec = float(r["seconds"])
+        if last is None or sec < last:  # a new segment
+            segments += 1
+            if last is not None:
+                total += last
+        last, steps = sec, int(r["step"])
+    return steps, segments, total + (last or 0.0)
+
+
 def walltime(args):
     for run_dir in args.runs:
-        path = os.path.join(run_dir, "loss.csv")
-        if not os.path.exists(path):
+        if not os.path.exists(os.path.join(run_dir, "loss.csv")):
             sys.exit(f"training_curve: no loss.csv in {run_dir}")
-        total, last, segments, steps = 0.0, None, 0, 0
-        with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                sec = float(r["seconds"])
-                if last is None or sec < last:  # a new segment (a resumed run starts its clock at 0)
-                    segments += 1
-                    if last is not None:
-                        total += last
-                last, steps = sec, int(r["step"])
-        total += last or 0.0
+        steps, segments, total = training_time(run_dir)
         print(f"{run_dir}: {steps} steps, {segments} segment{'s' if segments != 1 else ''}, {total / 3600:.2f} h, "
               f"{total / max(steps, 1):.3f} s per step")
 

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import scm
+from test_backward_ops import infer
 
 RNG = np.random.default_rng(11)
 
@@ -23,19 +23,6 @@ def model(x, scale, dy, groups, eps=1e-5):
     g = helper.make_graph([node], "gng", [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in feeds.items()],
                           [helper.make_tensor_value_info(k, TensorProto.FLOAT, None) for k in ("dx", "dscale", "dbias")])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.scm", 1)], ir_version=10), feeds
-
-
-def infer(m, feeds, tmp_path, threads=1):
-    d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-    d.mkdir()
-    onnx.save(m, str(d / "model.onnx"))
-    files = []
-    for i, (k, v) in enumerate(feeds.items()):
-        p = d / f"in{i}.pb"
-        p.write_bytes(numpy_helper.from_array(v, k).SerializeToString())
-        files.append(p)
-    r = scm("scm-infer", d / "model.onnx", "--inputs", *files, "--output-dir", d / "out", "--threads", threads)
-    return r, d
 
 
 def run(m, feeds, tmp_path, threads=1):

@@ -288,13 +288,16 @@ extension BatchNormOp: ForwardDifferentiable {
 extension VJPRule {
     /// Sum over every axis but the channel axis 1, to a [C] vector.
     func channelSum(_ v: String, rank: Int) -> String { reduce("ReduceSum", v, axes: [0] + Array(2..<rank), keepdims: false) }
+
+    /// Input 0's channels (axis 1), 0 when its shape has no axis 1.
+    var channels: Int { inputs[0].map { $0.shape.count > 1 ? $0.shape[1] : 0 } ?? 0 }
 }
 
 extension NormalizationOp: ReverseDifferentiable {
     /// `ai.scm:GroupNormGrad` with one group per channel.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
-        let c = r.inputs[0].map { $0.shape.count > 1 ? $0.shape[1] : 0 } ?? 0
+        let c = r.channels
         guard c > 0 else { throw r.error("InstanceNormalization's input has no channel axis") }
         let d = groupNormGrad(r, g, scale: r.input(1), groups: c)
         return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
@@ -318,7 +321,7 @@ extension GroupNormOp: ReverseDifferentiable {
             let d = groupNormGrad(r, g, scale: r.input(1), groups: groups)
             return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
         }
-        let c = r.inputs[0].map { $0.shape.count > 1 ? $0.shape[1] : 0 } ?? 0
+        let c = r.channels
         guard c > 0, c % groups == 0 else { throw r.error("GroupNormalization's \(c) channels are not a multiple of num_groups \(groups)") }
         let perChannel = r.reshape(r.emit("Expand", [r.reshape(r.input(1), [groups, 1]), r.ints([groups, c / groups])]), [c])
         let d = groupNormGrad(r, g, scale: perChannel, groups: groups)
