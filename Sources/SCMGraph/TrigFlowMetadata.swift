@@ -184,6 +184,34 @@ public struct TrigFlowMetadata: Sendable {
         return try meta.schedule(steps: steps ?? 2)
     }
 
+    /// `model` with each of `texts` (comma-separated times) stored as `scm.schedule.<count>`,
+    /// replacing the entry of that count and keeping the others: how a schedule tuned on samples
+    /// becomes the one `scm-run --steps N` uses. Each must start at the file's `scm.t_max` (which
+    /// must be present) and decrease within (0, pi/2); two of one count are an error. Times are
+    /// written as Swift prints the float, so they read back bit for bit.
+    public static func storing(schedules texts: [String], in model: Model, source: String = "schedule") throws -> Model {
+        guard let tm = try fileTMax(model) else {
+            throw ModelError(.invalidArgument, at: source, "the model has no scm.t_max to check the schedule against")
+        }
+        var byCount: [Int: [Float]] = [:]
+        for text in texts {
+            let times = try parseSchedule(text, tMax: tm, source: source)
+            guard byCount[times.count] == nil else { throw ModelError(.invalidArgument, at: source, "two schedules of \(times.count) steps") }
+            byCount[times.count] = times
+        }
+        var m = model
+        for (n, times) in byCount.sorted(by: { $0.key < $1.key }) {
+            let key = "scm.schedule.\(n)"
+            let value = times.map { String($0) }.joined(separator: ",")
+            if let i = m.metadata.firstIndex(where: { $0.key == key }) {
+                m.metadata[i].value = value
+            } else {
+                m.metadata.append(MetadataEntry(key, value))
+            }
+        }
+        return m
+    }
+
     private init(parameterization: Parameterization, sigmaData: Float, tMax: Float, schedules: [Int: [Float]]) {
         self.parameterization = parameterization
         self.sigmaData = sigmaData

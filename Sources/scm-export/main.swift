@@ -38,6 +38,9 @@ struct Export: ParsableCommand {
     @Option(help: "Comma-separated decreasing times (the first t_max) instead of the stored schedule; sets the step count. With --attach: a schedule to store as scm.schedule.<count> (repeatable).")
     var schedule: [String] = []
 
+    @Option(help: "Store these comma-separated decreasing times (the first the file's t_max) as scm.schedule.<count> in OUT, replacing the stored schedule of that count (repeatable): a schedule tuned on samples. With a checkpoint, or a model written back without --optimize.")
+    var storeSchedule: [String] = []
+
     @Flag(help: "Attach the TrigFlow contract to a network exported elsewhere (needs --parameterization and --sigma-data).")
     var attach = false
 
@@ -100,6 +103,13 @@ struct Export: ParsableCommand {
         try CommandLineSupport.check("--steps", steps, Limits.steps)
         try CommandLineSupport.check("--batch", batch, Limits.batch)
         if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }
+        if !storeSchedule.isEmpty {
+            for (flag, given) in [("--attach", attach), ("--optimize", optimize), ("--jvp", jvp != nil), ("--grad", grad != nil),
+                                  ("--sct-loss", sctLoss), ("--train-step", trainStep)] where given {
+                throw ValidationError("--store-schedule applies to a checkpoint or a model written back, not with \(flag)"
+                                      + (flag == "--attach" ? " (there, --schedule stores schedules)" : ""))
+            }
+        }
         if attach { try validateAttach(); return }
         for (flag, given) in [("--parameterization", parameterization != nil), ("--input-scale", inputScale != nil),
                               ("--data-range", dataRange != nil), ("--dataset", dataset != nil)] where given {
@@ -148,6 +158,12 @@ struct Export: ParsableCommand {
         }
     }
 
+    /// ", scm.schedule.2 = t0,t1, ..." for the schedules --store-schedule stored, else "".
+    func storedSummary(_ model: Model) -> String {
+        let counts = Set(storeSchedule.map { $0.split(separator: ",", omittingEmptySubsequences: false).count }).sorted()
+        return counts.map { ", scm.schedule.\($0) = \(model.metadataValue("scm.schedule.\($0)") ?? "")" }.joined()
+    }
+
     func runAttach() throws {
         do {
             let model = try ModelFile.load(path: input, limits: resources.limits)
@@ -178,12 +194,14 @@ struct Export: ParsableCommand {
                 // A training checkpoint: the model file of its EMA network, then the flags as for any model.
                 let ckpt = try Checkpoint.load(path: input)
                 model = try CheckpointExport.model(ckpt)
+                model = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
                 if !optimize && jvp == nil && grad == nil && !sctLoss && !trainStep {
                     // The summary is formed before saving: reading `ckpt` after the save printed a garbage step
                     // (and crashed the debug build) with Swift 6.3, with no memory error under valgrind; see the
                     // 2026-12-05 closing note.
                     let summary = "\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), "
                         + "\(model.metadataValue("scm.parameterization") ?? "") parameterization"
+                        + storedSummary(model)
                     _ = try ModelFile.save(model, to: output)
                     print(summary)
                     return
@@ -224,8 +242,10 @@ struct Export: ParsableCommand {
                 return
             }
             guard optimize else {
+                model = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
                 let report = try ModelFile.save(model, to: output)
                 for note in report.notes { CommandLineSupport.note("scm-export", note) }
+                if !storeSchedule.isEmpty { print("\(output): written back" + storedSummary(model)) }
                 return
             }
             let options = Optimizer.Options(foldLimitBytes: foldLimit)

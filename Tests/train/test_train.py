@@ -186,6 +186,42 @@ def test_flow_checkpoint_exports_the_velocity_network(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_export_stores_a_tuned_schedule(tmp_path):
+    """--store-schedule: a checkpoint exported (or a model written back) with schedules tuned on
+    samples, which scm-run then uses for that step count; bad schedules and flags are refused
+    and write nothing."""
+    r = train("--data", "checkerboard", "--objective", "sct", "--out", tmp_path / "run", "--steps", 20, "--batch", 16, "--json")
+    ck = json.loads(r.stdout)["checkpoint"]
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    r = scm("scm-export", ck, a)
+    assert r.returncode == 0, r.stderr
+    tm = {p.key: p.value for p in onnx.load(str(a)).metadata_props}["scm.t_max"]  # atan(80 / sigma_d)
+    r = scm("scm-export", ck, a, "--store-schedule", tm + ",1.3")
+    assert r.returncode == 0 and f"scm.schedule.2 = {tm},1.3" in r.stdout, (r.stdout, r.stderr)
+    meta = {p.key: p.value for p in onnx.load(str(a)).metadata_props}
+    assert meta["scm.schedule.2"] == tm + ",1.3" and meta["scm.schedule.4"].startswith(tm + ",")
+    r = scm("scm-export", a, b, "--store-schedule", tm + ",1.2,0.9,0.5", "--store-schedule", tm + ",1.25")
+    assert r.returncode == 0, r.stderr
+    meta = {p.key: p.value for p in onnx.load(str(b)).metadata_props}
+    assert (meta["scm.schedule.2"], meta["scm.schedule.4"]) == (tm + ",1.25", tm + ",1.2,0.9,0.5")
+    assert sum(p.key == "scm.schedule.2" for p in onnx.load(str(b)).metadata_props) == 1
+    # scm-run samples with the stored times: the same samples as the times given explicitly.
+    for model, times in ((a, tm + ",1.3"), (b, tm + ",1.25")):
+        r1 = scm("scm-run", model, "--steps", 2, "--count", 32, "--npy", tmp_path / "s1.npy")
+        r2 = scm("scm-run", model, "--schedule", times, "--count", 32, "--npy", tmp_path / "s2.npy")
+        assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr, r2.stderr)
+        assert np.array_equal(np.load(tmp_path / "s1.npy"), np.load(tmp_path / "s2.npy"))
+    bad = tmp_path / "bad.onnx"
+    for args, expect in ((["--store-schedule", "1.5,1.2"], "must start at t_max"),
+                         (["--store-schedule", tm + ",1.2", "--store-schedule", tm + ",1.3"], "two schedules of 2 steps"),
+                         (["--store-schedule", tm + ",1.6"], "must decrease"),
+                         (["--store-schedule", tm + ",x"], "not a comma-separated list"),
+                         (["--store-schedule", tm + ",1.2", "--optimize"], "not with --optimize")):
+        r = scm("scm-export", ck, bad, *args)
+        assert r.returncode != 0 and expect in r.stderr, (args, r.stderr)
+        assert not bad.exists()
+
+
 def test_scd_distills_a_flow_teacher(tmp_path):
     """sCD: a flow teacher (6000 steps), then a student whose dx_t/dt is the teacher's velocity,
     compiled into the same step: its 2-step samples reach the teacher's level (~80% in the cells
