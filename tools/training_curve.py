@@ -2,14 +2,15 @@
 """Quality along a training run: FD (scm-eval, classifier features) of each checkpoint's EMA
 weights, and a plot of FD against training steps for one or more runs.
 
-    tools/training_curve.py eval RUN_DIR --sampler ode:8|steps:2 [--count 2000] [--every 1000]
+    tools/training_curve.py eval RUN_DIR --sampler ode:8|steps:2|mid:1.3 [--count 2000] [--every 1000]
                                  [--seed 0] [--threads 2]
     tools/training_curve.py plot OUT.png RUN_DIR[:SAMPLER[:LABEL]] ... [--title T]
     tools/training_curve.py walltime RUN_DIR ...
 
 `eval` exports every checkpoint of RUN_DIR/checkpoints whose step is a multiple of --every (and
 the latest) with `scm-export`, draws --count samples with `scm-run` (`ode:K`: the probability-flow
-ODE with K Heun steps, for flow checkpoints; `steps:N`: N consistency steps), measures them with
+ODE with K Heun steps, for flow checkpoints; `steps:N`: N consistency steps at the stored schedule;
+`mid:T`: 2 consistency steps at t_max then T), measures them with
 `scm-eval`, and appends one line per checkpoint to RUN_DIR/curve.csv (step, sampler, count, seed,
 fd, kid, min_class_share, near_share, seconds). Checkpoints already in curve.csv for the same
 sampler, count and seed are skipped, so it can be re-run while the run goes on (`nice` it).
@@ -44,10 +45,17 @@ def run(*args):
     return r.stdout
 
 
-def sampler_flags(spec):
-    m = re.fullmatch(r"(ode|steps):([1-9][0-9]*)", spec)
+def sampler_flags(spec, model=None):
+    """scm-run's flags for a sampler spec: ode:K, steps:N, or mid:T (2 consistency steps at t_max
+    then T, the midpoint tuned instead of the stored one; t_max is read from `model`)."""
+    m = re.fullmatch(r"(ode|steps):([1-9][0-9]*)|mid:([0-9]*\.?[0-9]+)", spec)
     if not m:
-        sys.exit(f"training_curve: --sampler must be ode:K or steps:N, is '{spec}'")
+        sys.exit(f"training_curve: --sampler must be ode:K, steps:N or mid:T, is '{spec}'")
+    if m.group(3):
+        if model is None:
+            return []
+        meta = json.loads(run(os.path.join(BIN, "scm-inspect"), model, "--json"))["metadata"]
+        return ["--schedule", f"{meta['scm.t_max']},{m.group(3)}"]
     return ["--ode-steps", m.group(2)] if m.group(1) == "ode" else ["--steps", m.group(2)]
 
 
@@ -69,7 +77,7 @@ def checkpoints(run_dir):
 
 
 def evaluate(args):
-    flags = sampler_flags(args.sampler)
+    sampler_flags(args.sampler)  # checked before any work
     curve = os.path.join(args.run, "curve.csv")
     done = {(int(r["step"]), r["sampler"], int(r["count"]), int(r["seed"])) for r in read_curve(curve)}
     ckpts = checkpoints(args.run)
@@ -86,7 +94,7 @@ def evaluate(args):
             model = os.path.join(work, "model.onnx")
             npy = os.path.join(work, "samples.npy")
             run(os.path.join(BIN, "scm-export"), path, model)
-            run(os.path.join(BIN, "scm-run"), model, *flags, "--count", args.count, "--seed", args.seed,
+            run(os.path.join(BIN, "scm-run"), model, *sampler_flags(args.sampler, model), "--count", args.count, "--seed", args.seed,
                 "--threads", args.threads, "--npy", npy, "--json")
             q = json.loads(run(os.path.join(BIN, "scm-eval"), npy, "--data", "fashion-mnist", "--threads", args.threads,
                                "--json"))["samples"]
