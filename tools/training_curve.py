@@ -4,7 +4,7 @@ weights, and a plot of FD against training steps for one or more runs.
 
     tools/training_curve.py eval RUN_DIR --sampler ode:8|steps:2|mid:1.3 [--count 2000] [--every 1000]
                                  [--seed 0] [--threads 2]
-    tools/training_curve.py plot OUT.png RUN_DIR[:SAMPLER[:LABEL]] ... [--title T]
+    tools/training_curve.py plot OUT.png RUN_DIR[:SAMPLER[:LABEL[:OFFSET]]] ... [--title T]
     tools/training_curve.py walltime RUN_DIR ...
 
 `eval` exports every checkpoint of RUN_DIR/checkpoints whose step is a multiple of --every (and
@@ -15,7 +15,8 @@ ODE with K Heun steps, for flow checkpoints; `steps:N`: N consistency steps at t
 fd, kid, min_class_share, near_share, seconds). Checkpoints already in curve.csv for the same
 sampler, count and seed are skipped, so it can be re-run while the run goes on (`nice` it).
 
-`plot` draws FD (log scale) against steps from the curve.csv files (matplotlib: run it with
+`plot` draws FD (log scale) against steps from the curve.csv files, each run's steps shifted by
+its OFFSET (a stage started from another run's checkpoint: the steps before it) (matplotlib: run it with
 .venv-bench/bin/python, which tools/setup_bench.sh fills; `make test`'s .venv has no matplotlib). Uses the release binaries (`make demo` builds them).
 
 `walltime` sums a run's training time over its resumed segments (loss.csv's seconds restart at 0
@@ -123,7 +124,11 @@ def plot(args):
         parts = spec.split(":")
         run_dir = parts[0]
         sampler = ":".join(parts[1:3]) if len(parts) >= 3 else None
-        label = parts[3] if len(parts) >= 4 else os.path.basename(os.path.normpath(run_dir))
+        label = parts[3] if len(parts) >= 4 and parts[3] else os.path.basename(os.path.normpath(run_dir))
+        try:  # a later stage of a run started from another's checkpoint: its steps counted from there
+            offset = int(parts[4]) if len(parts) >= 5 else 0
+        except ValueError:
+            sys.exit(f"training_curve: the step offset in '{spec}' is not an integer")
         rows = [r for r in read_curve(os.path.join(run_dir, "curve.csv")) if sampler is None or r["sampler"] == sampler]
         if not rows:
             sys.exit(f"training_curve: no rows{' for ' + sampler if sampler else ''} in {run_dir}/curve.csv")
@@ -133,7 +138,7 @@ def plot(args):
             if s not in by or int(r["count"]) > int(by[s]["count"]):
                 by[s] = r
         steps = sorted(by)
-        ax.plot(steps, [float(by[s]["fd"]) for s in steps], marker="o", ms=3,
+        ax.plot([offset + s for s in steps], [float(by[s]["fd"]) for s in steps], marker="o", ms=3,
                 label=f"{label} ({by[steps[0]]['sampler']}, {by[steps[0]]['count']} samples)")
     ax.set_yscale("log")
     ax.set_xlabel("training steps (batch 64)")

@@ -246,6 +246,29 @@ struct SamplerTests {
         let s4 = TrigFlowMetadata.defaultSchedule(steps: 4, tMax: 1.5645463)
         #expect(zip(s4, s4.dropFirst()).allSatisfy { $0 > $1 } && s4.last! > 0)
     }
+
+    @Test("Stored schedules: replaced by count, read back bit for bit, the sampler uses them; bad ones refused")
+    func storedSchedule() throws {
+        let m = try ModelFile.load(path: tinyPath)
+        let tm = try TrigFlowMetadata(m).tMax
+        let stored = try TrigFlowMetadata.storing(schedules: ["\(tm),1.3", "\(tm),1.2,0.9,0.5"], in: m)
+        let meta = try TrigFlowMetadata(stored)
+        #expect(meta.schedules[2] == [tm, 1.3] && meta.schedules[4] == [tm, 1.2, 0.9, 0.5])
+        #expect(stored.metadata.filter { $0.key == "scm.schedule.2" }.count == 1)
+        #expect(stored.metadata.count == m.metadata.count + (m.metadataValue("scm.schedule.2") == nil ? 1 : 0)
+                + (m.metadataValue("scm.schedule.4") == nil ? 1 : 0))
+        #expect(try TrigFlowModel(stored).sampler(steps: 2).evaluationTimes == [tm, 1.3])
+        func kind(_ body: () throws -> Void) -> ModelError.Kind? {
+            do { try body() } catch let e as ModelError { return e.kind } catch { return nil }
+            return nil
+        }
+        #expect(kind { _ = try TrigFlowMetadata.storing(schedules: ["1.0,0.5"], in: m) } == .invalidArgument)
+        #expect(kind { _ = try TrigFlowMetadata.storing(schedules: ["\(tm),1.3", "\(tm),1.2"], in: m) } == .invalidArgument)
+        #expect(kind { _ = try TrigFlowMetadata.storing(schedules: ["\(tm),2.0"], in: m) } == .invalidArgument)
+        var bare = m
+        bare.metadata.removeAll { $0.key == "scm.t_max" }
+        #expect(kind { _ = try TrigFlowMetadata.storing(schedules: ["1.5,1.3"], in: bare) } == .invalidArgument)
+    }
 }
 
 @Suite("Images and .npy")
