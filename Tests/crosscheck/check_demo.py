@@ -4,7 +4,7 @@
     Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
 
 The demo draws 100 samples of the shipped Fashion-MNIST consistency model
-(models/fashion-sct.onnx) in 2 steps with seed 0. samples.npy must hold them as float32
+(models/fashion-scd.onnx) in 2 steps with seed 0. samples.npy must hold them as float32
 [100, 1, 28, 28], equal to the reference sampler (trigflow_ref.py: NumPy + onnxruntime, the
 documented noise generator) within the scm-run cross-checks' tolerance; grid.png must be the
 10 x 10 grid of those samples (302 x 302 gray pixels, 2-pixel padding) through the documented pixel
@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import trigflow_ref as ref  # noqa: E402
 
-MODEL = os.path.join(ROOT, "models", "fashion-sct.onnx")
+MODEL = os.path.join(ROOT, "models", "fashion-scd.onnx")
 CLASSIFIER = os.path.join(ROOT, "models", "fashion-classifier.onnx")
 COUNT, STEPS, SEED, SHAPE = 100, 2, 0, (1, 28, 28)
 COLUMNS, PAD = 10, 2
