@@ -187,29 +187,45 @@ public struct TrigFlowMetadata: Sendable {
     /// `model` with each of `texts` (comma-separated times) stored as `scm.schedule.<count>`,
     /// replacing the entry of that count and keeping the others: how a schedule tuned on samples
     /// becomes the one `scm-run --steps N` uses. Each must start at the file's `scm.t_max` (which
-    /// must be present) and decrease within (0, pi/2); two of one count are an error. Times are
-    /// written as Swift prints the float, so they read back bit for bit.
-    public static func storing(schedules texts: [String], in model: Model, source: String = "schedule") throws -> Model {
+    /// must be present) and decrease within (0, pi/2); two of one count are an error. Returns the
+    /// model and the schedules stored, by count.
+    public static func storing(schedules texts: [String], in model: Model, source: String = "schedule") throws -> (model: Model, stored: [Int: [Float]]) {
         guard let tm = try fileTMax(model) else {
             throw ModelError(.invalidArgument, at: source, "the model has no scm.t_max to check the schedule against")
         }
+        let byCount = try schedulesByCount(texts.map { try parseTimes($0, source: source) }, tMax: tm) { _ in source }
+        var m = model
+        store(byCount, in: &m.metadata)
+        return (m, byCount)
+    }
+
+    /// `schedules` keyed by their step count, each checked against `tMax` (`checkSchedule`); two
+    /// of one count are an error. `source` names a schedule in errors.
+    public static func schedulesByCount(_ schedules: [[Float]], tMax: Float, source: ([Float]) -> String) throws -> [Int: [Float]] {
         var byCount: [Int: [Float]] = [:]
-        for text in texts {
-            let times = try parseSchedule(text, tMax: tm, source: source)
-            guard byCount[times.count] == nil else { throw ModelError(.invalidArgument, at: source, "two schedules of \(times.count) steps") }
+        for times in schedules {
+            try checkSchedule(times, tMax: tMax, source: source(times))
+            guard byCount[times.count] == nil else {
+                throw ModelError(.invalidArgument, at: source(times), "two schedules of \(times.count) steps")
+            }
             byCount[times.count] = times
         }
-        var m = model
-        for (n, times) in byCount.sorted(by: { $0.key < $1.key }) {
+        return byCount
+    }
+
+    /// Writes each schedule as `scm.schedule.<count>` into `metadata`: an entry of that count is
+    /// replaced where it stands, the others are appended in count order. Times are written as
+    /// Swift prints the float, so they read back bit for bit.
+    public static func store(_ schedules: [Int: [Float]], in metadata: inout [MetadataEntry]) {
+        for (n, times) in schedules.sorted(by: { $0.key < $1.key }) {
             let key = "scm.schedule.\(n)"
             let value = times.map { String($0) }.joined(separator: ",")
-            if let i = m.metadata.firstIndex(where: { $0.key == key }) {
-                m.metadata[i].value = value
+            if let i = metadata.firstIndex(where: { $0.key == key }) {
+                metadata[i].value = value
             } else {
-                m.metadata.append(MetadataEntry(key, value))
+                metadata.append(MetadataEntry(key, value))
             }
         }
-        return m
     }
 
     private init(parameterization: Parameterization, sigmaData: Float, tMax: Float, schedules: [Int: [Float]]) {

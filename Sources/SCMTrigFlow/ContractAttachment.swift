@@ -53,11 +53,8 @@ public enum ContractAttachment {
         guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
         let tMax = o.tMax ?? Float(atan(80.0 / Double(o.sigmaData)))
         guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
-        var stored: [Int: [Float]] = [:]
-        for s in o.schedules {
-            try SamplerError.wrap { try TrigFlowMetadata.checkSchedule(s, tMax: tMax, source: "schedule \(s.map { String($0) }.joined(separator: ","))") }
-            guard stored[s.count] == nil else { throw bad("schedule", "two schedules of \(s.count) steps") }
-            stored[s.count] = s
+        let stored = try SamplerError.wrap {
+            try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \($0.map { String($0) }.joined(separator: ","))" }
         }
         if let r = o.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
             throw bad("data range", "\(r.0),\(r.1) is not 'low,high' with low < high")
@@ -102,9 +99,7 @@ public enum ContractAttachment {
         m.metadata.append(MetadataEntry("scm.parameterization", o.parameterization.rawValue))
         m.metadata.append(MetadataEntry("scm.sigma_data", String(o.sigmaData)))
         m.metadata.append(MetadataEntry("scm.t_max", String(tMax)))
-        for (n, times) in stored.sorted(by: { $0.key < $1.key }) {
-            m.metadata.append(MetadataEntry("scm.schedule.\(n)", times.map { String($0) }.joined(separator: ",")))
-        }
+        TrigFlowMetadata.store(stored, in: &m.metadata)
         if let r = o.dataRange { m.metadata.append(MetadataEntry("scm.data_range", "\(r.0),\(r.1)")) }
         if !shape.isEmpty { m.metadata.append(MetadataEntry("scm.sample_shape", shape.map(String.init).joined(separator: ","))) }
         if let d = o.dataset { m.metadata.append(MetadataEntry("scm.dataset", d)) }

@@ -159,9 +159,8 @@ struct Export: ParsableCommand {
     }
 
     /// ", scm.schedule.2 = t0,t1, ..." for the schedules --store-schedule stored, else "".
-    func storedSummary(_ model: Model) -> String {
-        let counts = Set(storeSchedule.map { $0.split(separator: ",", omittingEmptySubsequences: false).count }).sorted()
-        return counts.map { ", scm.schedule.\($0) = \(model.metadataValue("scm.schedule.\($0)") ?? "")" }.joined()
+    func storedSummary(_ stored: [Int: [Float]]) -> String {
+        stored.sorted { $0.key < $1.key }.map { ", scm.schedule.\($0.key) = \($0.value.map { String($0) }.joined(separator: ","))" }.joined()
     }
 
     func runAttach() throws {
@@ -194,14 +193,15 @@ struct Export: ParsableCommand {
                 // A training checkpoint: the model file of its EMA network, then the flags as for any model.
                 let ckpt = try Checkpoint.load(path: input)
                 model = try CheckpointExport.model(ckpt)
-                model = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
+                let stored: [Int: [Float]]
+                (model, stored) = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
                 if !optimize && jvp == nil && grad == nil && !sctLoss && !trainStep {
                     // The summary is formed before saving: reading `ckpt` after the save printed a garbage step
                     // (and crashed the debug build) with Swift 6.3, with no memory error under valgrind; see the
                     // 2026-12-05 closing note.
                     let summary = "\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), "
                         + "\(model.metadataValue("scm.parameterization") ?? "") parameterization"
-                        + storedSummary(model)
+                        + storedSummary(stored)
                     _ = try ModelFile.save(model, to: output)
                     print(summary)
                     return
@@ -242,10 +242,11 @@ struct Export: ParsableCommand {
                 return
             }
             guard optimize else {
-                model = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
+                let stored: [Int: [Float]]
+                (model, stored) = try TrigFlowMetadata.storing(schedules: storeSchedule, in: model, source: "--store-schedule")
                 let report = try ModelFile.save(model, to: output)
                 for note in report.notes { CommandLineSupport.note("scm-export", note) }
-                if !storeSchedule.isEmpty { print("\(output): written back" + storedSummary(model)) }
+                if !storeSchedule.isEmpty { print("\(output): written back" + storedSummary(stored)) }
                 return
             }
             let options = Optimizer.Options(foldLimitBytes: foldLimit)

@@ -251,7 +251,8 @@ struct SamplerTests {
     func storedSchedule() throws {
         let m = try ModelFile.load(path: tinyPath)
         let tm = try TrigFlowMetadata(m).tMax
-        let stored = try TrigFlowMetadata.storing(schedules: ["\(tm),1.3", "\(tm),1.2,0.9,0.5"], in: m)
+        let (stored, byCount) = try TrigFlowMetadata.storing(schedules: ["\(tm),1.3", "\(tm),1.2,0.9,0.5"], in: m)
+        #expect(byCount == [2: [tm, 1.3], 4: [tm, 1.2, 0.9, 0.5]])
         let meta = try TrigFlowMetadata(stored)
         #expect(meta.schedules[2] == [tm, 1.3] && meta.schedules[4] == [tm, 1.2, 0.9, 0.5])
         #expect(stored.metadata.filter { $0.key == "scm.schedule.2" }.count == 1)
