@@ -260,6 +260,11 @@ def test_init_starts_from_a_checkpoint(tmp_path):
 
     start, meta = one_step("default")
     assert json.loads(meta["scm.train.config"])["initialize"] == str(tck)
+    # The exported model names where it started and its teacher: the lineage of a staged run.
+    r = scm("scm-export", tmp_path / "default" / "checkpoints" / "step_00000001.ckpt", tmp_path / "default.onnx")
+    assert r.returncode == 0, r.stderr
+    training = {p.key: p.value for p in onnx.load(str(tmp_path / "default.onnx")).metadata_props}["scm.training"]
+    assert training.startswith("scd, 1 steps,") and training.endswith(f", initialized from {tck}, teacher {tck}"), training
     for k, v in ema.items():
         np.testing.assert_allclose(start[k], v, rtol=1e-6, atol=0, err_msg=k)
     scratch, meta = one_step("scratch", "--init", "none")
