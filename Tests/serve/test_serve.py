@@ -129,6 +129,12 @@ def test_coalesced_requests_are_each_scm_run(server, tmp_path):
     (b'{"model": "fashion-sct", "count": 100000}', "count"),
     (b'{"model": "fashion-sct", "count": 2.5}', "count"),
     (b'{"model": "fashion-sct", "count": true}', "count"),
+    (b'{"model": "fashion-sct", "count": false}', "count"),
+    (b'{"model": "fashion-sct", "count": null}', "count"),
+    (b'{"model": "fashion-sct", "count": [1]}', "count"),
+    (b'{"model": "fashion-sct", "count": 1e400}', "body"),
+    (b'{"model": "fashion-sct", "count": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),  # nesting past the parser's depth
+    (b'{"model": "fashion-sct", "precision": 16}', "precision"),
     (b'{"model": "fashion-sct", "seed": -1}', "seed"),
     (b'{"model": "fashion-sct", "precision": "fp16"}', "precision"),
     (b'{"model": "fashion-sct", "format": "jpeg"}', "format"),
@@ -140,6 +146,8 @@ def test_bad_requests_name_the_field(server, body, field):
     assert status == 400, reply
     error = json.loads(reply)["error"]
     assert error["field"] == field and error["message"], error
+    if b": true" in body or b": false" in body:
+        assert "boolean" in error["message"], error  # a JSON boolean is not taken for 1 or 0
 
 
 def test_body_too_large(server):

@@ -19,23 +19,17 @@ struct SampleRequest: Sendable {
 
     static func parse(_ body: [UInt8], registry: ModelRegistry) throws -> SampleRequest {
         let c = registry.configuration
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(body)) } catch {
-            throw ServiceError(400, field: "body", "is not JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription)")
+        let object: JSONValue
+        do { object = try JSONDecoder().decode(JSONValue.self, from: Data(body)) } catch {
+            throw ServiceError(400, field: "body", "is not JSON: \(JSONValue.reason(error, body: body))")
         }
-        guard let o = object as? [String: Any] else { throw ServiceError(400, field: "body", "must be a JSON object") }
+        guard case .object(let o) = object else { throw ServiceError(400, field: "body", "must be a JSON object") }
         if let unknown = o.keys.filter({ !fields.contains($0) }).sorted().first {
             throw ServiceError(400, field: unknown, "is not a field (model, steps, count, seed, precision, format, nrow)")
         }
         func integer(_ key: String, _ def: Int?, _ range: ClosedRange<Int>) throws -> Int? {
             guard let v = o[key] else { return def }
-            // JSON true/false arrive as NSNumber too (of a boolean class, objCType "c"): not integers here.
-            let boolean = String(describing: type(of: v)).contains("Boolean")
-            guard let n = v as? NSNumber, !boolean else {
-                throw ServiceError(400, field: key, "must be an integer, is \(boolean ? "a boolean" : "\(v)")")
-            }
-            let d = n.doubleValue
-            guard d.isFinite, d == d.rounded(), abs(d) < 9.0e15, let i = Int(exactly: d) else {
+            guard case .number(let d) = v, d.isFinite, d == d.rounded(), abs(d) < 9.0e15, let i = Int(exactly: d) else {
                 throw ServiceError(400, field: key, "must be an integer, is \(v)")
             }
             guard range.contains(i) else { throw ServiceError(400, field: key, "must lie in \(range.lowerBound)...\(range.upperBound), is \(i)") }
@@ -43,7 +37,7 @@ struct SampleRequest: Sendable {
         }
         func string(_ key: String, _ def: String?) throws -> String? {
             guard let v = o[key] else { return def }
-            guard let s = v as? String else { throw ServiceError(400, field: key, "must be a string, is \(v)") }
+            guard case .string(let s) = v else { throw ServiceError(400, field: key, "must be a string, is \(v)") }
             return s
         }
         let names = registry.entries.keys.sorted()
@@ -76,5 +70,45 @@ struct SampleRequest: Sendable {
             }
         }
         return SampleRequest(model: model, steps: steps, count: count, seed: UInt64(seed), precision: precision, format: format, nrow: nrow)
+    }
+}
+
+/// One JSON value of a request body. Decoding through `Decodable` keeps booleans, numbers and
+/// strings apart by the JSON text itself (`JSONSerialization` hands `true` back as a number, which
+/// could only be told apart by Foundation's private class names).
+indirect enum JSONValue: Decodable, CustomStringConvertible, Sendable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else if let o = try? c.decode([String: JSONValue].self) { self = .object(o) }
+        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a value of no JSON type") }
+    }
+
+    /// As the error messages show it: a boolean named as one, a string quoted, a container by kind.
+    var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "a boolean (\(b))"
+        case .number(let d): return d == d.rounded() && abs(d) < 9.0e15 ? String(Int64(d)) : String(d)
+        case .string(let s): return "\"\(s)\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// Why `body` did not decode, in one line. `JSONDecoder` says only "not valid JSON"; the same
+    /// text through `JSONSerialization` names the fault and where (read only on this error path).
+    static func reason(_ error: any Error, body: [UInt8]) -> String {
+        do { _ = try JSONSerialization.jsonObject(with: Data(body)) } catch {
+            return "\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription)"
+        }
+        if let e = error as? DecodingError, case .dataCorrupted(let context) = e { return context.debugDescription }
+        return "\(error)"
     }
 }
