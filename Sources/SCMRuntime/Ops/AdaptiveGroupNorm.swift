@@ -17,11 +17,8 @@ enum AdaptiveGroupNormOp: Operator {
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 3, 5)
         let x = try ctx.input(0), s = try ctx.input(1), b = try ctx.input(2)
-        try ctx.require(x, in: [.float])
-        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2, has \(x.shape)") }
-        let n = x.shape[0], c = x.shape[1]
-        guard let g = try ctx.optionalInt("num_groups") else { throw ctx.error("attribute 'num_groups' is required") }
-        guard g >= 1, c % g == 0 else { throw ctx.error("num_groups \(g) does not divide \(c) channels") }
+        let (c, g) = try ctx.groupedChannels(x)
+        let n = x.shape[0]
         guard s.shape == [c], b.shape == [c], s.dtype == .float, b.dtype == .float else {
             throw ctx.error("scale and bias must be float [\(c)], are \(s) and \(b)")
         }

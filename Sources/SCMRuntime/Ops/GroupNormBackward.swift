@@ -19,13 +19,9 @@ enum GroupNormGradOp: Operator {
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 3, 3, outputs: 3...3)
         let x = try ctx.input(0), s = try ctx.input(1), dy = try ctx.input(2)
-        try ctx.require(x, in: [.float], "X")
+        let (c, g) = try ctx.groupedChannels(x, role: "X")
         try ctx.require(dy, in: [.float], "dY")
-        guard x.rank >= 2 else { throw ctx.error("X must have rank >= 2, has \(x.shape)") }
         guard dy.shape == x.shape else { throw ctx.error("dY \(dy.shape) differs from X \(x.shape)") }
-        let c = x.shape[1]
-        guard let g = try ctx.optionalInt("num_groups") else { throw ctx.error("attribute 'num_groups' is required") }
-        guard g >= 1, c % g == 0 else { throw ctx.error("num_groups \(g) does not divide \(c) channels") }
         guard s.shape == [c], s.dtype == .float else { throw ctx.error("scale must be float [\(c)], is \(s)") }
         let n = x.shape[0]
         return OpBuild(outputs: [x, TensorSpec(.float, [c]), TensorSpec(.float, [c])],

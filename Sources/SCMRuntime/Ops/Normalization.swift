@@ -38,6 +38,20 @@ struct GroupNormKernel: Kernel {
     }
 }
 
+/// The input of a group normalization, checked: X (`role`) float of rank >= 2, and its channel
+/// count with the `num_groups` attribute, which must divide it. GroupNormalization, the fused
+/// adaptive form and the reverse-mode op share it.
+extension OpContext {
+    func groupedChannels(_ x: TensorSpec, role: String = "input") throws -> (channels: Int, groups: Int) {
+        try require(x, in: [.float], role)
+        guard x.rank >= 2 else { throw error("\(role) must have rank >= 2, has \(x.shape)") }
+        guard let g = try optionalInt("num_groups") else { throw error("attribute 'num_groups' is required") }
+        let c = x.shape[1]
+        guard g >= 1, c % g == 0 else { throw error("num_groups \(g) does not divide \(c) channels") }
+        return (c, g)
+    }
+}
+
 /// InstanceNormalization(x, scale, B) with epsilon.
 enum NormalizationOp: Operator {
     static let opTypes = ["InstanceNormalization"]
@@ -64,11 +78,7 @@ enum GroupNormOp: Operator {
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 3, 3)
         let x = try ctx.input(0), s = try ctx.input(1), b = try ctx.input(2)
-        try ctx.require(x, in: [.float])
-        guard x.rank >= 2 else { throw ctx.error("input must have rank >= 2, has \(x.shape)") }
-        guard let g = try ctx.optionalInt("num_groups") else { throw ctx.error("attribute 'num_groups' is required") }
-        let c = x.shape[1]
-        guard g >= 1, c % g == 0 else { throw ctx.error("num_groups \(g) does not divide \(c) channels") }
+        let (c, g) = try ctx.groupedChannels(x)
         let perChannel = ctx.opset >= 21
         let want = perChannel ? c : g
         guard s.shape == [want], b.shape == [want], s.dtype == .float, b.dtype == .float else {
