@@ -31,9 +31,8 @@ import sys
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from training_curve import read_curve as rows, training_time  # noqa: E402
+from training_curve import BIN, read_curve as rows, training_time  # noqa: E402
 
-BIN = os.environ.get("SCM_BIN", os.path.join(ROOT, ".build", "release"))  # SCM_BIN: binaries elsewhere (a copy, while a build runs)
 
 
 def load(path):

@@ -27,7 +27,8 @@ import sys
 import time
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-BIN = os.environ.get("SCM_BIN", os.path.join(ROOT, ".build", "release"))  # SCM_BIN: binaries elsewhere (a copy, while a build runs)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from training_curve import BIN  # noqa: E402  (SCM_BIN: binaries elsewhere, a copy while a build runs)
 
 
 def run(*args):

@@ -213,13 +213,18 @@ public struct TrigFlowMetadata: Sendable {
         return byCount
     }
 
-    /// Writes each schedule as `scm.schedule.<count>` into `metadata`: an entry of that count is
-    /// replaced where it stands, the others are appended in count order. Times are written as
-    /// Swift prints the float, so they read back bit for bit.
+    /// A schedule as `scm.schedule.N` holds it: the times as Swift prints each float (so they read
+    /// back bit for bit), comma-separated.
+    public static func scheduleText(_ times: [Float]) -> String {
+        times.map { String($0) }.joined(separator: ",")
+    }
+
+    /// Writes each schedule as `scm.schedule.<count>` (`scheduleText`) into `metadata`: an entry
+    /// of that count is replaced where it stands, the others are appended in count order.
     public static func store(_ schedules: [Int: [Float]], in metadata: inout [MetadataEntry]) {
         for (n, times) in schedules.sorted(by: { $0.key < $1.key }) {
             let key = "scm.schedule.\(n)"
-            let value = times.map { String($0) }.joined(separator: ",")
+            let value = scheduleText(times)
             if let i = metadata.firstIndex(where: { $0.key == key }) {
                 metadata[i].value = value
             } else {

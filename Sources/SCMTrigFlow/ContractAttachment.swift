@@ -54,7 +54,7 @@ public enum ContractAttachment {
         let tMax = o.tMax ?? Float(atan(80.0 / Double(o.sigmaData)))
         guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
         let stored = try SamplerError.wrap {
-            try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \($0.map { String($0) }.joined(separator: ","))" }
+            try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \(TrigFlowMetadata.scheduleText($0))" }
         }
         if let r = o.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
             throw bad("data range", "\(r.0),\(r.1) is not 'low,high' with low < high")

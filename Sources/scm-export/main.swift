@@ -160,7 +160,7 @@ struct Export: ParsableCommand {
 
     /// ", scm.schedule.2 = t0,t1, ..." for the schedules --store-schedule stored, else "".
     func storedSummary(_ stored: [Int: [Float]]) -> String {
-        stored.sorted { $0.key < $1.key }.map { ", scm.schedule.\($0.key) = \($0.value.map { String($0) }.joined(separator: ","))" }.joined()
+        stored.sorted { $0.key < $1.key }.map { ", scm.schedule.\($0.key) = \(TrigFlowMetadata.scheduleText($0.value))" }.joined()
     }
 
     func runAttach() throws {
