@@ -54,7 +54,7 @@ public enum ConsistencyLoss {
             throw RuntimeError(.invalidModel, at: "input '\(x.name)'", "must be float [N, ...]")
         }
         let rank = xs.count
-        let jvp = try ForwardMode.jvp(network, wrt: [x.name, t.name])
+        let jvp = try ForwardMode.jvp(network, wrt: [x.name, t.name], fusedOps: true)
         let jg = jvp.graph
         let hasLogvar = g.outputs.count >= 2
         // The JVP graph's extra inputs and outputs, by position.

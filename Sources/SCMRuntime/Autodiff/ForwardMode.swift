@@ -65,6 +65,8 @@ public struct JVPRule: RuleEmitter {
     /// The tangent of each input (nil: zero, or not differentiable).
     public let tangents: [String?]
     public let builder: DerivativeBuilder
+    /// Whether the rule may emit this runtime's fused ai.scm ops (`ForwardMode.jvp`'s `fusedOps`).
+    public let fusedOps: Bool
 
     /// The tangent of input `i`, nil when it is zero.
     public func tangent(_ i: Int) -> String? { i < tangents.count ? tangents[i] : nil }
@@ -91,7 +93,12 @@ public enum ForwardMode {
     /// `shapes` gives concrete shapes to symbolic inputs for the analysis; dims left symbolic are
     /// analysed as 2. The rules emit shape-generic nodes (broadcasts use runtime shapes, reshapes
     /// use 0 and -1), so the result keeps the model's symbolic dims.
-    public static func jvp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:]) throws -> Model {
+    ///
+    /// `fusedOps` lets rules of standard ops emit this runtime's fused ai.scm ops where one exists
+    /// (GroupNormalization and InstanceNormalization: `ai.scm:GroupNormTangent`), for graphs only
+    /// this runtime runs, such as the trainer's loss. Without it the tangent of a model of standard
+    /// ops is standard ONNX too, as `scm-export --jvp` writes it for any runtime.
+    public static func jvp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:], fusedOps: Bool = false) throws -> Model {
         let transform = try DerivativeTransform(model, shapes: shapes)
         let g = model.graph, graphInputs = transform.graphInputs, builder = transform.builder, analysis = transform.analysis
         for name in wrt {
@@ -125,7 +132,7 @@ public enum ForwardMode {
                                   guard let t, let s = ins[k], s.dtype == .float || s.dtype == .float64 else { return nil }
                                   return t
                               },
-                              builder: builder)
+                              builder: builder, fusedOps: fusedOps)
             guard ctx.tangents.contains(where: { $0 != nil }) else { continue }
             let result = try rule.jvp(ctx)
             guard result.count == node.outputs.count else {

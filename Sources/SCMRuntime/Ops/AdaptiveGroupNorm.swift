@@ -112,21 +112,26 @@ struct AdaptiveGroupNormKernel: Kernel {
 extension AdaptiveGroupNormOp: ForwardDifferentiable {
     /// pre = (xhat scale + bias) mul + add per channel over the grouped normalization of X, then
     /// SiLU when fused: the tangent of each factor, and SiLU's derivative at pre (recomputed by the
-    /// same op without activation).
+    /// same op without activation). The tangent of a = xhat scale + bias is `ai.scm:GroupNormTangent`
+    /// when X has one; a itself is the same op without mul, add and activation.
     static func jvp(_ r: JVPRule) throws -> [String?] {
         let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
-        let x = r.input(0), shape = r.emit("Shape", [x])
-        let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
-        let back = { (v: String) in r.emit("Reshape", [v, shape]) }
+        let x = r.input(0)
         let ch = { (v: String) in r.channelShaped(v, rank: rank) }
-        let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
-        let xhat = back(n.xhat)
-        // a = xhat scale + bias, and its tangent
-        let a = r.add(r.mul(xhat, ch(r.input(1))), ch(r.input(2)))!
-        var da = NormalizedTangent.affine(r, xhat: xhat, dxhat: n.dxhat.map(back), scale: ch(r.input(1)),
+        let a = { r.emit("AdaptiveGroupNorm", [x, r.input(1), r.input(2)], r.attributes(removing: ["activation"]), domain: r.node.domain) }
+        var da: String?
+        if let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
+            da = fused
+        } else {
+            let shape = r.emit("Shape", [x])
+            let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
+            let back = { (v: String) in r.emit("Reshape", [v, shape]) }
+            let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+            da = NormalizedTangent.affine(r, xhat: back(n.xhat), dxhat: n.dxhat.map(back), scale: ch(r.input(1)),
                                           dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))
+        }
         if r.has(3) {
-            da = r.sum([da.map { r.mul($0, r.input(3)) }, r.tangent(3).map { r.mul(a, $0) }])
+            da = r.sum([da.map { r.mul($0, r.input(3)) }, r.tangent(3).map { r.mul(a(), $0) }])
         }
         if r.has(4), let dadd = r.tangent(4) {
             da = da.map { r.add($0, dadd)! } ?? r.emit("Expand", [dadd, r.emit("Shape", [r.output(0)])])

@@ -235,6 +235,10 @@ struct NormalizedTangent {
 extension NormalizationOp: ForwardDifferentiable {
     static func jvp(_ r: JVPRule) throws -> [String?] {
         let rank = r.outputs[0].rank
+        if let c = r.inputs[0]?.shape.dropFirst().first, c > 0,
+           let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: c) {
+            return [fused]
+        }
         let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(2..<rank), eps: r.floatAttribute("epsilon", 1e-5))
         return [NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: r.channelShaped(r.input(1), rank: rank),
                                          dScale: r.tangent(1).map { r.channelShaped($0, rank: rank) },
@@ -243,10 +247,14 @@ extension NormalizationOp: ForwardDifferentiable {
 }
 
 extension GroupNormOp: ForwardDifferentiable {
-    /// Normalizes the grouped view [N, G, C/G * spatial]; the affine is applied per group there
-    /// (opset 18) or per channel after reshaping back (opset 21).
+    /// `ai.scm:GroupNormTangent` at opset 21 with a tangent of X. Otherwise it normalizes the
+    /// grouped view [N, G, C/G * spatial]; the affine is applied per group there (opset 18) or per
+    /// channel after reshaping back (opset 21).
     static func jvp(_ r: JVPRule) throws -> [String?] {
         let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
+        if r.opset >= 21, let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
+            return [fused]
+        }
         let x = r.input(0), shape = r.emit("Shape", [x])
         let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
         let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))

@@ -11,7 +11,7 @@ public enum OpRegistry {
         TransposeOp.self, ConcatOp.self, SplitOp.self, SliceOp.self, ExpandOp.self, GatherOp.self,
         ShapeOp.self, ConstantOp.self, ConstantOfShapeOp.self,
         AdaptiveGroupNormOp.self, AdamUpdateOp.self, StopGradientOp.self, DropoutOp.self,
-        ConvWeightGradOp.self, GroupNormGradOp.self, ResizeGradOp.self, AveragePoolGradOp.self, SliceGradOp.self,
+        ConvWeightGradOp.self, GroupNormGradOp.self, GroupNormTangentOp.self, ResizeGradOp.self, AveragePoolGradOp.self, SliceGradOp.self,
     ]
 
     static let ops: [String: any Operator.Type] = {
