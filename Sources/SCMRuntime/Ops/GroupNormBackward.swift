@@ -22,7 +22,7 @@ enum GroupNormGradOp: Operator {
         let (c, g) = try ctx.groupedChannels(x, role: "X")
         try ctx.require(dy, in: [.float], "dY")
         guard dy.shape == x.shape else { throw ctx.error("dY \(dy.shape) differs from X \(x.shape)") }
-        guard s.shape == [c], s.dtype == .float else { throw ctx.error("scale must be float [\(c)], is \(s)") }
+        try ctx.requireChannelVector(s, c, "scale")
         let n = x.shape[0]
         return OpBuild(outputs: [x, TensorSpec(.float, [c]), TensorSpec(.float, [c])],
                        kernel: GroupNormGradKernel(n: n, c: c, groups: g, spatial: x.count / max(1, n * c),

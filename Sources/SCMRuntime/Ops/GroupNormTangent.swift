@@ -25,11 +25,9 @@ enum GroupNormTangentOp: Operator {
         let (c, g) = try ctx.groupedChannels(x, role: "X")
         try ctx.require(dx, in: [.float], "dX")
         guard dx.shape == x.shape else { throw ctx.error("dX \(dx.shape) differs from X \(x.shape)") }
-        guard s.shape == [c], s.dtype == .float else { throw ctx.error("scale must be float [\(c)], is \(s)") }
+        try ctx.requireChannelVector(s, c, "scale")
         for (i, role) in [(3, "dScale"), (4, "dBias")] {
-            if let t = ctx.optionalInput(i), t.shape != [c] || t.dtype != .float {
-                throw ctx.error("\(role) must be float [\(c)], is \(t)")
-            }
+            if let t = ctx.optionalInput(i) { try ctx.requireChannelVector(t, c, role) }
         }
         let n = x.shape[0]
         return OpBuild(outputs: [x], kernel: GroupNormTangentKernel(n: n, c: c, groups: g, spatial: x.count / max(1, n * c),

@@ -40,7 +40,7 @@ struct GroupNormKernel: Kernel {
 
 /// The input of a group normalization, checked: X (`role`) float of rank >= 2, and its channel
 /// count with the `num_groups` attribute, which must divide it. GroupNormalization, the fused
-/// adaptive form and the reverse-mode op share it.
+/// adaptive form and the reverse- and forward-mode ops share it (and the per-channel vector check).
 extension OpContext {
     func groupedChannels(_ x: TensorSpec, role: String = "input") throws -> (channels: Int, groups: Int) {
         try require(x, in: [.float], role)
@@ -49,6 +49,11 @@ extension OpContext {
         let c = x.shape[1]
         guard g >= 1, c % g == 0 else { throw error("num_groups \(g) does not divide \(c) channels") }
         return (c, g)
+    }
+
+    /// Checks that `t` is a float vector of `c` values, one per channel (`role` names it in the error).
+    func requireChannelVector(_ t: TensorSpec, _ c: Int, _ role: String) throws {
+        guard t.shape == [c], t.dtype == .float else { throw error("\(role) must be float [\(c)], is \(t)") }
     }
 }
 
