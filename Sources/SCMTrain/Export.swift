@@ -61,7 +61,7 @@ public enum CheckpointExport {
             ("scm.schedule.4", TrigFlowMetadata.defaultSchedule(steps: 4, tMax: tMax).map(f7).joined(separator: ",")),
             ("scm.sample_shape", c.network.sampleShape.map(String.init).joined(separator: ",")),
             ("scm.dataset", c.data),
-            ("scm.training", "\(c.objective.rawValue), \(ckpt.step) steps, batch \(c.batch), lr \(c.lr), seed \(c.seed), EMA \(c.emaStd.map { "power, std \($0)" } ?? "\(c.emaDecay)")"
+            ("scm.training", "\(c.objective.rawValue), \(ckpt.step) steps, batch \(c.batch), lr \(c.lr), seed \(c.seed), EMA \(c.emaStd.map { "power, std \($0)" } ?? "\(c.emaDecay)\(c.emaRamp == false ? " (no ramp)" : "")")"
                 + (c.initialize.map { ", initialized from \($0)" } ?? "") + (c.teacher.map { ", teacher \($0)" } ?? "")),
         ]
         if let r = dataRange { meta.append(("scm.data_range", "\(r.0),\(r.1)")) }

@@ -20,6 +20,10 @@ import SCMTrigFlow
 /// - `emaDecay` 0.999, ramped up as min(0.999, (1 + step) / (10 + step)): the exported weights
 ///   average about the last 1000 steps, and a short run's EMA does not keep its random start
 ///   (measured: with a constant 0.999, the grid of a 500-step fashion-mnist run was noise).
+///   The ramp counts the run's own steps, so it caps the decay at 1 - 9 / (10 + step) whatever
+///   `emaDecay` says: 0.991 at step 1000, 0.9955 at 2000 (an average of about the last 10% of the
+///   run); `emaRamp` false drops it for runs that start from trained weights (`--init`), whose EMA
+///   then holds `emaDecay` from the first step.
 /// - `batch` 64.
 /// - `initialize`: none for flow and sct (random start); for scd, `scm-train` initializes from the
 ///   teacher when their networks match (sCM's recipe: the consistency model starts as the diffusion
@@ -54,6 +58,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// EDM2's power-function EMA with this relative standard deviation (e.g. 0.05: the average of
     /// about the last tenth of the run) instead of the fixed `emaDecay`; nil: the fixed decay.
     public var emaStd: Float?
+    /// The EMA's ramp min(emaDecay, (1 + step) / (10 + step)); nil (the default, and every
+    /// checkpoint written before the field existed): on; false: off, the fixed `emaDecay` from step 1.
+    public var emaRamp: Bool?
     public var sigmaData: Float = 0.5
     public var pMean: Float = -1.0
     public var pStd: Float = 1.4
@@ -100,7 +107,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     var adam: AdamOptions {
         var o = AdamOptions(beta1: beta1, beta2: beta2, epsilon: 1e-8, weightDecay: weightDecay, maxGradNorm: maxGradNorm, emaDecay: emaDecay)
         o.rectified = optimizer == .radam
-        o.emaWarmup = true
+        o.emaWarmup = emaRamp ?? true
         if let s = emaStd, let g = AdamOptions.emaGamma(std: Double(s)) { o.emaGamma = Float(g) }
         return o
     }

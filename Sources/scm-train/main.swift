@@ -65,6 +65,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "EDM2's power-function EMA with this relative standard deviation (0 < S <= 0.288, e.g. 0.05) instead of --ema-decay's fixed rate.")
     var emaStd: Float?
 
+    @Flag(inversion: .prefixedNo, help: "Ramp the EMA's decay up as min(--ema-decay, (1 + step) / (10 + step)), so that a random start is forgotten; --no-ema-ramp holds --ema-decay from the first step (for runs that start from trained weights with --init).")
+    var emaRamp = true
+
     @Option(parsing: .unconditional, help: "sigma_d, the data's standard deviation (default: 0.5 for images, as sCM; for 2-D data the distribution's own).")
     var sigmaData: Float?
 
@@ -142,6 +145,7 @@ struct Train: ParsableCommand {
         guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), is \(dropout)") }
         if let s = emaStd, !(s > 0 && s <= 0.288) { throw ValidationError("--ema-std must lie in (0, 0.288], is \(s)") }
         if emaStd != nil && emaDecay == 0 { throw ValidationError("--ema-std needs the EMA on (--ema-decay > 0)") }
+        if !emaRamp && (emaStd != nil || emaDecay == 0) { throw ValidationError("--no-ema-ramp applies to the fixed EMA (--ema-decay > 0, no --ema-std)") }
         if let m = pMean, !(m.isFinite && abs(m) <= 10) { throw ValidationError("--p-mean must lie in [-10, 10], is \(m)") }
         if let s = pStd, !(s > 0 && s <= 10) { throw ValidationError("--p-std must lie in (0, 10], is \(s)") }
         guard beta2 > 0, beta2 < 1 else { throw ValidationError("--beta2 must lie in (0, 1), is \(beta2)") }
@@ -179,6 +183,7 @@ struct Train: ParsableCommand {
             config.maxGradNorm = maxGradNorm
             config.emaDecay = emaDecay
             config.emaStd = emaStd
+            config.emaRamp = emaRamp ? nil : false
             config.tangentWarmup = tangentWarmup
             let proposal = TrainConfig.proposal(config.objective)
             config.pMean = pMean ?? proposal.mean
@@ -226,6 +231,7 @@ extension Train {
         if pMean != nil || pStd != nil { ignored.append("--p-mean/--p-std") }
         if beta2 != 0.999 { ignored.append("--beta2") }
         if emaStd != nil { ignored.append("--ema-std") }
+        if !emaRamp { ignored.append("--no-ema-ramp") }
         if model != "default" { ignored.append("--model") }
         if dropout != 0 { ignored.append("--dropout") }
         for (flag, set) in [("--widths", widths != nil), ("--res-blocks", resBlocks != nil), ("--attention", attention != nil),

@@ -286,6 +286,42 @@ def test_init_starts_from_a_checkpoint(tmp_path):
     assert r.returncode == 1 and "missing.ckpt" in r.stderr, r.stderr
 
 
+def test_no_ema_ramp_holds_the_decay_from_the_first_step(tmp_path):
+    """The EMA's ramp min(decay, (1 + step) / (10 + step)) forgets a random start; after --init
+    it also caps the decay at 2/11 on step 1 (and 0.991 at step 1000). --no-ema-ramp holds the
+    decay from step 1: ema_1 = d * start + (1 - d) * p_1. Recorded in the configuration (so a
+    resume with the ramp is refused), in the exported model, and refused with the power EMA."""
+    r = train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow", "--steps", 20, "--batch", 32, "--json")
+    tck = json.loads(r.stdout)["checkpoint"]
+    teacher, _ = ckpt_tensors(tck)
+    start = {k[len("ema/"):]: v for k, v in teacher.items() if k.startswith("ema/")}
+
+    def first_step(name, *flags):
+        r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--out", tmp_path / name, "--steps", 1,
+                  "--batch", 32, "--lr", 1e-2, "--lr-warmup", 0, "--ema-decay", 0.9, *flags, "--json")
+        return ckpt_tensors(json.loads(r.stdout)["checkpoint"])
+
+    for name, flags, d in [("ramp", [], 2 / 11), ("fixed", ["--no-ema-ramp"], 0.9)]:
+        w, meta = first_step(name, *flags)
+        moved = 0
+        for k, s0 in start.items():
+            p1, e1 = w[k], w["ema/" + k]
+            moved = max(moved, float(np.abs(p1 - s0).max()))
+            np.testing.assert_allclose(e1, d * s0 + (1 - d) * p1, rtol=1e-5, atol=1e-6, err_msg=f"{name}: {k}")
+        assert moved > 1e-3, moved  # the step moved the weights, so the two decays are told apart
+        assert json.loads(meta["scm.train.config"]).get("emaRamp") == (False if flags else None)
+    r = scm("scm-export", tmp_path / "fixed" / "checkpoints" / "step_00000001.ckpt", tmp_path / "fixed.onnx")
+    assert r.returncode == 0, r.stderr
+    training = {p.key: p.value for p in onnx.load(str(tmp_path / "fixed.onnx")).metadata_props}["scm.training"]
+    assert "EMA 0.9 (no ramp)" in training, training
+    r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--out", tmp_path / "fixed", "--steps", 2,
+              "--batch", 32, "--lr", 1e-2, "--lr-warmup", 0, "--ema-decay", 0.9, "--resume", check=False)
+    assert r.returncode == 1 and "emaRamp" in r.stderr, r.stderr
+    r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--out", tmp_path / "bad", "--steps", 1,
+              "--ema-std", 0.05, "--no-ema-ramp", check=False)
+    assert r.returncode != 0 and "--no-ema-ramp" in r.stderr, r.stderr
+
+
 def test_resume_after_the_teacher_and_init_moved(tmp_path):
     """A resumed run takes its weights from its checkpoint, so --init may name another path (the
     record keeps the original), and it accepts its teacher at a new path when the file's bytes
