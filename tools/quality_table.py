@@ -118,7 +118,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sct", help="the consistency model (default: the shipped one)")
     p.add_argument("--flow", default=os.path.join(ROOT, "models", "fashion-flow.onnx"))
-    p.add_argument("--steps", default="1,2,4", help="consistency step counts (empty: none)")
+    p.add_argument("--steps", help="consistency step counts (empty: none; default 1,2,4, or the one step count of a "
+                                   "multistep model: its segments)")
     p.add_argument("--ode", default="8,16,32,64", help="PF-ODE Heun step counts (empty: none)")
     p.add_argument("--classifier", default=os.path.join(ROOT, "models", "fashion-classifier.onnx"))
     p.add_argument("--work", default=os.path.join(ROOT, ".build", "quality"))
@@ -127,8 +128,12 @@ def main():
     args.precisions = args.precisions.split(",")
     args.files = {}
     args.ode = [int(n) for n in args.ode.split(",") if n]
-    args.steps = [int(n) for n in args.steps.split(",") if n]
     args.sct = args.sct or os.path.join(ROOT, "models", "fashion-sct.onnx" if args.data == "fashion" else "checkerboard-sct.onnx")
+    if args.steps is None:
+        import onnx
+        meta = {e.key: e.value for e in onnx.load(args.sct, load_external_data=False).metadata_props}
+        args.steps = str(len(meta["scm.segments"].split(",")) + 1) if "scm.segments" in meta else "1,2,4"
+    args.steps = [int(n) for n in args.steps.split(",") if n]
     args.data = "fashion-mnist" if args.data == "fashion" else "checkerboard"
     os.makedirs(args.work, exist_ok=True)
     (fashion if args.data == "fashion-mnist" else checkerboard)(args)

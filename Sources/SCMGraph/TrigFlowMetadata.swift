@@ -26,6 +26,11 @@ public struct TrigFlowMetadata: Sendable {
     public var dataRange: (Float, Float)?
     /// `scm.sample_shape`: one sample's shape without the batch dimension.
     public var sampleShape: [Int]?
+    /// `scm.segments`: the decreasing segment boundaries of a multistep consistency model, whose
+    /// f(x, t) is the PF-ODE's point at the largest boundary below t (else the data). It samples
+    /// deterministically in one step per segment, at t_max then each boundary, without fresh
+    /// noise. nil: a (one-segment) consistency model or a velocity model.
+    public var segments: [Float]?
 
     /// The message of a missing required entry (callers that know how to supply it, such as a
     /// command-line flag, may replace it).
@@ -57,6 +62,14 @@ public struct TrigFlowMetadata: Sendable {
         }
         tMaxOverridden = file != self.tMax
         schedules = try Self.storedSchedules(model, fileTMax: file)
+        if let text = model.metadataValue("scm.segments") {
+            guard param == .consistency else { throw err("scm.segments", "applies to the consistency parameterization") }
+            let times = try Self.parseTimes(text, source: "metadata 'scm.segments'", kind: .invalidModel)
+            guard let first = times.first, first < self.tMax, zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), times.allSatisfy({ $0 > 0 }) else {
+                throw err("scm.segments", "'\(text)' is not a list of decreasing times in (0, t_max)")
+            }
+            segments = times
+        }
         if let r = model.metadataValue("scm.data_range") {
             let parts = r.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo.isFinite, hi.isFinite, lo < hi else {
@@ -136,6 +149,12 @@ public struct TrigFlowMetadata: Sendable {
     /// schedule that does not start at an overridden t_max is an error (its times were chosen for
     /// the file's t_max): pass the times explicitly instead.
     public func schedule(steps: Int) throws -> [Float] {
+        if let segments {
+            guard steps == segments.count + 1 else {
+                throw ModelError(.invalidArgument, at: "steps", "the model is a multistep consistency model with \(segments.count + 1) segments (scm.segments \(segments.map { String($0) }.joined(separator: ","))): it samples in exactly \(segments.count + 1) steps, not \(steps)")
+            }
+            return [tMax] + segments
+        }
         guard let s = schedules[steps] else { return Self.defaultSchedule(steps: steps, tMax: tMax) }
         if let first = s.first, abs(first - tMax) > 1e-5 {
             throw ModelError(.invalidArgument, at: "metadata 'scm.schedule.\(steps)'",
@@ -158,8 +177,12 @@ public struct TrigFlowMetadata: Sendable {
     /// t_max; errors name `source`) when given, else `schedule(steps:)`. The explicit times win
     /// over the file's `scm.schedule.N`; with `steps` nil their count is the step count (2 without).
     public func schedule(steps: Int?, override text: String?, source: String = "schedule") throws -> [Float] {
-        guard let text else { return try schedule(steps: steps ?? 2) }
-        return try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
+        guard let text else { return try schedule(steps: steps ?? segments.map { $0.count + 1 } ?? 2) }
+        let times = try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
+        if let segments, Array(times.dropFirst()) != segments {
+            throw ModelError(.invalidArgument, at: source, "the model is a multistep consistency model: its times after the first are its segment boundaries \(segments.map { String($0) }.joined(separator: ",")), not \(times.dropFirst().map { String($0) }.joined(separator: ","))")
+        }
+        return times
     }
 
     /// The times of each step for tools that specialize a model per step (`scm-inspect --steps`,

@@ -34,7 +34,21 @@ public enum CheckpointExport {
         if consistency {
             let shape = try Tensor(shape: [rank], scalars: [Int64(-1)] + Array(repeating: Int64(1), count: rank - 1), name: "t_shape")
             inits.append(shape)
-            post = [Node("Reshape", inputs: ["t", shape.meta.name], outputs: ["t_b"], name: "t_b"),
+            // A multistep model (`segments`) maps to its segment's start: the angle is
+            // u = t - s(t), s(t) the largest boundary below t (else 0).
+            var angle = "t"
+            for (k, (lower, b)) in zip([0] + c.segmentBoundaries, c.segmentBoundaries).enumerated() {
+                let bound = try Tensor(shape: [], scalars: [b], name: "segment_\(k)")
+                let step = try Tensor(shape: [], scalars: [b - lower], name: "segment_\(k)_step")
+                inits += [bound, step]
+                post += [Node("Greater", inputs: ["t", bound.meta.name], outputs: ["above_\(k)"], name: "above_\(k)"),
+                         Node("Cast", inputs: ["above_\(k)"], outputs: ["above_\(k)_f"], name: "above_\(k)_f",
+                              attributes: [Attribute("to", .int(Int(DType.float.rawValue)))]),
+                         Node("Mul", inputs: ["above_\(k)_f", step.meta.name], outputs: ["lift_\(k)"], name: "lift_\(k)"),
+                         Node("Sub", inputs: [angle, "lift_\(k)"], outputs: ["u_\(k)"], name: "u_\(k)")]
+                angle = "u_\(k)"
+            }
+            post += [Node("Reshape", inputs: [angle, shape.meta.name], outputs: ["t_b"], name: "t_b"),
                     Node("Cos", inputs: ["t_b"], outputs: ["cos_t"], name: "cos_t"),
                     Node("Sin", inputs: ["t_b"], outputs: ["sin_t"], name: "sin_t"),
                     Node("Mul", inputs: ["cos_t", "x"], outputs: ["cos_x"], name: "cos_x"),
@@ -56,9 +70,17 @@ public enum CheckpointExport {
             ("scm.parameterization", consistency ? "consistency" : "velocity"),
             ("scm.sigma_data", String(c.sigmaData)),
             ("scm.t_max", f7(tMax)),
-            ("scm.schedule.1", f7(tMax)),
-            ("scm.schedule.2", "\(f7(tMax)),\(f7(twoStepTime))"),
-            ("scm.schedule.4", TrigFlowMetadata.defaultSchedule(steps: 4, tMax: tMax).map(f7).joined(separator: ",")),
+        ]
+        if c.segmentBoundaries.isEmpty {
+            meta += [("scm.schedule.1", f7(tMax)),
+                     ("scm.schedule.2", "\(f7(tMax)),\(f7(twoStepTime))"),
+                     ("scm.schedule.4", TrigFlowMetadata.defaultSchedule(steps: 4, tMax: tMax).map(f7).joined(separator: ","))]
+        } else {
+            let down = c.segmentBoundaries.reversed()
+            meta += [("scm.segments", down.map(f7).joined(separator: ",")),
+                     ("scm.schedule.\(down.count + 1)", ([tMax] + down).map(f7).joined(separator: ","))]
+        }
+        meta += [
             ("scm.sample_shape", c.network.sampleShape.map(String.init).joined(separator: ",")),
             ("scm.dataset", c.data),
             ("scm.training", "\(c.objective.rawValue), \(ckpt.step) steps, batch \(c.batch), lr \(c.lr), seed \(c.seed), EMA \(c.emaStd.map { "power, std \($0)" } ?? "\(c.emaDecay)\(c.emaRamp == false ? " (no ramp)" : "")")"

@@ -61,6 +61,12 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// The EMA's ramp min(emaDecay, (1 + step) / (10 + step)); nil (the default, and every
     /// checkpoint written before the field existed): on; false: off, the fixed `emaDecay` from step 1.
     public var emaRamp: Bool?
+    /// Segment boundaries of a multistep consistency model (`ConsistencyLoss.Options.segments`):
+    /// f maps x_t to the PF-ODE's point at the largest boundary below t, and the exported model
+    /// samples deterministically in one step per segment. nil: sCM's one segment.
+    public var segments: [Float]?
+    /// The boundaries in increasing order (empty without segments).
+    public var segmentBoundaries: [Float] { (segments ?? []).sorted() }
     public var sigmaData: Float = 0.5
     public var pMean: Float = -1.0
     public var pStd: Float = 1.4

@@ -113,11 +113,13 @@ public struct Trainer {
         if initial.isEmpty { for t in network.graph.initializers { initial[t.meta.name] = t } }
         let loss: Model
         switch config.objective {
-        case .sct: loss = try ConsistencyLoss.sct(network: network, options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC))
+        case .sct: loss = try ConsistencyLoss.sct(network: network, options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC,
+                                                                                  segments: config.segmentBoundaries))
         case .flow: loss = try Objectives.flow(network: network, sigmaData: config.sigmaData)
         case .scd:
             loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config),
-                                           options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC))
+                                           options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC,
+                                                          segments: config.segmentBoundaries))
         }
         // Only the network's own parameters are trained (not a teacher's).
         let trained = network.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)

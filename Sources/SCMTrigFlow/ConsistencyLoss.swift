@@ -13,10 +13,16 @@ public enum ConsistencyLoss {
         public var sigmaData: Float
         /// The constant c of the tangent normalization g / (||g|| + c) (the seed's 0.1).
         public var tangentNormConstant: Float
+        /// Segment boundaries in (0, pi/2) of a multistep consistency model (empty: one segment,
+        /// sCM's consistency function). With boundaries, f maps x_t to the PF-ODE's point at the
+        /// start s(t) of t's segment (the largest boundary below t, else 0), so a model with K
+        /// boundaries samples deterministically in K + 1 steps: t_max, then each boundary.
+        public var segments: [Float]
 
-        public init(sigmaData: Float = 0.5, tangentNormConstant: Float = 0.1) {
+        public init(sigmaData: Float = 0.5, tangentNormConstant: Float = 0.1, segments: [Float] = []) {
             self.sigmaData = sigmaData
             self.tangentNormConstant = tangentNormConstant
+            self.segments = segments
         }
     }
 
@@ -37,6 +43,16 @@ public enum ConsistencyLoss {
     ///     loss = mean(exp(-logvar) (F - stopgrad(F + g))^2 + logvar)
     ///
     /// F and the target share one evaluation; the target is under `ai.scm:StopGradient`.
+    ///
+    /// With `options.segments` (multistep consistency), f(x_t, t) = cos u x_t - sin u sigma_d F
+    /// with u = t - s(t), and the same derivation gives the tangent with u in place of t in its
+    /// factors (x_t, dx_t/dt and the network's t stay):
+    ///
+    ///     (F, dF) = JVP along (cos u sin u dx_t/dt / sigma_d, cos u sin u)
+    ///     g = -cos^2 u (sigma_d F - dx_t/dt) - r (cos u sin u x_t + sigma_d dF)  = cos u df/dt
+    ///
+    /// which is sCM's g when s(t) = 0, and near a boundary (u -> 0) the flow-matching residual
+    /// dx_t/dt - sigma_d F: the segment's map starts as one Euler step of the ODE.
     ///
     /// With `teacher` (a velocity network with the same inputs, its weights as initializers), this
     /// is sCD: dx_t/dt = sigma_d F_teacher(x_t / sigma_d, t) instead of the CT estimate, the
@@ -94,7 +110,23 @@ public enum ConsistencyLoss {
         let tb = op("Reshape", [tIn, try ints([-1] + Array(repeating: 1, count: rank - 1))])
         let cosT = op("Cos", [tb]), sinT = op("Sin", [tb])
         let xt = op("Add", [op("Mul", [cosT, x0]), op("Mul", [sinT, z])])
-        let cs = op("Mul", [cosT, sinT])
+        // The tangent's angle u = t - s(t) ([N] and broadcast), t itself without segments.
+        var uFlat = tIn
+        for (lower, b) in zip([0] + options.segments.sorted(), options.segments.sorted()) {
+            guard b > lower, b < Float.pi / 2 else {
+                throw RuntimeError(.invalidModel, at: "segments", "boundaries must be distinct times in (0, pi/2), are \(options.segments)")
+            }
+            let above = op("Cast", [op("Greater", [tIn, try const([b], [])])], [Attribute("to", .int(Int(DType.float.rawValue)))])
+            uFlat = op("Sub", [uFlat, op("Mul", [above, try const([b - lower], [])])])
+        }
+        let cosU: String, sinU: String
+        if options.segments.isEmpty {
+            (cosU, sinU) = (cosT, sinT)
+        } else {
+            let ub = op("Reshape", [uFlat, try ints([-1] + Array(repeating: 1, count: rank - 1))])
+            (cosU, sinU) = (op("Cos", [ub]), op("Sin", [ub]))
+        }
+        let cs = op("Mul", [cosU, sinU])
         // The network's inputs and their tangents.
         _ = op("Div", [xt, sigma], to: x.name)
         _ = op("Identity", [tIn], to: t.name)
@@ -131,9 +163,9 @@ public enum ConsistencyLoss {
             dxt = op("Sub", [op("Mul", [cosT, z]), op("Mul", [sinT, x0])])
         }
         _ = op("Div", [op("Mul", [cs, dxt]), sigma], to: xTangent)
-        _ = op("Mul", [op("Cos", [tIn]), op("Sin", [tIn])], to: tTangent)
+        _ = op("Mul", [op("Cos", [uFlat]), op("Sin", [uFlat])], to: tTangent)
         // Tangent, warmup, normalization.
-        let first = op("Neg", [op("Mul", [op("Mul", [cosT, cosT]), op("Sub", [op("Mul", [sigma, fName]), dxt])])])
+        let first = op("Neg", [op("Mul", [op("Mul", [cosU, cosU]), op("Sub", [op("Mul", [sigma, fName]), dxt])])])
         let second = op("Mul", [r, op("Add", [op("Mul", [cs, xt]), op("Mul", [sigma, fTangent])])])
         let tangent = op("Sub", [first, second])
         let axes = try ints(Array(1..<rank))

@@ -9,7 +9,8 @@ import SCMRuntime
 ///
 /// The consistency rule (the model-file contract): at t_0 = t_max, x = sigma_d z_0 and
 /// x0 = f(x, t_0); for each next time s = t_k: x = cos(s) x0 + sin(s) sigma_d z_k and
-/// x0 = f(x, s); the sample is the last x0. The noise z_k of sample i is
+/// x0 = f(x, s); the sample is the last x0. A multistep model (`scm.segments`) takes no fresh
+/// noise: x = f(x, t_k) at t_max and then at each boundary. The noise z_k of sample i is
 /// `GaussianNoise` keyed by (seed, i, k), so sample i is bitwise the same for any batch size,
 /// thread count, or caller.
 ///
@@ -433,7 +434,9 @@ public final class Sampler: @unchecked Sendable {
         case .consistency(let times):
             for (k, t) in times.enumerated() {
                 let (c, s) = coefficients(t)
-                if k > 0 {
+                if k > 0 && model.metadata.segments != nil {
+                    x.update(from: out, count: n)
+                } else if k > 0 {
                     r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
                         let (j, range) = part(p)
                         fillNoise(j, range, step: k)

@@ -83,6 +83,9 @@ struct Export: ParsableCommand {
     @Option(parsing: .unconditional, help: "sigma_data of the sCT loss (default: the model's scm.sigma_data, else 0.5), or of --attach.")
     var sigmaData: Float?
 
+    @Option(help: ArgumentHelp("Segment boundaries of the sCT loss of a multistep consistency model (times in (0, pi/2)).", valueName: "t1,t2,..."))
+    var segments: String?
+
     @Flag(help: "Write the training step of a loss graph (output 0 a scalar loss): the gradient of every parameter and a fused Adam update.")
     var trainStep = false
 
@@ -129,6 +132,7 @@ struct Export: ParsableCommand {
         if derivations > 1 { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude each other") }
         if derivations > 0 && optimize { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude --optimize") }
         if sigmaData != nil && !sctLoss { throw ValidationError("--sigma-data applies to --sct-loss and --attach") }
+        if segments != nil && !sctLoss { throw ValidationError("--segments applies to --sct-loss") }
         if let s = sigmaData, !(s.isFinite && s > 0) { throw ValidationError("--sigma-data must be positive, is \(s)") }
         if !trainStep && (maxGradNorm != 0 || weightDecay != 0 || emaDecay != 0) {
             throw ValidationError("--max-grad-norm, --weight-decay and --ema-decay apply to --train-step")
@@ -218,7 +222,8 @@ struct Export: ParsableCommand {
             }
             if sctLoss {
                 let sd = sigmaData ?? model.metadataValue("scm.sigma_data").flatMap { Float($0) } ?? 0.5
-                let loss = try ConsistencyLoss.sct(network: model, options: .init(sigmaData: sd))
+                let boundaries = try segments.map { try TrigFlowMetadata.parseTimes($0, source: "--segments") } ?? []
+                let loss = try ConsistencyLoss.sct(network: model, options: .init(sigmaData: sd, segments: boundaries))
                 try loss.verify()
                 _ = try ModelFile.save(loss, to: output)
                 print("\(output): sCT loss, sigma_data \(sd), \(loss.graph.nodes.count) nodes")

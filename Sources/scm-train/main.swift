@@ -65,6 +65,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "EDM2's power-function EMA with this relative standard deviation (0 < S <= 0.288, e.g. 0.05) instead of --ema-decay's fixed rate.")
     var emaStd: Float?
 
+    @Option(help: ArgumentHelp("Segment boundaries of a multistep consistency model (sct, scd): f maps x_t to the PF-ODE's point at the largest boundary below t, and the model samples deterministically in one step per segment (e.g. 1.3: two steps, t_max then 1.3).", valueName: "t1,t2,..."))
+    var segments: String?
+
     @Flag(inversion: .prefixedNo, help: "Ramp the EMA's decay up as min(--ema-decay, (1 + step) / (10 + step)), so that a random start is forgotten; --no-ema-ramp holds --ema-decay from the first step (for runs that start from trained weights with --init).")
     var emaRamp = true
 
@@ -150,7 +153,25 @@ struct Train: ParsableCommand {
         if let s = pStd, !(s > 0 && s <= 10) { throw ValidationError("--p-std must lie in (0, 10], is \(s)") }
         guard beta2 > 0, beta2 < 1 else { throw ValidationError("--beta2 must lie in (0, 1), is \(beta2)") }
         if let s = sigmaData, !(s > 0 && s.isFinite) { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        if segments != nil && !["sct", "scd"].contains(objective) { throw ValidationError("--segments applies to --objective sct and scd") }
+        _ = try segmentTimes()
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
+    }
+
+    /// --segments as distinct times in (0, pi/2), each rounded to 7 decimals (as the exported
+    /// model stores them, so that the sampler's times equal the graph's boundaries); nil without.
+    func segmentTimes() throws -> [Float]? {
+        guard let segments else { return nil }
+        let parts = segments.split(separator: ",", omittingEmptySubsequences: false)
+        let times = try parts.map { p -> Float in
+            guard let v = Float(p.trimmingCharacters(in: .whitespaces)), v > 0, v < Float.pi / 2,
+                  let r = Float(String(format: "%.7f", v)) else {
+                throw ValidationError("--segments: '\(p)' is not a time in (0, pi/2)")
+            }
+            return r
+        }
+        guard Set(times).count == times.count else { throw ValidationError("--segments: the boundaries must be distinct, are \(segments)") }
+        return times.sorted(by: >)
     }
 
     func run() throws {
@@ -184,6 +205,7 @@ struct Train: ParsableCommand {
             config.emaDecay = emaDecay
             config.emaStd = emaStd
             config.emaRamp = emaRamp ? nil : false
+            config.segments = try segmentTimes()
             config.tangentWarmup = tangentWarmup
             let proposal = TrainConfig.proposal(config.objective)
             config.pMean = pMean ?? proposal.mean

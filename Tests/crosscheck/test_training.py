@@ -63,16 +63,28 @@ def mlp_jvp(p, x, t, dx, dt):
     return a1 @ p["w2"] + p["b2"], da1 @ p["w2"], emb @ p["w3"] + p["b3"]
 
 
-def sct_reference(p, x0, z, t, r, c=0.1, target=None):
+def segment_angle(t, segments):
+    """u = t - s(t), s(t) the largest boundary below t (else 0): the angle of a multistep
+    consistency model's map from t to its segment's start."""
+    s = np.zeros_like(t)
+    for b in segments:
+        s = np.where(t > b, np.maximum(s, b), s)
+    return t - s
+
+
+def sct_reference(p, x0, z, t, r, c=0.1, target=None, segments=()):
     """The seed's sCT loss; returns (loss, target). With `target` given, it is used as is (the
-    stop-gradient: the gradient then flows only through F and logvar)."""
+    stop-gradient: the gradient then flows only through F and logvar). With `segments`, the
+    multistep form: u = t - s(t) in place of t in the tangent's factors."""
     x0, z, t = x0.astype(np.float64), z.astype(np.float64), t.astype(np.float64)
     ct, st = np.cos(t)[:, None], np.sin(t)[:, None]
+    u = segment_angle(t, segments)
+    cu, su = np.cos(u)[:, None], np.sin(u)[:, None]
     xt = ct * x0 + st * z
     dxt = ct * z - st * x0
-    F, dF, lv = mlp_jvp(p, xt / SIGMA, t, ct * st * dxt / SIGMA, np.cos(t) * np.sin(t))
+    F, dF, lv = mlp_jvp(p, xt / SIGMA, t, cu * su * dxt / SIGMA, np.cos(u) * np.sin(u))
     if target is None:
-        g = -ct ** 2 * (SIGMA * F - dxt) - r * (ct * st * xt + SIGMA * dF)
+        g = -cu ** 2 * (SIGMA * F - dxt) - r * (cu * su * xt + SIGMA * dF)
         rms = np.sqrt(np.mean(g ** 2, axis=1, keepdims=True))
         target = F + g / (rms + c)
     loss = np.mean(np.exp(-lv) * (F - target) ** 2 + lv)
@@ -223,3 +235,68 @@ def test_unet_train_step_is_thread_invariant(tmp_path):
             if k + "_next" in outs:
                 feeds[k] = outs[k + "_next"]
     assert losses[-1] < losses[0], losses
+
+
+def test_multistep_tangent_is_cos_u_times_the_derivative_of_f():
+    """The multistep tangent (r = 1) is cos u df/dt, with f(x, t) = cos u x - sin u sigma_d F and
+    u = t - s(t), differentiated along the trajectory x_t = cos t x0 + sin t z by central
+    differences with the segment held: the derivation, checked without the runtime."""
+    p = mlp_params()
+    rng = np.random.default_rng(3)
+    n, segments = 8, (0.5, 1.1)
+    x0, z = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) * SIGMA
+    t = rng.uniform(0.1, 1.5, n)
+    u = segment_angle(t, segments)
+    assert (u < t).any() and (u == t).any()
+    s = t - u
+
+    def f(tt):
+        xt = np.cos(tt)[:, None] * x0 + np.sin(tt)[:, None] * z
+        F, _, _ = mlp_jvp(p, xt / SIGMA, tt, np.zeros_like(xt), np.zeros_like(tt))
+        uu = (tt - s)[:, None]
+        return np.cos(uu) * xt - np.sin(uu) * SIGMA * F
+
+    h = 1e-5
+    df = (f(t + h) - f(t - h)) / (2 * h)
+    cu, su, ct, st = np.cos(u)[:, None], np.sin(u)[:, None], np.cos(t)[:, None], np.sin(t)[:, None]
+    xt, dxt = ct * x0 + st * z, ct * z - st * x0
+    F, dF, _ = mlp_jvp(p, xt / SIGMA, t, cu * su * dxt / SIGMA, np.cos(u) * np.sin(u))
+    g = -cu ** 2 * (SIGMA * F - dxt) - (cu * su * xt + SIGMA * dF)
+    np.testing.assert_allclose(g, cu * df, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("segments", [[0.8], [0.5, 1.1]])
+def test_multistep_sct_loss_and_gradient_match_numpy(setup, segments):
+    tmp, p, _, data = setup
+    net = os.path.join(tmp, "net.onnx")
+    loss_path = os.path.join(tmp, f"loss-{len(segments)}.onnx")
+    r = subprocess.run([os.path.join(BIN, "scm-export"), net, loss_path, "--sct-loss", "--sigma-data", str(SIGMA),
+                        "--segments", ",".join(map(str, segments))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    t = data["sct_t"].astype(np.float64)
+    assert (segment_angle(t, segments) < t).any() and (segment_angle(t, segments) == t).any()
+    ours = run_scm(onnx.load(loss_path), data)[0]
+    ref, target = sct_reference(p, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7, segments=segments)
+    plain, _ = sct_reference(p, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7)
+    assert abs(ref - plain) > 1e-3 * abs(plain)  # the segments change the loss
+    assert abs(float(ours) - ref) <= 1e-4 * abs(ref), (float(ours), ref)
+    grad_path = os.path.join(tmp, f"grad-{len(segments)}.onnx")
+    r = subprocess.run([os.path.join(BIN, "scm-export"), loss_path, grad_path, "--grad", "params"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    g = onnx.load(grad_path)
+    feeds = dict(data)
+    feeds["sct_loss_cotangent"] = np.array(1, np.float32)
+    outs = dict(zip([o.name for o in g.graph.output], run_scm(g, feeds)))
+    h = 1e-6
+    for k, v in p.items():
+        fd = np.zeros(v.shape)
+        for idx in np.ndindex(*v.shape):
+            q = {a: b.astype(np.float64) for a, b in p.items()}
+            q[k] = q[k].copy()
+            q[k][idx] += h
+            lp, _ = sct_reference(q, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7, target=target, segments=segments)
+            q[k][idx] -= 2 * h
+            lm, _ = sct_reference(q, data["sct_x0"], data["sct_z"], data["sct_t"], 0.7, target=target, segments=segments)
+            fd[idx] = (lp - lm) / (2 * h)
+        err = np.max(np.abs(outs[k + "_grad"] - fd)) / np.max(np.abs(fd))
+        assert err <= 1e-4, (k, err)

@@ -61,6 +61,8 @@ class Network:
         self.sigma = np.float32(float(meta["scm.sigma_data"]))
         self.t_max = np.float32(float(meta["scm.t_max"]))
         self.velocity = meta.get("scm.parameterization", "consistency") == "velocity"
+        # A multistep consistency model's segment boundaries (decreasing), or None.
+        self.segments = [np.float32(float(v)) for v in meta["scm.segments"].split(",")] if "scm.segments" in meta else None
         self.meta = meta
 
     def raw(self, x, t):
@@ -78,6 +80,9 @@ class Network:
         return c * x - s * y
 
     def schedule(self, steps):
+        if self.segments is not None:
+            assert steps == len(self.segments) + 1, (steps, self.segments)
+            return [self.t_max] + self.segments
         key = f"scm.schedule.{steps}"
         if key in self.meta:
             return [np.float32(float(v)) for v in self.meta[key].split(",")]
@@ -85,11 +90,14 @@ class Network:
 
 
 def consistency_sample(net, times, noise):
-    """x = sigma_d z_0 at t_0; x0 = f(x, t_0); then x = cos(s) x0 + sin(s) sigma_d z_k, x0 = f(x, s)."""
+    """x = sigma_d z_0 at t_0; x0 = f(x, t_0); then x = cos(s) x0 + sin(s) sigma_d z_k, x0 = f(x, s).
+    A multistep model (scm.segments) takes no fresh noise: x = f(x, t_k) at each time."""
     x = net.sigma * noise[0]
     x0 = None
     for k, t in enumerate(times):
-        if k > 0:
+        if k > 0 and net.segments is not None:
+            x = x0
+        elif k > 0:
             c, s = net.coefficients(t)
             x = c * x0 + s * noise[k]
         x0 = net.f(x.astype(np.float32), t)

@@ -222,6 +222,70 @@ def test_export_stores_a_tuned_schedule(tmp_path):
         assert not bad.exists()
 
 
+def test_multistep_model_exports_and_samples_deterministically(tmp_path):
+    """--segments B: the exported consistency function maps x_t to the ODE's point at the segment
+    start s(t) (u = t - s(t) in place of t, the same network F), the file stores scm.segments
+    and its schedule, and scm-run samples it in exactly one step per segment without fresh noise:
+    f(f(sigma_d z_0, t_max), B). Other step counts and schedules are refused."""
+    import onnxruntime as ort
+    r = train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow", "--steps", 20, "--batch", 32, "--json")
+    tck = json.loads(r.stdout)["checkpoint"]
+    r = train("--data", "checkerboard", "--objective", "scd", "--teacher", tck, "--segments", "0.9", "--out", tmp_path / "ms",
+              "--steps", 5, "--batch", 32, "--json")
+    ck = json.loads(r.stdout)["checkpoint"]
+    model = tmp_path / "ms.onnx"
+    r = scm("scm-export", ck, model)
+    assert r.returncode == 0, r.stderr
+    meta = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    tm, sd = meta["scm.t_max"], float(meta["scm.sigma_data"])
+    assert meta["scm.segments"] == "0.9000000" and meta["scm.schedule.2"] == tm + ",0.9000000", meta
+    assert "scm.schedule.1" not in meta and "scm.schedule.4" not in meta
+    # The same weights as a one-segment model: F = (cos t x - f_plain) / (sigma_d sin t).
+    tensors = onnx.load(str(ck))
+    for p in tensors.metadata_props:
+        if p.key == "scm.train.config":
+            c = json.loads(p.value)
+            assert c["segments"] == [0.9]
+            del c["segments"]
+            p.value = json.dumps(c)
+    onnx.save(tensors, str(tmp_path / "plain.ckpt"))
+    assert scm("scm-export", tmp_path / "plain.ckpt", tmp_path / "plain.onnx").returncode == 0
+    ms = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    plain = ort.InferenceSession(str(tmp_path / "plain.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 2)).astype(np.float32)
+    t = np.array([1.5, 1.2, 0.9000001, 0.9, 0.5, 0.1], np.float32)
+    f_ms = ms.run(None, {"x": x, "t": t})[0]
+    f_plain = plain.run(None, {"x": x, "t": t})[0].astype(np.float64)
+    t64 = t.astype(np.float64)
+    F = (np.cos(t64)[:, None] * x - f_plain) / (sd * np.sin(t64)[:, None])
+    u = np.where(t > np.float32(0.9), t64 - np.float64(np.float32(0.9)), t64)[:, None]
+    np.testing.assert_allclose(f_ms, np.cos(u) * x - np.sin(u) * sd * F, rtol=1e-4, atol=1e-5)
+    # scm-run: two deterministic steps, the second noise ignored.
+    noise = rng.normal(size=(2, 16, 2)).astype(np.float32)
+    np.save(tmp_path / "z.npy", noise)
+    noise[1] = rng.normal(size=(16, 2))
+    np.save(tmp_path / "z2.npy", noise)
+    for name in ("z", "z2"):
+        r = scm("scm-run", model, "--steps", 2, "--noise", tmp_path / f"{name}.npy", "--npy", tmp_path / f"{name}-out.npy")
+        assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "z-out.npy")
+    assert np.array_equal(got, np.load(tmp_path / "z2-out.npy"))
+    tmax = np.float32(float(tm))
+    x1 = ms.run(None, {"x": sd * noise[0], "t": np.full(16, tmax, np.float32)})[0]
+    x0 = ms.run(None, {"x": x1, "t": np.full(16, 0.9, np.float32)})[0]
+    np.testing.assert_allclose(got, x0, rtol=1e-4, atol=1e-4)
+    for args, expect in ((["--steps", 1], "exactly 2 steps, not 1"), (["--steps", 4], "exactly 2 steps, not 4"),
+                         (["--schedule", tm + ",1.0"], "segment boundaries")):
+        r = scm("scm-run", model, *args, "--count", 4, "--npy", tmp_path / "bad.npy")
+        assert r.returncode != 0 and expect in r.stderr, (args, r.stderr)
+    r = train("--data", "checkerboard", "--objective", "flow", "--segments", "0.9", "--out", tmp_path / "bad", "--steps", 1, check=False)
+    assert r.returncode != 0 and "--segments applies to" in r.stderr, r.stderr
+    for bad in ("0.9,0.9", "1.6", "x"):
+        r = train("--data", "checkerboard", "--objective", "sct", "--segments", bad, "--out", tmp_path / "bad", "--steps", 1, check=False)
+        assert r.returncode != 0 and "--segments" in r.stderr, (bad, r.stderr)
+
+
 def test_scd_distills_a_flow_teacher(tmp_path):
     """sCD: a flow teacher (6000 steps), then a student whose dx_t/dt is the teacher's velocity,
     compiled into the same step: its 2-step samples reach the teacher's level (~80% in the cells
