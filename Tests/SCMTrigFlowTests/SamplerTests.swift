@@ -270,6 +270,34 @@ struct SamplerTests {
         bare.metadata.removeAll { $0.key == "scm.t_max" }
         #expect(kind { _ = try TrigFlowMetadata.storing(schedules: ["1.5,1.3"], in: bare) } == .invalidArgument)
     }
+
+    @Test("scm.segments: K + 1 steps at t_max and the boundaries, other counts and times refused, bad entries invalid")
+    func segments() throws {
+        var m = try ModelFile.load(path: tinyPath)
+        let tm = try TrigFlowMetadata(m).tMax
+        m.metadata.append(MetadataEntry("scm.segments", "1.2,0.6"))
+        let meta = try TrigFlowMetadata(m)
+        #expect(meta.segments == [1.2, 0.6])
+        #expect(try meta.schedule(steps: 3) == [tm, 1.2, 0.6])
+        #expect(try meta.schedule(steps: nil, override: nil) == [tm, 1.2, 0.6])
+        #expect(try meta.schedule(steps: nil, override: "\(tm),1.2,0.6") == [tm, 1.2, 0.6])
+        #expect(try TrigFlowModel(m).sampler(steps: 3).evaluationTimes == [tm, 1.2, 0.6])
+        func kind(_ body: () throws -> Void) -> ModelError.Kind? {
+            do { try body() } catch let e as ModelError { return e.kind } catch { return nil }
+            return nil
+        }
+        #expect(kind { _ = try meta.schedule(steps: 2) } == .invalidArgument)
+        #expect(kind { _ = try meta.schedule(steps: nil, override: "\(tm),1.1,0.6") } == .invalidArgument)
+        for bad in ["0.6,1.2", "1.2,1.2", "\(tm + 0.01)", "1.2,0", "x"] {
+            var b = try ModelFile.load(path: tinyPath)
+            b.metadata.append(MetadataEntry("scm.segments", bad))
+            #expect(kind { _ = try TrigFlowMetadata(b) } == .invalidModel, "\(bad)")
+        }
+        var velocity = m
+        velocity.metadata.removeAll { $0.key == "scm.parameterization" }
+        velocity.metadata.append(MetadataEntry("scm.parameterization", "velocity"))
+        #expect(kind { _ = try TrigFlowMetadata(velocity) } == .invalidModel)
+    }
 }
 
 @Suite("Images and .npy")
