@@ -62,14 +62,10 @@ public struct TrigFlowMetadata: Sendable {
         }
         tMaxOverridden = file != self.tMax
         schedules = try Self.storedSchedules(model, fileTMax: file)
-        if let text = model.metadataValue("scm.segments") {
-            guard param == .consistency else { throw err("scm.segments", "applies to the consistency parameterization") }
-            let times = try Self.parseTimes(text, source: "metadata 'scm.segments'", kind: .invalidModel)
-            guard let first = times.first, first < self.tMax, zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), times.allSatisfy({ $0 > 0 }) else {
-                throw err("scm.segments", "'\(text)' is not a list of decreasing times in (0, t_max)")
-            }
-            segments = times
+        if model.metadataValue("scm.segments") != nil, param != .consistency {
+            throw err("scm.segments", "applies to the consistency parameterization")
         }
+        segments = try Self.storedSegments(model, tMax: self.tMax)
         if let r = model.metadataValue("scm.data_range") {
             let parts = r.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo.isFinite, hi.isFinite, lo < hi else {
@@ -112,6 +108,23 @@ public struct TrigFlowMetadata: Sendable {
             out[n] = times
         }
         return out
+    }
+
+    /// The `scm.segments` entry (decreasing times in (0, tMax)), or nil when the file has none.
+    static func storedSegments(_ model: Model, tMax: Float) throws -> [Float]? {
+        guard let text = model.metadataValue("scm.segments") else { return nil }
+        let times = try parseTimes(text, source: "metadata 'scm.segments'", kind: .invalidModel)
+        guard let first = times.first, first < tMax, zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), times.allSatisfy({ $0 > 0 }) else {
+            throw ModelError(.invalidModel, at: "metadata 'scm.segments'", "'\(text)' is not a list of decreasing times in (0, t_max)")
+        }
+        return times
+    }
+
+    /// Throws unless a multistep model's explicit times (`segments` non-nil) are a first time and
+    /// then exactly its boundaries.
+    static func checkSegmentTimes(_ times: [Float], segments: [Float]?, source: String) throws {
+        guard let segments, Array(times.dropFirst()) != segments else { return }
+        throw ModelError(.invalidArgument, at: source, "the model is a multistep consistency model: its times after the first are its segment boundaries \(segments.map { String($0) }.joined(separator: ",")), not \(times.dropFirst().map { String($0) }.joined(separator: ","))")
     }
 
     /// Parses comma-separated finite numbers; errors name `source`.
@@ -179,9 +192,7 @@ public struct TrigFlowMetadata: Sendable {
     public func schedule(steps: Int?, override text: String?, source: String = "schedule") throws -> [Float] {
         guard let text else { return try schedule(steps: steps ?? segments.map { $0.count + 1 } ?? 2) }
         let times = try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
-        if let segments, Array(times.dropFirst()) != segments {
-            throw ModelError(.invalidArgument, at: source, "the model is a multistep consistency model: its times after the first are its segment boundaries \(segments.map { String($0) }.joined(separator: ",")), not \(times.dropFirst().map { String($0) }.joined(separator: ","))")
-        }
+        try Self.checkSegmentTimes(times, segments: segments, source: source)
         return times
     }
 
@@ -199,12 +210,14 @@ public struct TrigFlowMetadata: Sendable {
         if let text {
             let times = try parseTimes(text, source: source)
             try checkSchedule(times, steps: steps, tMax: tMax ?? file, source: source)
+            try checkSegmentTimes(times, segments: storedSegments(model, tMax: times[0]), source: source)
             return times
         }
         guard let tm = tMax ?? file else { throw ModelError(.invalidModel, at: "metadata 'scm.t_max'", missingMessage) }
         var meta = TrigFlowMetadata(parameterization: .consistency, sigmaData: 1, tMax: tm, schedules: schedules)
         meta.tMaxOverridden = file != tm
-        return try meta.schedule(steps: steps ?? 2)
+        meta.segments = try storedSegments(model, tMax: tm)
+        return try meta.schedule(steps: steps ?? meta.segments.map { $0.count + 1 } ?? 2)
     }
 
     /// `model` with each of `texts` (comma-separated times) stored as `scm.schedule.<count>`,

@@ -279,6 +279,9 @@ def test_multistep_model_exports_and_samples_deterministically(tmp_path):
                          (["--schedule", tm + ",1.0"], "segment boundaries")):
         r = scm("scm-run", model, *args, "--count", 4, "--npy", tmp_path / "bad.npy")
         assert r.returncode != 0 and expect in r.stderr, (args, r.stderr)
+        r = scm("scm-inspect", model, *args)  # the per-step specialization reads the segments too
+        assert r.returncode != 0 and expect in r.stderr, (args, r.stderr)
+    assert scm("scm-inspect", model, "--steps", 2).returncode == 0
     r = train("--data", "checkerboard", "--objective", "flow", "--segments", "0.9", "--out", tmp_path / "bad", "--steps", 1, check=False)
     assert r.returncode != 0 and "--segments applies to" in r.stderr, r.stderr
     for bad in ("0.9,0.9", "1.6", "x"):
