@@ -35,19 +35,17 @@ public enum CheckpointExport {
             let shape = try Tensor(shape: [rank], scalars: [Int64(-1)] + Array(repeating: Int64(1), count: rank - 1), name: "t_shape")
             inits.append(shape)
             // A multistep model (`segments`) maps to its segment's start: the angle is
-            // u = t - s(t), s(t) the largest boundary below t (else 0).
-            var angle = "t"
-            for (k, (lower, b)) in zip([0] + c.segmentBoundaries, c.segmentBoundaries).enumerated() {
-                let bound = try Tensor(shape: [], scalars: [b], name: "segment_\(k)")
-                let step = try Tensor(shape: [], scalars: [b - lower], name: "segment_\(k)_step")
-                inits += [bound, step]
-                post += [Node("Greater", inputs: ["t", bound.meta.name], outputs: ["above_\(k)"], name: "above_\(k)"),
-                         Node("Cast", inputs: ["above_\(k)"], outputs: ["above_\(k)_f"], name: "above_\(k)_f",
-                              attributes: [Attribute("to", .int(Int(DType.float.rawValue)))]),
-                         Node("Mul", inputs: ["above_\(k)_f", step.meta.name], outputs: ["lift_\(k)"], name: "lift_\(k)"),
-                         Node("Sub", inputs: [angle, "lift_\(k)"], outputs: ["u_\(k)"], name: "u_\(k)")]
-                angle = "u_\(k)"
-            }
+            // u = t - s(t), s(t) the largest boundary below t (else 0), as in the loss.
+            var k = 0
+            let angle = try ConsistencyLoss.segmentAngle(of: "t", boundaries: c.segmentBoundaries, node: { type, ins, attrs in
+                k += 1
+                post.append(Node(type, inputs: ins, outputs: ["segment_\(k)"], name: "segment_\(k)", attributes: attrs))
+                return "segment_\(k)"
+            }, scalar: { v in
+                k += 1
+                inits.append(try Tensor(shape: [], scalars: [v], name: "segment_\(k)"))
+                return "segment_\(k)"
+            })
             post += [Node("Reshape", inputs: [angle, shape.meta.name], outputs: ["t_b"], name: "t_b"),
                     Node("Cos", inputs: ["t_b"], outputs: ["cos_t"], name: "cos_t"),
                     Node("Sin", inputs: ["t_b"], outputs: ["sin_t"], name: "sin_t"),

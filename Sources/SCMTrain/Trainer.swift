@@ -112,14 +112,11 @@ public struct Trainer {
         let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: true, dropout: true)
         if initial.isEmpty { for t in network.graph.initializers { initial[t.meta.name] = t } }
         let loss: Model
+        let options = ConsistencyLoss.Options(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC, segments: config.segmentBoundaries)
         switch config.objective {
-        case .sct: loss = try ConsistencyLoss.sct(network: network, options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC,
-                                                                                  segments: config.segmentBoundaries))
+        case .sct: loss = try ConsistencyLoss.sct(network: network, options: options)
         case .flow: loss = try Objectives.flow(network: network, sigmaData: config.sigmaData)
-        case .scd:
-            loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config),
-                                           options: .init(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC,
-                                                          segments: config.segmentBoundaries))
+        case .scd: loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config), options: options)
         }
         // Only the network's own parameters are trained (not a teacher's).
         let trained = network.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)

@@ -26,6 +26,26 @@ public enum ConsistencyLoss {
         }
     }
 
+    /// Emits the angle u = t - s(t) of a multistep consistency model into a graph: s(t) is the
+    /// largest of `boundaries` below t (else 0), built as the sum over the sorted boundaries b_k of
+    /// (b_k - b_(k-1)) Cast(Greater(t, b_k)). The loss and the exported model both use it, so the
+    /// trained and the sampled function split t alike. Returns `t` itself without boundaries.
+    /// `node(type, inputs, attributes)` emits a node and returns its output; `scalar` a float
+    /// constant's name. Boundaries must be distinct times in (0, pi/2).
+    public static func segmentAngle(of t: String, boundaries: [Float], node: (String, [String], [Attribute]) -> String,
+                                    scalar: (Float) throws -> String) throws -> String {
+        let sorted = boundaries.sorted()
+        var u = t
+        for (lower, b) in zip([0] + sorted, sorted) {
+            guard b > lower, b < Float.pi / 2 else {
+                throw RuntimeError(.invalidModel, at: "segments", "boundaries must be distinct times in (0, pi/2), are \(boundaries)")
+            }
+            let above = node("Cast", [node("Greater", [t, try scalar(b)], [])], [Attribute("to", .int(Int(DType.float.rawValue)))])
+            u = node("Sub", [u, node("Mul", [above, try scalar(b - lower)], [])], [])
+        }
+        return u
+    }
+
     /// Names of the loss graph's inputs.
     public static let dataInput = "sct_x0", noiseInput = "sct_z", timeInput = "sct_t", warmupInput = "sct_r", lossOutput = "sct_loss"
 
@@ -111,14 +131,7 @@ public enum ConsistencyLoss {
         let cosT = op("Cos", [tb]), sinT = op("Sin", [tb])
         let xt = op("Add", [op("Mul", [cosT, x0]), op("Mul", [sinT, z])])
         // The tangent's angle u = t - s(t) ([N] and broadcast), t itself without segments.
-        var uFlat = tIn
-        for (lower, b) in zip([0] + options.segments.sorted(), options.segments.sorted()) {
-            guard b > lower, b < Float.pi / 2 else {
-                throw RuntimeError(.invalidModel, at: "segments", "boundaries must be distinct times in (0, pi/2), are \(options.segments)")
-            }
-            let above = op("Cast", [op("Greater", [tIn, try const([b], [])])], [Attribute("to", .int(Int(DType.float.rawValue)))])
-            uFlat = op("Sub", [uFlat, op("Mul", [above, try const([b - lower], [])])])
-        }
+        let uFlat = try segmentAngle(of: tIn, boundaries: options.segments, node: { op($0, $1, $2) }, scalar: { try const([$0], []) })
         let cosU: String, sinU: String
         if options.segments.isEmpty {
             (cosU, sinU) = (cosT, sinT)
