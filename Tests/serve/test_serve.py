@@ -219,3 +219,39 @@ def test_folder_skips_other_models(tmp_path):
     os.remove(folder / "tiny-trigflow.onnx")
     r = subprocess.run([SERVE, "--port", "0", "--models", str(folder)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "no TrigFlow models" in r.stderr, r.stderr
+
+
+def test_multistep_model_is_served_at_its_own_count(tmp_path):
+    """A multistep consistency model (`scm.segments 1.1`: two segments, so exactly 2 steps) is
+    served at 2 steps only, beside a one-segment model served at all of --steps 1,2; 2 is its
+    requests' default; 1 step gets a 400 naming `steps`; its answer is bitwise scm-run's; and a
+    server whose --steps lacks its count does not start. The fixture is tiny-trigflow (random
+    weights) with the multistep metadata: serving reads the contract, not what the weights learned."""
+    import onnx
+    m = onnx.load(TINY)
+    keep = [(p.key, p.value) for p in m.metadata_props if not p.key.startswith("scm.schedule.")]
+    del m.metadata_props[:]
+    for k, v in keep + [("scm.segments", "1.1"), ("scm.schedule.2", "1.5645464,1.1")]:
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    path = str(tmp_path / "tiny-ms.onnx")
+    onnx.save(m, path)
+    s = Server(models=(FASHION, path))
+    try:
+        models = {d["name"]: d for d in json.loads(s.request("/v1/models")[2])["models"]}
+        assert models["fashion-sct"]["steps"] == [1, 2] and models["tiny-ms"]["steps"] == [2], models
+        assert list(models["tiny-ms"]["schedules"]) == ["2"]
+        assert models["tiny-ms"]["schedules"]["2"] == pytest.approx([1.5645464, 1.1])
+        status, _, reply = s.request("/v1/samples", {"model": "tiny-ms", "steps": 1})
+        error = json.loads(reply)["error"]
+        assert status == 400 and error["field"] == "steps" and "served: 2" in error["message"], (status, error)
+        status, _, body = s.request("/v1/samples", {"model": "tiny-ms", "count": 3, "seed": 5, "format": "npy"})
+        assert status == 200, body
+        ref = str(tmp_path / "ref.npy")
+        r = subprocess.run([RUN, path, "--count", "3", "--seed", "5", "--npy", ref], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert body == open(ref, "rb").read()
+    finally:
+        s.stop()
+    r = subprocess.run([SERVE, "--port", "0", "--models", path, "--steps", "1,4"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--steps" in r.stderr and "exactly 2 steps" in r.stderr, r.stderr

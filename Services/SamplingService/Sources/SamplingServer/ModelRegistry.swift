@@ -9,6 +9,9 @@ public final class ModelRegistry: Sendable {
         public let name: String
         public let path: String
         public let model: TrigFlowModel
+        /// The step counts served for this model: the configured ones, except that a multistep
+        /// consistency model (`scm.segments`) samples only in its segment count.
+        public let steps: [Int]
         /// Keyed by "steps/precision".
         let samplers: [String: Sampler]
         /// One batcher per sampler.
@@ -43,6 +46,18 @@ public final class ModelRegistry: Sendable {
 
     static func key(steps: Int, precision: Precision) -> String { "\(steps)/\(precision.rawValue)" }
 
+    /// The configured step counts that `model` samples: all of them, or for a multistep
+    /// consistency model its one count (segments + 1), which must be among them.
+    static func servedSteps(_ model: TrigFlowModel, configured: [Int], path: String) throws -> [Int] {
+        guard let segments = model.metadata.segments else { return configured }
+        let own = segments.count + 1
+        guard configured.contains(own) else {
+            let b = segments.map { String($0) }.joined(separator: ",")
+            throw ServiceError(0, field: "--steps", "\(path) is a multistep consistency model (scm.segments \(b)): it samples in exactly \(own) steps, which --steps \(configured.map(String.init).joined(separator: ",")) does not list")
+        }
+        return [own]
+    }
+
     public init(_ c: ServerConfiguration, metrics: ServiceMetrics) throws {
         configuration = c
         var entries: [String: Entry] = [:]
@@ -65,8 +80,9 @@ public final class ModelRegistry: Sendable {
             do { model = try TrigFlowModel(file) } catch {
                 throw ServiceError(0, field: "--models", "\(path): \(error)")
             }
+            let served = try Self.servedSteps(model, configured: c.steps, path: path)
             var samplers: [String: Sampler] = [:], batchers: [String: Batcher] = [:]
-            for steps in c.steps {
+            for steps in served {
                 for precision in c.precisions {
                     let sampler: Sampler
                     do {
@@ -81,7 +97,7 @@ public final class ModelRegistry: Sendable {
                     batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, label: "\(name) \(k)")
                 }
             }
-            entries[name] = Entry(name: name, path: path, model: model, samplers: samplers, batchers: batchers)
+            entries[name] = Entry(name: name, path: path, model: model, steps: served, samplers: samplers, batchers: batchers)
         }
         guard !entries.isEmpty else {
             throw ServiceError(0, field: "--models", "no TrigFlow models in \(c.models.joined(separator: ", ")) (skipped: \(skipped.joined(separator: "; ")))")
@@ -101,14 +117,14 @@ public final class ModelRegistry: Sendable {
                 "sigma_data": Double(m.sigmaData),
                 "t_max": Double(m.tMax),
                 "sample_shape": e.model.sampleShape,
-                "steps": configuration.steps,
+                "steps": e.steps,
                 "precisions": configuration.precisions.map(\.rawValue),
                 "formats": e.model.isImage && m.dataRange != nil ? ["png", "npy"] : ["npy"],
                 "max_count": configuration.maxCount,
             ]
             if let r = m.dataRange { d["data_range"] = [Double(r.0), Double(r.1)] }
             var schedules: [String: [Double]] = [:]
-            for s in configuration.steps {
+            for s in e.steps {
                 if let t = try? m.schedule(steps: s) { schedules[String(s)] = t.map(Double.init) }
             }
             d["schedules"] = schedules

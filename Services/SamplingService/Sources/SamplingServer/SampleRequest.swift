@@ -50,9 +50,12 @@ struct SampleRequest: Sendable {
         } else {
             throw ServiceError(400, field: "model", "is required: several models are loaded (\(names.joined(separator: ", ")))")
         }
-        let steps = try integer("steps", 2, 1...1000) ?? 2
-        guard c.steps.contains(steps) else {
-            throw ServiceError(400, field: "steps", "\(steps) steps are not served (served: \(c.steps.map(String.init).joined(separator: ", ")))")
+        // scm-run's default: 2 steps, a multistep model's own count.
+        let entry = registry.entries[model]
+        let served = entry?.steps ?? c.steps, byDefault = entry?.model.metadata.segments.map { $0.count + 1 } ?? 2
+        let steps = try integer("steps", byDefault, 1...1000) ?? byDefault
+        guard served.contains(steps) else {
+            throw ServiceError(400, field: "steps", "\(steps) steps are not served for '\(model)' (served: \(served.map(String.init).joined(separator: ", ")))")
         }
         let count = try integer("count", 1, 1...c.maxCount) ?? 1
         let seed = try integer("seed", 0, 0...Int.max) ?? 0
@@ -64,7 +67,7 @@ struct SampleRequest: Sendable {
         guard let format = Format(rawValue: f) else { throw ServiceError(400, field: "format", "'\(f)' is not png or npy") }
         let nrow = try integer("nrow", nil, 1...c.maxCount)
         if nrow != nil && format != .png { throw ServiceError(400, field: "nrow", "applies to format png") }
-        if format == .png, let e = registry.entries[model] {
+        if format == .png, let e = entry {
             do { try Samples.checkPNG(sampleShape: e.model.sampleShape, dataRange: e.model.metadata.dataRange, perSample: false) } catch {
                 throw ServiceError(400, field: "format", "png: \(error.message) (model '\(model)')")
             }

@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
 
-    @Option(help: "Comma-separated step counts to serve.")
+    @Option(help: "Comma-separated step counts to serve (a multistep consistency model is served at its own count, which must be listed).")
     var steps = "1,2,4"
 
     @Option(help: "Comma-separated precisions to serve (fp32, bf16).")
