@@ -119,8 +119,10 @@ def plot(args):
         import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("training_curve: plot needs matplotlib: run tools/setup_bench.sh, then this script with .venv-bench/bin/python")
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for spec in args.runs:
+    # Beside the axes, the legend hides no line; past ten lines, tab20 keeps every color distinct.
+    fig, ax = plt.subplots(figsize=(11, 4.6), dpi=110)
+    colors = plt.cm.tab20.colors if len(args.runs) > 10 else plt.cm.tab10.colors
+    for i, spec in enumerate(args.runs):
         parts = spec.split(":")
         run_dir = parts[0]
         sampler = ":".join(parts[1:3]) if len(parts) >= 3 else None
@@ -138,13 +140,13 @@ def plot(args):
             if s not in by or int(r["count"]) > int(by[s]["count"]):
                 by[s] = r
         steps = sorted(by)
-        ax.plot([offset + s for s in steps], [float(by[s]["fd"]) for s in steps], marker="o", ms=3,
+        ax.plot([offset + s for s in steps], [float(by[s]["fd"]) for s in steps], marker="o", ms=3, color=colors[i % len(colors)],
                 label=f"{label} ({by[steps[0]]['sampler']}, {by[steps[0]]['count']} samples)")
     ax.set_yscale("log")
     ax.set_xlabel("training steps (batch 64)")
     ax.set_ylabel("FD, classifier features")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     if args.title:
         ax.set_title(args.title, fontsize=10)
     fig.tight_layout()
