@@ -32,6 +32,13 @@ public struct TrigFlowMetadata: Sendable {
     /// noise. nil: a (one-segment) consistency model or a velocity model.
     public var segments: [Float]?
 
+    /// The step count used when none is asked for: a multistep model's segment count, else 2.
+    public var defaultSteps: Int { segments.map { $0.count + 1 } ?? 2 }
+
+    /// The boundaries as `scm.segments` and messages show them (`scheduleText`); empty for a
+    /// one-segment model.
+    public var segmentsText: String { Self.scheduleText(segments ?? []) }
+
     /// The message of a missing required entry (callers that know how to supply it, such as a
     /// command-line flag, may replace it).
     public static let missingMessage = "is missing"
@@ -124,7 +131,7 @@ public struct TrigFlowMetadata: Sendable {
     /// then exactly its boundaries.
     static func checkSegmentTimes(_ times: [Float], segments: [Float]?, source: String) throws {
         guard let segments, Array(times.dropFirst()) != segments else { return }
-        throw ModelError(.invalidArgument, at: source, "the model is a multistep consistency model: its times after the first are its segment boundaries \(segments.map { String($0) }.joined(separator: ",")), not \(times.dropFirst().map { String($0) }.joined(separator: ","))")
+        throw ModelError(.invalidArgument, at: source, "the model is a multistep consistency model: its times after the first are its segment boundaries \(scheduleText(segments)), not \(scheduleText(Array(times.dropFirst())))")
     }
 
     /// Parses comma-separated finite numbers; errors name `source`.
@@ -163,8 +170,8 @@ public struct TrigFlowMetadata: Sendable {
     /// the file's t_max): pass the times explicitly instead.
     public func schedule(steps: Int) throws -> [Float] {
         if let segments {
-            guard steps == segments.count + 1 else {
-                throw ModelError(.invalidArgument, at: "steps", "the model is a multistep consistency model with \(segments.count + 1) segments (scm.segments \(segments.map { String($0) }.joined(separator: ","))): it samples in exactly \(segments.count + 1) steps, not \(steps)")
+            guard steps == defaultSteps else {
+                throw ModelError(.invalidArgument, at: "steps", "the model is a multistep consistency model with \(defaultSteps) segments (scm.segments \(segmentsText)): it samples in exactly \(defaultSteps) steps, not \(steps)")
             }
             return [tMax] + segments
         }
@@ -190,7 +197,7 @@ public struct TrigFlowMetadata: Sendable {
     /// t_max; errors name `source`) when given, else `schedule(steps:)`. The explicit times win
     /// over the file's `scm.schedule.N`; with `steps` nil their count is the step count (2 without).
     public func schedule(steps: Int?, override text: String?, source: String = "schedule") throws -> [Float] {
-        guard let text else { return try schedule(steps: steps ?? segments.map { $0.count + 1 } ?? 2) }
+        guard let text else { return try schedule(steps: steps ?? defaultSteps) }
         let times = try Self.parseSchedule(text, steps: steps, tMax: tMax, source: source)
         try Self.checkSegmentTimes(times, segments: segments, source: source)
         return times
@@ -217,7 +224,7 @@ public struct TrigFlowMetadata: Sendable {
         var meta = TrigFlowMetadata(parameterization: .consistency, sigmaData: 1, tMax: tm, schedules: schedules)
         meta.tMaxOverridden = file != tm
         meta.segments = try storedSegments(model, tMax: tm)
-        return try meta.schedule(steps: steps ?? meta.segments.map { $0.count + 1 } ?? 2)
+        return try meta.schedule(steps: steps ?? meta.defaultSteps)
     }
 
     /// `model` with each of `texts` (comma-separated times) stored as `scm.schedule.<count>`,

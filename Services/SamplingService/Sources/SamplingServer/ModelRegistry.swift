@@ -49,11 +49,10 @@ public final class ModelRegistry: Sendable {
     /// The configured step counts that `model` samples: all of them, or for a multistep
     /// consistency model its one count (segments + 1), which must be among them.
     static func servedSteps(_ model: TrigFlowModel, configured: [Int], path: String) throws -> [Int] {
-        guard let segments = model.metadata.segments else { return configured }
-        let own = segments.count + 1
+        guard model.metadata.segments != nil else { return configured }
+        let own = model.metadata.defaultSteps
         guard configured.contains(own) else {
-            let b = segments.map { String($0) }.joined(separator: ",")
-            throw ServiceError(0, field: "--steps", "\(path) is a multistep consistency model (scm.segments \(b)): it samples in exactly \(own) steps, which --steps \(configured.map(String.init).joined(separator: ",")) does not list")
+            throw ServiceError(0, field: "--steps", "\(path) is a multistep consistency model (scm.segments \(model.metadata.segmentsText)): it samples in exactly \(own) steps, which --steps \(configured.map(String.init).joined(separator: ",")) does not list")
         }
         return [own]
     }

@@ -52,7 +52,7 @@ struct SampleRequest: Sendable {
         }
         // scm-run's default: 2 steps, a multistep model's own count.
         let entry = registry.entries[model]
-        let served = entry?.steps ?? c.steps, byDefault = entry?.model.metadata.segments.map { $0.count + 1 } ?? 2
+        let served = entry?.steps ?? c.steps, byDefault = entry?.model.metadata.defaultSteps ?? 2
         let steps = try integer("steps", byDefault, 1...1000) ?? byDefault
         guard served.contains(steps) else {
             throw ServiceError(400, field: "steps", "\(steps) steps are not served for '\(model)' (served: \(served.map(String.init).joined(separator: ", ")))")
