@@ -96,6 +96,32 @@ struct PlanTests {
         }
     }
 
+    @Test("Broadcast ops whose rows are longer than a chunk (same shapes: one row) match a scalar reference on 1-3 threads")
+    func longRows() throws {
+        // [3, 40000] with [3, 40000] collapses into one row of 120,000; with [1, 40000] into 3 rows
+        // of 40,000: both are cut into pieces of BroadcastLoop.chunkElements.
+        let n = 40_000
+        let a = try tensor([3, n], seed: 41), same = try tensor([3, n], seed: 42), row = try tensor([1, n], seed: 43)
+        let av = a.scalars(as: Float.self)!, sv = same.scalars(as: Float.self)!, rv = row.scalars(as: Float.self)!
+        for (bName, b, bv) in [("same", same, sv), ("row", row, rv)] {
+            let inputs = [ValueInfo("a", TensorType(elementType: .float, shape: [.value(3), .value(n)])),
+                          ValueInfo("b", TensorType(elementType: .float, shape: b.shape.map { .value($0) }))]
+            let graph = Graph(name: "long", nodes: [Node("Mul", inputs: ["a", "b"], outputs: ["m"], name: "mul"),
+                                                    Node("Greater", inputs: ["a", "b"], outputs: ["c"], name: "gt"),
+                                                    Node("Where", inputs: ["c", "a", "m"], outputs: ["y"], name: "where")],
+                              inputs: inputs, outputs: [ValueInfo("m", TensorType(elementType: .float, shape: nil)),
+                                                        ValueInfo("y", TensorType(elementType: .float, shape: nil))])
+            let plan = try Compiler.compile(Model(graph: graph))
+            let mul = (0..<(3 * n)).map { av[$0] * bv[b.shape[0] == 1 ? $0 % n : $0] }
+            let sel = (0..<(3 * n)).map { av[$0] > bv[b.shape[0] == 1 ? $0 % n : $0] ? av[$0] : mul[$0] }
+            for t in 1...3 {
+                let out = try plan.makeSession(threads: t).run([a, b])
+                #expect(out[0].scalars(as: Float.self)! == mul, "Mul, b \(bName), threads \(t)")
+                #expect(out[1].scalars(as: Float.self)! == sel, "Where, b \(bName), threads \(t)")
+            }
+        }
+    }
+
     @Test("Plans that run one after another share a workspace and keep their results")
     func sharedWorkspace() throws {
         let small = try Compiler.compile(heavyModel(), shapes: ["x": TensorSpec(.float, [1, 16, 40, 40])])

@@ -1,6 +1,8 @@
 /// Iteration over an output shape with numpy-broadcast inputs. Dims are collapsed where every
 /// input is contiguous across them; the innermost dim is a tight loop (input stride 0 or 1) and
-/// the rest are "rows" split into fixed-size chunks for the thread pool.
+/// the rest are "rows". The thread pool gets chunks of about `chunkElements` outputs: several
+/// short rows, or a piece of a long row (a same-shape operation collapses into one row of every
+/// element). Each output element is computed alone, so the chunking changes no result.
 struct BroadcastLoop: Sendable {
     let inner: Int
     let rows: Int
@@ -43,7 +45,22 @@ struct BroadcastLoop: Sendable {
     }
 
     var rowsPerChunk: Int { max(1, Self.chunkElements / max(inner, 1)) }
-    var chunks: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+    /// Pieces a row is cut into: 1 unless a row is longer than `chunkElements`.
+    var piecesPerRow: Int { (inner + Self.chunkElements - 1) / Self.chunkElements }
+    var chunks: Int { piecesPerRow > 1 ? rows * piecesPerRow : (rows + rowsPerChunk - 1) / rowsPerChunk }
+
+    /// Calls `body(row, range)` for the rows of chunk `c` and the range of inner positions each
+    /// covers (the whole row, or one piece of it).
+    @inline(__always) func forEach(chunk c: Int, _ body: (_ row: Int, _ range: Range<Int>) -> Void) {
+        let pieces = piecesPerRow
+        if pieces > 1 {
+            let lo = (c % pieces) * Self.chunkElements
+            body(c / pieces, lo..<min(inner, lo + Self.chunkElements))
+        } else {
+            let rpc = rowsPerChunk
+            for r in (c * rpc)..<min(rows, (c + 1) * rpc) { body(r, 0..<inner) }
+        }
+    }
 
     /// Input element offset of the start of `row` for input `k`.
     @inline(__always) func offset(_ row: Int, _ k: Int) -> Int {
@@ -62,21 +79,22 @@ struct BroadcastLoop: Sendable {
     @inline(__always)
     func run2<F: BinaryFn>(_: F.Type, _ a: UnsafePointer<F.A>, _ b: UnsafePointer<F.B>,
                            _ o: UnsafeMutablePointer<F.O>, _ pool: ThreadPool) {
-        let rpc = rowsPerChunk, inner = inner, ia = innerStrides[0], ib = innerStrides[1]
+        let inner = inner, ia = innerStrides[0], ib = innerStrides[1]
         pool.parallelFor(chunks) { c, _ in
-            for r in (c * rpc)..<min(rows, (c + 1) * rpc) {
-                let pa = a + offset(r, 0), pb = b + offset(r, 1), po = o + r * inner
+            forEach(chunk: c) { r, range in
+                let lo = range.lowerBound, count = range.count
+                let pa = a + offset(r, 0) + ia * lo, pb = b + offset(r, 1) + ib * lo, po = o + r * inner + lo
                 switch (ia, ib) {
-                case (1, 1): for i in 0..<inner { po[i] = F.f(pa[i], pb[i]) }
+                case (1, 1): for i in 0..<count { po[i] = F.f(pa[i], pb[i]) }
                 case (1, 0):
                     let vb = pb[0]
-                    for i in 0..<inner { po[i] = F.f(pa[i], vb) }
+                    for i in 0..<count { po[i] = F.f(pa[i], vb) }
                 case (0, 1):
                     let va = pa[0]
-                    for i in 0..<inner { po[i] = F.f(va, pb[i]) }
+                    for i in 0..<count { po[i] = F.f(va, pb[i]) }
                 default:
                     let v = F.f(pa[0], pb[0])
-                    for i in 0..<inner { po[i] = v }
+                    for i in 0..<count { po[i] = v }
                 }
             }
         }

@@ -336,12 +336,13 @@ struct WhereKernel: Kernel {
     }
     func go<T>(_: T.Type, _ io: KernelIO) {
         let c = io.input(0, UInt8.self), x = io.input(1, T.self), y = io.input(2, T.self), o = io.output(0, T.self)
-        let inner = loop.inner, s = loop.innerStrides, rpc = loop.rowsPerChunk, rows = loop.rows
+        let inner = loop.inner, s = loop.innerStrides
         io.pool.parallelFor(loop.chunks) { ch, _ in
-            for r in (ch * rpc)..<min(rows, (ch + 1) * rpc) {
-                let pc = c + loop.offset(r, 0), px = x + loop.offset(r, 1), py = y + loop.offset(r, 2)
-                let po = o + r * inner
-                for i in 0..<inner { po[i] = pc[i * s[0]] != 0 ? px[i * s[1]] : py[i * s[2]] }
+            loop.forEach(chunk: ch) { r, range in
+                let lo = range.lowerBound
+                let pc = c + loop.offset(r, 0) + s[0] * lo, px = x + loop.offset(r, 1) + s[1] * lo
+                let py = y + loop.offset(r, 2) + s[2] * lo, po = o + r * inner + lo
+                for i in 0..<range.count { po[i] = pc[i * s[0]] != 0 ? px[i * s[1]] : py[i * s[2]] }
             }
         }
     }
