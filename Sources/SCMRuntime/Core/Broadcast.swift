@@ -85,7 +85,7 @@ struct BroadcastLoop: Sendable {
                 let lo = range.lowerBound, count = range.count
                 let pa = a + offset(r, 0) + ia * lo, pb = b + offset(r, 1) + ib * lo, po = o + r * inner + lo
                 switch (ia, ib) {
-                case (1, 1): for i in 0..<count { po[i] = F.f(pa[i], pb[i]) }
+                case (1, 1): Self.pairs(F.self, pa, pb, po, count)
                 case (1, 0):
                     let vb = pb[0]
                     for i in 0..<count { po[i] = F.f(pa[i], vb) }
@@ -97,6 +97,28 @@ struct BroadcastLoop: Sendable {
                     for i in 0..<count { po[i] = v }
                 }
             }
+        }
+    }
+}
+
+extension BroadcastLoop {
+    /// o[i] = F(a[i], b[i]) for i < count. Eight loads of each input come before the eight
+    /// stores, so the compiler vectorizes the block without proving that o does not overlap a or
+    /// b (it left the plain loop scalar); o may be a or b itself (in place), as in the plain loop.
+    @inline(__always)
+    static func pairs<F: BinaryFn>(_: F.Type, _ a: UnsafePointer<F.A>, _ b: UnsafePointer<F.B>,
+                                   _ o: UnsafeMutablePointer<F.O>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let a0 = a[i], a1 = a[i + 1], a2 = a[i + 2], a3 = a[i + 3], a4 = a[i + 4], a5 = a[i + 5], a6 = a[i + 6], a7 = a[i + 7]
+            let b0 = b[i], b1 = b[i + 1], b2 = b[i + 2], b3 = b[i + 3], b4 = b[i + 4], b5 = b[i + 5], b6 = b[i + 6], b7 = b[i + 7]
+            o[i] = F.f(a0, b0); o[i + 1] = F.f(a1, b1); o[i + 2] = F.f(a2, b2); o[i + 3] = F.f(a3, b3)
+            o[i + 4] = F.f(a4, b4); o[i + 5] = F.f(a5, b5); o[i + 6] = F.f(a6, b6); o[i + 7] = F.f(a7, b7)
+            i += 8
+        }
+        while i < count {
+            o[i] = F.f(a[i], b[i])
+            i += 1
         }
     }
 }
