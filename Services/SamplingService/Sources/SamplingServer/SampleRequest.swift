@@ -41,18 +41,17 @@ struct SampleRequest: Sendable {
             return s
         }
         let names = registry.entries.keys.sorted()
-        let model: String
+        let model: String, entry: ModelRegistry.Entry
         if let m = try string("model", nil) {
-            guard registry.entries[m] != nil else { throw ServiceError(400, field: "model", "'\(m)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
-            model = m
-        } else if names.count == 1, let only = names.first {
-            model = only
+            guard let e = registry.entries[m] else { throw ServiceError(400, field: "model", "'\(m)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
+            (model, entry) = (m, e)
+        } else if names.count == 1, let only = names.first, let e = registry.entries[only] {
+            (model, entry) = (only, e)
         } else {
             throw ServiceError(400, field: "model", "is required: several models are loaded (\(names.joined(separator: ", ")))")
         }
         // scm-run's default: 2 steps, a multistep model's own count.
-        let entry = registry.entries[model]
-        let served = entry?.steps ?? c.steps, byDefault = entry?.model.metadata.defaultSteps ?? 2
+        let served = entry.steps, byDefault = entry.model.metadata.defaultSteps
         let steps = try integer("steps", byDefault, 1...1000) ?? byDefault
         guard served.contains(steps) else {
             throw ServiceError(400, field: "steps", "\(steps) steps are not served for '\(model)' (served: \(served.map(String.init).joined(separator: ", ")))")
@@ -67,8 +66,8 @@ struct SampleRequest: Sendable {
         guard let format = Format(rawValue: f) else { throw ServiceError(400, field: "format", "'\(f)' is not png or npy") }
         let nrow = try integer("nrow", nil, 1...c.maxCount)
         if nrow != nil && format != .png { throw ServiceError(400, field: "nrow", "applies to format png") }
-        if format == .png, let e = entry {
-            do { try Samples.checkPNG(sampleShape: e.model.sampleShape, dataRange: e.model.metadata.dataRange, perSample: false) } catch {
+        if format == .png {
+            do { try Samples.checkPNG(sampleShape: entry.model.sampleShape, dataRange: entry.model.metadata.dataRange, perSample: false) } catch {
                 throw ServiceError(400, field: "format", "png: \(error.message) (model '\(model)')")
             }
         }
