@@ -43,12 +43,14 @@ def random_inputs(model, batch, seed):
     return feeds
 
 
-def ort_session(model_path, threads):
-    """An onnxruntime CPU session with all graph optimizations and `threads` intra-op threads."""
+def ort_session(model_path, threads, optimize=True):
+    """An onnxruntime CPU session with `threads` intra-op threads and all graph optimizations
+    (optimize=False: none, the graph's nodes as written)."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     return ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
 
 
