@@ -71,11 +71,7 @@ def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None, rtol=1e-5, a
     binary = binary or os.path.join(ROOT, ".build", "release", "scm-infer")
     model = onnx.load(model_path)
     feeds = random_inputs(model, batch, seed)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
-    ref = sess.run(None, feeds)
+    ref = ort_session(model_path, threads).run(None, feeds)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, (name, v) in enumerate(feeds.items()):

@@ -47,9 +47,8 @@ def check(grid_path, npy_path):
     # evaluations of the 1.28 M-parameter network carry a first-step difference through the second,
     # and on some CPUs onnxruntime's two graphs disagree by a sizeable part of TOL at a pixel
     # (4.6e-5 on an AVX-512 Xeon); the bar adds that spread to TOL instead of calling it ours.
-    import crosscheck_ort
-    net.session = crosscheck_ort.ort_session(MODEL, 1, optimize=False)
-    plain = ref.consistency_sample(net, net.schedule(STEPS), noise).astype(np.float64)
+    unoptimized = ref.Network(MODEL, optimize=False)
+    plain = ref.consistency_sample(unoptimized, unoptimized.schedule(STEPS), noise).astype(np.float64)
     spread = float(np.abs(expected - plain).max())
     err = float(np.abs(samples.astype(np.float64) - expected).max())
     if not err <= TOL + spread:
@@ -66,6 +65,7 @@ def check(grid_path, npy_path):
         grid[PAD + r * cell: PAD + r * cell + SHAPE[1], PAD + c * cell: PAD + c * cell + SHAPE[2]] = px[i, 0]
     if not np.array_equal(np.asarray(img), grid):
         return f"{grid_path}: pixels differ from the grid of {npy_path}"
+    import crosscheck_ort
     session = crosscheck_ort.ort_session(CLASSIFIER, 1)
     logits = session.run(["logits"], {"x": np.clip(samples, -1, 1)})[0]
     counts = np.bincount(logits.argmax(axis=1), minlength=10)

@@ -54,9 +54,9 @@ def default_schedule(steps, t_max):
 class Network:
     """The model in onnxruntime: f(x, t) whatever the file's parameterization."""
 
-    def __init__(self, path, threads=1):
+    def __init__(self, path, threads=1, optimize=True):
         import crosscheck_ort
-        self.session = crosscheck_ort.ort_session(path, threads)
+        self.session = crosscheck_ort.ort_session(path, threads, optimize)
         meta = metadata(path)
         self.sigma = np.float32(float(meta["scm.sigma_data"]))
         self.t_max = np.float32(float(meta["scm.t_max"]))
