@@ -4,7 +4,7 @@
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
 #               the Examples/ package that embeds the library, `make demo` itself, and the
 #               allocation check of an optimized build
-.PHONY: serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+.PHONY: size-check serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
@@ -83,7 +83,7 @@ load-test: demo
 	swift build -c release --package-path Services/SamplingService
 	$(PY) tools/load_test.py
 
-test: swift-test crosscheck example demo-check alloc-check train-check serve-check idle-check tsan-check fuzz-check
+test: size-check swift-test crosscheck example demo-check alloc-check train-check serve-check idle-check tsan-check fuzz-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).
@@ -129,6 +129,11 @@ quality: demo
 	$(PY) tools/quality_table.py fashion --sct models/fashion-scd.onnx --flow models/fashion-flow-default.onnx
 	$(PY) tools/quality_table.py fashion
 	$(PY) tools/quality_table.py checkerboard
+
+# The repository stays small: no checkpoint, no tracked file over 6 MiB outside models/ and
+# Tests/fixtures/, the tracked tree under 80 MB (tools/check_tree_size.sh).
+size-check:
+	@./tools/check_tree_size.sh
 
 clean:
 	rm -rf .build Examples/.build Services/SamplingService/.build
