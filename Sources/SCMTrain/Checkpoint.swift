@@ -27,7 +27,7 @@ public struct Checkpoint: Sendable {
 
     /// Writes the checkpoint atomically (temporary file, fsync, rename).
     public func save(to path: String) throws {
-        var network = try Networks.build(config.network, seed: config.seed, parameters: state, logvar: true)
+        var network = try Networks.build(config.network, seed: config.seed, parameters: state, logvar: config.weightingHead)
         let suffix = TrainingSession.momentSuffixes
         for p in parameters {
             for (prefix, s) in [("adam_m/", suffix.m), ("adam_v/", suffix.v), ("ema/", suffix.ema)] {
@@ -69,7 +69,7 @@ public struct Checkpoint: Sendable {
         }
         step = n
         // The network's own parameters, as the configuration builds them.
-        let reference = try Networks.build(config.network, seed: config.seed, logvar: true)
+        let reference = try Networks.build(config.network, seed: config.seed, logvar: config.weightingHead)
         let byName = Dictionary(model.graph.initializers.map { ($0.meta.name, $0) }, uniquingKeysWith: { a, _ in a })
         var state: [String: Tensor] = [:]
         var names: [String] = []

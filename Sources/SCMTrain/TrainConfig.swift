@@ -29,13 +29,18 @@ import SCMTrigFlow
 ///   teacher when their networks match (sCM's recipe: the consistency model starts as the diffusion
 ///   model, whose one-step jump f(x, t) = cos t x - sin t sigma_d F is already a blurry sample).
 public struct TrainConfig: Codable, Sendable, Equatable {
-    public enum Objective: String, Codable, Sendable { case flow, sct, scd }
+    public enum Objective: String, Codable, Sendable, CaseIterable { case flow, sct, scd, cmt }
     public enum OptimizerKind: String, Codable, Sendable { case adam, radam }
 
     public var data: String
     public var objective: Objective
-    /// The flow checkpoint whose velocity network supplies dx_t/dt (sCD).
+    /// The flow checkpoint or flow model whose velocity network supplies dx_t/dt (sCD) or the
+    /// PF-ODE trajectories (CMT).
     public var teacher: String?
+    /// CMT: how the teacher's trajectories are made (nil for the other objectives).
+    public var trajectories: MidTraining.Trajectories?
+    /// CMT: the distance between the student's jump and the trajectory's end (nil: L2).
+    public var distance: MidTraining.Distance?
     /// A digest of the teacher file's bytes (`fnvDigest`, hex), set by `Trainer.run`: `--resume`
     /// accepts a teacher that moved (another path, the same bytes). Absent in older checkpoints.
     public var teacherDigest: String?
@@ -97,6 +102,16 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         let mean = s.reduce(0.0) { $0 + Double($1) } / Double(s.count)
         let variance = s.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(s.count)
         return Float((variance + mean * mean).squareRoot() * 1000).rounded() / 1000
+    }
+
+    /// Whether the network has the log-variance head of adaptive weighting (every objective but
+    /// CMT, whose plain distance weights every trajectory point alike, as the method's authors do).
+    public var weightingHead: Bool { objective != .cmt }
+
+    /// Whether the checkpoint or model file at `path` can start a run of `config`'s network
+    /// (the default `--init` of sCD and CMT is the teacher when it can).
+    public static func canInitialize(_ config: TrainConfig, from path: String) throws -> Bool {
+        (try? TrainingSource.initialWeights(path, config: config)) != nil
     }
 
     /// The learning rate at `step` (0-based).

@@ -27,6 +27,9 @@ public struct Trainer {
     public enum Progress: Sendable { case auto, lines, none }
     /// The data source of `config.data` when the caller has opened it already (else `run` opens it).
     public var data: DataSource?
+    /// Where CMT keeps its teacher's trajectories between runs (nil: the run folder); a file there
+    /// is reused by every run with the same teacher and trajectory settings.
+    public var trajectoryCache: String?
 
     public init(config: TrainConfig, out: String) {
         self.config = config
@@ -107,16 +110,20 @@ public struct Trainer {
         guard data.sampleShape == config.network.sampleShape else {
             throw TrainError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
         }
-        if initial.isEmpty, let path = config.initialize { initial = try Self.initialWeights(path, config: config) }
-        // The step graph.
-        let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: true, dropout: true)
-        if initial.isEmpty { for t in network.graph.initializers { initial[t.meta.name] = t } }
+        if initial.isEmpty, let path = config.initialize { initial = try TrainingSource.initialWeights(path, config: config) }
+        let pool = try config.objective == .cmt ? trajectoryPool(config) : nil
+        // The step graph (CMT's plain distance needs no weighting head).
+        let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: config.weightingHead, dropout: true)
+        // Parameters the start lacks (all of them, or the weighting head of a model file) start
+        // from the seeded initialization.
+        for t in network.graph.initializers where initial[t.meta.name] == nil { initial[t.meta.name] = t }
         let loss: Model
         let options = ConsistencyLoss.Options(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC, segments: config.segmentBoundaries)
         switch config.objective {
         case .sct: loss = try ConsistencyLoss.sct(network: network, options: options)
         case .flow: loss = try Objectives.flow(network: network, sigmaData: config.sigmaData)
         case .scd: loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config), options: options)
+        case .cmt: loss = try MidTraining.loss(network: network, sigmaData: config.sigmaData, distance: config.distance ?? .l2)
         }
         // Only the network's own parameters are trained (not a teacher's).
         let trained = network.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)
@@ -125,7 +132,8 @@ public struct Trainer {
         var shapes: [String: TensorSpec] = [ConsistencyLoss.dataInput: TensorSpec(.float, [b] + shape),
                                             ConsistencyLoss.noiseInput: TensorSpec(.float, [b] + shape),
                                             ConsistencyLoss.timeInput: TensorSpec(.float, [b])]
-        if config.objective != .flow { shapes[ConsistencyLoss.warmupInput] = TensorSpec(.float, []) }
+        let takesWarmup = config.objective == .sct || config.objective == .scd
+        if takesWarmup { shapes[ConsistencyLoss.warmupInput] = TensorSpec(.float, []) }
         let session = try TrainingSession(step: stepModel, parameters: parameters, initial: initial, dataShapes: shapes,
                                           threads: threads, steps: start)
         // Logs.
@@ -166,11 +174,15 @@ public struct Trainer {
                 interrupted = true
                 break
             }
-            x0.withUnsafeMutableBufferPointer { data.batch(step: step, size: b, seed: config.seed, into: $0.baseAddress!) }
-            drawNoise(step: step, z: &z, t: &t, elements: e)
+            if let pool {
+                pool.fill(step: step, seed: config.seed, points: &z, targets: &x0, times: &t)
+            } else {
+                x0.withUnsafeMutableBufferPointer { data.batch(step: step, size: b, seed: config.seed, into: $0.baseAddress!) }
+                drawNoise(step: step, z: &z, t: &t, elements: e)
+            }
             r = config.warmup(step: step)
             var inputs = [try Tensor(shape: [b] + shape, scalars: x0), try Tensor(shape: [b] + shape, scalars: z), try Tensor(shape: [b], scalars: t)]
-            if config.objective != .flow { inputs.append(try Tensor(shape: [], scalars: [r])) }
+            if takesWarmup { inputs.append(try Tensor(shape: [], scalars: [r])) }
             let (l, norm) = try session.step(inputs, lr: config.learningRate(step: step))
             guard l.isFinite, norm.isFinite else {
                 throw TrainError(at: "step \(step + 1)", "the loss is \(l) (gradient norm \(norm)): training stopped; the last good checkpoint is \(lastCheckpoint.isEmpty ? "none (no checkpoint was saved yet)" : lastCheckpoint)")
@@ -195,28 +207,22 @@ public struct Trainer {
                       interrupted: interrupted)
     }
 
-    /// The EMA weights of the checkpoint at `path` as a fresh run's parameters (moments and EMA then
-    /// start from them as from a random initialization); its network must be the configured one.
-    static func initialWeights(_ path: String, config: TrainConfig) throws -> [String: Tensor] {
-        let ckpt = try Checkpoint.load(path: path)
-        guard ckpt.config.network.hasParameters(of: config.network) else {
-            throw TrainError(at: path, "holds another network (\(try Self.differences(ckpt.config, config).filter { $0.hasPrefix("network") }.joined(separator: ", "))); --init needs a checkpoint of the same --model and data shape")
-        }
-        return ckpt.exportWeights
+    /// The velocity network of `config.teacher` (a flow checkpoint's EMA weights or a flow model),
+    /// checked against the student's data shape and sigma_d.
+    static func teacher(_ config: TrainConfig) throws -> Model {
+        guard let path = config.teacher else { throw TrainError(at: "teacher", "sCD needs a teacher") }
+        return try TrainingSource.teacherNetwork(path, config: config)
     }
 
-    /// The velocity network of the flow checkpoint `config.teacher` (its EMA weights), checked
-    /// against the student's data shape and sigma_d.
-    static func teacher(_ config: TrainConfig) throws -> Model {
-        guard let path = config.teacher else { throw TrainError(at: "--teacher", "sCD needs a teacher checkpoint") }
-        let ckpt = try Checkpoint.load(path: path)
-        guard ckpt.config.objective == .flow else {
-            throw TrainError(at: path, "is a \(ckpt.config.objective.rawValue) checkpoint; the teacher of sCD is a flow checkpoint")
+    /// CMT's trajectories of `config.teacher`, cached in `trajectoryCache` (else the run folder).
+    func trajectoryPool(_ config: TrainConfig) throws -> MidTraining.Pool {
+        guard let path = config.teacher, let digest = config.teacherDigest else { throw TrainError(at: "teacher", "CMT needs a teacher") }
+        let spec = config.trajectories ?? MidTraining.Trajectories()
+        let teacher = try TrainingSource.teacherModel(path, config: config)
+        let quiet = progress == .none
+        return try MidTraining.Pool.make(teacher: teacher, teacherDigest: digest, spec: spec, threads: threads, cache: trajectoryCache ?? out) { line in
+            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
-        guard ckpt.config.network.sampleShape == config.network.sampleShape, ckpt.config.sigmaData == config.sigmaData else {
-            throw TrainError(at: path, "was trained on samples of shape \(ckpt.config.network.sampleShape) with sigma_d \(ckpt.config.sigmaData); the student has \(config.network.sampleShape) and \(config.sigmaData)")
-        }
-        return try Networks.build(ckpt.config.network, seed: ckpt.config.seed, parameters: ckpt.exportWeights, logvar: false)
     }
 
     /// z = sigma_d N(0, I) and t = atan(sigma / sigma_d) with log sigma ~ N(P_mean, P_std^2), each

@@ -19,7 +19,7 @@ import SCMRuntime
 /// once: each call takes its own workspace (threads and memory) from a pool the sampler keeps.
 public final class Sampler: @unchecked Sendable {
     /// Integration rule of the ODE baseline.
-    public enum Solver: String, Sendable, CaseIterable {
+    public enum Solver: String, Sendable, CaseIterable, Codable {
         /// One evaluation per step: x += h D(x, t).
         case euler
         /// Heun's second-order rule: two evaluations per step, Euler on a last step ending at 0.
@@ -313,13 +313,57 @@ public final class Sampler: @unchecked Sendable {
         try run(count: keys.count, noise: .keyed(keys), progress: progress)
     }
 
+    /// PF-ODE trajectories: each sample's state at every point of the ODE's grid.
+    public struct Trajectories: Sendable {
+        /// The grid t_0 = t_max > ... > t_K = 0 (`Sampler.odeGrid`).
+        public var times: [Float]
+        /// [K + 1, count, sample shape...] in C order: point k of sample i at [k, i]. The last
+        /// point is the sample itself, bitwise that of `sample(count:seed:)`.
+        public var points: [Float]
+        /// [count] + the sample shape.
+        public var sampleShape: [Int]
+        /// The values of one point of one sample.
+        public var elements: Int { sampleShape.dropFirst().reduce(1, *) }
+
+        public init(times: [Float], points: [Float], sampleShape: [Int]) {
+            self.times = times
+            self.points = points
+            self.sampleShape = sampleShape
+        }
+    }
+
+    /// Integrates the PF-ODE of `count` samples with noise keyed by `seed`, as
+    /// `sample(count:seed:)` does, and keeps each sample's state at every grid time: the
+    /// trajectories whose points consistency mid-training maps to their ends. ODE samplers only.
+    public func trajectories(count: Int, seed: UInt64, progress: Progress? = nil) throws(SamplerError) -> Trajectories {
+        guard case .ode = method else {
+            throw SamplerError(.invalidArgument, at: "method", "trajectories come from the PF-ODE: make the sampler with odeSampler(steps:solver:)")
+        }
+        let e = model.sampleElements, points = odeGrid.count
+        let (total, overflow) = count.multipliedReportingOverflow(by: e * points)
+        guard !overflow, total <= 1 << 34 else {
+            throw SamplerError(.invalidArgument, at: "count", "\(count) trajectories of \(points) points of \(e) values are too many")
+        }
+        var out = [Float](repeating: 0, count: total)
+        try out.withUnsafeMutableBufferPointer { (dst) throws(SamplerError) in
+            let base = dst.baseAddress!
+            _ = try run(count: count, noise: .seed(seed), progress: progress) { k, first, real, x in
+                (base + (k * count + first) * e).update(from: x, count: real * e)
+            }
+        }
+        return Trajectories(times: odeGrid, points: out, sampleShape: [count] + model.sampleShape)
+    }
+
     enum NoiseSource {
         case seed(UInt64)
         case given([Float])
         case keyed([NoiseKey])
     }
 
-    private func run(count: Int, noise: NoiseSource, progress: Progress?) throws(SamplerError) -> Samples {
+    /// Called by the ODE integration with each grid point k's state of samples first..<first + real.
+    typealias Recorder = (_ k: Int, _ first: Int, _ real: Int, _ x: UnsafePointer<Float>) -> Void
+
+    private func run(count: Int, noise: NoiseSource, progress: Progress?, record: Recorder? = nil) throws(SamplerError) -> Samples {
         if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
         let e = model.sampleElements
         let (total, overflow) = count.multipliedReportingOverflow(by: e)
@@ -337,7 +381,7 @@ public final class Sampler: @unchecked Sendable {
             for b in sizes {
                 guard let r = runners[b] else { continue }
                 let real = min(b, count - first)
-                networkSeconds += try draw(r, first: first, real: real, count: count, noise: noise)
+                networkSeconds += try draw(r, first: first, real: real, count: count, noise: noise, record: record)
                 (dst.baseAddress! + first * e).update(from: r.result.pointer, count: real * e)
                 batchEvaluations += evaluations
                 first += real
@@ -379,7 +423,7 @@ public final class Sampler: @unchecked Sendable {
     /// Draws samples first..<first + real into `r.result` (its first `real` samples; the rest of
     /// the batch is padding: seeded noise is drawn for the following indices, given noise is
     /// zero). Returns the network seconds.
-    private func draw(_ r: Runner, first: Int, real: Int, count: Int, noise: NoiseSource) throws(SamplerError) -> Double {
+    private func draw(_ r: Runner, first: Int, real: Int, count: Int, noise: NoiseSource, record: Recorder? = nil) throws(SamplerError) -> Double {
         let e = model.sampleElements, n = r.batch * e
         let sigma = model.metadata.sigmaData
         let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer, out = r.result.pointer
@@ -462,6 +506,7 @@ public final class Sampler: @unchecked Sendable {
             }
             let d1 = r.d1.pointer, d2 = r.d2.pointer, base = r.base.pointer
             var k = 0
+            record?(0, first, real, x)
             for step in 0..<(odeGrid.count - 1) {
                 let t = odeGrid[step], next = odeGrid[step + 1], h = next - t
                 try evaluate(k)
@@ -478,6 +523,7 @@ public final class Sampler: @unchecked Sendable {
                 } else {
                     for i in 0..<n { x[i] = x[i] + h * d1[i] }
                 }
+                record?(step + 1, first, real, x)
             }
             out.update(from: x, count: n)
         }

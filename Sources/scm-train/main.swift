@@ -20,14 +20,32 @@ struct Train: ParsableCommand {
     @Option(help: "fashion-mnist, checkerboard, gaussians8, moons, swissroll, or a folder of PNGs.")
     var data: String
 
-    @Option(help: "flow (v-prediction pretraining), sct (consistency training), scd (consistency distillation from --teacher), or classify (the image classifier of scm-eval: cross-entropy, writes DIR/classifier.onnx).")
+    @Option(help: "flow (v-prediction pretraining), sct (consistency training), scd (consistency distillation from --teacher), cmt (consistency mid-training on --teacher's PF-ODE trajectories, the stage before scd), or classify (the image classifier of scm-eval: cross-entropy, writes DIR/classifier.onnx).")
     var objective: String
 
-    @Option(help: "A flow checkpoint, the teacher of scd: its EMA velocity network gives dx_t/dt.")
+    @Option(help: ArgumentHelp("The teacher of scd and cmt: a flow checkpoint, or a flow model exported by scm-export (its velocity network gives dx_t/dt, or the trajectories).", valueName: "ckpt|model.onnx"))
     var teacher: String?
 
-    @Option(name: .customLong("init"), help: ArgumentHelp("A checkpoint of the same network whose EMA weights start the run, or 'none' (default: none; for scd the teacher when its network is the student's, as sCM fine-tunes from the diffusion model).", valueName: "ckpt|none"))
+    @Option(name: .customLong("init"), help: ArgumentHelp("A checkpoint, or a model exported from one, of the same network whose EMA weights start the run, or 'none' (default: none; for scd and cmt the teacher when its network is the student's, as sCM fine-tunes from the diffusion model). A model file holds no optimizer state and no weighting head: those start fresh.", valueName: "ckpt|model.onnx|none"))
     var initialize: String?
+
+    @Option(parsing: .unconditional, help: "cmt: the teacher's PF-ODE trajectories made once per run (and cached), whose points the student maps to their ends.")
+    var trajectories = 16384
+
+    @Option(parsing: .unconditional, help: "cmt: the trajectories' ODE steps.")
+    var trajectorySteps = 16
+
+    @Option(help: "cmt: the trajectories' solver, heun or euler.")
+    var trajectorySolver = "heun"
+
+    @Option(parsing: .unconditional, help: "cmt: the seed of the trajectories' noise.")
+    var trajectorySeed: UInt64 = 1000
+
+    @Option(help: "cmt: the folder that keeps trajectory files for reuse by later runs with the same teacher and settings (default: --out).")
+    var trajectoryCache: String?
+
+    @Option(help: "cmt: the distance of the student's jump to the trajectory's end, l2 or pseudo-huber.")
+    var distance = "l2"
 
     @Option(help: "The run's folder.")
     var out: String
@@ -130,10 +148,12 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
-        guard ["flow", "sct", "scd", "classify"].contains(objective) else { throw ValidationError("--objective must be flow, sct, scd or classify, is '\(objective)'") }
+        guard ["flow", "sct", "scd", "cmt", "classify"].contains(objective) else { throw ValidationError("--objective must be flow, sct, scd, cmt or classify, is '\(objective)'") }
         if objective == "classify" { try validateClassify() }
-        if objective == "scd" && teacher == nil { throw ValidationError("--objective scd needs --teacher CKPT") }
-        if objective != "scd" && teacher != nil { throw ValidationError("--teacher applies to --objective scd") }
+        let distilled = objective == "scd" || objective == "cmt"
+        if distilled && teacher == nil { throw ValidationError("--objective \(objective) needs --teacher CKPT|MODEL") }
+        if !distilled && teacher != nil { throw ValidationError("--teacher applies to --objective scd and cmt") }
+        try validateMidTraining()
         if steps == nil && minutes == nil { throw ValidationError("give --steps N or --minutes M") }
         if let s = steps { try CommandLineSupport.check("--steps", s, 1...100_000_000) }
         if let m = minutes, !(m > 0 && m.isFinite) { throw ValidationError("--minutes must be positive, is \(m)") }
@@ -189,8 +209,13 @@ struct Train: ParsableCommand {
             config.teacher = teacher
             if let i = initialize {
                 config.initialize = i == "none" ? nil : i
-            } else if let t = teacher, let c = try? Checkpoint.load(path: t), c.config.network.hasParameters(of: config.network) {
+            } else if let t = teacher, (try? TrainConfig.canInitialize(config, from: t)) == true {
                 config.initialize = t
+            }
+            if config.objective == .cmt {
+                config.trajectories = MidTraining.Trajectories(solver: Sampler.Solver(rawValue: trajectorySolver) ?? .heun, steps: trajectorySteps,
+                                                               count: trajectories, seed: trajectorySeed)
+                config.distance = MidTraining.Distance(rawValue: distance) ?? .l2
             }
             config.dataRange = [data.dataRange.0, data.dataRange.1]
             config.classes = data.classNames
@@ -219,6 +244,7 @@ struct Train: ParsableCommand {
             trainer.resume = resume
             trainer.threads = threads ?? CommandLineSupport.defaultThreads
             trainer.checkpointEvery = checkpointEvery
+            trainer.trajectoryCache = trajectoryCache
             let report = try trainer.run()
             if json {
                 print(report.json)
@@ -235,6 +261,27 @@ struct Train: ParsableCommand {
         } catch {
             CommandLineSupport.fail("scm-train", "\(error)")
         }
+    }
+}
+
+/// `scm-train --objective cmt`: its trajectory and distance flags, which no other objective takes.
+extension Train {
+    func validateMidTraining() throws {
+        let set = [("--trajectories", trajectories != 16384), ("--trajectory-steps", trajectorySteps != 16),
+                   ("--trajectory-solver", trajectorySolver != "heun"), ("--trajectory-seed", trajectorySeed != 1000),
+                   ("--trajectory-cache", trajectoryCache != nil), ("--distance", distance != "l2")].filter(\.1).map(\.0)
+        guard objective == "cmt" else {
+            if !set.isEmpty { throw ValidationError("\(set.joined(separator: ", ")) \(set.count == 1 ? "applies" : "apply") to --objective cmt") }
+            return
+        }
+        try CommandLineSupport.check("--trajectories", trajectories, 1...1_000_000)
+        try CommandLineSupport.check("--trajectory-steps", trajectorySteps, 1...1000)
+        guard Sampler.Solver(rawValue: trajectorySolver) != nil else { throw ValidationError("--trajectory-solver must be heun or euler, is '\(trajectorySolver)'") }
+        guard MidTraining.Distance(rawValue: distance) != nil else { throw ValidationError("--distance must be l2 or pseudo-huber, is '\(distance)'") }
+        var unused: [String] = []
+        if pMean != nil || pStd != nil { unused.append("--p-mean/--p-std (its times are the trajectories' grid)") }
+        if tangentWarmup != 1000 { unused.append("--tangent-warmup") }
+        if !unused.isEmpty { throw ValidationError("--objective cmt does not take \(unused.joined(separator: ", "))") }
     }
 }
 

@@ -155,6 +155,33 @@ struct SamplerTests {
         #expect(stored.statistics == Stats(plansCompiled: 1, workspacesCreated: 1, workspacesIdle: 1))
     }
 
+    @Test("PF-ODE trajectories: the start is sigma_d z, the end is the sample, each point is batch invariant")
+    func trajectories() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        let e = model.sampleElements, sigma = model.metadata.sigmaData
+        for solver in Sampler.Solver.allCases {
+            let sampler = try model.odeSampler(steps: 4, solver: solver, options: .init(batch: 3, threads: 2))
+            let paths = try sampler.trajectories(count: 7, seed: 5)
+            #expect(paths.times == sampler.odeGrid && paths.sampleShape == [7] + model.sampleShape)
+            #expect(paths.points.count == 5 * 7 * e)
+            let samples = try sampler.sample(count: 7, seed: 5)
+            #expect(Array(paths.points[(4 * 7 * e)...]) == samples.values, "\(solver): the last point is the sample")
+            var z = [Float](repeating: 0, count: e)
+            for i in 0..<7 {
+                GaussianNoise.fill(&z, count: e, seed: 5, sample: UInt32(i), step: 0)
+                #expect(Array(paths.points[(i * e)..<((i + 1) * e)]) == z.map { sigma * $0 }, "\(solver): sample \(i) starts at sigma_d z")
+            }
+            let one = try model.odeSampler(steps: 4, solver: solver, options: .init(batch: 1)).trajectories(count: 7, seed: 5)
+            #expect(one.points == paths.points, "\(solver): every point bitwise the same at batch 1")
+            // The points move: no two consecutive ones are equal.
+            for k in 0..<4 {
+                #expect(paths.points[(k * 7 * e)..<((k + 1) * 7 * e)] != paths.points[((k + 1) * 7 * e)..<((k + 2) * 7 * e)])
+            }
+        }
+        let consistency = try model.sampler(steps: 2)
+        #expect(throws: SamplerError.self) { try consistency.trajectories(count: 1, seed: 0) }
+    }
+
     @Test("Optimized plans agree with the stored model run with t as an input")
     func optimizedMatchesUnoptimized() throws {
         let model = try TrigFlowModel(path: tinyPath)

@@ -468,3 +468,57 @@ def test_random_kills_resume_to_the_uninterrupted_result(tmp_path):
     lb = [l.split(",")[:3] for l in (out / "loss.csv").read_text().splitlines()]
     assert la == lb and len(la) == target + 1
     print(f"{kills} kills ({during_write} during a checkpoint write), last at step {last} of {target}")
+
+
+def test_cmt_maps_trajectory_points_to_their_ends(tmp_path):
+    """Consistency mid-training: a flow teacher exported to ONNX, CMT from it (its trajectories
+    integrated once and cached), exported. From the same noise (scm-run keys the start by seed and
+    index in both samplers), the CMT model's one step lands near the end of the teacher's Heun 16
+    trajectory, far nearer than the teacher's own one-step jump that CMT starts from, on noise it
+    never trained on; its 2-step samples land in the cells. A second run with the same teacher and
+    trajectory settings reads the cache; an sCD stage starts from the CMT model file
+    (--init MODEL.onnx) with the flow model file as teacher."""
+    r = train("--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "flow", "--steps", 4000, "--batch", 256,
+              "--threads", 2, "--checkpoint-every", 4000, "--json")
+    flow = tmp_path / "flow.onnx"
+    assert scm("scm-export", json.loads(r.stdout)["checkpoint"], flow).returncode == 0
+
+    def samples(model, *flags):
+        npy = tmp_path / "s.npy"
+        r = scm("scm-run", model, *flags, "--count", 10000, "--seed", 1, "--npy", npy)
+        assert r.returncode == 0, r.stderr
+        return np.load(npy)
+
+    cache = tmp_path / "cache"
+    common = ["--data", "checkerboard", "--objective", "cmt", "--teacher", flow, "--trajectories", 4096,
+              "--trajectory-cache", cache, "--batch", 256, "--threads", 2, "--lr", 3e-4, "--checkpoint-every", 3000, "--json"]
+    r = train(*common, "--out", tmp_path / "cmt", "--steps", 3000)
+    assert "trajectories: integrating 4096 (heun, 16 steps" in r.stderr, r.stderr
+    files = os.listdir(cache)
+    assert len(files) == 1 and files[0].endswith("-heun16-n4096-s1000.npy"), files
+    cmt = tmp_path / "cmt.onnx"
+    assert scm("scm-export", json.loads(r.stdout)["checkpoint"], cmt).returncode == 0
+    config = json.loads(ckpt_tensors(json.loads(r.stdout)["checkpoint"])[1]["scm.train.config"])
+    assert config["initialize"] == str(flow) and config["trajectories"]["steps"] == 16 and config["distance"] == "l2"
+    ends = samples(flow, "--ode-steps", 16)
+    jump = float(np.mean(np.sum((samples(flow, "--steps", 1) - ends) ** 2, axis=1)))
+    one = float(np.mean(np.sum((samples(cmt, "--steps", 1) - ends) ** 2, axis=1)))
+    two = float(inside_checkerboard(samples(cmt, "--steps", 2)).mean())
+    print(f"CMT on the checkerboard: mean squared distance to the Heun 16 end {one:.3f} (the teacher's jump: {jump:.3f}); "
+          f"2-step samples inside: {two:.3f}")
+    assert one <= 0.25 * jump and two >= 0.7, (one, jump, two)
+    # Same teacher and trajectory settings: the cache is read, not integrated again.
+    r = train(*common, "--out", tmp_path / "cmt2", "--steps", 1, "--distance", "pseudo-huber")
+    assert "trajectories: read 4096" in r.stderr and "integrating" not in r.stderr, r.stderr
+    # sCD continues from the CMT model file with the flow model file as its teacher.
+    r = train("--data", "checkerboard", "--objective", "scd", "--teacher", flow, "--init", cmt, "--out", tmp_path / "scd",
+              "--steps", 1, "--batch", 32, "--lr", 1e-30, "--lr-warmup", 0, "--json")
+    start, meta = ckpt_tensors(json.loads(r.stdout)["checkpoint"])
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(cmt)).graph.initializer}
+    shared = [k for k in start if k in stored and not k.startswith(("adam_", "ema/"))]
+    assert len(shared) > 4 and all(np.allclose(start[k], stored[k], rtol=1e-6, atol=0) for k in shared)
+    # CMT's flags belong to CMT; a consistency model is no teacher.
+    r = train("--data", "checkerboard", "--objective", "sct", "--trajectories", 10, "--out", tmp_path / "bad", "--steps", 1, check=False)
+    assert r.returncode != 0 and "--trajectories applies to --objective cmt" in r.stderr, r.stderr
+    r = train("--data", "checkerboard", "--objective", "cmt", "--teacher", cmt, "--out", tmp_path / "bad2", "--steps", 1, check=False)
+    assert r.returncode == 1 and "is a consistency model" in r.stderr, r.stderr
