@@ -62,15 +62,15 @@ int scm_conv_plan_init(scm_conv_plan *p) {
     // too small to give every thread several units. (Unit sizes never change a result.)
     int rows64 = imax(1, imin(p->oh, pos / p->ow)), units64 = ((p->oh + rows64 - 1) / rows64) * ((p->m + 63) / 64);
     int mb = (ohw >= 256 || (int64_t)p->n * units64 >= 8) ? 64 : 32;
-    { const char *e = getenv("SCM_CONV_MB"); if (e) mb = atoi(e); }
-    { const char *e = getenv("SCM_CONV_POS"); if (e) pos = atoi(e); }
+    if (scm_kernel_env_get()->conv_mb) mb = scm_kernel_env_get()->conv_mb;
+    if (scm_kernel_env_get()->conv_pos) pos = scm_kernel_env_get()->conv_pos;
     p->mb = imin(mb, mpad);
     p->mblocks = (p->m + p->mb - 1) / p->mb;
     // About 128 output positions per unit.
     p->rows = imax(1, imin(p->oh, pos / p->ow));
     p->rblocks = (p->oh + p->rows - 1) / p->rows;
     p->phases = p->sh == 2 && p->sw == 2 && p->dh == 1 && p->dw == 1 && p->kh >= 2 && p->kw >= 2 ? 4 : 1;
-    { const char *e = getenv("SCM_CONV_PHASES"); if (e && strcmp(e, "0") == 0) p->phases = 1; }
+    if (scm_kernel_env_get()->conv_phases_off) p->phases = 1;
     if (p->phases == 4) {
         // tap (ky, kx) = (2a + py, 2b + px) reads plane (py, px) at row r + a, column ox + b
         p->wp = p->ow + (p->kw - 1) / 2;

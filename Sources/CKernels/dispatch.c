@@ -1,11 +1,43 @@
-// Picks, once per process, the instruction set every kernel uses.
+// Picks, once per process, the instruction set every kernel uses, and reads the kernels'
+// environment overrides: the only place in the C kernels that reads the environment.
 #include "CKernels.h"
+#include "internal.h"
 #include <stdlib.h>
 #include <string.h>
 
+static int env_int(const char *name, int fallback) {
+    const char *e = getenv(name);
+    return e && *e ? atoi(e) : fallback;
+}
+
+static int env_is(const char *name, const char *value) {
+    const char *e = getenv(name);
+    return e && strcmp(e, value) == 0;
+}
+
+// Read once: racing first calls compute the same values; the flag is published last.
+static scm_kernel_env env_values;
+static int env_ready;
+
+const scm_kernel_env *scm_kernel_env_get(void) {
+    if (!__atomic_load_n(&env_ready, __ATOMIC_ACQUIRE)) {
+        scm_kernel_env e;
+        e.isa_portable = env_is("SCM_KERNELS_ISA", "portable");
+        e.bf16_off = env_is("SCM_KERNELS_BF16", "0");
+        e.wino_tiles = env_int("SCM_WINO_TILES", 0);
+        int mb = env_int("SCM_WINO_MB", 0);
+        e.wino_mb = (mb == 16 || mb == 32 || mb == 48 || mb == 64) ? mb : 0;
+        e.conv_mb = env_int("SCM_CONV_MB", 0);
+        e.conv_pos = env_int("SCM_CONV_POS", 0);
+        e.conv_phases_off = env_is("SCM_CONV_PHASES", "0");
+        env_values = e;
+        __atomic_store_n(&env_ready, 1, __ATOMIC_RELEASE);
+    }
+    return &env_values;
+}
+
 static int detect(void) {
-    const char *cap = getenv("SCM_KERNELS_ISA");
-    if (cap && strcmp(cap, "portable") == 0) return SCM_ISA_PORTABLE;
+    if (scm_kernel_env_get()->isa_portable) return SCM_ISA_PORTABLE;
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
@@ -34,8 +66,7 @@ int scm_isa(void) {
 static int detect_bf16(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
     if (scm_isa() != SCM_ISA_AVX512) return 0;
-    const char *off = getenv("SCM_KERNELS_BF16");
-    if (off && strcmp(off, "0") == 0) return 0;
+    if (scm_kernel_env_get()->bf16_off) return 0;
     return __builtin_cpu_supports("avx512bf16") ? 1 : 0;
 #else
     return 0;

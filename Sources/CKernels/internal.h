@@ -9,6 +9,19 @@
 
 float scm_exp1(float v);
 
+/// The kernels' environment overrides (dispatch.c reads them once; nothing else in the C kernels
+/// reads the environment). All are for comparisons and tuning; 0 means "the kernels' own choice".
+typedef struct {
+    int isa_portable;     // SCM_KERNELS_ISA=portable: the portable kernels on any CPU
+    int bf16_off;         // SCM_KERNELS_BF16=0: no bf16 kernels
+    int wino_tiles;       // SCM_WINO_TILES: Winograd tiles per work unit
+    int wino_mb;          // SCM_WINO_MB: Winograd output-channel block (16, 32, 48 or 64)
+    int conv_mb;          // SCM_CONV_MB: direct convolution output-channel block
+    int conv_pos;         // SCM_CONV_POS: direct convolution output positions per unit
+    int conv_phases_off;  // SCM_CONV_PHASES=0: no phase split of stride-2 convolutions
+} scm_kernel_env;
+const scm_kernel_env *scm_kernel_env_get(void);
+
 /// a rounded to bfloat16 (to nearest, ties to even; NaN stays NaN): its upper 16 bits.
 uint16_t scm_bf16(float a);
 

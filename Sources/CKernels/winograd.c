@@ -58,7 +58,7 @@ int scm_wino_plan_init(scm_wino_plan *p) {
     // 28 x 28 maps), 48 when the batch is small (units for every thread); whole tile rows, the row
     // blocks of a sample about equal.
     int target = p->tiles > 0 ? p->tiles : p->n >= 8 ? 96 : 48;
-    { const char *e = getenv("SCM_WINO_TILES"); if (e && atoi(e) > 0) target = atoi(e); }
+    if (scm_kernel_env_get()->wino_tiles > 0) target = scm_kernel_env_get()->wino_tiles;
     int trows = imax(1, imin(p->th, target / p->tw));
     p->rblocks = (p->th + trows - 1) / trows;
     p->trows = (p->th + p->rblocks - 1) / p->rblocks;
@@ -67,7 +67,7 @@ int scm_wino_plan_init(scm_wino_plan *p) {
     // Blocks of 64 channels, of 32 when the batch is too small to give every thread several units.
     int units64 = p->rblocks * ((p->m + 63) / 64);
     int mb = (int64_t)p->n * units64 >= 8 ? 64 : 32;
-    { const char *e = getenv("SCM_WINO_MB"); if (e && (atoi(e) == 16 || atoi(e) == 32 || atoi(e) == 48 || atoi(e) == 64)) mb = atoi(e); }
+    if (scm_kernel_env_get()->wino_mb) mb = scm_kernel_env_get()->wino_mb;
     p->mb = imin(mb, mpad);
     p->mblocks = (p->m + p->mb - 1) / p->mb;
     p->rows_in = 2 * p->trows + 2;

@@ -607,7 +607,7 @@ final class Runner: @unchecked Sendable {
     }
 
     /// SCM_SAMPLER_LANES=0 runs the chunks one after another on all the threads, for comparisons.
-    static let lanesEnabled: Bool = ProcessInfo.processInfo.environment["SCM_SAMPLER_LANES"] != "0"
+    static var lanesEnabled: Bool { RuntimeOverrides.samplerLanes }
 
     /// Runs evaluation `k` on x into y, chunk by chunk (side by side when there are lanes).
     func evaluate(_ k: Int) throws {

@@ -315,7 +315,7 @@ public final class Session: @unchecked Sendable {
     /// output is scanned, and the first three steps of each run whose outputs hold NaN or infinity
     /// are named on stderr with the count and the first such value. Steps run in order, so the
     /// first one named is where a non-finite value is born.
-    static let checkFinite = getenv("SCM_CHECK_FINITE").map { String(cString: $0) == "1" } ?? false
+    static var checkFinite: Bool { RuntimeOverrides.checkFinite }
 
     private func reportNonFinite(_ k: Int, _ step: Step) {
         if k == 0 { reported = 0 }

@@ -29,10 +29,7 @@ public final class ThreadPool: @unchecked Sendable {
     private var jobCount = 0
 
     /// How long a worker watches for the next loop before it sleeps (SCM_POOL_SPIN_NS overrides).
-    public static let spinNanoseconds: Int64 = {
-        if let v = getenv("SCM_POOL_SPIN_NS"), let n = Int64(String(cString: v)), n >= 0 { return min(n, 10_000_000) }
-        return 50_000
-    }()
+    public static let spinNanoseconds: Int64 = RuntimeOverrides.poolSpinNanoseconds ?? 50_000
 
     /// Loops estimated below this many elements run on the calling thread (see
     /// `defaultMinParallelElements`; 0 spreads every loop of two or more chunks over the workers,

@@ -151,11 +151,7 @@ final class WeightGradPlan: @unchecked Sendable {
 /// samples in order into its own block of dW, so results do not depend on the thread count.
 struct DirectWeightGrad: Kernel {
     /// SCM_WGRAD=gemm keeps im2col + SGEMM (SCM_CONV=im2col also does), for comparisons.
-    static let enabled: Bool = {
-        guard DirectConv.enabled else { return false }
-        guard let v = getenv("SCM_WGRAD") else { return true }
-        return String(cString: v) != "gemm"
-    }()
+    static var enabled: Bool { RuntimeOverrides.directWeightGrad }
 
     let state: WeightGradPlan
     let n, units: Int

@@ -58,10 +58,7 @@ enum CKernelsISA {
 
 enum DirectConv {
     /// SCM_CONV=im2col turns the direct kernel off (im2col + SGEMM for every Conv), for comparisons.
-    static let enabled: Bool = {
-        guard let v = getenv("SCM_CONV") else { return true }
-        return String(cString: v) != "im2col"
-    }()
+    static var enabled: Bool { RuntimeOverrides.directConv }
 
     /// The direct kernel for this Conv when it fits (one group, width stride 1 or 2), else nil.
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,

@@ -67,11 +67,7 @@ final class DirectConvTransposeState: @unchecked Sendable {
 
 enum DirectConvTranspose {
     /// SCM_CONVT=col2im keeps ConvTranspose on SGEMM + col2im (SCM_CONV=im2col also does), for comparisons.
-    static let enabled: Bool = {
-        guard DirectConv.enabled else { return false }
-        guard let v = getenv("SCM_CONVT") else { return true }
-        return String(cString: v) != "col2im"
-    }()
+    static var enabled: Bool { RuntimeOverrides.directConvTranspose }
 
     /// Taps of one phase along one axis: (kernel index, input offset) in increasing offset, or nil
     /// when they do not form one progression (they always do; a guard, not a case).

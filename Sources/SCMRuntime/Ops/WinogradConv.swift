@@ -13,14 +13,7 @@ typealias WinogradConvState = CConvState<scm_wino_plan>
 enum WinogradConv {
     /// SCM_WINOGRAD=0 turns Winograd off (every 3x3 convolution runs the direct kernel), for
     /// comparisons; SCM_WINOGRAD=1 uses it for every shape it supports, whatever the rule below.
-    static let mode: Int = {
-        guard let v = getenv("SCM_WINOGRAD") else { return -1 }
-        switch String(cString: v) {
-        case "0": return 0
-        case "1": return 1
-        default: return -1
-        }
-    }()
+    static var mode: Int { RuntimeOverrides.winograd }
 
     /// Whether a supported shape is worth it (measured on the TrigFlow UNet's layers, README):
     /// enough input and output channels that the GEMMs, not the transforms, dominate.
