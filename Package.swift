@@ -86,7 +86,7 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .executableTarget(
             name: "scm-alloc-check",
-            dependencies: ["SCMRuntime", "SCMOptimize", "TestSupport", "CAllocCounter"],
+            dependencies: ["SCMRuntime", "SCMOptimize", "SCMTrigFlow", "TestSupport", "CAllocCounter"],
             path: "Tests/AllocCheck"
         ),
         // The libFuzzer target (LLVMFuzzerTestOneInput): a plain library here; tools/fuzz.sh builds
@@ -94,7 +94,7 @@ let package = Package(
         .target(name: "SCMFuzz", dependencies: ["SCMGraph", "SCMRuntime"], path: "Tests/Fuzz"),
         // `make idle-check`: CPU use of a process holding an idle sampler (release build).
         .executableTarget(name: "scm-idle-check", dependencies: ["SCMTrigFlow"], path: "Tests/IdleCheck"),
-        .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "TestSupport"]),
+        .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "SCMTrigFlow", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
         .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "TestSupport"]),
         .testTarget(name: "SCMEvalTests", dependencies: ["SCMEval", "SCMTrain", "TestSupport"]),

@@ -59,8 +59,9 @@ public struct Evaluation {
         do { model = try ModelFile.load(path: classifier) } catch {
             throw EvalError(at: "--classifier", "\(error) (the classifier is trained by scm-train --objective classify; the shipped one is models/fashion-classifier.onnx)")
         }
-        guard model.metadataValue("scm.format") == Classifier.format else {
-            throw EvalError(at: classifier, "is not a classifier model (its scm.format is '\(model.metadataValue("scm.format") ?? "")', scm-eval needs '\(Classifier.format)')")
+        let format = model.metadataValue(TrigFlowMetadata.Key.format)
+        guard format == Classifier.format else {
+            throw EvalError(at: classifier, "is not a classifier model (its \(TrigFlowMetadata.Key.format) is '\(format ?? "")', scm-eval needs '\(Classifier.format)')")
         }
         let runner = try ClassifierRunner(model, source: classifier, threads: threads)
         guard runner.sampleShape == train.sampleShape else {

@@ -19,7 +19,7 @@ public struct PassContext: Sendable {
     public init(shapes: [String: TensorSpec] = [:]) { self.shapes = shapes }
 
     /// The entries of `shapes` for inputs `model` still has (specialization removes some).
-    func inputShapes(of model: Model) -> [String: TensorSpec] {
+    public func inputShapes(of model: Model) -> [String: TensorSpec] {
         let known = Set(model.graph.inputs.map(\.name))
         return shapes.filter { known.contains($0.key) }
     }

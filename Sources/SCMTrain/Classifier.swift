@@ -303,13 +303,13 @@ public struct ClassifierTraining {
         let accuracy = Double(correct) / Double(testCount)
         model.producerName = "scm-train"
         model.metadata = [
-            MetadataEntry("scm.format", Classifier.format),
-            MetadataEntry("scm.dataset", data),
-            MetadataEntry("scm.classes", classes.joined(separator: ",")),
-            MetadataEntry("scm.data_range", "\(source.dataRange.0),\(source.dataRange.1)"),
-            MetadataEntry("scm.sample_shape", shape.map(String.init).joined(separator: ",")),
+            MetadataEntry(TrigFlowMetadata.Key.format, Classifier.format),
+            MetadataEntry(TrigFlowMetadata.Key.dataset, data),
+            MetadataEntry(TrigFlowMetadata.Key.classes, classes.joined(separator: ",")),
+            MetadataEntry(TrigFlowMetadata.Key.dataRange, "\(source.dataRange.0),\(source.dataRange.1)"),
+            MetadataEntry(TrigFlowMetadata.Key.sampleShape, shape.map(String.init).joined(separator: ",")),
             MetadataEntry(Classifier.accuracyKey, String(format: "%.4f", accuracy)),
-            MetadataEntry("scm.training", String(format: "classify, %ld steps, batch %ld, lr %g (cosine), seed %llu, EMA %g, flips %@, %.0f s",
+            MetadataEntry(TrigFlowMetadata.Key.training, String(format: "classify, %ld steps, batch %ld, lr %g (cosine), seed %llu, EMA %g, flips %@, %.0f s",
                                                  steps, batch, Double(lr), seed, Double(emaDecay), flips ? "yes" : "no", trainSeconds)),
         ]
         try model.verify()

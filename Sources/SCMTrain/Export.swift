@@ -6,6 +6,8 @@ import SCMTrigFlow
 /// The model file `scm-run` samples, from a checkpoint's EMA weights and the same network
 /// definition that was trained (without the log-variance head).
 public enum CheckpointExport {
+    private typealias Key = TrigFlowMetadata.Key
+
     /// sCM's two-step intermediate time, t = 1.1 (with sigma_d = 0.5, t_max = atan(80 / 0.5)).
     public static let twoStepTime: Float = 1.1
 
@@ -61,31 +63,31 @@ public enum CheckpointExport {
         net.graph.outputs = [output]
         net.graph.name = "trigflow_\(c.objective.rawValue)"
         net.producerName = "scm-train"
-        let tMax = Float(atan(80 / Double(c.sigmaData)))
+        let tMax = TrigFlowMetadata.defaultTMax(sigmaData: c.sigmaData)
         let f7 = { (v: Float) in String(format: "%.7f", v) }
         var meta: [(String, String)] = [
-            ("scm.format", "trigflow/1"),
-            ("scm.parameterization", consistency ? "consistency" : "velocity"),
-            ("scm.sigma_data", String(c.sigmaData)),
-            ("scm.t_max", f7(tMax)),
+            (Key.format, TrigFlowMetadata.format),
+            (Key.parameterization, consistency ? "consistency" : "velocity"),
+            (Key.sigmaData, String(c.sigmaData)),
+            (Key.tMax, f7(tMax)),
         ]
         if c.segmentBoundaries.isEmpty {
-            meta += [("scm.schedule.1", f7(tMax)),
-                     ("scm.schedule.2", "\(f7(tMax)),\(f7(twoStepTime))"),
-                     ("scm.schedule.4", TrigFlowMetadata.defaultSchedule(steps: 4, tMax: tMax).map(f7).joined(separator: ","))]
+            meta += [(Key.schedule(1), f7(tMax)),
+                     (Key.schedule(2), "\(f7(tMax)),\(f7(twoStepTime))"),
+                     (Key.schedule(4), TrigFlowMetadata.defaultSchedule(steps: 4, tMax: tMax).map(f7).joined(separator: ","))]
         } else {
             let down = c.segmentBoundaries.reversed()
-            meta += [("scm.segments", down.map(f7).joined(separator: ",")),
-                     ("scm.schedule.\(down.count + 1)", ([tMax] + down).map(f7).joined(separator: ","))]
+            meta += [(Key.segments, down.map(f7).joined(separator: ",")),
+                     (Key.schedule(down.count + 1), ([tMax] + down).map(f7).joined(separator: ","))]
         }
         meta += [
-            ("scm.sample_shape", c.network.sampleShape.map(String.init).joined(separator: ",")),
-            ("scm.dataset", c.data),
-            ("scm.training", "\(c.objective.rawValue), \(ckpt.step) steps, batch \(c.batch), lr \(c.lr), seed \(c.seed), EMA \(c.emaStd.map { "power, std \($0)" } ?? "\(c.emaDecay)\(c.emaRamp == false ? " (no ramp)" : "")")"
+            (Key.sampleShape, c.network.sampleShape.map(String.init).joined(separator: ",")),
+            (Key.dataset, c.data),
+            (Key.training, "\(c.objective.rawValue), \(ckpt.step) steps, batch \(c.batch), lr \(c.lr), seed \(c.seed), EMA \(c.emaStd.map { "power, std \($0)" } ?? "\(c.emaDecay)\(c.emaRamp == false ? " (no ramp)" : "")")"
                 + (c.initialize.map { ", initialized from \($0)" } ?? "") + (c.teacher.map { ", teacher \($0)" } ?? "")),
         ]
-        if let r = dataRange { meta.append(("scm.data_range", "\(r.0),\(r.1)")) }
-        if let names = classNames { meta.append(("scm.classes", names.joined(separator: ","))) }
+        if let r = dataRange { meta.append((Key.dataRange, "\(r.0),\(r.1)")) }
+        if let names = classNames { meta.append((Key.classes, names.joined(separator: ","))) }
         net.metadata = meta.map { MetadataEntry($0.0, $0.1) }
         try net.verify()
         return net

@@ -7,6 +7,8 @@ import SCMGraph
 /// in front, so that `x` is in data units as the contract says. The result is checked against
 /// the contract (`TrigFlowModel`) before it is returned.
 public enum ContractAttachment {
+    private typealias Key = TrigFlowMetadata.Key
+
     public struct Options: Sendable {
         /// What output 0 is: `velocity` (F) or `consistency` (f = cos t x - sigma_d sin t F).
         public var parameterization: TrigFlowMetadata.Parameterization
@@ -37,8 +39,7 @@ public enum ContractAttachment {
     }
 
     /// The keys this writes (an existing entry of the same key is replaced).
-    static let keys = ["scm.format", "scm.parameterization", "scm.sigma_data", "scm.t_max", "scm.data_range",
-                       "scm.sample_shape", "scm.dataset"]
+    static let keys = [Key.format, Key.parameterization, Key.sigmaData, Key.tMax, Key.dataRange, Key.sampleShape, Key.dataset]
 
     /// What `attach` changed, for the command line's report.
     public struct Report: Sendable {
@@ -51,7 +52,7 @@ public enum ContractAttachment {
     public static func attach(_ model: Model, _ o: Options) throws(SamplerError) -> (Model, Report) {
         func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidArgument, at: at, m) }
         guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
-        let tMax = o.tMax ?? Float(atan(80.0 / Double(o.sigmaData)))
+        let tMax = o.tMax ?? TrigFlowMetadata.defaultTMax(sigmaData: o.sigmaData)
         guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
         let stored = try SamplerError.wrap {
             try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \(TrigFlowMetadata.scheduleText($0))" }
@@ -94,15 +95,15 @@ public enum ContractAttachment {
             m.graph.initializers.append(c)
             m.graph.nodes.insert(Node("Div", inputs: [x, sigma], outputs: [scaledName], name: fresh("scm_scale_input")), at: 0)
         }
-        m.metadata.removeAll { e in keys.contains(e.key) || e.key.hasPrefix("scm.schedule.") }
-        m.metadata.append(MetadataEntry("scm.format", "trigflow/1"))
-        m.metadata.append(MetadataEntry("scm.parameterization", o.parameterization.rawValue))
-        m.metadata.append(MetadataEntry("scm.sigma_data", String(o.sigmaData)))
-        m.metadata.append(MetadataEntry("scm.t_max", String(tMax)))
+        m.metadata.removeAll { e in keys.contains(e.key) || e.key.hasPrefix(Key.schedulePrefix) }
+        m.metadata.append(MetadataEntry(Key.format, TrigFlowMetadata.format))
+        m.metadata.append(MetadataEntry(Key.parameterization, o.parameterization.rawValue))
+        m.metadata.append(MetadataEntry(Key.sigmaData, String(o.sigmaData)))
+        m.metadata.append(MetadataEntry(Key.tMax, String(tMax)))
         TrigFlowMetadata.store(stored, in: &m.metadata)
-        if let r = o.dataRange { m.metadata.append(MetadataEntry("scm.data_range", "\(r.0),\(r.1)")) }
-        if !shape.isEmpty { m.metadata.append(MetadataEntry("scm.sample_shape", shape.map(String.init).joined(separator: ","))) }
-        if let d = o.dataset { m.metadata.append(MetadataEntry("scm.dataset", d)) }
+        if let r = o.dataRange { m.metadata.append(MetadataEntry(Key.dataRange, "\(r.0),\(r.1)")) }
+        if !shape.isEmpty { m.metadata.append(MetadataEntry(Key.sampleShape, shape.map(String.init).joined(separator: ","))) }
+        if let d = o.dataset { m.metadata.append(MetadataEntry(Key.dataset, d)) }
         // The contract's own check (input ranks and types, output, metadata).
         _ = try TrigFlowModel(m)
         return (m, Report(tMax: tMax, sampleShape: shape, scaledInput: scaled, schedules: stored))

@@ -61,7 +61,7 @@ public struct TrigFlowModel: Sendable {
     /// Checks `model` against the contract.
     public init(_ model: Model, overrides: Overrides = Overrides()) throws(SamplerError) {
         func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidModel, at: at, m) }
-        if let f = model.metadataValue("scm.format"), f.trimmingCharacters(in: .whitespaces) != "trigflow/1" {
+        if let f = model.metadataValue(TrigFlowMetadata.Key.format), f.trimmingCharacters(in: .whitespaces) != TrigFlowMetadata.format {
             throw bad("metadata 'scm.format'", "is '\(f)'; scm-run reads 'trigflow/1'")
         }
         var meta: TrigFlowMetadata

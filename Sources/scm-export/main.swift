@@ -170,11 +170,11 @@ struct Export: ParsableCommand {
     func runAttach() throws {
         do {
             let model = try ModelFile.load(path: input, limits: resources.limits)
-            let tm = tMax ?? Float(atan(80.0 / Double(sigmaData ?? 0.5)))
+            let tm = tMax ?? TrigFlowMetadata.defaultTMax(sigmaData: sigmaData ?? TrigFlowMetadata.defaultSigmaData)
             let schedules = try schedule.map { try TrigFlowMetadata.parseSchedule($0, tMax: tm, source: "--schedule") }
             let options = ContractAttachment.Options(
                 parameterization: TrigFlowMetadata.Parameterization(rawValue: parameterization ?? "") ?? .velocity,
-                sigmaData: sigmaData ?? 0.5, tMax: tm, schedules: schedules,
+                sigmaData: sigmaData ?? TrigFlowMetadata.defaultSigmaData, tMax: tm, schedules: schedules,
                 dataRange: try dataRange.map { try CommandLineSupport.parseRange($0, flag: "--data-range") },
                 scaledInput: inputScale.map { $0 == "sigma" }, dataset: dataset)
             let (attached, report) = try ContractAttachment.attach(model, options)
@@ -221,7 +221,7 @@ struct Export: ParsableCommand {
                 return
             }
             if sctLoss {
-                let sd = sigmaData ?? model.metadataValue("scm.sigma_data").flatMap { Float($0) } ?? 0.5
+                let sd = sigmaData ?? model.metadataValue(TrigFlowMetadata.Key.sigmaData).flatMap { Float($0) } ?? TrigFlowMetadata.defaultSigmaData
                 let boundaries = try segments.map { try TrigFlowMetadata.parseTimes($0, source: "--segments") } ?? []
                 let loss = try ConsistencyLoss.sct(network: model, options: .init(sigmaData: sd, segments: boundaries))
                 try loss.verify()

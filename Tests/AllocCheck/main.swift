@@ -12,6 +12,7 @@ import Foundation
 import SCMGraph
 import SCMOptimize
 import SCMRuntime
+import SCMTrigFlow
 import TestSupport
 
 nonisolated(unsafe) var failures: [String] = []  // one thread

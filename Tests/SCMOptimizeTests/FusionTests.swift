@@ -2,6 +2,7 @@ import Testing
 import TestSupport
 import SCMGraph
 import SCMRuntime
+import SCMTrigFlow
 @testable import SCMOptimize
 
 @Suite("fuse-adn")

@@ -1,5 +1,7 @@
 import Foundation
 import SCMGraph
+import SCMOptimize
+import SCMRuntime
 
 /// Saves the optimized graph of each sampling step as a model file our runtime loads again
 /// (`scm-export IN OUT --optimize`). Fused ops are declared through `opset_import` (`ai.scm`).
@@ -13,7 +15,7 @@ public enum StepExport {
         var models: [Model] = []
         for (i, t) in schedule.enumerated() {
             var (m, _) = try Optimizer.optimize(model, t: t, batch: batch, passes: passes, options: options)
-            m.metadata.append(MetadataEntry("scm.specialized.step", "\(i + 1)/\(schedule.count)"))
+            m.metadata.append(MetadataEntry(TrigFlowMetadata.Key.specialized("step"), "\(i + 1)/\(schedule.count)"))
             models.append(m)
         }
         var isDir: ObjCBool = false

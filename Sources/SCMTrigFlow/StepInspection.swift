@@ -1,5 +1,6 @@
 import Foundation
 import SCMGraph
+import SCMOptimize
 import SCMRuntime
 
 /// What optimization does to a TrigFlow model at each step of an N-step schedule: node counts,

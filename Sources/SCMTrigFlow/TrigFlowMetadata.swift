@@ -1,7 +1,39 @@
 import Foundation
+import SCMGraph
 
-/// The `scm.*` metadata of a TrigFlow model file (the model-file contract in schemas/README.md).
+/// The `scm.*` metadata of a TrigFlow model file (the model-file contract in schemas/README.md):
+/// its keys, defaults and rules, and the reading and checking of them. Nothing else in the library
+/// spells a key.
 public struct TrigFlowMetadata: Sendable {
+    /// The contract's metadata keys.
+    public enum Key {
+        public static let format = "scm.format"
+        public static let parameterization = "scm.parameterization"
+        public static let sigmaData = "scm.sigma_data"
+        public static let tMax = "scm.t_max"
+        public static let dataRange = "scm.data_range"
+        public static let sampleShape = "scm.sample_shape"
+        public static let segments = "scm.segments"
+        public static let dataset = "scm.dataset"
+        public static let classes = "scm.classes"
+        public static let training = "scm.training"
+        /// `scm.schedule.N`: the stored schedule of N steps.
+        public static let schedulePrefix = "scm.schedule."
+        public static func schedule(_ steps: Int) -> String { schedulePrefix + String(steps) }
+        /// `scm.specialized.*`: what a per-step specialization fixed (t, batch, step).
+        public static let specializedPrefix = "scm.specialized."
+        public static func specialized(_ what: String) -> String { specializedPrefix + what }
+    }
+
+    /// `scm.format` of a TrigFlow model.
+    public static let format = "trigflow/1"
+
+    /// sigma_d when nothing else says: the standard deviation of images scaled to [-1, 1] (sCM's 0.5).
+    public static let defaultSigmaData: Float = 0.5
+
+    /// t_max when a model file gives none: atan(sigma_max / sigma_d) with sCM's sigma_max = 80.
+    public static func defaultTMax(sigmaData: Float) -> Float { Float(atan(80 / Double(sigmaData))) }
+
     /// What output 0 is.
     public enum Parameterization: String, Sendable {
         /// f(x, t) = cos(t) x - sigma_d sin(t) F(x / sigma_d, t).
@@ -48,15 +80,15 @@ public struct TrigFlowMetadata: Sendable {
     /// (not at the metadata, which is not to blame).
     public init(_ model: Model, sigmaData: Float? = nil, tMax: Float? = nil) throws {
         func err(_ key: String, _ msg: String) -> ModelError { ModelError(.invalidModel, at: "metadata '\(key)'", msg) }
-        let p = model.metadataValue("scm.parameterization") ?? "consistency"
-        guard let param = Parameterization(rawValue: p) else { throw err("scm.parameterization", "'\(p)' is not 'consistency' or 'velocity'") }
+        let p = model.metadataValue(Key.parameterization) ?? "consistency"
+        guard let param = Parameterization(rawValue: p) else { throw err(Key.parameterization, "'\(p)' is not 'consistency' or 'velocity'") }
         parameterization = param
         if let sd = sigmaData {
             guard sd.isFinite, sd > 0 else { throw ModelError(.invalidArgument, at: "sigma_data", "must be positive, is \(sd)") }
             self.sigmaData = sd
         } else {
-            guard let sd = try Self.number(model, "scm.sigma_data") else { throw err("scm.sigma_data", Self.missingMessage) }
-            guard sd > 0 else { throw err("scm.sigma_data", "must be positive, is \(sd)") }
+            guard let sd = try Self.number(model, Key.sigmaData) else { throw err(Key.sigmaData, Self.missingMessage) }
+            guard sd > 0 else { throw err(Key.sigmaData, "must be positive, is \(sd)") }
             self.sigmaData = sd
         }
         let file = try Self.fileTMax(model)
@@ -64,26 +96,26 @@ public struct TrigFlowMetadata: Sendable {
             guard tm.isFinite, tm > 0, tm < Float.pi / 2 else { throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)") }
             self.tMax = tm
         } else {
-            guard let tm = file else { throw err("scm.t_max", Self.missingMessage) }
+            guard let tm = file else { throw err(Key.tMax, Self.missingMessage) }
             self.tMax = tm
         }
         tMaxOverridden = file != self.tMax
         schedules = try Self.storedSchedules(model, fileTMax: file)
-        if model.metadataValue("scm.segments") != nil, param != .consistency {
-            throw err("scm.segments", "applies to the consistency parameterization")
+        if model.metadataValue(Key.segments) != nil, param != .consistency {
+            throw err(Key.segments, "applies to the consistency parameterization")
         }
         segments = try Self.storedSegments(model, tMax: self.tMax)
-        if let r = model.metadataValue("scm.data_range") {
+        if let r = model.metadataValue(Key.dataRange) {
             let parts = r.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo.isFinite, hi.isFinite, lo < hi else {
-                throw err("scm.data_range", "'\(r)' is not 'low,high' with low < high")
+                throw err(Key.dataRange, "'\(r)' is not 'low,high' with low < high")
             }
             dataRange = (lo, hi)
         }
-        if let s = model.metadataValue("scm.sample_shape") {
+        if let s = model.metadataValue(Key.sampleShape) {
             let dims = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !dims.isEmpty, dims.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1 << 20 }) else {
-                throw err("scm.sample_shape", "'\(s)' is not a list of positive sizes")
+                throw err(Key.sampleShape, "'\(s)' is not a list of positive sizes")
             }
             sampleShape = dims.map { $0! }
         }
@@ -99,16 +131,16 @@ public struct TrigFlowMetadata: Sendable {
 
     /// The file's own `scm.t_max`, checked; nil when absent.
     static func fileTMax(_ model: Model) throws -> Float? {
-        guard let tm = try number(model, "scm.t_max") else { return nil }
-        guard tm > 0 && tm < Float.pi / 2 else { throw ModelError(.invalidModel, at: "metadata 'scm.t_max'", "must lie in (0, pi/2), is \(tm)") }
+        guard let tm = try number(model, Key.tMax) else { return nil }
+        guard tm > 0 && tm < Float.pi / 2 else { throw ModelError(.invalidModel, at: "metadata '\(Key.tMax)'", "must lie in (0, pi/2), is \(tm)") }
         return tm
     }
 
     /// The `scm.schedule.N` entries, each checked (against `fileTMax` when the file has one).
     static func storedSchedules(_ model: Model, fileTMax: Float?) throws -> [Int: [Float]] {
         var out: [Int: [Float]] = [:]
-        for e in model.metadata where e.key.hasPrefix("scm.schedule.") {
-            guard let n = Int(e.key.dropFirst("scm.schedule.".count)), n >= 1 else { continue }
+        for e in model.metadata where e.key.hasPrefix(Key.schedulePrefix) {
+            guard let n = Int(e.key.dropFirst(Key.schedulePrefix.count)), n >= 1 else { continue }
             let source = "metadata '\(e.key)'"
             let times = try parseTimes(e.value, source: source, kind: .invalidModel)
             try checkSchedule(times, steps: n, tMax: fileTMax, source: source, kind: .invalidModel)
@@ -119,10 +151,10 @@ public struct TrigFlowMetadata: Sendable {
 
     /// The `scm.segments` entry (decreasing times in (0, tMax)), or nil when the file has none.
     static func storedSegments(_ model: Model, tMax: Float) throws -> [Float]? {
-        guard let text = model.metadataValue("scm.segments") else { return nil }
-        let times = try parseTimes(text, source: "metadata 'scm.segments'", kind: .invalidModel)
+        guard let text = model.metadataValue(Key.segments) else { return nil }
+        let times = try parseTimes(text, source: "metadata '\(Key.segments)'", kind: .invalidModel)
         guard let first = times.first, first < tMax, zip(times, times.dropFirst()).allSatisfy({ $0 > $1 }), times.allSatisfy({ $0 > 0 }) else {
-            throw ModelError(.invalidModel, at: "metadata 'scm.segments'", "'\(text)' is not a list of decreasing times in (0, t_max)")
+            throw ModelError(.invalidModel, at: "metadata '\(Key.segments)'", "'\(text)' is not a list of decreasing times in (0, t_max)")
         }
         return times
     }
@@ -177,7 +209,7 @@ public struct TrigFlowMetadata: Sendable {
         }
         guard let s = schedules[steps] else { return Self.defaultSchedule(steps: steps, tMax: tMax) }
         if let first = s.first, abs(first - tMax) > 1e-5 {
-            throw ModelError(.invalidArgument, at: "metadata 'scm.schedule.\(steps)'",
+            throw ModelError(.invalidArgument, at: "metadata '\(Key.schedule(steps))'",
                              "starts at the file's t_max \(first), but t_max is overridden to \(tMax): give the \(steps) times explicitly (--schedule)")
         }
         return s
@@ -220,7 +252,7 @@ public struct TrigFlowMetadata: Sendable {
             try checkSegmentTimes(times, segments: storedSegments(model, tMax: times[0]), source: source)
             return times
         }
-        guard let tm = tMax ?? file else { throw ModelError(.invalidModel, at: "metadata 'scm.t_max'", missingMessage) }
+        guard let tm = tMax ?? file else { throw ModelError(.invalidModel, at: "metadata '\(Key.tMax)'", missingMessage) }
         var meta = TrigFlowMetadata(parameterization: .consistency, sigmaData: 1, tMax: tm, schedules: schedules)
         meta.tMaxOverridden = file != tm
         meta.segments = try storedSegments(model, tMax: tm)
@@ -266,7 +298,7 @@ public struct TrigFlowMetadata: Sendable {
     /// of that count is replaced where it stands, the others are appended in count order.
     public static func store(_ schedules: [Int: [Float]], in metadata: inout [MetadataEntry]) {
         for (n, times) in schedules.sorted(by: { $0.key < $1.key }) {
-            let key = "scm.schedule.\(n)"
+            let key = Key.schedule(n)
             let value = scheduleText(times)
             if let i = metadata.firstIndex(where: { $0.key == key }) {
                 metadata[i].value = value
