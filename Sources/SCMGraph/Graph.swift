@@ -181,4 +181,14 @@ public struct Model: Sendable {
 
     /// Whether `domain` names ONNX's default domain ("" or "ai.onnx").
     public static func isDefaultDomain(_ domain: String) -> Bool { canonicalDomain(domain).isEmpty }
+
+    /// The domain of this project's own ops (fused kernels, gradients, the optimizer update).
+    public static let scmDomain = "ai.scm"
+
+    /// Declares `ai.scm` (version 1) when a node uses it and the model does not yet import it.
+    public mutating func declareSCMDomainIfUsed() {
+        if opsetVersion(Self.scmDomain) == nil, graph.nodes.contains(where: { $0.domain == Self.scmDomain }) {
+            opsetImports.append(OpsetImport(domain: Self.scmDomain, version: 1))
+        }
+    }
 }

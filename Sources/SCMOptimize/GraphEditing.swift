@@ -90,22 +90,16 @@ struct FusionRewrite {
         g.rewrite(removing: claimed, inserting: inserted)
         var m = model
         m.graph = g
-        if inserted.values.joined().contains(where: { $0.domain == FusedOps.domain }) { m.importSCMDomain() }
+        m.declareSCMDomainIfUsed()
         return m
     }
 }
 
-extension Model {
-    /// Declares our domain `ai.scm` (version 1) when a pass adds one of its ops.
-    mutating func importSCMDomain() {
-        if opsetVersion(FusedOps.domain) == nil { opsetImports.append(OpsetImport(domain: FusedOps.domain, version: 1)) }
-    }
-}
 
 /// Names of our fused ops.
 public enum FusedOps {
     /// The domain of the ops the optimizer's fusions produce.
-    public static let domain = "ai.scm"
+    public static let domain = Model.scmDomain
 }
 
 /// Float tensors the passes compute at optimization time (combined per-channel constants).

@@ -60,7 +60,7 @@ public enum Classifier {
         let (_, logits) = try network(b, c, x: "x")
         let axis1 = try b.ints([1])
         let keep = [Attribute("keepdims", .int(1))]
-        let m = b.op("StopGradient", [b.op("ReduceMax", [logits, axis1], keep)], domain: "ai.scm")
+        let m = b.op("StopGradient", [b.op("ReduceMax", [logits, axis1], keep)], domain: Model.scmDomain)
         let s = b.op("Sub", [logits, m])
         let lse = b.op("Log", [b.op("ReduceSum", [b.op("Exp", [s]), axis1], keep)])
         let picked = b.op("ReduceSum", [b.op("Mul", [labelsInput, s]), axis1], keep)

@@ -87,9 +87,9 @@ final class GraphBuilder {
     /// The graph: `inputs`, `outputs`, the parameters and int constants as initializers.
     func model(name: String, inputs: [ValueInfo], outputs: [ValueInfo]) -> Model {
         let graph = Graph(name: name, nodes: nodes, initializers: parameters + constants, inputs: inputs, outputs: outputs)
-        var imports = [OpsetImport(domain: "", version: 21)]
-        if nodes.contains(where: { $0.domain == "ai.scm" }) { imports.append(OpsetImport(domain: "ai.scm", version: 1)) }
-        return Model(graph: graph, opsetImports: imports)
+        var model = Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 21)])
+        model.declareSCMDomainIfUsed()
+        return model
     }
 }
 

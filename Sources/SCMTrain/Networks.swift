@@ -214,7 +214,7 @@ public enum Networks {
         }
         func apply(_ b: GraphBuilder, _ x: String) -> String {
             nodes += 1
-            return b.op("Dropout", [x, key], [Attribute("ratio", .float(ratio)), Attribute("salt", .int(nodes))], domain: "ai.scm")
+            return b.op("Dropout", [x, key], [Attribute("ratio", .float(ratio)), Attribute("salt", .int(nodes))], domain: Model.scmDomain)
         }
     }
 

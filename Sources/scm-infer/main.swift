@@ -55,6 +55,8 @@ struct Infer: ParsableCommand {
     }
 
     func run() throws {
+        // scm-infer runs any graph, the trainer's step graphs included.
+        TrainingOps.register()
         if listOps {
             print(OpRegistry.supportedOps.joined(separator: "\n"))
             return

@@ -63,6 +63,8 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
+        // A training step graph is a model too: its optimizer update is the trainer's op.
+        TrainingOps.register()
         do {
             let loaded = try ModelFile.load(path: model, limits: resources.limits)
             if perStep {

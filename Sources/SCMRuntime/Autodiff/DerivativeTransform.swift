@@ -42,7 +42,7 @@ struct DerivativeTransform {
         let node = model.graph.nodes[i]
         let label = node.label(index: i)
         let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
-        guard let op = OpRegistry.ops[key] else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
+        guard let op = OpRegistry.op(key) else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
         let outs = try node.outputs.map { o -> TensorSpec in
             guard let s = analysis.specs[o] else { throw RuntimeError(.invalidModel, at: label, "output '\(o)' has no type") }
             return s

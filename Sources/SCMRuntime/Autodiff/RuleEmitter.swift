@@ -135,11 +135,3 @@ extension RuleEmitter {
     func channelShaped(_ v: String, rank: Int) -> String { reshape(v, [1, -1] + Array(repeating: 1, count: rank - 2)) }
 }
 
-extension Model {
-    /// Declares the domain `ai.scm` (version 1) when a node uses it and the model does not yet.
-    mutating func declareSCMDomainIfUsed() {
-        if opsetVersion("ai.scm") == nil, graph.nodes.contains(where: { $0.domain == "ai.scm" }) {
-            opsetImports.append(OpsetImport(domain: "ai.scm", version: 1))
-        }
-    }
-}

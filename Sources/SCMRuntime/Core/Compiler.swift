@@ -168,7 +168,7 @@ private struct Build {
             let node = graph.nodes[i]
             let label = node.label(index: i)
             let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
-            guard let op = OpRegistry.ops[key] else {
+            guard let op = OpRegistry.op(key) else {
                 throw RuntimeError(.unsupported, at: label, "op \(key) is not supported by this runtime")
             }
             var ins: [TensorSpec?] = [], consts: [Tensor?] = [], gnames: [String?] = []

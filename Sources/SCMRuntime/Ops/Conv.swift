@@ -372,7 +372,7 @@ extension ConvOp: ReverseDifferentiable {
                             window + [Attribute("kernel_shape", .ints(kernel)), Attribute("output_padding", .ints(outputPadding))])
         }
         if r.needs(1) {
-            out[1] = r.emit("ConvWeightGrad", [r.input(0), g], window + [Attribute("kernel_shape", .ints(kernel))], domain: "ai.scm")
+            out[1] = r.emit("ConvWeightGrad", [r.input(0), g], window + [Attribute("kernel_shape", .ints(kernel))], domain: Model.scmDomain)
         }
         if r.has(2), r.needs(2) {
             out[2] = r.reduce("ReduceSum", g, axes: [0] + Array(2..<r.outputs[0].rank), keepdims: false)
@@ -399,7 +399,7 @@ extension ConvTransposeOp: ReverseDifferentiable {
         window.append(Attribute("pads", .ints(r.intsAttribute("pads") ?? Array(repeating: 0, count: 2 * rank))))
         var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
         if r.needs(0) { out[0] = r.emit("Conv", [g, r.input(1)], window) }
-        if r.needs(1) { out[1] = r.emit("ConvWeightGrad", [g, r.input(0)], window, domain: "ai.scm") }
+        if r.needs(1) { out[1] = r.emit("ConvWeightGrad", [g, r.input(0)], window, domain: Model.scmDomain) }
         if r.has(2), r.needs(2) { out[2] = r.reduce("ReduceSum", g, axes: [0] + Array(2..<r.outputs[0].rank), keepdims: false) }
         return out
     }

@@ -81,10 +81,10 @@ struct GroupNormTangentKernel: Kernel {
 /// or a standard op differentiated without `fusedOps`), and the rule falls back to the same formula
 /// in primitive ops.
 func groupNormTangent(_ r: JVPRule, scale: String, dScale: String?, dBias: String?, groups: Int) -> String? {
-    guard r.fusedOps || r.node.domain == "ai.scm", let dx = r.tangent(0), r.inputs[0]?.dtype == .float else { return nil }
+    guard r.fusedOps || r.node.domain == Model.scmDomain, let dx = r.tangent(0), r.inputs[0]?.dtype == .float else { return nil }
     var inputs = [r.input(0), dx, scale, dScale ?? "", dBias ?? ""]
     while inputs.last == "" { inputs.removeLast() }
     return r.emit("GroupNormTangent", inputs,
                   [Attribute("num_groups", .int(groups)), Attribute("epsilon", .float(Float(r.floatAttribute("epsilon", 1e-5))))],
-                  domain: "ai.scm")
+                  domain: Model.scmDomain)
 }

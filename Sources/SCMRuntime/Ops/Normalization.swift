@@ -331,7 +331,7 @@ extension NormalizationOp: ReverseDifferentiable {
 func groupNormGrad(_ r: VJPRule, _ g: String, scale: String, groups: Int) -> [String] {
     r.emit("GroupNormGrad", [r.input(0), scale, g], [Attribute("num_groups", .int(groups)),
                                                       Attribute("epsilon", .float(Float(r.floatAttribute("epsilon", 1e-5))))],
-           domain: "ai.scm", outputs: 3)
+           domain: Model.scmDomain, outputs: 3)
 }
 
 extension GroupNormOp: ReverseDifferentiable {

@@ -118,7 +118,7 @@ extension PoolOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard r.node.opType == "AveragePool" else { throw r.error("op \(r.node.opType) has no reverse-mode (VJP) rule") }
         guard let g = r.cotangent(), r.needs(0) else { return [nil] }
-        return [r.emit("AveragePoolGrad", [g, r.shape(r.input(0))], r.node.attributes, domain: "ai.scm")]
+        return [r.emit("AveragePoolGrad", [g, r.shape(r.input(0))], r.node.attributes, domain: Model.scmDomain)]
     }
 }
 

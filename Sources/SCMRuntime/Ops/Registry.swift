@@ -1,3 +1,4 @@
+import Foundation
 /// The table of ops the runtime implements, keyed by op type (`domain:op` outside the default
 /// domain). Adding an op means adding its `Operator` type here.
 public enum OpRegistry {
@@ -10,16 +11,44 @@ public enum OpRegistry {
         ReshapeOp.self, FlattenOp.self, SqueezeOp.self, UnsqueezeOp.self, IdentityOp.self,
         TransposeOp.self, ConcatOp.self, SplitOp.self, SliceOp.self, ExpandOp.self, GatherOp.self,
         ShapeOp.self, ConstantOp.self, ConstantOfShapeOp.self,
-        AdaptiveGroupNormOp.self, AdamUpdateOp.self, StopGradientOp.self, DropoutOp.self,
+        AdaptiveGroupNormOp.self, StopGradientOp.self, DropoutOp.self,
         ConvWeightGradOp.self, GroupNormGradOp.self, GroupNormTangentOp.self, ResizeGradOp.self, AveragePoolGradOp.self, SliceGradOp.self,
     ]
 
-    static let ops: [String: any Operator.Type] = {
+    nonisolated(unsafe) private static var table: [String: any Operator.Type] = {
         var d: [String: any Operator.Type] = [:]
         for def in definitions { for t in def.opTypes { d[t] = def } }
         return d
     }()
+    private static let lock = NSLock()
 
-    /// Every op type the runtime accepts, sorted.
-    public static var supportedOps: [String] { ops.keys.sorted() }
+    /// The definition of op type `key` (`domain:op` outside the default domain), if any.
+    static func op(_ key: String) -> (any Operator.Type)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return table[key]
+    }
+
+    /// Adds the ops a module defines outside the runtime (the trainer's optimizer update, say):
+    /// from then on every compile accepts them. Registering a definition again changes nothing;
+    /// an op type already served by another definition is refused (its key is returned).
+    @discardableResult
+    public static func register(_ definitions: [any Operator.Type]) -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        var clashes: [String] = []
+        for def in definitions {
+            for t in def.opTypes {
+                if let old = table[t], ObjectIdentifier(old) != ObjectIdentifier(def) { clashes.append(t) } else { table[t] = def }
+            }
+        }
+        return clashes
+    }
+
+    /// Every op type the runtime accepts now, sorted.
+    public static var supportedOps: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return table.keys.sorted()
+    }
 }

@@ -299,7 +299,7 @@ extension ResizeOp: ReverseDifferentiable {
         for i in 1..<4 { ins.append(i < r.node.inputs.count ? r.node.inputs[i] : "") }
         while ins.last == "" { ins.removeLast() }
         var out: [String?] = r.node.inputs.map { _ in nil }
-        out[0] = r.emit("ResizeGrad", ins, r.node.attributes, domain: "ai.scm")
+        out[0] = r.emit("ResizeGrad", ins, r.node.attributes, domain: Model.scmDomain)
         return out
     }
 }

@@ -634,7 +634,7 @@ extension SliceOp: ReverseDifferentiable {
         var out: [String?] = r.node.inputs.map { _ in nil }
         guard let g = r.cotangent(), r.needs(0) else { return out }
         let rest = r.node.inputs.dropFirst().map { $0 }
-        out[0] = r.emit("SliceGrad", [g, r.shape(r.input(0))] + rest, domain: "ai.scm")
+        out[0] = r.emit("SliceGrad", [g, r.shape(r.input(0))] + rest, domain: Model.scmDomain)
         return out
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SCMGraph
+import SCMRuntime
 
 /// The settings of the fused optimizer update (`ai.scm:AdamUpdate`).
 public struct AdamOptions: Sendable, Equatable {
@@ -62,6 +63,7 @@ public enum TrainingStep {
     /// Returns the graph and the trained parameter names, in input order.
     public static func make(_ lossModel: Model, parameters: [String]? = nil,
                             options: AdamOptions = AdamOptions()) throws -> (model: Model, parameters: [String]) {
+        TrainingOps.register()
         guard let loss = lossModel.graph.outputs.first else { throw RuntimeError(.invalidModel, at: "loss", "the model has no output") }
         var reduced = lossModel
         reduced.graph.outputs = [loss]
@@ -123,7 +125,7 @@ public enum TrainingStep {
         if useEMA && options.emaWarmup { attrs.append(Attribute("ema_warmup", .int(1))) }
         if useEMA && options.emaGamma > 0 { attrs.append(Attribute("ema_gamma", .float(options.emaGamma))) }
         let update = Node("AdamUpdate", inputs: [stepName, lrName] + names + gradOutputs.map(\.name) + mNames + vNames + eNames,
-                          outputs: nextP + nextM + nextV + nextE + [normOut], name: fresh("adam_update"), domain: "ai.scm",
+                          outputs: nextP + nextM + nextV + nextE + [normOut], name: fresh("adam_update"), domain: Model.scmDomain,
                           attributes: attrs)
         m.graph.nodes = g.nodes + [Node("Identity", inputs: [loss.name], outputs: [lossOut], name: fresh("loss_out")), update]
         m.graph.initializers = g.initializers.filter { !trained.contains($0.meta.name) } + [one]
@@ -170,9 +172,10 @@ public final class TrainingSession: @unchecked Sendable {
     public init(step: Model, parameters: [String], initial: [String: Tensor], dataShapes: [String: TensorSpec],
                 threads: Int = 1, steps: Int = 0) throws {
         self.parameters = parameters
+        TrainingOps.register()
         plan = try Compiler.compile(step, shapes: dataShapes)
         session = plan.makeSession(threads: threads)
-        let update = step.graph.nodes.first { $0.opType == "AdamUpdate" && $0.domain == "ai.scm" }
+        let update = step.graph.nodes.first { $0.opType == "AdamUpdate" && $0.domain == Model.scmDomain }
         let useEMA = (update?.attribute("ema_decay")).map { if case .float(let v) = $0.value { v > 0 } else { false } } ?? false
         perParameter = useEMA ? 4 : 3
         dataCount = plan.inputs.count - 2 - perParameter * parameters.count

@@ -1,5 +1,6 @@
 import Foundation
 import SCMGraph
+import SCMRuntime
 
 /// `ai.scm:AdamUpdate(step, lr, P1..Pk, G1..Gk, M1..Mk, V1..Vk [, E1..Ek])`: one optimizer step
 /// over k parameter tensors in one kernel, the training step's last node.
@@ -141,17 +142,11 @@ struct AdamUpdateKernel: Kernel {
     }
 }
 
-/// `ai.scm:StopGradient(X)`: X itself (a view); derivative transforms treat it as a constant
-/// (no tangent passes forward, no cotangent passes back), as JAX's stop_gradient. The training
-/// step marks its bootstrap target with it.
-enum StopGradientOp: Operator, ForwardDifferentiable, ReverseDifferentiable {
-    static let opTypes = ["ai.scm:StopGradient"]
-
-    static func build(_ ctx: OpContext) throws -> OpBuild {
-        try ctx.arity(inputs: 1, 1)
-        return .view(try ctx.input(0))
-    }
-
-    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
-    static func vjp(_ r: VJPRule) throws -> [String?] { [nil] }
+/// The trainer's ops, registered with the runtime's op table by the trainer itself (the runtime
+/// does not know them): `TrainingStep` and `TrainingSession` register them before they compile,
+/// and a tool that runs arbitrary graphs (`scm-infer`) calls `register()` first.
+public enum TrainingOps {
+    /// Adds `ai.scm:AdamUpdate` to the runtime's ops; calling it again changes nothing.
+    public static func register() { _ = registered }
+    private static let registered: Void = { OpRegistry.register([AdamUpdateOp.self]) }()
 }

@@ -184,7 +184,7 @@ public enum ConsistencyLoss {
         let axes = try ints(Array(1..<rank))
         let rms = op("Sqrt", [op("ReduceMean", [op("Mul", [tangent, tangent]), axes], [Attribute("keepdims", .int(1))])])
         let normalized = op("Div", [tangent, op("Add", [rms, try const([options.tangentNormConstant], [])])])
-        let target = op("StopGradient", [op("Add", [fName, normalized])], domain: "ai.scm")
+        let target = op("StopGradient", [op("Add", [fName, normalized])], domain: Model.scmDomain)
         let diff = op("Sub", [fName, target])
         var perElement = op("Mul", [diff, diff])
         if hasLogvar {
@@ -203,7 +203,7 @@ public enum ConsistencyLoss {
         m.graph.inputs = [ValueInfo(x0, x.type), ValueInfo(z, x.type), ValueInfo(tIn, t.type), ValueInfo(r, scalar)]
         m.graph.outputs = [ValueInfo(loss, scalar)]
         m.graph.valueInfo = []
-        if m.opsetVersion("ai.scm") == nil { m.opsetImports.append(OpsetImport(domain: "ai.scm", version: 1)) }
+        m.declareSCMDomainIfUsed()
         return m
     }
 }

@@ -3,7 +3,11 @@ import SCMGraph
 import SCMRuntime
 import Testing
 import TestSupport
-@testable import SCMTrigFlow
+import SCMTrigFlow
+@testable import SCMTrain
+
+/// The committed tiny TrigFlow model (`tools/make_tiny_model.py`).
+private let tinyPath = repoRoot + "/models/tiny-trigflow.onnx"
 
 @Suite("Training step")
 struct TrainingTests {
