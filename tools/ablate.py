@@ -29,9 +29,8 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from training_curve import BIN, read_curve as rows, training_time  # noqa: E402
+from scmtools.paths import ROOT, TOOLS
+from training_curve import BIN, read_curve as rows, training_time
 
 
 
@@ -75,7 +74,7 @@ def run(spec, args):
             if subprocess.run(cmd).returncode != 0:
                 sys.exit(f"ablate: training {name} failed")
         for sampler in spec["eval"]["samplers"]:
-            r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "training_curve.py"), "eval", out,
+            r = subprocess.run([sys.executable, os.path.join(TOOLS, "training_curve.py"), "eval", out,
                                 "--sampler", sampler, "--count", str(spec["eval"].get("count", 2000)),
                                 "--every", str(spec.get("checkpoint_every", spec["steps"])), "--threads", str(args.threads)])
             if r.returncode != 0:

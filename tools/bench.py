@@ -17,7 +17,7 @@ after one step its network's own term is still near zero, so its samples are nea
 cos(t) x alone and its accuracy rows say little); `fashion` (not in the default) is the shipped
 trained Fashion-MNIST model, models/fashion-sct.onnx. For every (model, steps, batch) each round
 runs `scm-run --json` (images/s over sampling: noise, network evaluations, mixing; plan compilation
-excluded), the reference sampler of Tests/crosscheck/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL,
+excluded), the reference sampler of tools/scmtools/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL,
 same threads; column `ort`), the same sampler (trigflow_ref.consistency_sample, with the network
 evaluated by OpenVINO instead: OpenVINONetwork) on OpenVINO's CPU plugin, and the FMA-loop peak of
 tools/fma_peak.c (built with cc -O3) on the same threads. OpenVINO reads the same file, reshaped to
@@ -52,11 +52,9 @@ import time
 import numpy as np
 import onnx
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "Tests", "crosscheck"))
-import make_tiny_model  # noqa: E402
-import trigflow_ref  # noqa: E402
+import make_tiny_model
+from scmtools import trigflow_ref
+from scmtools.paths import BUILD, MODELS, RELEASE, TOOLS
 
 
 def run(args, **kw):
@@ -68,7 +66,7 @@ def run(args, **kw):
 
 def fma_peak_binary(build_dir):
     out = os.path.join(build_dir, "fma_peak")
-    src = os.path.join(ROOT, "tools", "fma_peak.c")
+    src = os.path.join(TOOLS, "fma_peak.c")
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
         run([os.environ.get("CC", "cc"), "-O3", "-pthread", src, "-o", out])
     return out
@@ -178,7 +176,7 @@ def accuracy_rows(a, path, net, shape, ov_net, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", default="1,2,4")
     ap.add_argument("--batches", default="1,64")
@@ -210,7 +208,7 @@ def main():
         core = openvino.Core()
         import onnxruntime
         print(f"onnxruntime {onnxruntime.__version__}, openvino {openvino.get_version()}")
-    peak_bin = fma_peak_binary(os.path.join(ROOT, ".build"))
+    peak_bin = fma_peak_binary(BUILD)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         models = []
@@ -222,7 +220,7 @@ def main():
             elif name == "trainer":
                 models.append(("trainer default", trainer_model(a.bin, tmp, a.threads)))
             elif name == "fashion":
-                models.append(("fashion-sct", os.path.join(ROOT, "models", "fashion-sct.onnx")))
+                models.append(("fashion-sct", os.path.join(MODELS, "fashion-sct.onnx")))
             else:
                 sys.exit(f"unknown model {name}")
         print(f"threads {a.threads}; medians of {a.rounds} interleaved rounds; peak = FMA loop (tools/fma_peak.c) in the same rounds")
@@ -303,7 +301,7 @@ def main():
     if not a.no_train:
         print()
         sys.stdout.flush()
-        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_train.py"), "--bin", a.bin, "--threads", str(a.threads),
+        subprocess.run([sys.executable, os.path.join(TOOLS, "bench_train.py"), "--bin", a.bin, "--threads", str(a.threads),
                         "--repeat", "3"], check=True)
 
 if __name__ == "__main__":

@@ -19,18 +19,16 @@ and is not included; scm-run reports whole sampling once it exists.)
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import make_tiny_model  # noqa: E402
-from crosscheck_ort import ort_median_ms  # noqa: E402
+import make_tiny_model
+from scmtools import proc
+from scmtools.onnxrt import ort_median_ms
+from scmtools.paths import RELEASE
 
 
 def write(path, name, array):
@@ -40,14 +38,14 @@ def write(path, name, array):
 
 
 def scm_ms(binary, model, inputs, threads, repeat):
-    r = subprocess.run([os.path.join(binary, "scm-infer"), model, "--inputs", *inputs, "--threads", str(threads),
-                        "--repeat", str(repeat + 1), "--json"], capture_output=True, text=True, check=True)
+    r = proc.scm("scm-infer", model, "--inputs", *inputs, "--threads", threads, "--repeat", repeat + 1, "--json", bin_dir=binary,
+                 check=True)
     return json.loads(r.stdout)["median_ms"]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--repeat", type=int, default=10)
@@ -69,8 +67,7 @@ def main():
             rng = np.random.default_rng(0)
             for batch in map(int, a.batches.split(",")):
                 steps = os.path.join(tmp, f"{enc}_{batch}")
-                subprocess.run([os.path.join(a.bin, "scm-export"), model, steps, "--optimize", "--steps", "2",
-                                "--batch", str(batch)], check=True, capture_output=True)
+                proc.scm("scm-export", model, steps, "--optimize", "--steps", 2, "--batch", batch, bin_dir=a.bin, check=True)
                 x = rng.standard_normal((batch, 1, a.size, a.size)).astype(np.float32)
                 px = write(os.path.join(tmp, "x.pb"), "x", x)
                 rounds = []

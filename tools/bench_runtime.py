@@ -22,10 +22,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import make_tiny_model  # noqa: E402
-from crosscheck_ort import ort_median_ms  # noqa: E402
+import make_tiny_model
+from scmtools import proc
+from scmtools.onnxrt import ort_median_ms
+from scmtools.paths import RELEASE
 
 
 def sgemm_peak():
@@ -40,7 +40,7 @@ def sgemm_peak():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--repeat", type=int, default=10)
@@ -61,8 +61,8 @@ def main():
             open(px, "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
             open(pt, "wb").write(numpy_helper.from_array(t, "t").SerializeToString())
             for threads in map(int, a.threads.split(",")):
-                r = subprocess.run([os.path.join(a.bin, "scm-infer"), model_path, "--inputs", px, pt, "--threads", str(threads),
-                                    "--repeat", str(a.repeat + 1), "--json"], capture_output=True, text=True, check=True)
+                r = proc.scm("scm-infer", model_path, "--inputs", px, pt, "--threads", threads, "--repeat", a.repeat + 1, "--json",
+                             bin_dir=a.bin, check=True)
                 rep = json.loads(r.stdout)
                 ours = rep["median_ms"]
                 theirs = ort_median_ms(model_path, {"x": x, "t": t}, threads, a.repeat)

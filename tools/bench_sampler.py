@@ -8,38 +8,33 @@ with t as an input) against the same sampling rule in NumPy + onnxruntime, in on
 For each step count and thread count, one round runs `scm-run --steps N --count C --batch B
 --json` (images/s over sampling: noise, network evaluations and mixing; plan compilation is
 reported separately and excluded), the same with --no-optimize, and the reference sampler of
-Tests/crosscheck/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL, same threads; noise drawn
+tools/scmtools/trigflow_ref.py on onnxruntime (ORT_ENABLE_ALL, same threads; noise drawn
 beforehand, mixing included). Rounds are interleaved and the median round is reported.
 """
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import onnx
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "Tests", "crosscheck"))
-import make_tiny_model  # noqa: E402
-import trigflow_ref  # noqa: E402
-from bench import ort_images_per_second  # noqa: E402
+import make_tiny_model
+from bench import ort_images_per_second
+from scmtools import proc, trigflow_ref
+from scmtools.paths import RELEASE
 
 
 def scm_run(binary, model, steps, count, batch, threads, optimize):
-    args = [os.path.join(binary, "scm-run"), model, "--steps", str(steps), "--count", str(count), "--batch", str(batch),
-            "--threads", str(threads), "--json"]
+    args = [model, "--steps", steps, "--count", count, "--batch", batch, "--threads", threads, "--json"]
     if not optimize:
         args.append("--no-optimize")
-    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+    return json.loads(proc.scm("scm-run", *args, bin_dir=binary, check=True).stdout)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--batch", type=int, default=64)

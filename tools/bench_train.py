@@ -23,9 +23,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import make_tiny_model  # noqa: E402
+import make_tiny_model
+from scmtools.paths import RELEASE
 
 
 def run(args):
@@ -48,7 +47,7 @@ def write_inputs(model, feeds, tmp, prefix):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--widths", default="32,64,64")
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--batch", type=int, default=64)

@@ -51,9 +51,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
-EXPECTED = os.path.join(ROOT, "Tests", "crosscheck", "conformance_expected.txt")
-SKIPS = os.path.join(ROOT, "Tests", "crosscheck", "conformance_skips.tsv")
+from scmtools.paths import CONFORMANCE_EXPECTED as EXPECTED, CONFORMANCE_SKIPS as SKIPS, DEBUG, NODE_TESTS
+
 BATCH_THREADS = (1, 2)  # the small batch runs at each, every loop spread over the threads
 LARGE_THREADS = (2,)  # the large batch, at the runtime's default threshold
 BATCH_SAMPLES = 3  # the small batch: the original sample in the middle of two random ones
@@ -466,8 +465,8 @@ def batch_summary(results, tests_dir):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "debug"))
-    ap.add_argument("--tests", default=os.path.join(ROOT, ".build", "onnx-node-tests"))
+    ap.add_argument("--bin", default=DEBUG)
+    ap.add_argument("--tests", default=NODE_TESTS)
     ap.add_argument("--skips", default=SKIPS)
     ap.add_argument("--expected", default=EXPECTED)
     ap.add_argument("--write-expected", action="store_true",

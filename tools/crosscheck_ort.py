@@ -19,10 +19,11 @@ import tempfile
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
+from scmtools import onnxrt
+from scmtools.onnxrt import ort_median_ms  # noqa: F401  (re-exported: crosscheck_ort.ort_median_ms)
+from scmtools.paths import RELEASE
 
 
 def random_inputs(model, batch, seed):
@@ -44,31 +45,13 @@ def random_inputs(model, batch, seed):
 
 
 def ort_session(model_path, threads, optimize=True):
-    """An onnxruntime CPU session with `threads` intra-op threads and all graph optimizations
-    (optimize=False: none, the graph's nodes as written)."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    return ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
-
-
-def ort_median_ms(model_path, feeds, threads, repeat):
-    """Median milliseconds of `repeat` onnxruntime runs after one warm-up run."""
-    import time
-    sess = ort_session(model_path, threads)
-    sess.run(None, feeds)
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        ts.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(ts))
+    """An onnxruntime CPU session with `threads` intra-op threads (one inter-op thread) and all graph
+    optimizations (optimize=False: none, the graph's nodes as written): scmtools.onnxrt.ort_session."""
+    return onnxrt.ort_session(model_path, threads, optimize, inter_threads=1)
 
 
 def crosscheck(model_path, batch=2, seed=0, threads=1, binary=None, rtol=1e-5, atol=3e-6):
-    binary = binary or os.path.join(ROOT, ".build", "release", "scm-infer")
+    binary = binary or os.path.join(RELEASE, "scm-infer")
     model = onnx.load(model_path)
     feeds = random_inputs(model, batch, seed)
     ref = ort_session(model_path, threads).run(None, feeds)
@@ -113,7 +96,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--bin", default=RELEASE)
     ap.add_argument("--rtol", type=float, default=1e-5)
     ap.add_argument("--atol", type=float, default=3e-6)
     ap.add_argument("--json", action="store_true")

@@ -20,10 +20,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-SERVE = os.path.join(ROOT, "Services", "SamplingService", ".build", "release", "scm-serve")
-RUN = os.path.join(ROOT, ".build", "release", "scm-run")
-MODEL = os.path.join(ROOT, "models", "fashion-sct.onnx")
+from scmtools import paths
+
+SERVE = paths.SERVE
+RUN = paths.binary("scm-run", paths.RELEASE)
+MODEL = os.path.join(paths.MODELS, "fashion-sct.onnx")
 
 LUA = """
 local threads = 0

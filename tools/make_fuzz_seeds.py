@@ -13,10 +13,11 @@ import sys
 
 import onnx
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
+from scmtools.paths import CONFORMANCE_EXPECTED, MODELS, ROOT
+
 src = sys.argv[1]
 out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "Tests", "corpus", "fuzz", "seed")
-expected = [l.strip() for l in open(os.path.join(ROOT, "Tests", "crosscheck", "conformance_expected.txt"))
+expected = [l.strip() for l in open(CONFORMANCE_EXPECTED)
             if l.strip() and not l.startswith("#")]
 by_op = {}
 for name in expected:
@@ -36,5 +37,5 @@ for key in sorted(by_op):
     for _, name in variants:
         shutil.copy(os.path.join(src, name, "model.onnx"), os.path.join(out, name + ".onnx"))
         count += 1
-shutil.copy(os.path.join(ROOT, "models", "tiny-trigflow.onnx"), os.path.join(out, "tiny-trigflow.onnx"))
+shutil.copy(os.path.join(MODELS, "tiny-trigflow.onnx"), os.path.join(out, "tiny-trigflow.onnx"))
 print(f"{count + 1} seed models in {out}")

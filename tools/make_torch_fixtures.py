@@ -31,7 +31,8 @@ import subprocess
 import sys
 import zlib
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from scmtools.paths import ROOT
+
 REQS = ["torch==2.15.0", "diffusers==0.42.1", "onnxscript==0.7.2", "onnx==1.23.2", "onnxruntime==1.31.1",
         "numpy>=2,<3"]
 EXPORTS = [("torchscript", 17), ("torchscript", 20), ("dynamo", 18), ("dynamo", 21)]

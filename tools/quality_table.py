@@ -26,9 +26,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from training_curve import BIN  # noqa: E402  (SCM_BIN: binaries elsewhere, a copy while a build runs)
+from scmtools.paths import BUILD, MODELS
+from training_curve import BIN  # SCM_BIN: binaries elsewhere (a copy, while a build runs)
 
 
 def run(*args):
@@ -117,18 +116,18 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sct", help="the consistency model (default: the shipped one)")
-    p.add_argument("--flow", default=os.path.join(ROOT, "models", "fashion-flow.onnx"))
+    p.add_argument("--flow", default=os.path.join(MODELS, "fashion-flow.onnx"))
     p.add_argument("--steps", help="consistency step counts (empty: none; default 1,2,4, or the one step count of a "
                                    "multistep model: its segments)")
     p.add_argument("--ode", default="8,16,32,64", help="PF-ODE Heun step counts (empty: none)")
-    p.add_argument("--classifier", default=os.path.join(ROOT, "models", "fashion-classifier.onnx"))
-    p.add_argument("--work", default=os.path.join(ROOT, ".build", "quality"))
+    p.add_argument("--classifier", default=os.path.join(MODELS, "fashion-classifier.onnx"))
+    p.add_argument("--work", default=os.path.join(BUILD, "quality"))
     p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16 (each row once per precision)")
     args = p.parse_args()
     args.precisions = args.precisions.split(",")
     args.files = {}
     args.ode = [int(n) for n in args.ode.split(",") if n]
-    args.sct = args.sct or os.path.join(ROOT, "models", "fashion-sct.onnx" if args.data == "fashion" else "checkerboard-sct.onnx")
+    args.sct = args.sct or os.path.join(MODELS, "fashion-sct.onnx" if args.data == "fashion" else "checkerboard-sct.onnx")
     if args.steps is None:
         import onnx
         meta = {e.key: e.value for e in onnx.load(args.sct, load_external_data=False).metadata_props}

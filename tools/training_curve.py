@@ -34,8 +34,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-BIN = os.environ.get("SCM_BIN", os.path.join(ROOT, ".build", "release"))  # SCM_BIN: binaries elsewhere (a copy, while a build runs)
+from scmtools.paths import RELEASE, bin_dir
+
+BIN = bin_dir("SCM_BIN", RELEASE)  # SCM_BIN: binaries elsewhere (a copy, while a build runs)
 FIELDS = ["step", "sampler", "count", "seed", "fd", "kid", "min_class_share", "near_share", "seconds"]
 
 

@@ -18,14 +18,13 @@ import sys
 import numpy as np
 from PIL import Image
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.realpath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import trigflow_ref as ref  # noqa: E402
+sys.path.insert(0, os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")))
+from scmtools import trigflow_ref as ref  # noqa: E402
+from scmtools.onnxrt import ort_session  # noqa: E402
+from scmtools.paths import MODELS  # noqa: E402
 
-MODEL = os.path.join(ROOT, "models", "fashion-scd.onnx")
-CLASSIFIER = os.path.join(ROOT, "models", "fashion-classifier.onnx")
+MODEL = os.path.join(MODELS, "fashion-scd.onnx")
+CLASSIFIER = os.path.join(MODELS, "fashion-classifier.onnx")
 COUNT, STEPS, SEED, SHAPE = 100, 2, 0, (1, 28, 28)
 COLUMNS, PAD = 10, 2
 SIDE = PAD + COLUMNS * (SHAPE[1] + PAD)
@@ -65,8 +64,7 @@ def check(grid_path, npy_path):
         grid[PAD + r * cell: PAD + r * cell + SHAPE[1], PAD + c * cell: PAD + c * cell + SHAPE[2]] = px[i, 0]
     if not np.array_equal(np.asarray(img), grid):
         return f"{grid_path}: pixels differ from the grid of {npy_path}"
-    import crosscheck_ort
-    session = crosscheck_ort.ort_session(CLASSIFIER, 1)
+    session = ort_session(CLASSIFIER, 1, inter_threads=1)
     logits = session.run(["logits"], {"x": np.clip(samples, -1, 1)})[0]
     counts = np.bincount(logits.argmax(axis=1), minlength=10)
     if not (counts > 0).all():

@@ -6,22 +6,25 @@ import sys
 
 import pytest
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("SCM_BIN", os.path.join(ROOT, ".build", "debug"))
-NODE_TESTS = os.environ.get("SCM_NODE_TESTS", os.path.join(ROOT, ".build", "onnx-node-tests"))
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+# tools/ on the path: the shared package (scmtools) and the tool modules the tests import (make_tiny_model,
+# conformance, crosscheck_ort).
+sys.path.insert(0, os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")))
+from scmtools import paths, proc  # noqa: E402
+
+ROOT = paths.ROOT
+BIN = paths.bin_dir("SCM_BIN", paths.DEBUG)
+NODE_TESTS = os.environ.get("SCM_NODE_TESTS", paths.NODE_TESTS)
 
 
 def scm(tool, *args):
     """Runs one of our executables; returns the CompletedProcess (text mode)."""
-    return subprocess.run([os.path.join(BIN, tool), *map(str, args)], capture_output=True, text=True, timeout=300)
+    return proc.scm(tool, *args, bin_dir=BIN, timeout=300)
 
 
 @functools.cache
 def ensure_node_tests():
     """Generates ONNX's node tests into NODE_TESTS once per session (a no-op when up to date)."""
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_onnx_node_tests.py"), NODE_TESTS], check=True,
+    subprocess.run([sys.executable, os.path.join(paths.TOOLS, "gen_onnx_node_tests.py"), NODE_TESTS], check=True,
                    capture_output=True)
     return NODE_TESTS
 

@@ -12,10 +12,10 @@ import tempfile
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import BIN
+from scmtools.onnxrt import ort_session
 
 
 def to_double(model):
@@ -52,16 +52,13 @@ class Reference:
     """Runs a model in onnxruntime, in float64 when it can."""
 
     def __init__(self, model, float32=False):
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.intra_op_num_threads = 1
         self.double = True
         self.evaluator = None
         self.outputs = [o.name for o in model.graph.output]
         try:
             if float32:
                 raise ValueError("float32 asked for")
-            self.sess = ort.InferenceSession(to_double(model).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            self.sess = ort_session(to_double(model), 1, optimize=False)
             return
         except Exception:
             pass
@@ -77,7 +74,7 @@ class Reference:
         except Exception:
             self.evaluator = None
         self.double = False
-        self.sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.sess = ort_session(model, 1, optimize=False)
 
     def __call__(self, feeds):
         cast = {k: (v.astype(np.float64) if self.double and v.dtype == np.float32 else v) for k, v in feeds.items()}

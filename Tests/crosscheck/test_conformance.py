@@ -22,10 +22,8 @@ import os
 import pytest
 
 import conformance
-from conftest import BIN, ROOT
-
-EXPECTED = os.path.join(ROOT, "Tests", "crosscheck", "conformance_expected.txt")
-SKIPS = os.path.join(ROOT, "Tests", "crosscheck", "conformance_skips.tsv")
+from conftest import BIN
+from scmtools.paths import CONFORMANCE_EXPECTED as EXPECTED, CONFORMANCE_SKIPS as SKIPS
 
 
 @pytest.fixture(scope="module")

@@ -161,11 +161,10 @@ def test_jvp_rule(op, inputs, consts, attrs, wrt, kw, tmp_path):
 import os
 import subprocess
 
-import onnxruntime as ort
-
 import make_tiny_model
 from conftest import BIN
 from derivcheck import export_jvp, run_scm
+from scmtools.onnxrt import ort_session
 
 
 def unet_feeds(size, batch=2, seed=3):
@@ -186,7 +185,7 @@ def test_jvp_of_unet_matches_finite_differences(encoding, tmp_path):
     rng = np.random.default_rng(9)
     feeds["x_tangent"] = rng.normal(size=feeds["x"].shape).astype(np.float32)
     feeds["t_tangent"] = rng.normal(size=feeds["t"].shape).astype(np.float32)
-    theirs = ort.InferenceSession(jvp.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    theirs = ort_session(jvp).run(None, feeds)
     ours = run_scm(jvp, feeds)
     for a, b in zip(ours, theirs):
         assert np.max(np.abs(a - b)) <= 1e-4 * max(1.0, np.max(np.abs(b)))

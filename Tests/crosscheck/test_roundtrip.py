@@ -5,13 +5,13 @@ import struct
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper, TensorProto
 
 from conftest import ROOT, scm, node_test_names
 from protocompare import first_difference
 import make_tiny_model
+from scmtools.onnxrt import ort_session
 
 
 def roundtrip(src, dst):
@@ -64,11 +64,7 @@ RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
 
 def run_ort(path, feeds):
     """Outputs of onnxruntime (CPU, one thread, no logging) on the model at `path`."""
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = 1
-    s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    return s.run(None, feeds)
+    return ort_session(path, 1, log_severity=3).run(None, feeds)
 
 
 @pytest.mark.parametrize("name", node_test_names())

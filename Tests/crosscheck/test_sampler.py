@@ -1,4 +1,4 @@
-"""scm-run against a NumPy + onnxruntime implementation of the sampling contract (trigflow_ref.py):
+"""scm-run against a NumPy + onnxruntime implementation of the sampling contract (tools/scmtools/trigflow_ref.py):
 fixed noise files and the seeded generator, 1/2/4 steps, both parameterizations, both GroupNorm
 encodings, the ODE baseline; batch and thread invariance; PNG files read back by PIL; errors."""
 import json
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import make_tiny_model
-import trigflow_ref as ref
 from conftest import scm
+from scmtools import trigflow_ref as ref
 
 TOL = 1e-4
 

@@ -17,12 +17,12 @@ import os
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-import trigflow_ref as ref
 from conftest import ROOT, scm
+from scmtools import trigflow_ref as ref
+from scmtools.onnxrt import ort_session
 
 FIXTURES = os.path.join(ROOT, "Tests", "fixtures", "torch")
 FILES = sorted(os.path.basename(f) for f in glob.glob(os.path.join(FIXTURES, "*.onnx")))
@@ -58,9 +58,7 @@ def run_ours(tmp, path, x, t, threads):
 
 
 def run_ort(path, x, t):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    s = ort_session(path, 1)
     return s.run(None, {"x": x, "t": t})[0]
 
 

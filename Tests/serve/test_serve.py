@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -13,11 +14,14 @@ import urllib.request
 
 import pytest
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVE = os.environ.get("SCM_SERVE", os.path.join(ROOT, "Services", "SamplingService", ".build", "release", "scm-serve"))
-RUN = os.path.join(ROOT, ".build", "release", "scm-run")
-FASHION = os.path.join(ROOT, "models", "fashion-sct.onnx")
-TINY = os.path.join(ROOT, "models", "tiny-trigflow.onnx")
+sys.path.insert(0, os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")))
+from scmtools import paths  # noqa: E402  (tools/scmtools: the repository's paths, shared with tools/ and the other tests)
+
+ROOT = paths.ROOT
+SERVE = os.environ.get("SCM_SERVE", paths.SERVE)
+RUN = paths.binary("scm-run", paths.RELEASE)
+FASHION = os.path.join(paths.MODELS, "fashion-sct.onnx")
+TINY = os.path.join(paths.MODELS, "tiny-trigflow.onnx")
 
 
 class Server:

@@ -1,19 +1,21 @@
 """The trainer's end-to-end tests run the release binaries (`make train-check`, after `make demo`
 built them): training at debug speed would take the suite too long."""
 import os
-import subprocess
 import sys
 
 import numpy as np
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("SCM_TRAIN_BIN", os.path.join(ROOT, ".build", "release"))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+# tools/ on the path: the shared package (scmtools) and the tool modules the tests import (crosscheck_ort).
+sys.path.insert(0, os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")))
+from scmtools import paths, proc  # noqa: E402
+
+ROOT = paths.ROOT
+BIN = paths.bin_dir("SCM_TRAIN_BIN", paths.RELEASE)
 
 
 def scm(tool, *args):
     """Runs one of our executables; returns the CompletedProcess (text mode)."""
-    return subprocess.run([os.path.join(BIN, tool), *map(str, args)], capture_output=True, text=True, timeout=600)
+    return proc.scm(tool, *args, bin_dir=BIN, timeout=600)
 
 
 def inside_checkerboard(x):

@@ -33,8 +33,8 @@ def evaluate(*args):
 
 
 def ort_outputs(x):
-    import onnxruntime as ort
-    s = ort.InferenceSession(CLASSIFIER, providers=["CPUExecutionProvider"])
+    from scmtools.onnxrt import ort_session
+    s = ort_session(CLASSIFIER)
     feats, logits = [], []
     for i in range(0, len(x), 1000):
         f, l = s.run(None, {"x": x[i:i + 1000]})

@@ -45,8 +45,8 @@ def test_fashion_two_steps_cover_every_class(tmp_path, name, least):
     assert r.returncode == 0, r.stderr
     x = np.clip(np.load(npy), -1, 1)
     assert x.shape == (10000, 1, 28, 28)
-    import onnxruntime as ort
-    s = ort.InferenceSession(CLASSIFIER, providers=["CPUExecutionProvider"])
+    from scmtools.onnxrt import ort_session
+    s = ort_session(CLASSIFIER)
     labels = np.concatenate([s.run(["logits"], {"x": x[i:i + 1000]})[0].argmax(1) for i in range(0, len(x), 1000)])
     shares = np.bincount(labels, minlength=10) / len(labels)
     print(f"{name}: class shares of 10,000 two-step samples:", np.round(shares, 4).tolist())

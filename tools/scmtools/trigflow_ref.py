@@ -1,6 +1,8 @@
 """A NumPy + onnxruntime implementation of the TrigFlow sampling contract (schemas/README.md),
 written from the documentation, independent of the Swift code: the noise generator
-(Philox4x32-10 + Box-Muller), consistency sampling and the PF-ODE baseline."""
+(Philox4x32-10 + Box-Muller), consistency sampling and the PF-ODE baseline. The reference sampler
+of the cross-checks (Tests/crosscheck: test_sampler.py, test_torch_models.py, check_demo.py) and of
+the benchmarks (tools/bench.py, tools/bench_sampler.py)."""
 import math
 
 import numpy as np
@@ -55,8 +57,8 @@ class Network:
     """The model in onnxruntime: f(x, t) whatever the file's parameterization."""
 
     def __init__(self, path, threads=1, optimize=True):
-        import crosscheck_ort
-        self.session = crosscheck_ort.ort_session(path, threads, optimize)
+        from .onnxrt import ort_session
+        self.session = ort_session(path, threads, optimize, inter_threads=1)
         meta = metadata(path)
         self.sigma = np.float32(float(meta["scm.sigma_data"]))
         self.t_max = np.float32(float(meta["scm.t_max"]))
