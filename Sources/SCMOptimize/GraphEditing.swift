@@ -29,23 +29,6 @@ struct UseDef {
 }
 
 extension Graph {
-    /// A value name not used in the graph, derived from `base`.
-    func freshName(_ base: String, taken: inout Set<String>) -> String {
-        if taken.isEmpty {
-            for n in nodes { taken.formUnion(n.outputs); taken.formUnion(n.inputs) }
-            taken.formUnion(initializers.map(\.meta.name))
-            taken.formUnion(inputs.map(\.name))
-            taken.formUnion(outputs.map(\.name))
-        }
-        var name = base, k = 1
-        while taken.contains(name) {
-            name = "\(base)_\(k)"
-            k += 1
-        }
-        taken.insert(name)
-        return name
-    }
-
     /// Removes the nodes at `removed` and inserts each `inserted[i]` where node `i` was. A fusion
     /// inserts its node where the last node it replaces was: everything it reads is defined by
     /// then, so a topological order stays one.
@@ -63,16 +46,19 @@ extension Graph {
 /// nodes it replaces (no node is claimed twice) and inserts its node where the last of them was.
 struct FusionRewrite {
     var graph: Graph
-    private var taken = Set<String>()
+    private var names: NameAllocator
     private var claimed = Set<Int>()
     private var inserted: [Int: [Node]] = [:]
 
-    init(_ graph: Graph) { self.graph = graph }
+    init(_ graph: Graph) {
+        self.graph = graph
+        names = NameAllocator(avoiding: graph)
+    }
 
     func isClaimed(_ node: Int) -> Bool { claimed.contains(node) }
 
     /// A value or node name not yet used in the graph.
-    mutating func freshName(_ base: String) -> String { graph.freshName(base, taken: &taken) }
+    mutating func freshName(_ base: String) -> String { names.fresh(base) }
 
     /// Replaces the nodes `removed` by `node`; false (and nothing done) when one is already claimed.
     mutating func fuse(_ removed: Set<Int>, into node: Node) -> Bool {

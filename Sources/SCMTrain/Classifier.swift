@@ -42,7 +42,7 @@ public enum Classifier {
     /// The network: input `x` [N, C, H, W] in the data range [-1, 1]; outputs `features` [N, F] and
     /// `logits` [N, K]. Parameters take the values in `parameters` (by name) or a seeded initialization.
     public static func build(_ c: ClassifierConfig, seed: UInt64, parameters: [String: Tensor] = [:]) throws -> Model {
-        let b = GraphBuilder(seed: seed, given: parameters)
+        let b = NetworkBuilder(seed: seed, given: parameters)
         let (features, logits) = try network(b, c, x: "x")
         let f = b.op("Identity", [features], name: featuresOutput)
         let l = b.op("Identity", [logits], name: logitsOutput)
@@ -56,7 +56,7 @@ public enum Classifier {
     /// taken after subtracting each row's maximum (under `ai.scm:StopGradient`: the value is the
     /// same, and no derivative of the maximum is needed). Also returns the parameter names.
     public static func loss(_ c: ClassifierConfig, seed: UInt64, parameters: [String: Tensor] = [:]) throws -> (model: Model, parameters: [String]) {
-        let b = GraphBuilder(seed: seed, given: parameters)
+        let b = NetworkBuilder(seed: seed, given: parameters)
         let (_, logits) = try network(b, c, x: "x")
         let axis1 = try b.ints([1])
         let keep = [Attribute("keepdims", .int(1))]
@@ -85,7 +85,7 @@ public enum Classifier {
     /// The side of the last level's maps.
     static func finalSide(_ c: ClassifierConfig) -> Int { c.size >> (c.widths.count - 1) }
 
-    static func network(_ b: GraphBuilder, _ c: ClassifierConfig, x: String) throws -> (features: String, logits: String) {
+    static func network(_ b: NetworkBuilder, _ c: ClassifierConfig, x: String) throws -> (features: String, logits: String) {
         try check(c)
         var h = x, cin = c.inChannels
         for (i, w) in c.widths.enumerated() {

@@ -98,32 +98,14 @@ public enum ConsistencyLoss {
         let fName = g.outputs[0].name
         let fTangent = jg.outputs[g.outputs.count].name
 
-        var taken = Set(jg.nodes.flatMap { $0.inputs + $0.outputs } + jg.inputs.map(\.name) + jg.outputs.map(\.name)
-                        + jg.initializers.map(\.meta.name))
-        var nodes: [Node] = [], constants: [Tensor] = []
-        func fresh(_ base: String) -> String {
-            var name = base, k = 0
-            while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
-            taken.insert(name)
-            return name
-        }
+        let b = GraphBuilder(names: NameAllocator(avoiding: jg))
+        func fresh(_ base: String) -> String { b.names.fresh(base) }
         func op(_ type: String, _ ins: [String], _ attrs: [Attribute] = [], domain: String = "", to out: String? = nil) -> String {
-            let o = out ?? fresh("sct_" + type.lowercased())
-            nodes.append(Node(type, inputs: ins, outputs: [o], name: fresh(o + "_node"), domain: domain, attributes: attrs))
-            return o
+            b.op(type, ins, attrs, domain: domain, name: out)
         }
         // Float constants as Constant nodes, not initializers: they are no parameters to train.
-        func const(_ v: [Float], _ shape: [Int]) throws -> String {
-            let name = fresh("sct_c")
-            nodes.append(Node("Constant", inputs: [], outputs: [name], name: fresh(name + "_node"),
-                              attributes: [Attribute("value", .tensor(try Tensor(shape: shape, scalars: v)))]))
-            return name
-        }
-        func ints(_ v: [Int]) throws -> String {
-            let name = fresh("sct_i")
-            constants.append(try Tensor(shape: [v.count], scalars: v.map(Int64.init), name: name))
-            return name
-        }
+        func const(_ v: [Float], _ shape: [Int]) throws -> String { try b.constant(v, shape) }
+        func ints(_ v: [Int]) throws -> String { try b.ints(v) }
         let x0 = fresh(dataInput), z = fresh(noiseInput), tIn = fresh(timeInput), r = fresh(warmupInput)
         let sigma = try const([options.sigmaData], [])
         // t as [N, 1, ...] to broadcast over a sample.
@@ -169,7 +151,7 @@ public enum ConsistencyLoss {
                 m.inputs = n.inputs.map(renamed)
                 m.outputs = n.outputs.map(renamed)
                 m.name = fresh("teacher/" + n.name)
-                nodes.append(m)
+                b.append(m)
             }
             dxt = op("Mul", [sigma, renamed(tOut.name)])
         } else {
@@ -195,10 +177,10 @@ public enum ConsistencyLoss {
         let loss = op("ReduceMean", [perElement, all], [Attribute("keepdims", .int(0))], to: fresh(lossOutput))
         var m = jvp
         // The wiring nodes must come before the network's nodes that read them.
-        let wiring = nodes.prefix { n in ![fName, fTangent].contains(where: n.inputs.contains) }
-        let rest = nodes.dropFirst(wiring.count)
+        let wiring = b.nodes.prefix { n in ![fName, fTangent].contains(where: n.inputs.contains) }
+        let rest = b.nodes.dropFirst(wiring.count)
         m.graph.nodes = Array(wiring) + jg.nodes + Array(rest)
-        m.graph.initializers = jg.initializers + constants + teacherInits
+        m.graph.initializers = jg.initializers + b.initializers + teacherInits
         let scalar = TensorType(elementType: .float, shape: [])
         m.graph.inputs = [ValueInfo(x0, x.type), ValueInfo(z, x.type), ValueInfo(tIn, t.type), ValueInfo(r, scalar)]
         m.graph.outputs = [ValueInfo(loss, scalar)]

@@ -47,16 +47,15 @@ public enum MidTraining {
     /// `sct_t` ([N]); output the mean over the batch of d(f(x̂_t, t), x̂_0).
     static func loss(network: Model, sigmaData: Float, distance: Distance) throws -> Model {
         let g = network.graph
-        var b = SimpleBuilder(taken: Set(g.nodes.flatMap { $0.inputs + $0.outputs } + g.initializers.map(\.meta.name) + g.inputs.map(\.name)))
+        let b = GraphBuilder(names: NameAllocator(avoiding: g))
         let x = g.inputs[0].name, t = g.inputs[1].name
         guard let shape = g.inputs[0].type?.shape else { throw TrainError(at: "network", "input x has no declared shape") }
         let rank = shape.count
         let target = ConsistencyLoss.dataInput, point = ConsistencyLoss.noiseInput, tIn = ConsistencyLoss.timeInput
-        let sigma = try b.constant([sigmaData])
-        _ = b.op("Div", [point, sigma], out: x)
-        _ = b.op("Identity", [tIn], out: t)
-        let wiring = b.nodes
-        b.nodes = []
+        let sigma = try b.scalar(sigmaData)
+        _ = b.op("Div", [point, sigma], name: x)
+        _ = b.op("Identity", [tIn], name: t)
+        let wiring = b.takeNodes()
         let tb = b.op("Reshape", [tIn, try b.ints([-1] + Array(repeating: 1, count: rank - 1))])
         let cosT = b.op("Cos", [tb]), sinT = b.op("Sin", [tb])
         let f = b.op("Sub", [b.op("Mul", [cosT, point]), b.op("Mul", [b.op("Mul", [sinT, sigma]), g.outputs[0].name])])
@@ -65,17 +64,17 @@ public enum MidTraining {
         let lossName = "cmt_loss"
         switch distance {
         case .l2:
-            _ = b.op("ReduceMean", [squared, try b.ints(Array(0..<rank))], [Attribute("keepdims", .int(0))], out: lossName)
+            _ = b.op("ReduceMean", [squared, try b.ints(Array(0..<rank))], [Attribute("keepdims", .int(0))], name: lossName)
         case .pseudoHuber:
             let elements = shape.dropFirst().reduce(1) { n, d in if case .value(let v) = d { return n * v } else { return n } }
             let c = Float(0.00054 * Double(elements).squareRoot())
             let perSample = b.op("ReduceSum", [squared, try b.ints(Array(1..<rank))], [Attribute("keepdims", .int(0))])
-            let root = b.op("Sqrt", [b.op("Add", [perSample, try b.constant([c * c])])])
-            _ = b.op("ReduceMean", [b.op("Sub", [root, try b.constant([c])]), try b.ints([0])], [Attribute("keepdims", .int(0))], out: lossName)
+            let root = b.op("Sqrt", [b.op("Add", [perSample, try b.scalar(c * c)])])
+            _ = b.op("ReduceMean", [b.op("Sub", [root, try b.scalar(c)]), try b.ints([0])], [Attribute("keepdims", .int(0))], name: lossName)
         }
         var m = network
         m.graph.nodes = wiring + g.nodes + b.nodes
-        m.graph.initializers = g.initializers + b.constants
+        m.graph.initializers = g.initializers + b.initializers
         m.graph.inputs = [ValueInfo(target, g.inputs[0].type), ValueInfo(point, g.inputs[0].type), ValueInfo(tIn, g.inputs[1].type)]
         m.graph.outputs = [ValueInfo(lossName, TensorType(elementType: .float, shape: []))]
         m.graph.valueInfo = []

@@ -2,59 +2,20 @@ import Foundation
 import SCMGraph
 import SCMTrigFlow
 
-/// Builds an IR graph node by node: value names are unique and readable (`prefix/op_k`), parameters
-/// become initializers under the names given, initial values come from a seeded generator.
-final class GraphBuilder {
-    private(set) var nodes: [Node] = []
-    private(set) var parameters: [Tensor] = []
-    private var constants: [Tensor] = []
-    private var counter = 0
-    private var scope: [String] = []
+/// The networks' builder: `GraphBuilder` plus parameters, which become initializers under the
+/// names given, initialized by a seeded generator unless a checkpoint's values are given.
+final class NetworkBuilder: GraphBuilder {
     private let rng: Philox4x32
     private var draws: UInt32 = 0
     /// Values given for parameters by name (a checkpoint's), used instead of the initial ones.
     let given: [String: Tensor]
+    /// The parameters, in the order they were made.
+    private(set) var parameters: [Tensor] = []
 
     init(seed: UInt64, given: [String: Tensor] = [:]) {
         rng = Philox4x32(key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
         self.given = given
-    }
-
-    /// Runs `body` with names prefixed by `name/`.
-    func scoped<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-        scope.append(name)
-        defer { scope.removeLast() }
-        return try body()
-    }
-
-    private var prefix: String { scope.isEmpty ? "" : scope.joined(separator: "/") + "/" }
-
-    private func fresh(_ base: String) -> String {
-        counter += 1
-        return "\(prefix)\(base)_\(counter)"
-    }
-
-    /// Emits `op` and returns its output.
-    @discardableResult
-    func op(_ type: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "", name: String? = nil) -> String {
-        let out = name ?? fresh(type.lowercased())
-        nodes.append(Node(type, inputs: inputs, outputs: [out], name: out, domain: domain, attributes: attributes))
-        return out
-    }
-
-    /// A constant (not a parameter) as a Constant node.
-    func constant(_ values: [Float], _ shape: [Int]) throws -> String {
-        let out = fresh("const")
-        nodes.append(Node("Constant", inputs: [], outputs: [out], name: out,
-                          attributes: [Attribute("value", .tensor(try Tensor(shape: shape, scalars: values)))]))
-        return out
-    }
-
-    /// An int64 constant (shapes, axes) as an initializer: never a float parameter.
-    func ints(_ values: [Int]) throws -> String {
-        let name = fresh("ints")
-        constants.append(try Tensor(shape: [values.count], scalars: values.map(Int64.init), name: name))
-        return name
+        super.init()
     }
 
     /// A parameter named `prefix + name`, initialized by `initial(count)` unless given.
@@ -71,6 +32,7 @@ final class GraphBuilder {
         } else {
             parameters.append(try Tensor(shape: shape, scalars: initial(n), name: full))
         }
+        addInitializer(parameters[parameters.count - 1])
         return full
     }
 
@@ -82,14 +44,6 @@ final class GraphBuilder {
             GaussianNoise.fill(buf.baseAddress!, count: n, seed: UInt64(rng.key.0) | UInt64(rng.key.1) << 32, sample: draws, step: 0xFFFF_FFFF)
         }
         return out.map { $0 * std }
-    }
-
-    /// The graph: `inputs`, `outputs`, the parameters and int constants as initializers.
-    func model(name: String, inputs: [ValueInfo], outputs: [ValueInfo]) -> Model {
-        let graph = Graph(name: name, nodes: nodes, initializers: parameters + constants, inputs: inputs, outputs: outputs)
-        var model = Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 21)])
-        model.declareSCMDomainIfUsed()
-        return model
     }
 }
 

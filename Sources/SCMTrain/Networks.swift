@@ -108,7 +108,7 @@ public enum Networks {
     /// exported models leave it out: they are the network at inference).
     public static func build(_ config: NetworkConfig, seed: UInt64, parameters: [String: Tensor] = [:], logvar: Bool,
                              dropout: Bool = false) throws -> Model {
-        let b = GraphBuilder(seed: seed, given: parameters)
+        let b = NetworkBuilder(seed: seed, given: parameters)
         let sample = config.sampleShape
         let x = "x", t = "t"
         var outputs: [ValueInfo] = []
@@ -143,7 +143,7 @@ public enum Networks {
     /// `maxFrequency` down geometrically to 1e-4 of it. sCM's point: with c_noise = t and no
     /// large scale, dF/dt (the JVP along t) stays moderate; features of 1000 t make the tangent
     /// of sCT three orders larger and training collapses (measured: samples at one point).
-    static func timeFeatures(_ b: GraphBuilder, _ t: String, channels: Int, maxFrequency: Double = 1) throws -> String {
+    static func timeFeatures(_ b: NetworkBuilder, _ t: String, channels: Int, maxFrequency: Double = 1) throws -> String {
         let half = channels / 2
         let freqs = (0..<half).map { Float(maxFrequency * pow(1e-4, Double($0) / Double(max(half - 1, 1)))) }
         let arg = b.op("Mul", [b.op("Unsqueeze", [t, try b.ints([1])]), try b.constant(freqs, [1, half])])
@@ -151,7 +151,7 @@ public enum Networks {
     }
 
     /// y = x W + b (x [N, cin]); W ~ N(0, gain^2 / cin).
-    static func linear(_ b: GraphBuilder, _ x: String, _ cin: Int, _ cout: Int, _ name: String, gain: Float = 1, zero: Bool = false) throws -> String {
+    static func linear(_ b: NetworkBuilder, _ x: String, _ cin: Int, _ cout: Int, _ name: String, gain: Float = 1, zero: Bool = false) throws -> String {
         try b.scoped(name) {
             let w = try b.parameter("w", [cin, cout]) { zero ? [Float](repeating: 0, count: $0) : b.normal($0, std: gain / Float(cin).squareRoot()) }
             let bias = try b.parameter("b", [cout]) { [Float](repeating: 0, count: $0) }
@@ -159,7 +159,7 @@ public enum Networks {
         }
     }
 
-    static func conv(_ b: GraphBuilder, _ x: String, _ cin: Int, _ cout: Int, _ name: String, k: Int = 3, stride: Int = 1,
+    static func conv(_ b: NetworkBuilder, _ x: String, _ cin: Int, _ cout: Int, _ name: String, k: Int = 3, stride: Int = 1,
                      zero: Bool = false) throws -> String {
         try b.scoped(name) {
             let fan = cin * k * k
@@ -170,9 +170,9 @@ public enum Networks {
         }
     }
 
-    static func silu(_ b: GraphBuilder, _ x: String) -> String { b.op("Mul", [x, b.op("Sigmoid", [x])]) }
+    static func silu(_ b: NetworkBuilder, _ x: String) -> String { b.op("Mul", [x, b.op("Sigmoid", [x])]) }
 
-    static func groupNorm(_ b: GraphBuilder, _ x: String, _ c: Int, groups: Int, _ name: String) throws -> String {
+    static func groupNorm(_ b: NetworkBuilder, _ x: String, _ c: Int, groups: Int, _ name: String) throws -> String {
         try b.scoped(name) {
             let s = try b.parameter("scale", [c]) { [Float](repeating: 1, count: $0) }
             let sh = try b.parameter("bias", [c]) { [Float](repeating: 0, count: $0) }
@@ -181,14 +181,14 @@ public enum Networks {
     }
 
     /// v / sqrt(mean(v^2 over the channels) + 1e-8), then [N, C, 1, 1] (pixel normalization).
-    static func pnorm4(_ b: GraphBuilder, _ v: String) throws -> String {
+    static func pnorm4(_ b: NetworkBuilder, _ v: String) throws -> String {
         let ms = b.op("ReduceMean", [b.op("Mul", [v, v]), try b.ints([1])], [Attribute("keepdims", .int(1))])
         let n = b.op("Div", [v, b.op("Sqrt", [b.op("Add", [ms, try b.constant([1e-8], [])])])])
         return b.op("Unsqueeze", [n, try b.ints([2, 3])])
     }
 
     /// A ResBlock: h = conv(SiLU(GN(x))); h = conv(SiLU(GN(h) * pnorm(s(t)) + pnorm(b(t)))); x' = skip(x) + h.
-    static func resBlock(_ b: GraphBuilder, _ x: String, _ cin: Int, _ cout: Int, temb: String, tdim: Int, groups: Int, _ name: String,
+    static func resBlock(_ b: NetworkBuilder, _ x: String, _ cin: Int, _ cout: Int, temb: String, tdim: Int, groups: Int, _ name: String,
                          dropout: Dropout? = nil) throws -> String {
         try b.scoped(name) {
             var h = try conv(b, silu(b, try groupNorm(b, x, cin, groups: groups, "norm1")), cin, cout, "conv1")
@@ -212,14 +212,14 @@ public enum Networks {
             self.ratio = ratio
             self.key = key
         }
-        func apply(_ b: GraphBuilder, _ x: String) -> String {
+        func apply(_ b: NetworkBuilder, _ x: String) -> String {
             nodes += 1
             return b.op("Dropout", [x, key], [Attribute("ratio", .float(ratio)), Attribute("salt", .int(nodes))], domain: Model.scmDomain)
         }
     }
 
     /// Single-head self-attention over the positions, with GroupNorm in front, added back.
-    static func attention(_ b: GraphBuilder, _ x: String, _ c: Int, groups: Int, _ name: String) throws -> String {
+    static func attention(_ b: NetworkBuilder, _ x: String, _ c: Int, groups: Int, _ name: String) throws -> String {
         try b.scoped(name) {
             let n = try groupNorm(b, x, c, groups: groups, "norm")
             let seq = b.op("Transpose", [b.op("Reshape", [n, try b.ints([0, c, -1])])], [Attribute("perm", .ints([0, 2, 1]))])
@@ -242,7 +242,7 @@ public enum Networks {
         }
     }
 
-    static func unet(_ b: GraphBuilder, _ c: UNetConfig, x: String, t: String, logvar: Bool, dropout ratio: Float = 0) throws -> (String, String?) {
+    static func unet(_ b: NetworkBuilder, _ c: UNetConfig, x: String, t: String, logvar: Bool, dropout ratio: Float = 0) throws -> (String, String?) {
         let dropout = ratio > 0 ? Dropout(ratio: ratio, key: t) : nil
         let feats = try timeFeatures(b, t, channels: c.embedding)
         let tdim = 4 * c.embedding
@@ -298,7 +298,7 @@ public enum Networks {
         return (b.op("Identity", [out], name: "F"), lv.map { b.op("Identity", [$0], name: "logvar") })
     }
 
-    static func mlp(_ b: GraphBuilder, _ c: MLPConfig, x: String, t: String, logvar: Bool) throws -> (String, String?) {
+    static func mlp(_ b: NetworkBuilder, _ c: MLPConfig, x: String, t: String, logvar: Bool) throws -> (String, String?) {
         guard c.dim >= 1, c.hidden >= 1, c.layers >= 1, c.embedding >= 2, c.embedding % 2 == 0 else {
             throw TrainError(at: "network", "the MLP needs dim, hidden, layers >= 1 and an even embedding >= 2")
         }

@@ -152,68 +152,32 @@ enum Objectives {
     /// with v = cos t z - sin t x0 = dx_t/dt, F evaluated at (x_t / sigma_d, t).
     static func flow(network: Model, sigmaData: Float) throws -> Model {
         let g = network.graph
-        var b = SimpleBuilder(taken: Set(g.nodes.flatMap { $0.inputs + $0.outputs } + g.initializers.map(\.meta.name) + g.inputs.map(\.name)))
+        let b = GraphBuilder(names: NameAllocator(avoiding: g))
         let x = g.inputs[0].name, t = g.inputs[1].name
         let rank = (g.inputs[0].type?.shape?.count ?? 2)
         let x0 = ConsistencyLoss.dataInput, z = ConsistencyLoss.noiseInput, tIn = ConsistencyLoss.timeInput
-        let sigma = try b.constant([sigmaData])
+        let sigma = try b.scalar(sigmaData)
         let tb = b.op("Reshape", [tIn, try b.ints([-1] + Array(repeating: 1, count: rank - 1))])
         let cosT = b.op("Cos", [tb]), sinT = b.op("Sin", [tb])
         let xt = b.op("Add", [b.op("Mul", [cosT, x0]), b.op("Mul", [sinT, z])])
         let v = b.op("Sub", [b.op("Mul", [cosT, z]), b.op("Mul", [sinT, x0])])
-        _ = b.op("Div", [xt, sigma], out: x)
-        _ = b.op("Identity", [tIn], out: t)
-        let wiring = b.nodes
-        b.nodes = []
+        _ = b.op("Div", [xt, sigma], name: x)
+        _ = b.op("Identity", [tIn], name: t)
+        let wiring = b.takeNodes()
         let diff = b.op("Sub", [g.outputs[0].name, b.op("Div", [v, sigma])])
         var per = b.op("Mul", [diff, diff])
         if g.outputs.count > 1 {
             let lv = b.op("Reshape", [g.outputs[1].name, try b.ints([-1] + Array(repeating: 1, count: rank - 1))])
             per = b.op("Add", [b.op("Mul", [b.op("Exp", [b.op("Neg", [lv])]), per]), lv])
         }
-        let loss = b.op("ReduceMean", [per, try b.ints(Array(0..<rank))], [Attribute("keepdims", .int(0))], out: "flow_loss")
+        let loss = b.op("ReduceMean", [per, try b.ints(Array(0..<rank))], [Attribute("keepdims", .int(0))], name: "flow_loss")
         var m = network
         m.graph.nodes = wiring + g.nodes + b.nodes
-        m.graph.initializers = g.initializers + b.constants
+        m.graph.initializers = g.initializers + b.initializers
         let scalar = TensorType(elementType: .float, shape: [])
         m.graph.inputs = [ValueInfo(x0, g.inputs[0].type), ValueInfo(z, g.inputs[0].type), ValueInfo(tIn, g.inputs[1].type)]
         m.graph.outputs = [ValueInfo(loss, scalar)]
         m.graph.valueInfo = []
         return m
-    }
-}
-
-/// A small node emitter for the objectives' glue.
-struct SimpleBuilder {
-    var nodes: [Node] = []
-    var constants: [Tensor] = []
-    var taken: Set<String>
-    var counter = 0
-
-    mutating func fresh(_ base: String) -> String {
-        var name = base
-        while taken.contains(name) { counter += 1; name = "\(base)_\(counter)" }
-        taken.insert(name)
-        return name
-    }
-
-    mutating func op(_ type: String, _ ins: [String], _ attrs: [Attribute] = [], out: String? = nil) -> String {
-        let o = out ?? fresh("obj_" + type.lowercased())
-        taken.insert(o)
-        nodes.append(Node(type, inputs: ins, outputs: [o], name: fresh(o + "_node"), attributes: attrs))
-        return o
-    }
-
-    mutating func constant(_ v: [Float]) throws -> String {
-        let o = fresh("obj_const")
-        nodes.append(Node("Constant", inputs: [], outputs: [o], name: fresh(o + "_node"),
-                          attributes: [Attribute("value", .tensor(try Tensor(shape: v.count == 1 ? [] : [v.count], scalars: v)))]))
-        return o
-    }
-
-    mutating func ints(_ v: [Int]) throws -> String {
-        let o = fresh("obj_ints")
-        constants.append(try Tensor(shape: [v.count], scalars: v.map(Int64.init), name: o))
-        return o
     }
 }

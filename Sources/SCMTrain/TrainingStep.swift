@@ -85,13 +85,8 @@ public enum TrainingStep {
         }
         var one = try Tensor(shape: seedShape, scalars: [Float(1)])
         one.meta.name = seed.name
-        var taken = Set(g.nodes.flatMap { $0.inputs + $0.outputs } + g.inputs.map(\.name) + g.initializers.map(\.meta.name))
-        func fresh(_ base: String) -> String {
-            var name = base, k = 0
-            while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
-            taken.insert(name)
-            return name
-        }
+        var allocator = NameAllocator(avoiding: g)
+        func fresh(_ base: String) -> String { allocator.fresh(base) }
         let trained = Set(names)
         let paramTensors = try names.map { n in
             guard let t = g.initializers.first(where: { $0.meta.name == n }) else {

@@ -73,14 +73,8 @@ public enum ContractAttachment {
         let scaled = o.scaledInput ?? (o.parameterization == .velocity)
         if scaled {
             // x / sigma_d under a fresh name, read by every node that read x.
-            var taken = Set(m.graph.nodes.flatMap { $0.inputs + $0.outputs } + m.graph.initializers.map(\.meta.name)
-                            + m.graph.inputs.map(\.name) + m.graph.nodes.map(\.name))
-            func fresh(_ base: String) -> String {
-                var n = base, i = 0
-                while taken.contains(n) { i += 1; n = "\(base)_\(i)" }
-                taken.insert(n)
-                return n
-            }
+            var names = NameAllocator(avoiding: m.graph)
+            func fresh(_ base: String) -> String { names.fresh(base) }
             let scaledName = fresh("\(x)_over_sigma_data"), sigma = fresh("scm_sigma_data")
             for i in m.graph.nodes.indices {
                 m.graph.nodes[i].inputs = m.graph.nodes[i].inputs.map { $0 == x ? scaledName : $0 }

@@ -27,11 +27,7 @@ struct DerivativeTransform {
             specs[vi.name] = TensorSpec(dtype, shape.map { if case .value(let v) = $0 { v } else { 2 } })
         }
         analysis = try Compiler.analyze(model, shapes: specs)
-        var taken = initializers
-        for n in g.nodes { taken.formUnion(n.inputs); taken.formUnion(n.outputs) }
-        taken.formUnion(g.inputs.map(\.name))
-        taken.formUnion(g.outputs.map(\.name))
-        builder = DerivativeBuilder(taken: taken)
+        builder = DerivativeBuilder(names: NameAllocator(avoiding: g))
         opset = model.opsetVersion("") ?? 0
     }
 

@@ -13,21 +13,12 @@ public protocol ForwardDifferentiable: Operator {
 /// Collects the nodes and constants a derivative transform emits, with fresh value names.
 public final class DerivativeBuilder {
     private(set) var nodes: [Node] = []
-    private var taken: Set<String>
-    private var counter = 0
+    private var names: NameAllocator
 
-    init(taken: Set<String>) { self.taken = taken }
+    init(names: NameAllocator) { self.names = names }
 
     /// A value name not used anywhere in the graph, derived from `base`.
-    func fresh(_ base: String) -> String {
-        var name = base
-        while taken.contains(name) {
-            counter += 1
-            name = "\(base)_\(counter)"
-        }
-        taken.insert(name)
-        return name
-    }
+    func fresh(_ base: String) -> String { names.fresh(base) }
 
     /// Appends a node and returns its output names.
     func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "", outputs: Int = 1,
