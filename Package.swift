@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(name: "scm-idle-check", dependencies: ["SCMTrigFlow"], path: "Tests/IdleCheck"),
         .testTarget(name: "SCMOptimizeTests", dependencies: ["SCMOptimize", "SCMTrigFlow", "TestSupport"]),
         .testTarget(name: "SCMTrigFlowTests", dependencies: ["SCMTrigFlow", "CPNG", "TestSupport"]),
-        .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "TestSupport"]),
+        .testTarget(name: "SCMTrainTests", dependencies: ["SCMTrain", "SCMCommandLine", "TestSupport"]),
         .testTarget(name: "SCMEvalTests", dependencies: ["SCMEval", "SCMTrain", "TestSupport"]),
     ]
 )

@@ -51,6 +51,21 @@ public enum CommandLineSupport {
         exit(code)
     }
 
+    /// Writes `<tool>: error: <error>` to standard error and exits with the error's status
+    /// (`status(of:)`: 3 for what this program does not support, 1 otherwise).
+    public static func fail(_ tool: String, _ error: any Error) -> Never {
+        fail(tool, "\(error)", code: status(of: error))
+    }
+
+    /// `fail(tool, error)` with the error's location written as the tool's flag when the library
+    /// named a setting the tool takes as one (`flags`: the library's name -> the flag, e.g.
+    /// "data" -> "--data"): the library speaks Swift names, the tool its flags.
+    public static func fail(_ tool: String, _ error: any Error, flags: [String: String]) -> Never {
+        guard var e = error as? SCMError, let flag = flags[e.location] else { fail(tool, error) }
+        e.location = flag
+        fail(tool, e)
+    }
+
     /// Writes `<tool>: note: <message>` to standard error.
     public static func note(_ tool: String, _ message: String) {
         FileHandle.standardError.write(Data("\(tool): note: \(message)\n".utf8))
@@ -59,12 +74,7 @@ public enum CommandLineSupport {
     /// The exit status for an error of the library: `unsupported` for what the runtime does not
     /// implement (`scm-infer` distinguishes it), `failure` otherwise.
     public static func status(of error: any Error) -> Int32 {
-        switch error {
-        case let e as RuntimeError where e.kind == .unsupported: unsupported
-        case let e as ModelError where e.kind == .unsupported: unsupported
-        case let e as SamplerError where e.kind == .unsupported: unsupported
-        default: failure
-        }
+        (error as? SCMError)?.kind == .unsupported ? unsupported : failure
     }
 
     /// The times of each step for `--steps N` / `--schedule T,...` / `--t-max T` (scm-inspect and

@@ -38,14 +38,14 @@ public struct Evaluation {
         let clock = DispatchTime.now().uptimeNanoseconds
         let seconds = { Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9 }
         let source: DataSource
-        do { source = try DataSource.open(data) } catch { throw EvalError(at: "--data", "\(error)") }
+        do { source = try DataSource.open(data) } catch { throw SCMError(SCMError(wrapping: error).kind, at: "data", "\(error)") }
         if source.sampleShape.count == 1 {
             var r = try points(source)
             r.seconds = seconds()
             return r
         }
         guard data == "fashion-mnist" else {
-            throw EvalError(at: "--data", "'\(data)': scm-eval measures fashion-mnist images (with its classifier) and the 2-D toys (\(DataSource.names.dropFirst().joined(separator: ", ")))")
+            throw EvalError(at: "data", "'\(data)': scm-eval measures fashion-mnist images (with its classifier) and the 2-D toys (\(DataSource.names.dropFirst().joined(separator: ", ")))")
         }
         var r = try images(source)
         r.seconds = seconds()
@@ -57,7 +57,7 @@ public struct Evaluation {
     func images(_ train: DataSource) throws -> EvalReport {
         let model: Model
         do { model = try ModelFile.load(path: classifier) } catch {
-            throw EvalError(at: "--classifier", "\(error) (the classifier is trained by scm-train --objective classify; the shipped one is models/fashion-classifier.onnx)")
+            throw SCMError(SCMError(wrapping: error).kind, at: "classifier", "\(error) (a classifier is trained with the classify objective; the shipped one is models/fashion-classifier.onnx)")
         }
         let format = model.metadataValue(TrigFlowMetadata.Key.format)
         guard format == Classifier.format else {

@@ -1,4 +1,5 @@
 import Foundation
+import SCMGraph
 import SCMTrain
 import SCMTrigFlow
 
@@ -29,7 +30,7 @@ public enum SampleFiles {
         } else {
             let (shape, v): ([Int], [Float])
             do { (shape, v) = try NPY.read(path: path) } catch {
-                throw EvalError(at: path, "\(error.message) (scm-eval reads the .npy of scm-run --npy or a PNG grid of scm-run --out)")
+                throw EvalError(at: path, "\(error.message) (the samples are an .npy file or a PNG grid, as scm-run writes them)")
             }
             let fits = shape.count == sampleShape.count + 1 && Array(shape.dropFirst()) == sampleShape
             let gray = sampleShape.count == 3 && sampleShape[0] == 1 && shape.count == 3 && Array(shape.dropFirst()) == Array(sampleShape.dropFirst())
@@ -48,10 +49,10 @@ public enum SampleFiles {
 
     static func grid(_ path: String, sampleShape: [Int]) throws -> ([Float], Int) {
         guard sampleShape.count == 3 else {
-            throw EvalError(at: path, "is a PNG, but the data are vectors of \(sampleShape.reduce(1, *)) values: a PNG of them is a scatter plot; give the samples as .npy (scm-run --npy)")
+            throw EvalError(at: path, "is a PNG, but the data are vectors of \(sampleShape.reduce(1, *)) values: a PNG of them is a scatter plot; give the samples as .npy")
         }
         let image: PNGFolder.Image
-        do { image = try PNGFolder.decode(path) } catch { throw EvalError(at: "", "\(error)") }
+        do { image = try PNGFolder.decode(path) } catch { throw SCMError(wrapping: error) }
         let (c, h, w) = (sampleShape[0], sampleShape[1], sampleShape[2])
         let pad = Images.gridPadding
         guard image.channels == c else {
@@ -67,7 +68,7 @@ public enum SampleFiles {
             let inRowPad = (y % (h + pad)) < pad
             for x in 0..<image.width where inRowPad || (x % (w + pad)) < pad {
                 for ch in 0..<c where px(x, y, ch) != 0 {
-                    throw EvalError(at: path, "pixel (\(x), \(y)) of the padding is \(px(x, y, ch)), not 0: not a grid of \(w)x\(h) images with \(pad) pixels of black padding (scm-run --out)")
+                    throw EvalError(at: path, "pixel (\(x), \(y)) of the padding is \(px(x, y, ch)), not 0: not a grid of \(w)x\(h) images with \(pad) pixels of black padding, as scm-run draws its grids")
                 }
             }
         }

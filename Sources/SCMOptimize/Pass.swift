@@ -54,8 +54,10 @@ public struct PassManager: Sendable {
             let before = m.graph.nodes.count
             do {
                 m = try p.run(m, context, changes: &changes)
-            } catch let e as RuntimeError {
-                throw OptimizeError("pass '\(p.name)': \(e)")
+            } catch var e as SCMError {
+                // The kind passes up unchanged (an unsupported op stays unsupported); the pass is named.
+                e.location = "pass '\(p.name)'" + (e.location.isEmpty ? "" : ", \(e.location)")
+                throw e
             }
             reports.append(PassReport(pass: p.name, nodesBefore: before, nodesAfter: m.graph.nodes.count, changes: changes))
         }
@@ -63,8 +65,5 @@ public struct PassManager: Sendable {
     }
 }
 
-/// A failure of the optimizer, naming the pass and what it could not do.
-public struct OptimizeError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ message: String) { description = message }
-}
+/// A failure of the optimizer (the library's one error type, `SCMError`).
+public typealias OptimizeError = SCMError

@@ -16,16 +16,31 @@ public enum Inference {
             return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
         }
 
-        /// One JSON object: plan figures and timings (`kernels`: the kernels a run executes;
-        /// `folded`: nodes evaluated at compile time), and `profile` when profiled.
-        public var json: String {
+        /// The plan's figures and the timings (`kernels`: the kernels a run executes; `folded`:
+        /// nodes evaluated at compile time), and the profile when profiled, as `--json` prints them.
+        public var figures: Figures {
             let total = profile.reduce(0) { $0 + $1.seconds }
-            let rows = profile.map { p in
-                String(format: "{\"op\":\"%@\",\"ms\":%.4f,\"share\":%.4f}", p.op, p.seconds * 1000, total > 0 ? p.seconds / total : 0)
+            return Figures(kernels: plan.stepCount, folded: plan.foldedNodes, arenaBytes: plan.arenaBytes, unplannedBytes: plan.unplannedBytes,
+                           flops: plan.flops, precision: plan.precision.rawValue, runs: milliseconds.count, medianMs: medianMilliseconds,
+                           minMs: milliseconds.min() ?? 0,
+                           profile: profile.map { .init(op: $0.op, ms: $0.seconds * 1000, share: total > 0 ? $0.seconds / total : 0) })
+        }
+
+        public struct Figures: Codable, Sendable {
+            public var kernels: Int, folded: Int, arenaBytes: Int, unplannedBytes: Int, flops: Int
+            public var precision: String
+            public var runs: Int
+            public var medianMs: Double, minMs: Double
+            public var profile: [ProfileRow]
+
+            public struct ProfileRow: Codable, Sendable {
+                public var op: String, ms: Double, share: Double
             }
-            return String(format: "{\"kernels\":%ld,\"folded\":%ld,\"arena_bytes\":%ld,\"unplanned_bytes\":%ld,\"flops\":%ld,\"precision\":\"%@\",\"runs\":%ld,\"median_ms\":%.4f,\"min_ms\":%.4f,\"profile\":[%@]}",
-                          plan.stepCount, plan.foldedNodes, plan.arenaBytes, plan.unplannedBytes, plan.flops, plan.precision.rawValue, milliseconds.count,
-                          medianMilliseconds, milliseconds.min() ?? 0, rows.joined(separator: ","))
+
+            enum CodingKeys: String, CodingKey {
+                case kernels, folded, arenaBytes = "arena_bytes", unplannedBytes = "unplanned_bytes", flops, precision, runs
+                case medianMs = "median_ms", minMs = "min_ms", profile
+            }
         }
 
         /// One line of figures, then the profile table (when profiled) with aligned columns.

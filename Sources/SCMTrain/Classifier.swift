@@ -139,13 +139,15 @@ public final class ClassifierRunner {
         sampleShape = shape
         featureCount = f[0]
         classCount = k[0]
-        classNames = model.metadataValue("scm.classes").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        classNames = model.metadataValue(TrigFlowMetadata.Key.classes).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         self.batch = batch
         do {
             let plan = try Compiler.compile(model, shapes: ["x": TensorSpec(.float, [batch] + shape)])
             session = plan.makeSession(threads: threads)
         } catch {
-            throw TrainError(at: source, "cannot be compiled: \(error)")
+            // The kind passes up (an op the runtime lacks stays `.unsupported`).
+            let e = SCMError(wrapping: error)
+            throw SCMError(e.kind, at: source, "cannot be compiled: \(e)")
         }
     }
 
@@ -204,7 +206,8 @@ public struct ClassifierTraining {
     public var network = ClassifierConfig()
     /// Random horizontal flips of the training images.
     public var flips = true
-    public var progress: Trainer.Progress = .auto
+    /// Called after every step, on the training thread (a progress display throttles itself).
+    public var onStep: ((TrainingProgress) -> Void)?
 
     public init(data: String, out: String, steps: Int) {
         self.data = data
@@ -212,7 +215,7 @@ public struct ClassifierTraining {
         self.steps = steps
     }
 
-    public struct Report: Sendable {
+    public struct Report: Sendable, Codable {
         public var steps: Int
         public var seconds: Double
         public var finalLoss: Float
@@ -221,10 +224,8 @@ public struct ClassifierTraining {
         public var parameters: Int
         public var model: String
 
-        public var json: String {
-            let esc = { (s: String) in s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
-            return String(format: "{\"steps\":%ld,\"seconds\":%.3f,\"final_loss\":%.6g,\"test_accuracy\":%.6f,\"test_count\":%ld,\"parameters\":%ld,\"model\":\"%@\"}",
-                          steps, seconds, Double(finalLoss), testAccuracy, testCount, parameters, esc(model))
+        enum CodingKeys: String, CodingKey {
+            case steps, seconds, finalLoss = "final_loss", testAccuracy = "test_accuracy", testCount = "test_count", parameters, model
         }
     }
 
@@ -267,8 +268,7 @@ public struct ClassifierTraining {
         var batchLabels = [Int](repeating: 0, count: batch)
         let clock = DispatchTime.now().uptimeNanoseconds
         let seconds = { Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9 }
-        let mode: Trainer.Progress = progress == .auto ? (isatty(STDERR_FILENO) == 1 ? .auto : .lines) : progress
-        var lastLoss: Float = .nan, lastDraw = 0.0
+        var lastLoss: Float = .nan
         for step in 0..<steps {
             x.withUnsafeMutableBufferPointer { source.labeledBatch(step: step, size: batch, seed: seed, labels: labels, into: $0.baseAddress!, classes: &batchLabels) }
             if flips { Self.flip(&x, step: step, seed: seed, shape: shape) }
@@ -280,15 +280,8 @@ public struct ClassifierTraining {
             guard l.isFinite, norm.isFinite else { throw TrainError(at: "step \(step + 1)", "the loss is \(l) (gradient norm \(norm)): training stopped") }
             lastLoss = l
             log += String(format: "%ld,%.6g,%.6g,%.6g,%.3f\n", step + 1, Double(l), Double(norm), Double(lr), seconds())
-            let now = seconds()
-            if mode != .none, now - lastDraw >= (mode == .auto ? 0.2 : 10) || step + 1 == steps {
-                lastDraw = now
-                let rate = Double(step + 1) / max(now, 1e-9)
-                let line = String(format: "step %ld/%ld, %.2f steps/s, loss %.4f, ETA %.0f s", step + 1, steps, rate, Double(l), Double(steps - step - 1) / max(rate, 1e-9))
-                FileHandle.standardError.write(Data((mode == .auto ? "\r\(line)\u{1B}[K" : line + "\n").utf8))
-            }
+            onStep?(TrainingProgress(step: step + 1, startStep: 0, totalSteps: steps, loss: l, seconds: seconds()))
         }
-        if mode == .auto { FileHandle.standardError.write(Data("\n".utf8)) }
         try ModelFile.writeAtomically(Array(log.utf8), to: csv)
         let trainSeconds = seconds()
         // The EMA weights, their test accuracy, the model file.

@@ -47,14 +47,6 @@ final class NetworkBuilder: GraphBuilder {
     }
 }
 
-/// An error of the trainer (and of the evaluation, `EvalError`): what is wrong and where (a flag,
-/// a file, a parameter, a step).
-public struct TrainError: Error, CustomStringConvertible, Sendable {
-    public var location: String
-    public var message: String
-    public init(at location: String, _ message: String) {
-        self.location = location
-        self.message = message
-    }
-    public var description: String { location.isEmpty ? message : "\(location): \(message)" }
-}
+/// Errors of the trainer and of the evaluation (`EvalError`): the library's one error type,
+/// `SCMError`, usually `.invalidArgument` at a setting, a file or a step.
+public typealias TrainError = SCMError

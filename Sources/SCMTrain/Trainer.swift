@@ -22,9 +22,10 @@ public struct Trainer {
     public var resume = false
     public var threads = 1
     public var checkpointEvery = 500
-    /// Progress on standard error: a redrawn line (terminal), plain lines (otherwise), or none.
-    public var progress: Progress = .auto
-    public enum Progress: Sendable { case auto, lines, none }
+    /// Called after every step, on the training thread (a progress display throttles itself).
+    public var onStep: ((TrainingProgress) -> Void)?
+    /// Called with what the run does besides its steps (integrating CMT's trajectories).
+    public var onNote: ((String) -> Void)?
     /// The data source of `config.data` when the caller has opened it already (else `run` opens it).
     public var data: DataSource?
     /// Where CMT keeps its teacher's trajectories between runs (nil: the run folder); a file there
@@ -37,7 +38,7 @@ public struct Trainer {
     }
 
     /// What a run did.
-    public struct Report: Sendable {
+    public struct Report: Sendable, Codable {
         public var startStep: Int
         public var steps: Int
         public var seconds: Double
@@ -47,11 +48,39 @@ public struct Trainer {
         public var interrupted: Bool
         public var secondsPerStep: Double { steps > startStep ? seconds / Double(steps - startStep) : 0 }
 
-        public var json: String {
-            let esc = { (s: String) in s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
-            return String(format: "{\"start_step\":%ld,\"steps\":%ld,\"seconds\":%.3f,\"seconds_per_step\":%.5f,\"final_loss\":%.6g,\"checkpoint\":\"%@\",\"samples\":%@,\"interrupted\":%@}",
-                          startStep, steps, seconds, secondsPerStep, Double(finalLoss), esc(checkpoint),
-                          samples.map { "\"\(esc($0))\"" } ?? "null", interrupted ? "true" : "false")
+        enum CodingKeys: String, CodingKey {
+            case startStep = "start_step", steps, seconds, secondsPerStep = "seconds_per_step", finalLoss = "final_loss"
+            case checkpoint, samples, interrupted
+        }
+
+        public init(startStep: Int, steps: Int, seconds: Double, finalLoss: Float, checkpoint: String, samples: String?, interrupted: Bool) {
+            self.startStep = startStep
+            self.steps = steps
+            self.seconds = seconds
+            self.finalLoss = finalLoss
+            self.checkpoint = checkpoint
+            self.samples = samples
+            self.interrupted = interrupted
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(startStep: try c.decode(Int.self, forKey: .startStep), steps: try c.decode(Int.self, forKey: .steps),
+                      seconds: try c.decode(Double.self, forKey: .seconds), finalLoss: try c.decode(Float.self, forKey: .finalLoss),
+                      checkpoint: try c.decode(String.self, forKey: .checkpoint), samples: try c.decodeIfPresent(String.self, forKey: .samples),
+                      interrupted: try c.decode(Bool.self, forKey: .interrupted))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(startStep, forKey: .startStep)
+            try c.encode(steps, forKey: .steps)
+            try c.encode(seconds, forKey: .seconds)
+            try c.encode(secondsPerStep, forKey: .secondsPerStep)
+            try c.encode(finalLoss, forKey: .finalLoss)
+            try c.encode(checkpoint, forKey: .checkpoint)
+            try c.encode(samples, forKey: .samples)
+            try c.encode(interrupted, forKey: .interrupted)
         }
     }
 
@@ -71,64 +100,93 @@ public struct Trainer {
         return steps.max().map { checkpointPath(dir, step: $0) }
     }
 
+    /// Trains: resumes or starts the run, compiles its step, then steps until `steps` or
+    /// `minutes` (or SIGINT/SIGTERM), saving checkpoints on the way and at the end.
     public func run() throws -> Report {
-        guard steps != nil || minutes != nil else { throw TrainError(at: "--steps", "give --steps or --minutes") }
-        let fm = FileManager.default
-        do { try fm.createDirectory(atPath: (out as NSString).appendingPathComponent("checkpoints"), withIntermediateDirectories: true) } catch {
-            throw TrainError(at: out, "cannot create the run folder: \(error.localizedDescription)")
+        guard steps != nil || minutes != nil else { throw SCMError(at: "steps", "give a step count or a time limit") }
+        do {
+            try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        } catch {
+            throw SCMError(.io, at: out, "cannot create the run folder: \(error.localizedDescription)")
         }
-        // Resume.
-        var start = 0
-        var initial: [String: Tensor] = [:]
         var config = self.config
+        let (start, restored) = try startingPoint(&config)
+        let data = try self.data ?? DataSource.open(config.data)
+        guard data.sampleShape == config.network.sampleShape else {
+            throw SCMError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
+        }
+        let step = try compiledStep(config, start: start, restored: restored)
+        return try loop(step, config: config, data: data, start: start)
+    }
+
+    /// The run's first step and the state it starts from (a checkpoint's on resume, else empty),
+    /// with `config` completed (the teacher's digest; on resume, the recorded start).
+    func startingPoint(_ config: inout TrainConfig) throws -> (Int, [String: Tensor]) {
         if let teacher = config.teacher { config.teacherDigest = try Self.digest(ofFile: teacher) }
         if resume, let path = Self.latestCheckpoint(out) {
             let ckpt = try Checkpoint.load(path: path)
             var stored = ckpt.config
-            // A resumed run takes its weights from the checkpoint: --init only starts a run, so its
-            // path may differ (and the record keeps the original). A teacher may have moved: the
-            // same bytes at another path continue the run.
+            // A resumed run takes its weights from the checkpoint: the start (`initialize`) only
+            // starts a run, so its path may differ (and the record keeps the original). A teacher
+            // may have moved: the same bytes at another path continue the run.
             config.initialize = stored.initialize
-            if let teacher = config.teacher, let old = stored.teacher, (old, stored.teacherDigest) != (teacher, config.teacherDigest) {
-                // Older checkpoints record no digest: the recorded file's, when it is still there.
-                let recorded = try stored.teacherDigest
-                    ?? (old == teacher ? config.teacherDigest : FileManager.default.fileExists(atPath: old) ? Self.digest(ofFile: old) : nil)
-                guard let recorded else {
-                    throw TrainError(at: path, "was trained with the teacher \(old), which no longer exists (and the checkpoint predates teacher digests): put it back at that path to resume")
-                }
-                if recorded == config.teacherDigest { stored.teacher = teacher; stored.teacherDigest = recorded }
-            }
+            try Self.acceptMovedTeacher(&stored, config: config, checkpoint: path)
             if stored != config {
-                throw TrainError(at: path, "was made with another configuration (differs in: \(try Self.differences(stored, config).joined(separator: ", "))); resume with the same flags, or train into another folder")
+                throw SCMError(at: path, "was made with another configuration (differs in: \(try Self.differences(stored, config).joined(separator: ", "))); resume with the same settings, or train into another folder")
             }
-            start = ckpt.step
-            initial = ckpt.state
-        } else if !resume, Self.latestCheckpoint(out) != nil {
-            throw TrainError(at: out, "already holds checkpoints: pass --resume to continue, or choose another --out")
+            return (ckpt.step, ckpt.state)
         }
-        let data = try self.data ?? DataSource.open(config.data)
-        guard data.sampleShape == config.network.sampleShape else {
-            throw TrainError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
+        if !resume, Self.latestCheckpoint(out) != nil {
+            throw SCMError(at: "resume", "\(out) already holds checkpoints: continue that run, or train into another folder")
         }
-        if initial.isEmpty, let path = config.initialize { initial = try TrainingSource.initialWeights(path, config: config) }
+        return (0, [:])
+    }
+
+    /// Records `config`'s teacher in `stored` when it is the recorded one moved (the same bytes).
+    static func acceptMovedTeacher(_ stored: inout TrainConfig, config: TrainConfig, checkpoint path: String) throws {
+        guard let teacher = config.teacher, let old = stored.teacher, (old, stored.teacherDigest) != (teacher, config.teacherDigest) else { return }
+        // Older checkpoints record no digest: the recorded file's, when it is still there.
+        let recorded = try stored.teacherDigest
+            ?? (old == teacher ? config.teacherDigest : FileManager.default.fileExists(atPath: old) ? Self.digest(ofFile: old) : nil)
+        guard let recorded else {
+            throw SCMError(at: path, "was trained with the teacher \(old), which no longer exists (and the checkpoint predates teacher digests): put it back at that path to resume")
+        }
+        if recorded == config.teacherDigest {
+            stored.teacher = teacher
+            stored.teacherDigest = recorded
+        }
+    }
+
+    /// A run's compiled step and what feeds it.
+    struct CompiledStep {
+        let session: TrainingSession
+        let parameters: [String]
+        /// CMT's trajectories (nil for the objectives that draw data and noise).
+        let pool: MidTraining.Pool?
+        /// Whether the step takes sCT/sCD's tangent warmup factor.
+        let takesWarmup: Bool
+    }
+
+    /// The training step of `config`'s objective, compiled, with its state: `restored` (a
+    /// resumed run's), else the configured start's weights, else the seeded initialization.
+    func compiledStep(_ config: TrainConfig, start: Int, restored: [String: Tensor]) throws -> CompiledStep {
+        var initial = restored
+        if initial.isEmpty, let path = config.initialize {
+            do { initial = try TrainingSource.initialWeights(path, config: config) } catch let e as SCMError {
+                throw SCMError(e.kind, at: "init", "\(e)")
+            }
+        }
         let pool = try config.objective == .cmt ? trajectoryPool(config) : nil
         // The step graph (CMT's plain distance needs no weighting head).
         let network = try Networks.build(config.network, seed: config.seed, parameters: initial, logvar: config.weightingHead, dropout: true)
         // Parameters the start lacks (all of them, or the weighting head of a model file) start
         // from the seeded initialization.
         for t in network.graph.initializers where initial[t.meta.name] == nil { initial[t.meta.name] = t }
-        let loss: Model
-        let options = ConsistencyLoss.Options(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC, segments: config.segmentBoundaries)
-        switch config.objective {
-        case .sct: loss = try ConsistencyLoss.sct(network: network, options: options)
-        case .flow: loss = try Objectives.flow(network: network, sigmaData: config.sigmaData)
-        case .scd: loss = try ConsistencyLoss.sct(network: network, teacher: try Self.teacher(config), options: options)
-        case .cmt: loss = try MidTraining.loss(network: network, sigmaData: config.sigmaData, distance: config.distance ?? .l2)
-        }
+        let loss = try Self.loss(network, config: config)
         // Only the network's own parameters are trained (not a teacher's).
         let trained = network.graph.initializers.filter { $0.dtype == .float }.map(\.meta.name)
         let (stepModel, parameters) = try TrainingStep.make(loss, parameters: trained, options: config.adam)
-        let b = config.batch, shape = data.sampleShape, e = shape.reduce(1, *)
+        let b = config.batch, shape = config.network.sampleShape
         var shapes: [String: TensorSpec] = [ConsistencyLoss.dataInput: TensorSpec(.float, [b] + shape),
                                             ConsistencyLoss.noiseInput: TensorSpec(.float, [b] + shape),
                                             ConsistencyLoss.timeInput: TensorSpec(.float, [b])]
@@ -136,13 +194,24 @@ public struct Trainer {
         if takesWarmup { shapes[ConsistencyLoss.warmupInput] = TensorSpec(.float, []) }
         let session = try TrainingSession(step: stepModel, parameters: parameters, initial: initial, dataShapes: shapes,
                                           threads: threads, steps: start)
-        // Logs.
-        let csv = (out as NSString).appendingPathComponent("loss.csv")
-        try Self.trimLog(csv, upTo: start)
-        guard let log = FileHandle(forWritingAtPath: csv) else { throw TrainError(at: csv, "cannot open the loss log for writing") }
-        defer { try? log.close() }
-        _ = try? log.seekToEnd()
+        return CompiledStep(session: session, parameters: parameters, pool: pool, takesWarmup: takesWarmup)
+    }
 
+    /// The loss graph of `config.objective` over `network`.
+    static func loss(_ network: Model, config: TrainConfig) throws -> Model {
+        let options = ConsistencyLoss.Options(sigmaData: config.sigmaData, tangentNormConstant: config.tangentNormC, segments: config.segmentBoundaries)
+        switch config.objective {
+        case .sct: return try ConsistencyLoss.sct(network: network, options: options)
+        case .flow: return try Objectives.flow(network: network, sigmaData: config.sigmaData)
+        case .scd: return try ConsistencyLoss.sct(network: network, teacher: try teacher(config), options: options)
+        case .cmt: return try MidTraining.loss(network: network, sigmaData: config.sigmaData, distance: config.distance ?? .l2)
+        }
+    }
+
+    /// Steps from `start` until the run's end, logging each step, saving checkpoints every
+    /// `checkpointEvery` steps and at the end; SIGINT/SIGTERM end it after the current step.
+    func loop(_ compiled: CompiledStep, config: TrainConfig, data: DataSource, start: Int) throws -> Report {
+        let log = try LossLog(folder: out, keepingUpTo: start)
         stopRequested = 0
         let previousInt = signal(SIGINT) { _ in stopRequested = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopRequested = 1 }
@@ -150,58 +219,35 @@ public struct Trainer {
             signal(SIGINT, previousInt)
             signal(SIGTERM, previousTerm)
         }
-        let terminal = isatty(STDERR_FILENO) == 1
-        let mode: Progress = progress == .auto ? (terminal ? .auto : .lines) : progress
-        var x0 = [Float](repeating: 0, count: b * e), z = [Float](repeating: 0, count: b * e), t = [Float](repeating: 0, count: b)
-        var r: Float = 0
+        var batch = Batch(batch: config.batch, shape: data.sampleShape)
         let clock = DispatchTime.now().uptimeNanoseconds
         let seconds = { Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9 }
-        var step = start, lastLoss: Float = .nan, lastDraw = 0.0
-        var lastCheckpoint = start > 0 ? Self.checkpointPath(out, step: start) : ""
-        var samples: String? = nil
-        var interrupted = false
+        var step = start, lastLoss: Float = .nan, interrupted = false
+        var lastCheckpoint = start > 0 ? Self.checkpointPath(out, step: start) : "", samples: String? = nil
         func save() throws {
-            let ckpt = Checkpoint(config: config, step: step, state: try session.state(), parameters: parameters)
+            let ckpt = Checkpoint(config: config, step: step, state: try compiled.session.state(), parameters: compiled.parameters)
             let path = Self.checkpointPath(out, step: step)
             try ckpt.save(to: path)
             lastCheckpoint = path
             samples = try? drawGrid(ckpt, data: data)
         }
-        while true {
-            if let n = steps, step >= n { break }
-            if let m = minutes, seconds() >= m * 60 { break }
+        while steps.map({ step < $0 }) ?? true, minutes.map({ seconds() < $0 * 60 }) ?? true {
             if stopRequested != 0 {
                 interrupted = true
                 break
             }
-            if let pool {
-                pool.fill(step: step, seed: config.seed, points: &z, targets: &x0, times: &t)
-            } else {
-                x0.withUnsafeMutableBufferPointer { data.batch(step: step, size: b, seed: config.seed, into: $0.baseAddress!) }
-                drawNoise(step: step, z: &z, t: &t, elements: e)
-            }
-            r = config.warmup(step: step)
-            var inputs = [try Tensor(shape: [b] + shape, scalars: x0), try Tensor(shape: [b] + shape, scalars: z), try Tensor(shape: [b], scalars: t)]
-            if takesWarmup { inputs.append(try Tensor(shape: [], scalars: [r])) }
-            let (l, norm) = try session.step(inputs, lr: config.learningRate(step: step))
+            let inputs = try batch.inputs(step: step, trainer: self, config: config, data: data, pool: compiled.pool, warmup: compiled.takesWarmup)
+            let lr = config.learningRate(step: step)
+            let (l, norm) = try compiled.session.step(inputs, lr: lr)
             guard l.isFinite, norm.isFinite else {
-                throw TrainError(at: "step \(step + 1)", "the loss is \(l) (gradient norm \(norm)): training stopped; the last good checkpoint is \(lastCheckpoint.isEmpty ? "none (no checkpoint was saved yet)" : lastCheckpoint)")
+                throw SCMError(.invalidArgument, at: "step \(step + 1)", "the loss is \(l) (gradient norm \(norm)): training stopped; the last good checkpoint is \(lastCheckpoint.isEmpty ? "none (no checkpoint was saved yet)" : lastCheckpoint)")
             }
             step += 1
             lastLoss = l
-            log.write(Data(String(format: "%ld,%.6g,%.6g,%.6g,%.3f\n", step, Double(l), Double(norm), Double(config.learningRate(step: step - 1)), seconds()).utf8))
-            let now = seconds()
-            if mode != .none, now - lastDraw >= (mode == .auto ? 0.2 : 10) || step == steps {
-                lastDraw = now
-                let rate = Double(step - start) / max(now, 1e-9)
-                var eta = ""
-                if let n = steps { eta = String(format: ", ETA %.0f s", Double(n - step) / max(rate, 1e-9)) }
-                let line = String(format: "step %ld%@, %.2f steps/s, loss %.4f%@", step, steps.map { "/\($0)" } ?? "", rate, Double(l), eta)
-                FileHandle.standardError.write(Data((mode == .auto ? "\r\(line)\u{1B}[K" : line + "\n").utf8))
-            }
+            log.append(step: step, loss: l, gradNorm: norm, lr: lr, seconds: seconds())
+            onStep?(TrainingProgress(step: step, startStep: start, totalSteps: steps, loss: l, seconds: seconds()))
             if step % checkpointEvery == 0 { try save() }
         }
-        if mode == .auto { FileHandle.standardError.write(Data("\n".utf8)) }
         if step > start || lastCheckpoint.isEmpty { try save() }
         return Report(startStep: start, steps: step, seconds: seconds(), finalLoss: lastLoss, checkpoint: lastCheckpoint, samples: samples,
                       interrupted: interrupted)
@@ -219,9 +265,9 @@ public struct Trainer {
         guard let path = config.teacher, let digest = config.teacherDigest else { throw TrainError(at: "teacher", "CMT needs a teacher") }
         let spec = config.trajectories ?? MidTraining.Trajectories()
         let teacher = try TrainingSource.teacherModel(path, config: config)
-        let quiet = progress == .none
+        let note = onNote
         return try MidTraining.Pool.make(teacher: teacher, teacherDigest: digest, spec: spec, threads: threads, cache: trajectoryCache ?? out) { line in
-            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            note?(line)
         }
     }
 
@@ -257,21 +303,10 @@ public struct Trainer {
         return path
     }
 
-    /// Keeps the log's header and lines of steps <= `step` (a resumed run rewrites the rest).
-    static func trimLog(_ path: String, upTo step: Int) throws {
-        let header = "step,loss,grad_norm,lr,seconds\n"
-        var text = header
-        if step > 0, let old = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in old.split(separator: "\n").dropFirst() {
-                if let s = Int(line.split(separator: ",").first ?? ""), s <= step { text += line + "\n" }
-            }
-        }
-        try ModelFile.writeAtomically(Array(text.utf8), to: path)
-    }
 
     /// `fnvDigest` of a file, as 16 hex digits (identifies a teacher across moves).
     static func digest(ofFile path: String) throws -> String {
-        guard let h = fnvDigest(ofFile: path) else { throw TrainError(at: path, "cannot read the teacher checkpoint") }
+        guard let h = fnvDigest(ofFile: path) else { throw SCMError(.io, at: path, "cannot read the teacher") }
         return String(format: "%016llx", h)
     }
 
@@ -287,5 +322,80 @@ public struct Trainer {
         }
         let da = try dict(a), db = try dict(b)
         return Set(da.keys).union(db.keys).sorted().filter { da[$0] != db[$0] }.map { "\($0): \(da[$0] ?? "-") vs \(db[$0] ?? "-")" }
+    }
+}
+
+/// One training step done, for progress displays.
+public struct TrainingProgress: Sendable {
+    /// Steps done in all (a resumed run's earlier ones included).
+    public var step: Int
+    /// The step this process started from.
+    public var startStep: Int
+    /// The run's last step, when it ends at a step count.
+    public var totalSteps: Int?
+    public var loss: Float
+    /// Seconds since this process started stepping.
+    public var seconds: Double
+
+    /// This process's steps per second.
+    public var stepsPerSecond: Double { Double(step - startStep) / max(seconds, 1e-9) }
+    /// Seconds left at this rate, when the run ends at a step count.
+    public var secondsLeft: Double? { totalSteps.map { Double($0 - step) / max(stepsPerSecond, 1e-9) } }
+}
+
+/// A run's `loss.csv` (step, loss, grad_norm, lr, seconds), appended to as the run steps.
+final class LossLog {
+    static let header = "step,loss,grad_norm,lr,seconds\n"
+    private let handle: FileHandle
+
+    /// Opens `folder/loss.csv`, keeping the header and the lines of steps <= `step` (a resumed
+    /// run rewrites the rest).
+    init(folder: String, keepingUpTo step: Int) throws {
+        let path = (folder as NSString).appendingPathComponent("loss.csv")
+        var text = Self.header
+        if step > 0, let old = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in old.split(separator: "\n").dropFirst() {
+                if let s = Int(line.split(separator: ",").first ?? ""), s <= step { text += line + "\n" }
+            }
+        }
+        try ModelFile.writeAtomically(Array(text.utf8), to: path)
+        guard let h = FileHandle(forWritingAtPath: path) else { throw SCMError(.io, at: path, "cannot open the loss log for writing") }
+        _ = try? h.seekToEnd()
+        handle = h
+    }
+
+    deinit { try? handle.close() }
+
+    func append(step: Int, loss: Float, gradNorm: Float, lr: Float, seconds: Double) {
+        handle.write(Data(String(format: "%ld,%.6g,%.6g,%.6g,%.3f\n", step, Double(loss), Double(gradNorm), Double(lr), seconds).utf8))
+    }
+}
+
+/// The host-side buffers of a step's inputs: data and noise (or CMT's trajectory pairs), times
+/// and the tangent warmup factor, drawn as pure functions of (seed, step).
+struct Batch {
+    var x0: [Float], z: [Float], t: [Float]
+    let shape: [Int]
+
+    init(batch: Int, shape: [Int]) {
+        let n = batch * shape.reduce(1, *)
+        x0 = [Float](repeating: 0, count: n)
+        z = [Float](repeating: 0, count: n)
+        t = [Float](repeating: 0, count: batch)
+        self.shape = shape
+    }
+
+    mutating func inputs(step: Int, trainer: Trainer, config: TrainConfig, data: DataSource, pool: MidTraining.Pool?,
+                         warmup: Bool) throws -> [Tensor] {
+        let b = t.count
+        if let pool {
+            pool.fill(step: step, seed: config.seed, points: &z, targets: &x0, times: &t)
+        } else {
+            x0.withUnsafeMutableBufferPointer { data.batch(step: step, size: b, seed: config.seed, into: $0.baseAddress!) }
+            trainer.drawNoise(step: step, z: &z, t: &t, elements: shape.reduce(1, *))
+        }
+        var inputs = [try Tensor(shape: [b] + shape, scalars: x0), try Tensor(shape: [b] + shape, scalars: z), try Tensor(shape: [b], scalars: t)]
+        if warmup { inputs.append(try Tensor(shape: [], scalars: [config.warmup(step: step)])) }
+        return inputs
     }
 }

@@ -17,7 +17,7 @@ enum TrainingSource {
         do {
             return .model(try TrigFlowModel(file))
         } catch {
-            throw TrainError(at: path, "is neither a training checkpoint nor a TrigFlow model: \(error)")
+            throw SCMError(SCMError(wrapping: error).kind, at: path, "is neither a training checkpoint nor a TrigFlow model: \(error)")
         }
     }
 
@@ -28,7 +28,7 @@ enum TrainingSource {
         switch try load(path) {
         case .checkpoint(let ckpt):
             guard ckpt.config.network.hasParameters(of: config.network) else {
-                throw TrainError(at: path, "holds another network (\(try Trainer.differences(ckpt.config, config).filter { $0.hasPrefix("network") }.joined(separator: ", "))); --init needs a checkpoint of the same --model and data shape")
+                throw TrainError(at: path, "holds another network (\(try Trainer.differences(ckpt.config, config).filter { $0.hasPrefix("network") }.joined(separator: ", "))); the start needs a checkpoint of the same network and data shape")
             }
             return ckpt.exportWeights
         case .model(let model):
@@ -37,7 +37,7 @@ enum TrainingSource {
             var out: [String: Tensor] = [:]
             for p in network.graph.initializers where p.dtype == .float {
                 guard let t = stored[p.meta.name] else {
-                    throw TrainError(at: path, "has no parameter '\(p.meta.name)' of the configured network: --init needs a model exported from the same --model and data shape")
+                    throw TrainError(at: path, "has no parameter '\(p.meta.name)' of the configured network: the start needs a model exported from the same network and data shape")
                 }
                 guard t.shape == p.shape, t.dtype == .float else {
                     throw TrainError(at: path, "parameter '\(p.meta.name)' has shape \(t.shape), the configured network's is \(p.shape)")

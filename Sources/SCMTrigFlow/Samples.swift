@@ -27,7 +27,7 @@ public struct Samples: Sendable {
     /// Whether the samples are images.
     public let isImage: Bool
     /// How long the call took.
-    public internal(set) var timing: Timing
+    public var timing: Timing
 
     /// The number of samples.
     public var count: Int { shape[0] }
@@ -62,15 +62,15 @@ public struct Samples: Sendable {
     public static func checkPNG(sampleShape: [Int], dataRange: (Float, Float)?, perSample: Bool) throws(SamplerError) -> (Float, Float)? {
         if sampleShape.count != 3 {
             guard !perSample else {
-                throw SamplerError(.invalidArgument, at: "png", "vector samples have no picture each; write --npy, or one scatter plot with --out")
+                throw SamplerError(.invalidArgument, at: "png", "vector samples have no picture each; write them as .npy, or as one scatter plot")
             }
             guard sampleShape == [2] else {
-                throw SamplerError(.invalidArgument, at: "png", "vector samples of dimension \(sampleShape.last ?? 0) have no picture (a scatter plot needs 2); write --npy instead")
+                throw SamplerError(.invalidArgument, at: "png", "vector samples of dimension \(sampleShape.last ?? 0) have no picture (a scatter plot needs 2); write them as .npy instead")
             }
             return nil
         }
         guard sampleShape[0] == 1 || sampleShape[0] == 3 else {
-            throw SamplerError(.invalidArgument, at: "png", "images with \(sampleShape[0]) channels have no PNG form (1 = gray, 3 = RGB); write --npy instead")
+            throw SamplerError(.invalidArgument, at: "png", "images with \(sampleShape[0]) channels have no PNG form (1 = gray, 3 = RGB); write them as .npy instead")
         }
         guard let range = dataRange else {
             throw SamplerError(.invalidArgument, at: "png", "the data range is unknown: the model has no 'scm.data_range' (supply it with Overrides.dataRange)")
@@ -91,7 +91,7 @@ public struct Samples: Sendable {
         let c = min(cols, count), rows = (count + c - 1) / c, pad = Images.gridPadding
         let bytes = Double(c * (g.w + pad) + pad) * Double(rows * (g.h + pad) + pad) * Double(g.c)
         guard bytes <= Double(1 << 30) else {
-            throw SamplerError(.invalidArgument, at: "png", "a grid of \(count) images would take \(Int(bytes)) bytes, over the 1 GiB limit; write --out-dir or --npy instead")
+            throw SamplerError(.invalidArgument, at: "png", "a grid of \(count) images would take \(Int(bytes)) bytes, over the 1 GiB limit; write one PNG per sample or .npy instead")
         }
         return values.withUnsafeBufferPointer {
             Images.grid($0, count: count, channels: g.c, height: g.h, width: g.w, nrow: cols, range: g.range)

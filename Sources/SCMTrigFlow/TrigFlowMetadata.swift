@@ -210,7 +210,7 @@ public struct TrigFlowMetadata: Sendable {
         guard let s = schedules[steps] else { return Self.defaultSchedule(steps: steps, tMax: tMax) }
         if let first = s.first, abs(first - tMax) > 1e-5 {
             throw ModelError(.invalidArgument, at: "metadata '\(Key.schedule(steps))'",
-                             "starts at the file's t_max \(first), but t_max is overridden to \(tMax): give the \(steps) times explicitly (--schedule)")
+                             "starts at the file's t_max \(first), but t_max is overridden to \(tMax): give the \(steps) times explicitly")
         }
         return s
     }

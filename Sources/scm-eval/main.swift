@@ -80,7 +80,7 @@ struct Eval: ParsableCommand {
             let report = try job.run()
             print(json ? report.json : report.table)
         } catch {
-            CommandLineSupport.fail("scm-eval", "\(error)")
+            CommandLineSupport.fail("scm-eval", error, flags: ["data": "--data", "classifier": "--classifier"])
         }
     }
 }

@@ -185,7 +185,7 @@ struct Export: ParsableCommand {
                   + (report.scaledInput ? ", x / sigma_data inserted before the network" : "")
                   + (stored.isEmpty ? "" : ", \(stored.joined(separator: ", "))"))
         } catch {
-            CommandLineSupport.fail("scm-export", "\(error)")
+            CommandLineSupport.fail("scm-export", error)
         }
     }
 
@@ -266,7 +266,7 @@ struct Export: ParsableCommand {
                 print("\(output): t = \(time.map { String($0) } ?? "input"), batch \(b)")
             }
         } catch {
-            CommandLineSupport.fail("scm-export", "\(error)")
+            CommandLineSupport.fail("scm-export", error, flags: ["jvp": "--jvp", "grad": "--grad"])
         }
     }
 }

@@ -67,9 +67,9 @@ struct Infer: ParsableCommand {
                                            threads: threads, repeats: `repeat`, profile: profile, profileByNode: profileNodes,
                                            minParallelElements: minParallelElements, limits: resources.limits,
                                            precision: Precision(rawValue: precision) ?? .fp32)
-            if json { print(report.json) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
+            if json { try CommandLineSupport.printJSON(report.figures) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {
-            CommandLineSupport.fail("scm-infer", "\(error)", code: CommandLineSupport.status(of: error))
+            CommandLineSupport.fail("scm-infer", error)
         }
     }
 }

@@ -81,7 +81,7 @@ struct Inspect: ParsableCommand {
                 for note in report.notes { CommandLineSupport.note("scm-inspect", note) }
             }
         } catch {
-            CommandLineSupport.fail("scm-inspect", "\(error)")
+            CommandLineSupport.fail("scm-inspect", error)
         }
     }
 }

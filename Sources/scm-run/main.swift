@@ -137,9 +137,9 @@ struct Run: ParsableCommand {
         }
         do {
             let report = try job.run()
-            print(json ? report.json : report.summary)
+            if json { try CommandLineSupport.printJSON(report.figures) } else { print(report.summary) }
         } catch {
-            CommandLineSupport.fail("scm-run", error.description)
+            CommandLineSupport.fail("scm-run", error)
         }
     }
 }

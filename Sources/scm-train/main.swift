@@ -245,9 +245,19 @@ struct Train: ParsableCommand {
             trainer.threads = threads ?? CommandLineSupport.defaultThreads
             trainer.checkpointEvery = checkpointEvery
             trainer.trajectoryCache = trajectoryCache
-            let report = try trainer.run()
+            let line = ProgressLine()
+            trainer.onStep = line.show
+            trainer.onNote = { line.finish(); CommandLineSupport.note("scm-train", $0) }
+            let report: Trainer.Report
+            do {
+                report = try trainer.run()
+                line.finish()
+            } catch {
+                line.finish()
+                throw error
+            }
             if json {
-                print(report.json)
+                try CommandLineSupport.printJSON(report)
             } else {
                 print(String(format: "scm-train: %ld steps (%ld this run) in %.1f s, %.4f s per step, final loss %.5g%@",
                              report.steps, report.steps - report.startStep, report.seconds, report.secondsPerStep, Double(report.finalLoss),
@@ -259,9 +269,13 @@ struct Train: ParsableCommand {
         } catch let e as ExitCode {
             throw e
         } catch {
-            CommandLineSupport.fail("scm-train", "\(error)")
+            CommandLineSupport.fail("scm-train", error, flags: Self.flags)
         }
     }
+
+    /// The library's names of the settings this tool takes as flags (for its error messages).
+    static let flags = ["steps": "--steps", "resume": "--resume", "init": "--init", "teacher": "--teacher", "model": "--model",
+                        "data": "--data", "out": "--out"]
 }
 
 /// `scm-train --objective cmt`: its trajectory and distance flags, which no other objective takes.
@@ -326,16 +340,19 @@ extension Train {
             job.emaDecay = emaDecay
             job.seed = seed
             job.threads = threads ?? CommandLineSupport.defaultThreads
+            let line = ProgressLine()
+            job.onStep = line.show
             let report = try job.run()
+            line.finish()
             if json {
-                print(report.json)
+                try CommandLineSupport.printJSON(report)
             } else {
                 print(String(format: "scm-train: classifier, %ld steps in %.1f s, final loss %.4f, test accuracy %.2f%% (%ld images), %ld parameters",
                              report.steps, report.seconds, Double(report.finalLoss), 100 * report.testAccuracy, report.testCount, report.parameters))
                 print("  model \(report.model)")
             }
         } catch {
-            CommandLineSupport.fail("scm-train", "\(error)")
+            CommandLineSupport.fail("scm-train", error, flags: Self.flags)
         }
     }
 }

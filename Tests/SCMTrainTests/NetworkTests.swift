@@ -3,6 +3,7 @@ import SCMGraph
 import SCMRuntime
 import Testing
 @testable import SCMTrain
+import SCMCommandLine
 
 @Suite("Networks")
 struct NetworkTests {

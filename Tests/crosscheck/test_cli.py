@@ -284,3 +284,61 @@ def test_cosmetics(model, tmp_path):
     (tmp_path / "t.pb").write_bytes(numpy_helper.from_array(np.zeros((2,), np.float32)).SerializeToString())
     r = refused("scm-infer", model, "--inputs", tmp_path / "x.pb", tmp_path / "t.pb", code=1, expect="x.pb")
     assert "'x'" in r.stderr, r.stderr
+
+
+def unsupported_model(path, sample_shape=(2,), op=("", "Hardmax")):
+    """A velocity TrigFlow model on samples of `sample_shape` whose one node is an op this runtime
+    does not implement (ONNX's Hardmax, or an op of a custom domain)."""
+    from onnx import TensorProto, helper
+    shape = ["N", *sample_shape]
+    domain, op_type = op
+    g = helper.make_graph([helper.make_node(op_type, ["x"], ["y"], domain=domain)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+                           helper.make_tensor_value_info("t", TensorProto.FLOAT, ["N"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    imports = [helper.make_opsetid("", 21)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    m = helper.make_model(g, opset_imports=imports)
+    for k, v in [("scm.format", "trigflow/1"), ("scm.parameterization", "velocity"), ("scm.sigma_data", "0.5"),
+                 ("scm.t_max", "1.5")]:
+        m.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    onnx.save(m, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("op", [("", "Hardmax"), ("com.example", "Mystery")])
+def test_unsupported_op_exits_3_from_every_tool(tmp_path, op):
+    """An op this runtime does not implement is exit status 3 from each tool that has to run the
+    graph, whichever layer meets it first (the optimizer, the compiler, the trainer's loss), and the
+    message names the op; nothing is written."""
+    m = unsupported_model(tmp_path / "m.onnx", op=op)
+    name = op[1] if not op[0] else f"{op[0]}:{op[1]}"
+    from onnx import numpy_helper
+    x, t = tmp_path / "x.pb", tmp_path / "t.pb"
+    x.write_bytes(numpy_helper.from_array(np.zeros((2, 2), np.float32), "x").SerializeToString())
+    t.write_bytes(numpy_helper.from_array(np.ones(2, np.float32), "t").SerializeToString())
+    # The classifier of scm-eval with one of its ops replaced.
+    clf = onnx.load(os.path.join(ROOT, "models", "fashion-classifier.onnx"))
+    node = next(n for n in clf.graph.node if n.op_type in ("Relu", "Sigmoid"))
+    node.op_type, node.domain = op[1], op[0]
+    if op[0]:
+        clf.opset_import.append(onnx.helper.make_opsetid(op[0], 1))
+    onnx.save(clf, str(tmp_path / "clf.onnx"))
+    np.save(tmp_path / "s.npy", np.zeros((4, 1, 28, 28), np.float32))
+    runs = {
+        "scm-run": ["scm-run", m, "--count", 2, "--npy", tmp_path / "out.npy"],
+        "scm-run (ODE)": ["scm-run", m, "--ode-steps", 2, "--count", 2, "--npy", tmp_path / "out.npy"],
+        "scm-infer": ["scm-infer", m, "--inputs", x, t, "--output-dir", tmp_path / "inferred"],
+        "scm-inspect": ["scm-inspect", m, "--steps", 1],
+        "scm-export": ["scm-export", m, tmp_path / "opt.onnx", "--optimize", "--steps", 1, "--batch", 2],
+        "scm-train (scd)": ["scm-train", "--data", "checkerboard", "--objective", "scd", "--teacher", m, "--sigma-data", 0.5,
+                            "--init", "none", "--out", tmp_path / "scd", "--steps", 1, "--batch", 4],
+        "scm-train (cmt)": ["scm-train", "--data", "checkerboard", "--objective", "cmt", "--teacher", m, "--sigma-data", 0.5,
+                            "--init", "none", "--trajectories", 4, "--out", tmp_path / "cmt", "--steps", 1, "--batch", 4],
+        "scm-eval": ["scm-eval", tmp_path / "s.npy", "--data", "fashion-mnist", "--classifier", tmp_path / "clf.onnx",
+                     "--cache", tmp_path / "cache"],
+    }
+    for what, args in runs.items():
+        r = scm(*args)
+        assert r.returncode == 3 and name in r.stderr and "not supported" in r.stderr, (what, r.returncode, r.stderr)
+    for left in ("out.npy", "inferred", "opt.onnx"):
+        assert not (tmp_path / left).exists(), left

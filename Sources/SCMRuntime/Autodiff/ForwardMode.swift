@@ -94,10 +94,10 @@ public enum ForwardMode {
         let g = model.graph, graphInputs = transform.graphInputs, builder = transform.builder, analysis = transform.analysis
         for name in wrt {
             guard let vi = graphInputs.first(where: { $0.name == name }) else {
-                throw RuntimeError(.badInput, at: "--jvp", "'\(name)' is not a graph input (inputs: \(graphInputs.map(\.name).joined(separator: ", ")))")
+                throw RuntimeError(.badInput, at: "jvp", "'\(name)' is not a graph input (inputs: \(graphInputs.map(\.name).joined(separator: ", ")))")
             }
             guard let dt = vi.type?.elementType, dt == .float || dt == .float64 else {
-                throw RuntimeError(.badInput, at: "--jvp", "input '\(name)' is not float")
+                throw RuntimeError(.badInput, at: "jvp", "input '\(name)' is not float")
             }
         }
         var tangent: [String: String] = [:]

@@ -83,11 +83,11 @@ public enum ReverseMode {
                 continue
             }
             if let vi = graphInputs.first(where: { $0.name == name }) {
-                guard isFloat(vi.type?.elementType) else { throw RuntimeError(.badInput, at: "--grad", "input '\(name)' is not float") }
+                guard isFloat(vi.type?.elementType) else { throw RuntimeError(.badInput, at: "grad", "input '\(name)' is not float") }
             } else if let t = g.initializer(name) {
-                guard isFloat(t.dtype) else { throw RuntimeError(.badInput, at: "--grad", "initializer '\(name)' is not float") }
+                guard isFloat(t.dtype) else { throw RuntimeError(.badInput, at: "grad", "initializer '\(name)' is not float") }
             } else {
-                throw RuntimeError(.badInput, at: "--grad", "'\(name)' is neither a graph input nor an initializer")
+                throw RuntimeError(.badInput, at: "grad", "'\(name)' is neither a graph input nor an initializer")
             }
             if !names.contains(name) { names.append(name) }
         }

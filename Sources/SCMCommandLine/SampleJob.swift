@@ -1,5 +1,5 @@
 import Foundation
-import SCMGraph
+import SCM
 import SCMRuntime
 
 /// The library side of `scm-run`: load a model, draw samples, write the PNG grid, per-sample
@@ -81,14 +81,32 @@ public struct SampleJob: Sendable {
         /// Milliseconds of one network evaluation over one batch.
         public var networkMsPerStep: Double { timing.batchEvaluations > 0 ? 1000 * timing.networkSeconds / Double(timing.batchEvaluations) : 0 }
 
-        /// One JSON object with every figure.
-        public var json: String {
-            let ts = times.map { String($0) }.joined(separator: ",")
-            let gs = grid.map { String($0) }.joined(separator: ",")
-            let fs = files.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",")
-            return String(format: "{\"method\":\"%@\",\"nfe\":%ld,\"times\":[%@],\"grid\":[%@],\"count\":%ld,\"batch\":%ld,\"chunk\":%ld,\"precision\":\"%@\",\"threads\":%ld,\"optimized\":%@,\"images_per_second\":%.3f,\"ms_per_step\":%.4f,\"network_ms_per_step\":%.4f,\"sample_seconds\":%.6f,\"prepare_seconds\":%.6f,\"files\":[%@]}",
-                          method, timing.evaluationsPerSample, ts, gs, count, batch, chunk, precision.rawValue, threads, optimized ? "true" : "false", imagesPerSecond, msPerStep,
-                          networkMsPerStep, timing.sampleSeconds, timing.prepareSeconds, fs)
+        /// Every figure, as `--json` prints it.
+        public var figures: Figures {
+            Figures(method: method, nfe: timing.evaluationsPerSample, times: times, grid: grid, count: count, batch: batch, chunk: chunk,
+                    precision: precision.rawValue, threads: threads, optimized: optimized, imagesPerSecond: imagesPerSecond,
+                    msPerStep: msPerStep, networkMsPerStep: networkMsPerStep, sampleSeconds: timing.sampleSeconds,
+                    prepareSeconds: timing.prepareSeconds, files: files)
+        }
+
+        /// The report's figures as one JSON object.
+        public struct Figures: Codable, Sendable {
+            public var method: String
+            public var nfe: Int
+            public var times: [Float], grid: [Float]
+            public var count: Int, batch: Int, chunk: Int
+            public var precision: String
+            public var threads: Int
+            public var optimized: Bool
+            public var imagesPerSecond: Double, msPerStep: Double, networkMsPerStep: Double
+            public var sampleSeconds: Double, prepareSeconds: Double
+            public var files: [String]
+
+            enum CodingKeys: String, CodingKey {
+                case method, nfe, times, grid, count, batch, chunk, precision, threads, optimized
+                case imagesPerSecond = "images_per_second", msPerStep = "ms_per_step", networkMsPerStep = "network_ms_per_step"
+                case sampleSeconds = "sample_seconds", prepareSeconds = "prepare_seconds", files
+            }
         }
 
         /// A human-readable summary.
@@ -173,7 +191,7 @@ public struct SampleJob: Sendable {
         if let k = odeSteps {
             sampler = try model.odeSampler(steps: k, solver: solver ?? .heun, options: options)
         } else {
-            let times = try SamplerError.wrap { try model.metadata.schedule(steps: steps, override: schedule, source: "--schedule") }
+            let times = try Self.naming(SamplerError.wrap { try model.metadata.schedule(steps: steps, override: schedule, source: "--schedule") })
             sampler = try model.sampler(steps: times.count, schedule: times, options: options)
         }
         // Everything that can be checked before sampling.
@@ -205,13 +223,13 @@ public struct SampleJob: Sendable {
                 }
             }
         }
-        let display = ProgressLine(enabled: showProgress ?? (isatty(STDERR_FILENO) == 1))
+        let display = SampleProgressLine(enabled: showProgress ?? (isatty(STDERR_FILENO) == 1))
         let samples: Samples
         if let noise {
             do {
                 samples = try sampler.sample(noise: noise.values, shape: noise.shape, progress: display.update)
             } catch {
-                var e = error
+                var e = SCMError(wrapping: error)
                 if e.location == "noise" { e.location = noisePath ?? "noise" }
                 throw e
             }
@@ -256,6 +274,9 @@ public struct SampleJob: Sendable {
             if e.location.contains("sigma_data") { e.message = "is missing: give the model's sigma_data with --sigma-data" }
             if e.location.contains("t_max") { e.message = "is missing: give the model's t_max with --t-max" }
         }
+        if e.kind == .invalidArgument, e.location.hasPrefix("metadata '\(TrigFlowMetadata.Key.schedulePrefix)") {
+            e.message += " (--schedule)"
+        }
         if e.location == "png", e.message.hasPrefix("the data range is unknown") {
             e.message = "the data range is unknown: the model has no 'scm.data_range' (give --data-range=low,high)"
         }
@@ -298,7 +319,7 @@ public struct SampleJob: Sendable {
 
 /// The progress line `scm-run` shows on a terminal: samples done, images/s and ETA, redrawn at
 /// most every 0.2 s and at the end.
-final class ProgressLine: @unchecked Sendable {
+final class SampleProgressLine: @unchecked Sendable {
     let enabled: Bool
     private var started = DispatchTime.now().uptimeNanoseconds
     private var lastDraw: UInt64 = 0
