@@ -44,6 +44,8 @@ public struct SCMError: Error, Hashable, Sendable, CustomStringConvertible {
         case needsValue
         /// Inputs given to a plan's `run` do not match it (count, dtype, shape, pinned value).
         case badInput
+        /// The caller stopped the work (a cancelled task, a progress handler that said stop).
+        case cancelled
     }
 
     public var kind: Kind

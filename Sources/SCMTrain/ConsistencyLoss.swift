@@ -128,32 +128,9 @@ public enum ConsistencyLoss {
         var teacherInits: [Tensor] = []
         let dxt: String
         if let teacher {
-            let tg = teacher.graph
-            let tInits = Set(tg.initializers.map(\.meta.name))
-            let tInputs = tg.inputs.filter { !tInits.contains($0.name) }
-            guard tInputs.count == 2, let tOut = tg.outputs.first else {
-                throw RuntimeError(.invalidModel, at: "teacher", "needs inputs x and t and an output F")
-            }
-            var rename: [String: String] = [tInputs[0].name: x.name, tInputs[1].name: t.name]
-            func renamed(_ v: String) -> String {
-                if v.isEmpty { return v }
-                if let r = rename[v] { return r }
-                let r = fresh("teacher/" + v)
-                rename[v] = r
-                return r
-            }
-            for var t0 in tg.initializers {
-                t0.meta.name = renamed(t0.meta.name)
-                teacherInits.append(t0)
-            }
-            for n in tg.nodes {
-                var m = n
-                m.inputs = n.inputs.map(renamed)
-                m.outputs = n.outputs.map(renamed)
-                m.name = fresh("teacher/" + n.name)
-                b.append(m)
-            }
-            dxt = op("Mul", [sigma, renamed(tOut.name)])
+            let (teacherF, inits) = try splice(teacher, into: b, x: x.name, t: t.name)
+            teacherInits = inits
+            dxt = op("Mul", [sigma, teacherF])
         } else {
             dxt = op("Sub", [op("Mul", [cosT, z]), op("Mul", [sinT, x0])])
         }
@@ -187,5 +164,37 @@ public enum ConsistencyLoss {
         m.graph.valueInfo = []
         m.declareSCMDomainIfUsed()
         return m
+    }
+
+    /// Emits `teacher`'s nodes into `b` reading the student's inputs `x` and `t`, its other values
+    /// renamed `teacher/...`; returns its output F and its initializers (renamed alike).
+    static func splice(_ teacher: Model, into b: GraphBuilder, x: String, t: String) throws -> (output: String, initializers: [Tensor]) {
+        let tg = teacher.graph
+        let tInits = Set(tg.initializers.map(\.meta.name))
+        let tInputs = tg.inputs.filter { !tInits.contains($0.name) }
+        guard tInputs.count == 2, let tOut = tg.outputs.first else {
+            throw RuntimeError(.invalidModel, at: "teacher", "needs inputs x and t and an output F")
+        }
+        var rename: [String: String] = [tInputs[0].name: x, tInputs[1].name: t]
+        func renamed(_ v: String) -> String {
+            if v.isEmpty { return v }
+            if let r = rename[v] { return r }
+            let r = b.names.fresh("teacher/" + v)
+            rename[v] = r
+            return r
+        }
+        var initializers: [Tensor] = []
+        for var t0 in tg.initializers {
+            t0.meta.name = renamed(t0.meta.name)
+            initializers.append(t0)
+        }
+        for n in tg.nodes {
+            var m = n
+            m.inputs = n.inputs.map(renamed)
+            m.outputs = n.outputs.map(renamed)
+            m.name = b.names.fresh("teacher/" + n.name)
+            b.append(m)
+        }
+        return (renamed(tOut.name), initializers)
     }
 }

@@ -281,6 +281,25 @@ public final class Sampler: @unchecked Sendable {
         try run(count: count, noise: .seed(seed), progress: progress)
     }
 
+    /// Called between the batches of `generateSamples` with the samples done so far and the
+    /// total; returning false stops the call.
+    public typealias ProgressHandler = (_ done: Int, _ total: Int) -> Bool
+
+    /// Draws `count` samples keyed by `seed` for async callers, bitwise those of
+    /// `sample(count:seed:)`. Between batches it checks the task's cancellation and calls
+    /// `progressHandler`; a cancelled task or a handler that returns false stops it with a
+    /// `.cancelled` error, and the samples drawn so far are dropped (nothing half-made is
+    /// returned). A batch already running finishes first; a stop after the last batch returns
+    /// the samples. Compile the plans beforehand with
+    /// `prepare(count:)` to keep that work out of the call (load, warm up, then sample).
+    public func generateSamples(count: Int, seed: UInt64, progressHandler: ProgressHandler? = nil) async throws(SamplerError) -> Samples {
+        var stopped = false
+        // A stop asked for after the last batch comes too late to save work: the samples are returned.
+        return try run(count: count, noise: .seed(seed), progress: { done, total in
+            if let progressHandler, !progressHandler(done, total) { stopped = true }
+        }, shouldStop: { stopped || Task.isCancelled })
+    }
+
     /// Draws samples from the given noise: `noise` holds [noiseSteps, count, sample shape...]
     /// values in C order (`shape` says so), z_k of sample i at [k, i]. For reproducing samples
     /// of another runtime exactly.
@@ -363,7 +382,8 @@ public final class Sampler: @unchecked Sendable {
     /// Called by the ODE integration with each grid point k's state of samples first..<first + real.
     typealias Recorder = (_ k: Int, _ first: Int, _ real: Int, _ x: UnsafePointer<Float>) -> Void
 
-    private func run(count: Int, noise: NoiseSource, progress: Progress?, record: Recorder? = nil) throws(SamplerError) -> Samples {
+    private func run(count: Int, noise: NoiseSource, progress: Progress?, record: Recorder? = nil,
+                     shouldStop: (() -> Bool)? = nil) throws(SamplerError) -> Samples {
         if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
         let e = model.sampleElements
         let (total, overflow) = count.multipliedReportingOverflow(by: e)
@@ -379,6 +399,9 @@ public final class Sampler: @unchecked Sendable {
         var first = 0
         try out.withUnsafeMutableBufferPointer { (dst) throws(SamplerError) in
             for b in sizes {
+                if let shouldStop, shouldStop() {
+                    throw SamplerError(.cancelled, at: "sampling", "stopped after \(first) of \(count) samples")
+                }
                 guard let r = runners[b] else { continue }
                 let real = min(b, count - first)
                 networkSeconds += try draw(r, first: first, real: real, count: count, noise: noise, record: record)
@@ -495,41 +518,53 @@ public final class Sampler: @unchecked Sendable {
                 }
             }
         case .ode(_, let solver):
-            // d = dx/dt at (x, t) from y = the network's output at (x, t).
-            func derivative(_ xv: UnsafeMutablePointer<Float>, _ t: Float, into d: UnsafeMutablePointer<Float>) {
-                if velocity {
-                    for i in 0..<n { d[i] = sigma * y[i] }
-                } else {
-                    let c = Float(cos(Double(t))), s = Float(sin(Double(t)))
-                    for i in 0..<n { d[i] = (c * xv[i] - y[i]) / s }
-                }
-            }
-            let d1 = r.d1.pointer, d2 = r.d2.pointer, base = r.base.pointer
-            var k = 0
-            record?(0, first, real, x)
-            for step in 0..<(odeGrid.count - 1) {
-                let t = odeGrid[step], next = odeGrid[step + 1], h = next - t
-                try evaluate(k)
-                k += 1
-                derivative(x, t, into: d1)
-                if solver == .heun && next > 0 {
-                    base.update(from: x, count: n)
-                    for i in 0..<n { x[i] = base[i] + h * d1[i] }
-                    try evaluate(k)
-                    k += 1
-                    derivative(x, next, into: d2)
-                    let half = h * 0.5
-                    for i in 0..<n { x[i] = base[i] + half * (d1[i] + d2[i]) }
-                } else {
-                    for i in 0..<n { x[i] = x[i] + h * d1[i] }
-                }
-                record?(step + 1, first, real, x)
-            }
-            out.update(from: x, count: n)
+            try integrate(r, solver: solver, first: first, real: real, record: record, evaluate: evaluate)
         }
         return seconds
     }
+
+    /// The PF-ODE from r.x (sigma_d z_0 at t_max) to 0 in `solver`'s steps on `odeGrid`, its
+    /// end into r.result; `evaluate(k)` runs evaluation k on r.x into r.y; `record` sees every
+    /// grid point.
+    private func integrate(_ r: Runner, solver: Solver, first: Int, real: Int, record: Recorder?,
+                           evaluate: (Int) throws(SamplerError) -> Void) throws(SamplerError) {
+        let n = r.batch * model.sampleElements, sigma = model.metadata.sigmaData
+        let x = r.x.pointer, y = r.y.pointer
+        let velocity = model.metadata.parameterization == .velocity
+        // d = dx/dt at (x, t) from y = the network's output at (x, t).
+        func derivative(_ xv: UnsafeMutablePointer<Float>, _ t: Float, into d: UnsafeMutablePointer<Float>) {
+            if velocity {
+                for i in 0..<n { d[i] = sigma * y[i] }
+            } else {
+                let c = Float(cos(Double(t))), s = Float(sin(Double(t)))
+                for i in 0..<n { d[i] = (c * xv[i] - y[i]) / s }
+            }
+        }
+        let d1 = r.d1.pointer, d2 = r.d2.pointer, base = r.base.pointer
+        var k = 0
+        record?(0, first, real, x)
+        for step in 0..<(odeGrid.count - 1) {
+            let t = odeGrid[step], next = odeGrid[step + 1], h = next - t
+            try evaluate(k)
+            k += 1
+            derivative(x, t, into: d1)
+            if solver == .heun && next > 0 {
+                base.update(from: x, count: n)
+                for i in 0..<n { x[i] = base[i] + h * d1[i] }
+                try evaluate(k)
+                k += 1
+                derivative(x, next, into: d2)
+                let half = h * 0.5
+                for i in 0..<n { x[i] = base[i] + half * (d1[i] + d2[i]) }
+            } else {
+                for i in 0..<n { x[i] = x[i] + h * d1[i] }
+            }
+            record?(step + 1, first, real, x)
+        }
+        r.result.pointer.update(from: x, count: n)
+    }
 }
+
 
 
 /// The errors of a loop's indices, the first by index (set from any thread).

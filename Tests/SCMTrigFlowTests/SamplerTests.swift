@@ -182,6 +182,48 @@ struct SamplerTests {
         #expect(throws: SamplerError.self) { try consistency.trajectories(count: 1, seed: 0) }
     }
 
+    @Test("Async sampling: bitwise the synchronous samples; a progress handler or a cancelled task stops it between batches")
+    func asyncSampling() async throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        let sampler = try model.sampler(steps: 2, options: .init(batch: 4, threads: 2))
+        try sampler.prepare(count: 20)
+        let sync = try sampler.sample(count: 20, seed: 9)
+        var seen: [Int] = []
+        let all = try await sampler.generateSamples(count: 20, seed: 9) { done, total in
+            seen.append(done)
+            return total == 20
+        }
+        #expect(all.values == sync.values && seen == [4, 8, 12, 16, 20])
+        // Stop after the second batch: the call throws .cancelled, having run no third batch.
+        var calls = 0
+        do {
+            _ = try await sampler.generateSamples(count: 20, seed: 9) { _, _ in
+                calls += 1
+                return calls < 2
+            }
+            Issue.record("a stopped call returned samples")
+        } catch let error as SamplerError {
+            #expect(error.kind == .cancelled && error.message.contains("8 of 20"), "\(error)")
+        }
+        #expect(calls == 2)
+        // A cancelled task draws nothing.
+        let task = Task { () async -> SamplerError? in
+            withUnsafeCurrentTask { $0?.cancel() }
+            do {
+                _ = try await sampler.generateSamples(count: 20, seed: 9)
+                return nil
+            } catch let error as SamplerError {
+                return error
+            } catch {
+                return nil
+            }
+        }
+        let e = await task.value
+        #expect(e?.kind == .cancelled && e?.message.contains("0 of 20") == true, "\(String(describing: e))")
+        // The sampler still works after stopped calls.
+        #expect(try await sampler.generateSamples(count: 20, seed: 9).values == sync.values)
+    }
+
     @Test("Optimized plans agree with the stored model run with t as an input")
     func optimizedMatchesUnoptimized() throws {
         let model = try TrigFlowModel(path: tinyPath)

@@ -75,22 +75,7 @@ public enum ReverseMode {
         let g = model.graph, inits = transform.initializers, graphInputs = transform.graphInputs
         let analysis = transform.analysis, builder = transform.builder
         let isFloat = { (d: DType?) in d == .float || d == .float64 }
-        var names: [String] = []
-        var allParameters = false
-        for name in wrt {
-            if name == parameters {
-                allParameters = true
-                continue
-            }
-            if let vi = graphInputs.first(where: { $0.name == name }) {
-                guard isFloat(vi.type?.elementType) else { throw RuntimeError(.badInput, at: "grad", "input '\(name)' is not float") }
-            } else if let t = g.initializer(name) {
-                guard isFloat(t.dtype) else { throw RuntimeError(.badInput, at: "grad", "initializer '\(name)' is not float") }
-            } else {
-                throw RuntimeError(.badInput, at: "grad", "'\(name)' is neither a graph input nor an initializer")
-            }
-            if !names.contains(name) { names.append(name) }
-        }
+        let (names, allParameters) = try requested(wrt, graph: g, graphInputs: graphInputs)
         // With `params`, every float initializer is a candidate; those no rule differentiates drop out.
         var candidates = names
         if allParameters {
@@ -168,5 +153,28 @@ public enum ReverseMode {
         m.graph.outputs = g.outputs + gradOutputs
         m.declareSCMDomainIfUsed()
         return (m, differentiated)
+    }
+
+    /// The names of `wrt` checked (float graph inputs or initializers, each once, in order) and
+    /// whether it asks for every parameter (`params`).
+    static func requested(_ wrt: [String], graph g: Graph, graphInputs: [ValueInfo]) throws -> (names: [String], all: Bool) {
+        let isFloat = { (d: DType?) in d == .float || d == .float64 }
+        var names: [String] = []
+        var all = false
+        for name in wrt {
+            if name == parameters {
+                all = true
+                continue
+            }
+            if let vi = graphInputs.first(where: { $0.name == name }) {
+                guard isFloat(vi.type?.elementType) else { throw RuntimeError(.badInput, at: "grad", "input '\(name)' is not float") }
+            } else if let t = g.initializer(name) {
+                guard isFloat(t.dtype) else { throw RuntimeError(.badInput, at: "grad", "initializer '\(name)' is not float") }
+            } else {
+                throw RuntimeError(.badInput, at: "grad", "'\(name)' is neither a graph input nor an initializer")
+            }
+            if !names.contains(name) { names.append(name) }
+        }
+        return (names, all)
     }
 }

@@ -103,23 +103,11 @@ private struct Build {
         let build: OpBuild
     }
 
-    func analyze() throws -> Analysis {
-        let graph = model.graph
-        do { try model.checkResources(limits) } catch let e as ModelError { throw RuntimeError(.limitExceeded, at: e.location, e.message) }
-        // Bytes of the values known at compile time: initializers, then every folded output.
-        var constantBytes = graph.initializers.reduce(0) { $0 + $1.byteCount }
-        let opset = model.opsetVersion("") ?? 0
-        if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
-            guard opset >= 13 else {
-                throw RuntimeError(.unsupported, at: "model", "default-domain opset \(opset) is not supported (13 or later)")
-            }
-        }
-        var vals: [String: Value] = [:]
-        for t in graph.initializers {
-            vals[t.meta.name] = Value(spec: TensorSpec(t.dtype, t.shape), constant: t)
-        }
+    /// Binds the graph inputs in `vals`: given constants, pinned values and the shapes given (or
+    /// declared) for the rest; returns the plan's inputs (name, type, pinned value).
+    func bindInputs(_ vals: inout [String: Value]) throws -> [(String, TensorSpec, Tensor?)] {
         var planInputs: [(String, TensorSpec, Tensor?)] = []
-        for vi in graph.inputs {
+        for vi in model.graph.inputs {
             let name = vi.name
             if let c = constants[name] {
                 vals[name] = Value(spec: TensorSpec(c.dtype, c.shape), constant: c)
@@ -157,6 +145,25 @@ private struct Build {
             vals[name] = Value(spec: spec, constant: pin, graphInput: name)
             planInputs.append((name, spec, pin))
         }
+        return planInputs
+    }
+
+    func analyze() throws -> Analysis {
+        let graph = model.graph
+        do { try model.checkResources(limits) } catch let e as ModelError { throw RuntimeError(.limitExceeded, at: e.location, e.message) }
+        // Bytes of the values known at compile time: initializers, then every folded output.
+        var constantBytes = graph.initializers.reduce(0) { $0 + $1.byteCount }
+        let opset = model.opsetVersion("") ?? 0
+        if graph.nodes.contains(where: { Model.isDefaultDomain($0.domain) }) {
+            guard opset >= 13 else {
+                throw RuntimeError(.unsupported, at: "model", "default-domain opset \(opset) is not supported (13 or later)")
+            }
+        }
+        var vals: [String: Value] = [:]
+        for t in graph.initializers {
+            vals[t.meta.name] = Value(spec: TensorSpec(t.dtype, t.shape), constant: t)
+        }
+        let planInputs = try bindInputs(&vals)
 
         // Nodes in order; each becomes a step, a constant or a view.
         var pending: [Pending] = []
