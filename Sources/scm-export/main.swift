@@ -45,7 +45,7 @@ struct Export: ParsableCommand {
     var attach = false
 
     @Option(help: "With --attach: what output 0 is, velocity (F) or consistency (f = cos t x - sigma_d sin t F).")
-    var parameterization: String?
+    var parameterization: TrigFlowMetadata.Parameterization?
 
     @Option(help: "With --attach: 'sigma' if the network reads x / sigma_d (inserts the division; the default for velocity), 'none' if it reads x in data units (the default for consistency).")
     var inputScale: String?
@@ -146,10 +146,7 @@ struct Export: ParsableCommand {
     }
 
     func validateAttach() throws {
-        guard let p = parameterization else { throw ValidationError("--attach needs --parameterization velocity|consistency") }
-        guard TrigFlowMetadata.Parameterization(rawValue: p) != nil else {
-            throw ValidationError("--parameterization must be velocity or consistency, is '\(p)'")
-        }
+        guard parameterization != nil else { throw ValidationError("--attach needs --parameterization velocity|consistency") }
         guard let s = sigmaData else { throw ValidationError("--attach needs --sigma-data S (the data's standard deviation, e.g. 0.5)") }
         guard s.isFinite, s > 0 else { throw ValidationError("--sigma-data must be positive, is \(s)") }
         if let i = inputScale, i != "sigma" && i != "none" { throw ValidationError("--input-scale must be sigma or none, is '\(i)'") }
@@ -173,7 +170,7 @@ struct Export: ParsableCommand {
             let tm = tMax ?? TrigFlowMetadata.defaultTMax(sigmaData: sigmaData ?? TrigFlowMetadata.defaultSigmaData)
             let schedules = try schedule.map { try TrigFlowMetadata.parseSchedule($0, tMax: tm, source: "--schedule") }
             let options = ContractAttachment.Options(
-                parameterization: TrigFlowMetadata.Parameterization(rawValue: parameterization ?? "") ?? .velocity,
+                parameterization: parameterization ?? .velocity,
                 sigmaData: sigmaData ?? TrigFlowMetadata.defaultSigmaData, tMax: tm, schedules: schedules,
                 dataRange: try dataRange.map { try CommandLineSupport.parseRange($0, flag: "--data-range") },
                 scaledInput: inputScale.map { $0 == "sigma" }, dataset: dataset)
@@ -204,7 +201,7 @@ struct Export: ParsableCommand {
                     // (and crashed the debug build) with Swift 6.3, with no memory error under valgrind; see the
                     // 2026-12-05 closing note.
                     let summary = "\(output): \(ckpt.config.objective.rawValue) network of \(input) (step \(ckpt.step), EMA weights), "
-                        + "\(model.metadataValue("scm.parameterization") ?? "") parameterization"
+                        + "\(model.metadataValue(TrigFlowMetadata.Key.parameterization) ?? "") parameterization"
                         + storedSummary(stored)
                     _ = try ModelFile.save(model, to: output)
                     print(summary)

@@ -37,7 +37,7 @@ struct Infer: ParsableCommand {
     var profileNodes = false
 
     @Option(help: "Convolution arithmetic: fp32 (the default) or bf16 (AVX512-BF16 CPUs; else fp32, as the JSON's 'precision' says).")
-    var precision: String = "fp32"
+    var precision: Precision = .fp32
 
     @Flag(help: "List the supported ops and exit.")
     var listOps = false
@@ -49,7 +49,6 @@ struct Infer: ParsableCommand {
         try CommandLineSupport.checkUTF8Arguments()
         try CommandLineSupport.check("--threads", threads, Limits.threads)
         guard minParallelElements >= 0 else { throw ValidationError("--min-parallel-elements must be at least 0, is \(minParallelElements)") }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be fp32 or bf16, is '\(precision)'") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, is \(`repeat`)") }
         if !listOps && model == nil { throw ValidationError("give a model file") }
     }
@@ -66,7 +65,7 @@ struct Infer: ParsableCommand {
             let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
                                            threads: threads, repeats: `repeat`, profile: profile, profileByNode: profileNodes,
                                            minParallelElements: minParallelElements, limits: resources.limits,
-                                           precision: Precision(rawValue: precision) ?? .fp32)
+                                           precision: precision)
             if json { try CommandLineSupport.printJSON(report.figures) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {
             CommandLineSupport.fail("scm-infer", error)

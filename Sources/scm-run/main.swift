@@ -30,7 +30,7 @@ struct Run: ParsableCommand {
     var odeSteps: Int?
 
     @Option(help: "ODE solver with --ode-steps: euler or heun (default heun).")
-    var solver: String?
+    var solver: Sampler.Solver?
 
     @Option(parsing: .unconditional, help: "Samples to draw (default 64, or the noise file's N).")
     var count: Int?
@@ -48,7 +48,7 @@ struct Run: ParsableCommand {
     var chunk: Int?
 
     @Option(help: "Convolution arithmetic: fp32 (exact, the default) or bf16 (weights and inputs rounded to bfloat16, float32 sums; AVX512-BF16 CPUs, else fp32 with a warning).")
-    var precision: String?
+    var precision: Precision?
 
     @Flag(help: "Run the model as stored, t as an input, instead of a plan optimized per step.")
     var noOptimize = false
@@ -78,7 +78,7 @@ struct Run: ParsableCommand {
     var dataRange: String?
 
     @Option(help: "consistency or velocity, for a model without scm.parameterization.")
-    var parameterization: String?
+    var parameterization: TrigFlowMetadata.Parameterization?
 
     @Flag(help: "Print the report as one JSON object.")
     var json = false
@@ -91,11 +91,6 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
-        if let s = solver, Sampler.Solver(rawValue: s) == nil { throw ValidationError("--solver must be euler or heun, is '\(s)'") }
-        if let p = parameterization, TrigFlowMetadata.Parameterization(rawValue: p) == nil {
-            throw ValidationError("--parameterization must be consistency or velocity, is '\(p)'")
-        }
-        if let p = precision, Precision(rawValue: p) == nil { throw ValidationError("--precision must be fp32 or bf16, is '\(p)'") }
         if let r = dataRange, parsedRange == nil { throw ValidationError("--data-range must be 'low,high' with low < high, is '\(r)'") }
         do { try job.validate() } catch { throw ValidationError(error.description) }
     }
@@ -110,19 +105,19 @@ struct Run: ParsableCommand {
         job.steps = steps
         job.schedule = schedule
         job.odeSteps = odeSteps
-        job.solver = solver.flatMap(Sampler.Solver.init)
+        job.solver = solver
         job.count = count
         job.seed = seed
         job.options = Sampler.Options(batch: batch, threads: threads ?? CommandLineSupport.defaultThreads, optimize: !noOptimize,
                                       limits: resources.limits, chunk: chunk,
-                                      precision: precision.flatMap(Precision.init) ?? .fp32)
+                                      precision: precision ?? .fp32)
         job.noisePath = noise
         job.out = out
         job.outDir = outDir
         job.npy = npy
         job.nrow = nrow
         job.overrides = TrigFlowModel.Overrides(sigmaData: sigmaData, tMax: tMax, dataRange: parsedRange,
-                                                parameterization: parameterization.flatMap(TrigFlowMetadata.Parameterization.init))
+                                                parameterization: parameterization)
         job.showProgress = progress
         return job
     }

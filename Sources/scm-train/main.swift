@@ -36,7 +36,7 @@ struct Train: ParsableCommand {
     var trajectorySteps = 16
 
     @Option(help: "cmt: the trajectories' solver, heun or euler.")
-    var trajectorySolver = "heun"
+    var trajectorySolver: Sampler.Solver = .heun
 
     @Option(parsing: .unconditional, help: "cmt: the seed of the trajectories' noise.")
     var trajectorySeed: UInt64 = 1000
@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
     var trajectoryCache: String?
 
     @Option(help: "cmt: the distance of the student's jump to the trajectory's end, l2 or pseudo-huber.")
-    var distance = "l2"
+    var distance: MidTraining.Distance = .l2
 
     @Option(help: "The run's folder.")
     var out: String
@@ -69,7 +69,7 @@ struct Train: ParsableCommand {
     var lrDecayStart = 0
 
     @Option(help: "adam or radam.")
-    var optimizer = "adam"
+    var optimizer: TrainConfig.OptimizerKind = .adam
 
     @Option(parsing: .unconditional, help: "AdamW's decoupled weight decay.")
     var weightDecay: Float = 0
@@ -161,7 +161,6 @@ struct Train: ParsableCommand {
         if let t = threads { try CommandLineSupport.check("--threads", t, Limits.threads) }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive, is \(lr)") }
         guard lrWarmup >= 0, lrDecayStart >= 0, tangentWarmup >= 0 else { throw ValidationError("--lr-warmup, --lr-decay-start and --tangent-warmup must be >= 0") }
-        guard ["adam", "radam"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or radam, is '\(optimizer)'") }
         guard weightDecay >= 0, maxGradNorm >= 0, emaDecay >= 0, emaDecay < 1 else {
             throw ValidationError("--weight-decay and --max-grad-norm must be >= 0, --ema-decay in [0, 1)")
         }
@@ -213,9 +212,9 @@ struct Train: ParsableCommand {
                 config.initialize = t
             }
             if config.objective == .cmt {
-                config.trajectories = MidTraining.Trajectories(solver: Sampler.Solver(rawValue: trajectorySolver) ?? .heun, steps: trajectorySteps,
+                config.trajectories = MidTraining.Trajectories(solver: trajectorySolver, steps: trajectorySteps,
                                                                count: trajectories, seed: trajectorySeed)
-                config.distance = MidTraining.Distance(rawValue: distance) ?? .l2
+                config.distance = distance
             }
             config.dataRange = [data.dataRange.0, data.dataRange.1]
             config.classes = data.classNames
@@ -224,7 +223,7 @@ struct Train: ParsableCommand {
             config.lr = lr
             config.lrWarmup = lrWarmup
             config.lrDecayStart = lrDecayStart
-            config.optimizer = TrainConfig.OptimizerKind(rawValue: optimizer) ?? .adam
+            config.optimizer = optimizer
             config.weightDecay = weightDecay
             config.maxGradNorm = maxGradNorm
             config.emaDecay = emaDecay
@@ -282,16 +281,14 @@ struct Train: ParsableCommand {
 extension Train {
     func validateMidTraining() throws {
         let set = [("--trajectories", trajectories != 16384), ("--trajectory-steps", trajectorySteps != 16),
-                   ("--trajectory-solver", trajectorySolver != "heun"), ("--trajectory-seed", trajectorySeed != 1000),
-                   ("--trajectory-cache", trajectoryCache != nil), ("--distance", distance != "l2")].filter(\.1).map(\.0)
+                   ("--trajectory-solver", trajectorySolver != .heun), ("--trajectory-seed", trajectorySeed != 1000),
+                   ("--trajectory-cache", trajectoryCache != nil), ("--distance", distance != .l2)].filter(\.1).map(\.0)
         guard objective == "cmt" else {
             if !set.isEmpty { throw ValidationError("\(set.joined(separator: ", ")) \(set.count == 1 ? "applies" : "apply") to --objective cmt") }
             return
         }
         try CommandLineSupport.check("--trajectories", trajectories, 1...1_000_000)
         try CommandLineSupport.check("--trajectory-steps", trajectorySteps, 1...1000)
-        guard Sampler.Solver(rawValue: trajectorySolver) != nil else { throw ValidationError("--trajectory-solver must be heun or euler, is '\(trajectorySolver)'") }
-        guard MidTraining.Distance(rawValue: distance) != nil else { throw ValidationError("--distance must be l2 or pseudo-huber, is '\(distance)'") }
         var unused: [String] = []
         if pMean != nil || pStd != nil { unused.append("--p-mean/--p-std (its times are the trajectories' grid)") }
         if tangentWarmup != 1000 { unused.append("--tangent-warmup") }
@@ -323,7 +320,7 @@ extension Train {
             ignored.append(flag)
         }
         if lrDecayStart != 0 { ignored.append("--lr-decay-start (classify decays by a cosine to 0)") }
-        if optimizer != "adam" { ignored.append("--optimizer") }
+        if optimizer != .adam { ignored.append("--optimizer") }
         if checkpointEvery != 500 { ignored.append("--checkpoint-every") }
         if !ignored.isEmpty { throw ValidationError("--objective classify does not take \(ignored.joined(separator: ", "))") }
         if steps == nil { throw ValidationError("--objective classify needs --steps N") }
