@@ -40,7 +40,7 @@ public struct ModelSummary: Codable, Sendable {
     public var outputs: [Value]
     /// Number of nodes.
     public var nodes: Int
-    /// op_type (prefixed by its domain when not the default domain) -> count.
+    /// op_type (as `domain:op_type` outside the default domain) -> count.
     public var ops: [String: Int]
     /// Number of initializers.
     public var initializers: Int
@@ -68,7 +68,7 @@ public struct ModelSummary: Codable, Sendable {
         nodes = g.nodes.count
         var hist: [String: Int] = [:]
         for n in g.nodes {
-            let key = Model.isDefaultDomain(n.domain) ? n.opType : "\(n.domain).\(n.opType)"
+            let key = n.op.key
             hist[key, default: 0] += 1
         }
         ops = hist

@@ -44,6 +44,9 @@ public struct SCMError: Error, Hashable, Sendable, CustomStringConvertible {
         case needsValue
         /// Inputs given to a plan's `run` do not match it (count, dtype, shape, pinned value).
         case badInput
+        /// The model runs, but a derivative was asked through an op (or an attribute of it) that
+        /// has no forward- or reverse-mode rule here.
+        case notDifferentiable
         /// The caller stopped the work (a cancelled task, a progress handler that said stop).
         case cancelled
     }

@@ -64,9 +64,9 @@ public struct FuseAdaptiveGroupNorm: Pass {
     /// The group normalization starting or ending at node `i`.
     func core(at i: Int, _ g: Graph, _ ud: UseDef, _ a: GraphAnalysis, opset: Int) -> Match? {
         let n = g.nodes[i]
-        guard Model.isDefaultDomain(n.domain), n.outputs.count == 1 else { return nil }
-        switch n.opType {
-        case "GroupNormalization":
+        guard n.outputs.count == 1 else { return nil }
+        switch n.op {
+        case .groupNormalization:
             guard n.inputs.count == 3, let x = a.specs[n.inputs[0]], x.dtype == .float, x.rank >= 2,
                   case .int(let groups)? = n.attribute("num_groups")?.value, groups >= 1, x.shape[1] % groups == 0 else { return nil }
             if case .int(let st)? = n.attribute("stash_type")?.value, st != 1 { return nil }
@@ -82,12 +82,11 @@ public struct FuseAdaptiveGroupNorm: Pass {
             }
             return Match(removed: [i], x: n.inputs[0], spec: x, groups: groups, eps: epsilon(n), scale: scale, bias: bias,
                          output: n.outputs[0])
-        case "InstanceNormalization":
+        case .instanceNormalization:
             // Reshape(x, [N, G, L]) -> InstanceNormalization -> Reshape(back to x's shape)
-            guard n.inputs.count == 3, let r0 = ud.producer[n.inputs[0]], g.nodes[r0].opType == "Reshape",
-                  Model.isDefaultDomain(g.nodes[r0].domain), ud.soleConsumer(n.inputs[0]) != nil,
-                  let back = ud.soleConsumer(n.outputs[0]), g.nodes[back.node].opType == "Reshape", back.input == 0,
-                  Model.isDefaultDomain(g.nodes[back.node].domain) else { return nil }
+            guard n.inputs.count == 3, let r0 = ud.producer[n.inputs[0]], g.nodes[r0].op == .reshape,
+                  ud.soleConsumer(n.inputs[0]) != nil,
+                  let back = ud.soleConsumer(n.outputs[0]), g.nodes[back.node].op == .reshape, back.input == 0 else { return nil }
             let xName = g.nodes[r0].inputs[0]
             guard let x = a.specs[xName], x.dtype == .float, x.rank >= 2, let r = a.specs[n.inputs[0]], r.rank == 3,
                   r.shape[0] == x.shape[0], a.specs[g.nodes[back.node].outputs[0]] == x else { return nil }
@@ -141,12 +140,12 @@ public struct FuseAdaptiveGroupNorm: Pass {
         }
         while let use = ud.soleConsumer(m.output) {
             let node = g.nodes[use.node]
-            guard Model.isDefaultDomain(node.domain), node.opType == "Mul" || node.opType == "Add", node.inputs.count == 2,
+            guard node.op == .mul || node.op == .add, node.inputs.count == 2,
                   a.specs[node.outputs[0]] == m.spec else { break }
             let other = node.inputs[1 - use.input]
             guard let o = a.specs[other], o.dtype == .float, let al = o.aligned(to: rank),
                   al.dropFirst(2).allSatisfy({ $0 == 1 }), [1, n].contains(al[0]), [1, c].contains(al[1]) else { break }
-            if node.opType == "Mul" {
+            if node.op == .mul {
                 if m.mul == nil && m.add == nil {
                     m.mul = other
                 } else if flush() {

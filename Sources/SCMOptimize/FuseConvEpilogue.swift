@@ -17,12 +17,12 @@ public struct FuseConvEpilogue: Pass {
         var rewrite = FusionRewrite(g)
         for i in analysis.order where !rewrite.isClaimed(i) {
             let conv = g.nodes[i]
-            guard conv.opType == "Conv", Model.isDefaultDomain(conv.domain), conv.outputs.count == 1,
+            guard conv.op == .conv, conv.outputs.count == 1,
                   (2...3).contains(conv.inputs.count), let out = analysis.specs[conv.outputs[0]] else { continue }
             var removed: Set<Int> = [i]
             var value = conv.outputs[0]
             var residual: String? = nil
-            if let use = ud.soleConsumer(value), g.nodes[use.node].opType == "Add", Model.isDefaultDomain(g.nodes[use.node].domain),
+            if let use = ud.soleConsumer(value), g.nodes[use.node].op == .add,
                g.nodes[use.node].inputs.count == 2 {
                 let add = g.nodes[use.node], z = add.inputs[1 - use.input]
                 if z != value, analysis.specs[z] == out, analysis.specs[add.outputs[0]] == out {
@@ -58,10 +58,10 @@ public struct FuseConvEpilogue: Pass {
 /// The Sigmoid and Mul nodes of `value * Sigmoid(value)` when they are `value`'s only readers.
 func siluNodes(reading value: String, _ g: Graph, _ ud: UseDef) -> (sigmoid: Int, mul: Int)? {
     guard !ud.graphOutputs.contains(value), let uses = ud.consumers[value], uses.count == 2,
-          let sig = uses.first(where: { g.nodes[$0.node].opType == "Sigmoid" && Model.isDefaultDomain(g.nodes[$0.node].domain) }),
+          let sig = uses.first(where: { g.nodes[$0.node].op == .sigmoid }),
           let mulUse = ud.soleConsumer(g.nodes[sig.node].outputs[0]) else { return nil }
     let mul = g.nodes[mulUse.node]
-    guard mul.opType == "Mul", Model.isDefaultDomain(mul.domain), mul.inputs.count == 2,
+    guard mul.op == .mul, mul.inputs.count == 2,
           uses.contains(where: { $0.node == mulUse.node }) else { return nil }
     return (sig.node, mulUse.node)
 }

@@ -16,11 +16,11 @@ public struct FuseMatMulAdd: Pass {
         var rewrite = FusionRewrite(g)
         for i in analysis.order where !rewrite.isClaimed(i) {
             let mm = g.nodes[i]
-            guard mm.opType == "MatMul", Model.isDefaultDomain(mm.domain), mm.inputs.count == 2, mm.outputs.count == 1,
+            guard mm.op == .matMul, mm.inputs.count == 2, mm.outputs.count == 1,
                   let a = analysis.specs[mm.inputs[0]], let b = analysis.specs[mm.inputs[1]], a.dtype == .float,
                   a.rank == 2, b.rank == 2, let use = ud.soleConsumer(mm.outputs[0]) else { continue }
             let add = g.nodes[use.node]
-            guard add.opType == "Add", Model.isDefaultDomain(add.domain), add.inputs.count == 2,
+            guard add.op == .add, add.inputs.count == 2,
                   let out = analysis.specs[mm.outputs[0]], analysis.specs[add.outputs[0]] == out else { continue }
             let bias = add.inputs[1 - use.input]
             guard bias != mm.outputs[0], let c = analysis.specs[bias], c.dtype == .float, c.rank <= 2,

@@ -19,7 +19,7 @@ public struct StepInspection: Codable, Sendable {
         init(_ model: Model, context: PassContext) throws {
             nodes = model.graph.nodes.count
             var h: [String: Int] = [:]
-            for n in model.graph.nodes { h[Model.isDefaultDomain(n.domain) ? n.opType : "\(n.domain):\(n.opType)", default: 0] += 1 }
+            for n in model.graph.nodes { h[n.op.key, default: 0] += 1 }
             ops = h
             let plan = try Compiler.compile(model, shapes: context.inputShapes(of: model))
             arenaBytes = plan.arenaBytes

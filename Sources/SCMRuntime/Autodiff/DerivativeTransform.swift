@@ -37,7 +37,7 @@ struct DerivativeTransform {
                                    inputs: [TensorSpec?], outputs: [TensorSpec], values: [Tensor?], opset: Int) {
         let node = model.graph.nodes[i]
         let label = node.label(index: i)
-        let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
+        let key = node.op.key
         guard let op = OpRegistry.op(key) else { throw RuntimeError(.unsupported, at: label, "op \(key) is not supported") }
         let outs = try node.outputs.map { o -> TensorSpec in
             guard let s = analysis.specs[o] else { throw RuntimeError(.invalidModel, at: label, "output '\(o)' has no type") }

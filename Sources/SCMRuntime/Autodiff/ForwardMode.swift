@@ -115,7 +115,7 @@ public enum ForwardMode {
             guard ts.contains(where: { $0 != nil }) else { continue }
             let (node, label, key, op, ins, outs, vals, domainOpset) = try transform.node(i)
             guard let rule = op as? any ForwardDifferentiable.Type else {
-                throw RuntimeError(.unsupported, at: label, "op \(key) has no forward-mode (JVP) rule")
+                throw RuntimeError(.notDifferentiable, at: label, "op \(key) has no forward-mode (JVP) rule")
             }
             let ctx = JVPRule(node: node, label: label, opset: domainOpset, defaultOpset: transform.opset, inputs: ins, outputs: outs, values: vals,
                               tangents: ts.enumerated().map { k, t in

@@ -119,7 +119,7 @@ public enum ReverseMode {
             guard cots.contains(where: { $0 != nil }) else { continue }
             let (node, label, key, op, ins, outs, vals, domainOpset) = try transform.node(i)
             guard let rule = op as? any ReverseDifferentiable.Type else {
-                throw RuntimeError(.unsupported, at: label, "op \(key) has no reverse-mode (VJP) rule")
+                throw RuntimeError(.notDifferentiable, at: label, "op \(key) has no reverse-mode (VJP) rule")
             }
             let ctx = VJPRule(node: node, label: label, opset: domainOpset, defaultOpset: transform.opset, inputs: ins, outputs: outs,
                               values: vals, cotangents: cots, needed: needed, builder: builder)

@@ -26,7 +26,7 @@ extension RuleEmitter {
     /// Whether input `i` is present.
     public func has(_ i: Int) -> Bool { i < inputs.count && inputs[i] != nil && !node.inputs[i].isEmpty }
 
-    func error(_ message: String) -> RuntimeError { RuntimeError(.unsupported, at: label, message) }
+    func error(_ message: String) -> RuntimeError { RuntimeError(.notDifferentiable, at: label, message) }
 
     /// Emits `op` on `inputs` and returns its first output.
     public func emit(_ op: String, _ inputs: [String], _ attributes: [Attribute] = [], domain: String = "") -> String {
@@ -112,25 +112,12 @@ extension RuleEmitter {
     /// The node's attributes without those named in `names`.
     public func attributes(removing names: Set<String>) -> [Attribute] { node.attributes.filter { !names.contains($0.name) } }
 
-    /// Float attribute `name` (default `def`).
-    func floatAttribute(_ name: String, _ def: Float) -> Double {
-        if let a = node.attribute(name), case .float(let v) = a.value { return Double(v) }
-        return Double(def)
-    }
-    /// Int attribute `name` (default `def`).
-    func intAttribute(_ name: String, _ def: Int) -> Int {
-        if let a = node.attribute(name), case .int(let v) = a.value { return v }
-        return def
-    }
-    /// Ints attribute `name`.
-    func intsAttribute(_ name: String) -> [Int]? {
-        guard let a = node.attribute(name) else { return nil }
-        switch a.value {
-        case .ints(let v): return v
-        case .int(let v): return [v]
-        default: return nil
-        }
-    }
+    /// Float attribute `name` (default `def`), its type checked.
+    func floatAttribute(_ name: String, _ def: Float) throws -> Double { Double(try node.float(name, def, at: label)) }
+    /// Int attribute `name` (default `def`), its type checked.
+    func intAttribute(_ name: String, _ def: Int) throws -> Int { try node.int(name, def, at: label) }
+    /// Ints attribute `name`, its type checked.
+    func intsAttribute(_ name: String) throws -> [Int]? { try node.ints(name, at: label) }
     /// A per-channel [C] tensor reshaped to broadcast over [N, C, spatial...] of `rank`.
     func channelShaped(_ v: String, rank: Int) -> String { reshape(v, [1, -1] + Array(repeating: 1, count: rank - 2)) }
 }

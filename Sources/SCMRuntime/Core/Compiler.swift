@@ -174,7 +174,7 @@ private struct Build {
         for i in order {
             let node = graph.nodes[i]
             let label = node.label(index: i)
-            let key = Model.isDefaultDomain(node.domain) ? node.opType : "\(node.domain):\(node.opType)"
+            let key = node.op.key
             guard let op = OpRegistry.op(key) else {
                 throw RuntimeError(.unsupported, at: label, "op \(key) is not supported by this runtime")
             }

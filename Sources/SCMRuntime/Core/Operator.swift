@@ -155,43 +155,14 @@ public struct OpContext {
 
     public func attribute(_ name: String) -> Attribute? { node.attribute(name) }
 
-    public func int(_ name: String, _ def: Int) throws -> Int {
-        guard let a = attribute(name) else { return def }
-        guard case .int(let v) = a.value else { throw error("attribute '\(name)' must be INT, is \(a.value.typeName)") }
-        return v
-    }
+    public func int(_ name: String, _ def: Int) throws -> Int { try node.int(name, def, at: label) }
     public func optionalInt(_ name: String) throws -> Int? {
         attribute(name) == nil ? nil : try int(name, 0)
     }
-    public func float(_ name: String, _ def: Float) throws -> Float {
-        guard let a = attribute(name) else { return def }
-        switch a.value {
-        case .float(let v): return v
-        case .int(let v): return Float(v)
-        default: throw error("attribute '\(name)' must be FLOAT, is \(a.value.typeName)")
-        }
-    }
-    public func ints(_ name: String) throws -> [Int]? {
-        guard let a = attribute(name) else { return nil }
-        switch a.value {
-        case .ints(let v): return v
-        case .int(let v): return [v]
-        default: throw error("attribute '\(name)' must be INTS, is \(a.value.typeName)")
-        }
-    }
-    public func floats(_ name: String) throws -> [Float]? {
-        guard let a = attribute(name) else { return nil }
-        switch a.value {
-        case .floats(let v): return v
-        case .float(let v): return [v]
-        default: throw error("attribute '\(name)' must be FLOATS, is \(a.value.typeName)")
-        }
-    }
-    public func string(_ name: String, _ def: String) throws -> String {
-        guard let a = attribute(name) else { return def }
-        guard let s = a.stringValue else { throw error("attribute '\(name)' must be STRING, is \(a.value.typeName)") }
-        return s
-    }
+    public func float(_ name: String, _ def: Float) throws -> Float { try node.float(name, def, at: label) }
+    public func ints(_ name: String) throws -> [Int]? { try node.ints(name, at: label) }
+    public func floats(_ name: String) throws -> [Float]? { try node.floats(name, at: label) }
+    public func string(_ name: String, _ def: String) throws -> String { try node.string(name, def, at: label) }
 
     /// Normalizes `axis` against `rank` or throws naming the attribute.
     public func axis(_ a: Int, rank: Int, _ what: String = "axis") throws -> Int {

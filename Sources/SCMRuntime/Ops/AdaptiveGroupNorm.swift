@@ -115,18 +115,18 @@ extension AdaptiveGroupNormOp: ForwardDifferentiable {
     /// same op without activation). The tangent of a = xhat scale + bias is `ai.scm:GroupNormTangent`
     /// when X has one; a itself is the same op without mul, add and activation.
     static func jvp(_ r: JVPRule) throws -> [String?] {
-        let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
+        let rank = r.outputs[0].rank, g = try r.intAttribute("num_groups", 1)
         let x = r.input(0)
         let ch = { (v: String) in r.channelShaped(v, rank: rank) }
         let a = { r.emit("AdaptiveGroupNorm", [x, r.input(1), r.input(2)], r.attributes(removing: ["activation"]), domain: r.node.domain) }
         var da: String?
-        if let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
+        if let fused = try groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
             da = fused
         } else {
             let shape = r.emit("Shape", [x])
             let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
             let back = { (v: String) in r.emit("Reshape", [v, shape]) }
-            let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+            let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: try r.floatAttribute("epsilon", 1e-5))
             da = NormalizedTangent.affine(r, xhat: back(n.xhat), dxhat: n.dxhat.map(back), scale: ch(r.input(1)),
                                           dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))
         }
@@ -151,7 +151,7 @@ extension AdaptiveGroupNormOp: ReverseDifferentiable {
     /// summed over its broadcast axes; a gets G_pre mul; then GroupNorm's backward.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard var g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
-        let rank = r.outputs[0].rank, groups = r.intAttribute("num_groups", 1)
+        let rank = r.outputs[0].rank, groups = try r.intAttribute("num_groups", 1)
         let x = r.input(0)
         if (r.node.attribute("activation")?.stringValue ?? "none") == "silu" {
             let pre = r.emit("AdaptiveGroupNorm", r.node.inputs, r.attributes(removing: ["activation"]), domain: r.node.domain)
@@ -159,7 +159,7 @@ extension AdaptiveGroupNormOp: ReverseDifferentiable {
         }
         let grouped = { (v: String) in r.reshape(v, [0, groups, -1]) }
         let ch = { (v: String) in r.channelShaped(v, rank: rank) }
-        let n = NormalizedTangent(r, x: grouped(x), dx: nil, axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        let n = NormalizedTangent(r, x: grouped(x), dx: nil, axes: [2], eps: try r.floatAttribute("epsilon", 1e-5))
         let xhat = r.reshape(n.xhat, like: x)
         var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
         var ga = g

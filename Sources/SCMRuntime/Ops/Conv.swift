@@ -206,7 +206,7 @@ enum ConvTransposeOp: Operator {
         let spatial = Array(x.shape.dropFirst(2))
         let kernel = try ctx.ints("kernel_shape") ?? Array(w.shape.dropFirst(2))
         guard kernel == Array(w.shape.dropFirst(2)) else { throw ctx.error("kernel_shape \(kernel) differs from weight \(w.shape)") }
-        let attrs = try WindowAttributes.read(ctx, rank: r, kernel: kernel)
+        let attrs = try WindowAttributes.read(ctx.node, label: ctx.label, rank: r, kernel: kernel)
         let strides = attrs.strides, dil = attrs.dilations, autoPad = attrs.autoPad
         var pads = attrs.pads
         let outPad = try ctx.ints("output_padding") ?? Array(repeating: 0, count: r)
@@ -358,13 +358,11 @@ extension ConvOp: ReverseDifferentiable {
         }
         guard let xs = r.inputs[0], let ws = r.inputs[1] else { throw r.error("Conv needs X and W") }
         let spatial = Array(xs.shape.dropFirst(2)), kernel = Array(ws.shape.dropFirst(2))
-        let ctx = OpContext(node: r.node, label: r.label, opset: r.opset, inputs: r.inputs, values: r.values,
-                            graphInputNames: r.inputs.map { _ in nil })
-        let axes = try WindowAttributes.axes(ctx, spatial: spatial, kernel: kernel)
+        let axes = try WindowAttributes.axes(r.node, label: r.label, spatial: spatial, kernel: kernel)
         let pads = axes.map(\.padBegin) + axes.map(\.padEnd)
         let strides = axes.map(\.s), dilations = axes.map(\.d)
         let window: [Attribute] = [Attribute("strides", .ints(strides)), Attribute("dilations", .ints(dilations)),
-                                   Attribute("pads", .ints(pads)), Attribute("group", .int(r.intAttribute("group", 1)))]
+                                   Attribute("pads", .ints(pads)), Attribute("group", .int(try r.intAttribute("group", 1)))]
         var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
         if r.needs(0) {
             let outputPadding = axes.map { a in a.size - ((a.out - 1) * a.s + (a.k - 1) * a.d + 1 - a.padBegin - a.padEnd) }
@@ -393,10 +391,10 @@ extension ConvTransposeOp: ReverseDifferentiable {
         }
         guard let ws = r.inputs[1] else { throw r.error("ConvTranspose needs W") }
         let kernel = Array(ws.shape.dropFirst(2)), rank = kernel.count
-        var window: [Attribute] = [Attribute("kernel_shape", .ints(kernel)), Attribute("group", .int(r.intAttribute("group", 1)))]
-        window.append(Attribute("strides", .ints(r.intsAttribute("strides") ?? Array(repeating: 1, count: rank))))
-        window.append(Attribute("dilations", .ints(r.intsAttribute("dilations") ?? Array(repeating: 1, count: rank))))
-        window.append(Attribute("pads", .ints(r.intsAttribute("pads") ?? Array(repeating: 0, count: 2 * rank))))
+        var window: [Attribute] = [Attribute("kernel_shape", .ints(kernel)), Attribute("group", .int(try r.intAttribute("group", 1)))]
+        window.append(Attribute("strides", .ints(try r.intsAttribute("strides") ?? Array(repeating: 1, count: rank))))
+        window.append(Attribute("dilations", .ints(try r.intsAttribute("dilations") ?? Array(repeating: 1, count: rank))))
+        window.append(Attribute("pads", .ints(try r.intsAttribute("pads") ?? Array(repeating: 0, count: 2 * rank))))
         var out: [String?] = Array(repeating: nil, count: r.node.inputs.count)
         if r.needs(0) { out[0] = r.emit("Conv", [g, r.input(1)], window) }
         if r.needs(1) { out[1] = r.emit("ConvWeightGrad", [g, r.input(0)], window, domain: Model.scmDomain) }

@@ -80,11 +80,11 @@ struct GroupNormTangentKernel: Kernel {
 /// `ai.scm:GroupNormTangent`; nil when the fused op does not apply (no tangent of X, not float32,
 /// or a standard op differentiated without `fusedOps`), and the rule falls back to the same formula
 /// in primitive ops.
-func groupNormTangent(_ r: JVPRule, scale: String, dScale: String?, dBias: String?, groups: Int) -> String? {
+func groupNormTangent(_ r: JVPRule, scale: String, dScale: String?, dBias: String?, groups: Int) throws -> String? {
     guard r.fusedOps || r.node.domain == Model.scmDomain, let dx = r.tangent(0), r.inputs[0]?.dtype == .float else { return nil }
     var inputs = [r.input(0), dx, scale, dScale ?? "", dBias ?? ""]
     while inputs.last == "" { inputs.removeLast() }
     return r.emit("GroupNormTangent", inputs,
-                  [Attribute("num_groups", .int(groups)), Attribute("epsilon", .float(Float(r.floatAttribute("epsilon", 1e-5))))],
+                  [Attribute("num_groups", .int(groups)), Attribute("epsilon", .float(Float(try r.floatAttribute("epsilon", 1e-5))))],
                   domain: Model.scmDomain)
 }

@@ -196,8 +196,8 @@ extension GemmOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
         let a = r.input(0), b = r.input(1)
-        let ta = r.intAttribute("transA", 0) != 0, tb = r.intAttribute("transB", 0) != 0
-        let alpha = r.floatAttribute("alpha", 1), beta = r.floatAttribute("beta", 1)
+        let ta = try r.intAttribute("transA", 0) != 0, tb = try r.intAttribute("transB", 0) != 0
+        let alpha = try r.floatAttribute("alpha", 1), beta = try r.floatAttribute("beta", 1)
         func gemm(_ x: String, _ y: String, _ tx: Bool, _ ty: Bool) -> String {
             var attrs: [Attribute] = []
             if tx { attrs.append(Attribute("transA", .int(1))) }

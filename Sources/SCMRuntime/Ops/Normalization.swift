@@ -241,10 +241,10 @@ extension NormalizationOp: ForwardDifferentiable {
     static func jvp(_ r: JVPRule) throws -> [String?] {
         let rank = r.outputs[0].rank
         if let c = r.inputs[0]?.shape.dropFirst().first, c > 0,
-           let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: c) {
+           let fused = try groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: c) {
             return [fused]
         }
-        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(2..<rank), eps: r.floatAttribute("epsilon", 1e-5))
+        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(2..<rank), eps: try r.floatAttribute("epsilon", 1e-5))
         return [NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: r.channelShaped(r.input(1), rank: rank),
                                          dScale: r.tangent(1).map { r.channelShaped($0, rank: rank) },
                                          dBias: r.tangent(2).map { r.channelShaped($0, rank: rank) }, like: r.output(0))]
@@ -256,13 +256,13 @@ extension GroupNormOp: ForwardDifferentiable {
     /// grouped view [N, G, C/G * spatial]; the affine is applied per group there (opset 18) or per
     /// channel after reshaping back (opset 21).
     static func jvp(_ r: JVPRule) throws -> [String?] {
-        let rank = r.outputs[0].rank, g = r.intAttribute("num_groups", 1)
-        if r.opset >= 21, let fused = groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
+        let rank = r.outputs[0].rank, g = try r.intAttribute("num_groups", 1)
+        if r.opset >= 21, let fused = try groupNormTangent(r, scale: r.input(1), dScale: r.tangent(1), dBias: r.tangent(2), groups: g) {
             return [fused]
         }
         let x = r.input(0), shape = r.emit("Shape", [x])
         let grouped = { (v: String) in r.reshape(v, [0, g, -1]) }
-        let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: r.floatAttribute("epsilon", 1e-5))
+        let n = NormalizedTangent(r, x: grouped(x), dx: r.tangent(0).map(grouped), axes: [2], eps: try r.floatAttribute("epsilon", 1e-5))
         if r.opset >= 21 {
             let back = { (v: String) in r.emit("Reshape", [v, shape]) }
             return [NormalizedTangent.affine(r, xhat: back(n.xhat), dxhat: n.dxhat.map(back), scale: r.channelShaped(r.input(1), rank: rank),
@@ -281,9 +281,9 @@ extension LayerNormOp: ForwardDifferentiable {
     /// optional Mean and InvStdDev outputs get their tangents: mean(dx) and -inv^2 mean(xhat dx).
     static func jvp(_ r: JVPRule) throws -> [String?] {
         let rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", -1)
+        var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
-        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(axis..<rank), eps: r.floatAttribute("epsilon", 1e-5))
+        let n = NormalizedTangent(r, x: r.input(0), dx: r.tangent(0), axes: Array(axis..<rank), eps: try r.floatAttribute("epsilon", 1e-5))
         var out: [String?] = [NormalizedTangent.affine(r, xhat: n.xhat, dxhat: n.dxhat, scale: r.input(1), dScale: r.tangent(1),
                                                        dBias: r.has(2) ? r.tangent(2) : nil, like: r.output(0))]
         if r.node.outputs.count > 1 { out.append(n.meanDx) }
@@ -299,7 +299,7 @@ extension BatchNormOp: ForwardDifferentiable {
         guard r.tangent(3) == nil, r.tangent(4) == nil else { throw r.error("no JVP rule for tangents of the running mean or variance") }
         let rank = r.outputs[0].rank
         let ch = { (v: String) in r.channelShaped(v, rank: rank) }
-        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.add(ch(r.input(4)), r.scalar(r.floatAttribute("epsilon", 1e-5)))!])])
+        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.add(ch(r.input(4)), r.scalar(try r.floatAttribute("epsilon", 1e-5)))!])])
         let xhat = r.mul(r.sub(r.input(0), ch(r.input(3))), inv)
         return [NormalizedTangent.affine(r, xhat: xhat, dxhat: r.tangent(0).map { r.mul($0, inv) }, scale: ch(r.input(1)),
                                          dScale: r.tangent(1).map(ch), dBias: r.tangent(2).map(ch), like: r.output(0))]
@@ -322,15 +322,15 @@ extension NormalizationOp: ReverseDifferentiable {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
         let c = r.channels
         guard c > 0 else { throw r.error("InstanceNormalization's input has no channel axis") }
-        let d = groupNormGrad(r, g, scale: r.input(1), groups: c)
+        let d = try groupNormGrad(r, g, scale: r.input(1), groups: c)
         return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
     }
 }
 
 /// The fused backward of a normalization over groups with a per-channel scale.
-func groupNormGrad(_ r: VJPRule, _ g: String, scale: String, groups: Int) -> [String] {
+func groupNormGrad(_ r: VJPRule, _ g: String, scale: String, groups: Int) throws -> [String] {
     r.emit("GroupNormGrad", [r.input(0), scale, g], [Attribute("num_groups", .int(groups)),
-                                                      Attribute("epsilon", .float(Float(r.floatAttribute("epsilon", 1e-5))))],
+                                                      Attribute("epsilon", .float(Float(try r.floatAttribute("epsilon", 1e-5))))],
            domain: Model.scmDomain, outputs: 3)
 }
 
@@ -339,15 +339,15 @@ extension GroupNormOp: ReverseDifferentiable {
     /// group's channels first and the channel cotangents are summed per group after.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return [nil, nil, nil] }
-        let groups = r.intAttribute("num_groups", 1)
+        let groups = try r.intAttribute("num_groups", 1)
         if r.opset >= 21 {
-            let d = groupNormGrad(r, g, scale: r.input(1), groups: groups)
+            let d = try groupNormGrad(r, g, scale: r.input(1), groups: groups)
             return [r.needs(0) ? d[0] : nil, r.needs(1) ? d[1] : nil, r.needs(2) ? d[2] : nil]
         }
         let c = r.channels
         guard c > 0, c % groups == 0 else { throw r.error("GroupNormalization's \(c) channels are not a multiple of num_groups \(groups)") }
         let perChannel = r.reshape(r.emit("Expand", [r.reshape(r.input(1), [groups, 1]), r.ints([groups, c / groups])]), [c])
-        let d = groupNormGrad(r, g, scale: perChannel, groups: groups)
+        let d = try groupNormGrad(r, g, scale: perChannel, groups: groups)
         let perGroup = { (v: String) in r.reduce("ReduceSum", r.reshape(v, [groups, c / groups]), axes: [1], keepdims: false) }
         return [r.needs(0) ? d[0] : nil, r.needs(1) ? perGroup(d[1]) : nil, r.needs(2) ? perGroup(d[2]) : nil]
     }
@@ -362,10 +362,10 @@ extension LayerNormOp: ReverseDifferentiable {
         }
         guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
         let rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", -1)
+        var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
         let axes = Array(axis..<rank)
-        let n = NormalizedTangent(r, x: r.input(0), dx: nil, axes: axes, eps: r.floatAttribute("epsilon", 1e-5))
+        let n = NormalizedTangent(r, x: r.input(0), dx: nil, axes: axes, eps: try r.floatAttribute("epsilon", 1e-5))
         var out: [String?] = [r.needs(0) ? n.backward(r, r.mul(g, r.input(1)), axes: axes) : nil,
                               r.needs(1) ? r.unbroadcast(r.mul(g, n.xhat), toInput: 1) : nil]
         if r.node.inputs.count > 2 { out.append(r.has(2) && r.needs(2) ? r.unbroadcast(g, toInput: 2) : nil) }
@@ -381,7 +381,7 @@ extension BatchNormOp: ReverseDifferentiable {
         guard !r.needs(3), !r.needs(4) else { throw r.error("no VJP rule for the running mean or variance") }
         let rank = r.outputs[0].rank
         let ch = { (v: String) in r.channelShaped(v, rank: rank) }
-        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.plus(ch(r.input(4)), r.scalar(r.floatAttribute("epsilon", 1e-5)))])])
+        let inv = r.emit("Reciprocal", [r.emit("Sqrt", [r.plus(ch(r.input(4)), r.scalar(try r.floatAttribute("epsilon", 1e-5)))])])
         var out: [String?] = [r.needs(0) ? r.mul(g, r.mul(ch(r.input(1)), inv)) : nil,
                               r.needs(1) ? r.channelSum(r.mul(g, r.mul(r.sub(r.input(0), ch(r.input(3))), inv)), rank: rank) : nil,
                               r.needs(2) ? r.channelSum(g, rank: rank) : nil]

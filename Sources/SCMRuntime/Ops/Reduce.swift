@@ -212,7 +212,7 @@ extension SoftmaxOp: ForwardDifferentiable {
     static func jvp(_ r: JVPRule) throws -> [String?] {
         guard let d = r.tangent(0) else { return [nil] }
         let y = r.output(0), rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", -1)
+        var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
         let s = r.reduce("ReduceSum", r.mul(y, d), axes: [axis])
         return [r.mul(y, r.sub(d, s))]
@@ -235,7 +235,7 @@ extension SoftmaxOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent(), r.needs(0) else { return [nil] }
         let y = r.output(0), rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", -1)
+        var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
         return [r.mul(y, r.sub(g, r.reduce("ReduceSum", r.mul(g, y), axes: [axis])))]
     }
@@ -249,9 +249,9 @@ extension ReduceOp: ReverseDifferentiable {
         guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0] else { return r.node.inputs.map { _ in nil } }
         let op = r.node.opType
         let axesAsInput = op == "ReduceSum" ? r.opset >= 13 : r.opset >= 18
-        var axes = (axesAsInput ? r.constantInts(1) : r.intsAttribute("axes")) ?? []
+        var axes = (axesAsInput ? r.constantInts(1) : try r.intsAttribute("axes")) ?? []
         if axes.isEmpty {
-            if r.intAttribute("noop_with_empty_axes", 0) != 0 {
+            if try r.intAttribute("noop_with_empty_axes", 0) != 0 {
                 var out: [String?] = r.node.inputs.map { _ in nil }
                 out[0] = g
                 return out
@@ -259,7 +259,7 @@ extension ReduceOp: ReverseDifferentiable {
             axes = Array(0..<xs.rank)
         }
         axes = axes.map { $0 < 0 ? $0 + xs.rank : $0 }.sorted()
-        let kept = r.intAttribute("keepdims", 1) != 0 ? g : r.emit("Unsqueeze", [g, r.ints(axes)])
+        let kept = try r.intAttribute("keepdims", 1) != 0 ? g : r.emit("Unsqueeze", [g, r.ints(axes)])
         let scaled = op == "ReduceMean" ? r.div(kept, r.count(of: r.input(0), axes: axes)) : kept
         var out: [String?] = r.node.inputs.map { _ in nil }
         out[0] = r.emit("Expand", [scaled, r.shape(r.input(0))])

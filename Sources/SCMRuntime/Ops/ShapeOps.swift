@@ -599,7 +599,7 @@ extension TransposeOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent(), r.needs(0) else { return [nil] }
         let rank = r.outputs[0].rank
-        let perm = r.intsAttribute("perm") ?? Array((0..<rank).reversed())
+        let perm = try r.intsAttribute("perm") ?? Array((0..<rank).reversed())
         var inverse = [Int](repeating: 0, count: rank)
         for (i, p) in perm.enumerated() { inverse[p] = i }
         return [r.emit("Transpose", [g], [Attribute("perm", .ints(inverse))])]
@@ -619,7 +619,7 @@ extension ConcatOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent() else { return r.node.inputs.map { _ in nil } }
         let rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", 0)
+        var axis = try r.intAttribute("axis", 0)
         if axis < 0 { axis += rank }
         let sizes = r.inputs.map { $0?.shape[axis] ?? 0 }
         guard r.node.inputs.count > 1 else { return [g] }
@@ -644,7 +644,7 @@ extension SplitOp: ReverseDifferentiable {
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard r.needs(0), r.cotangents.contains(where: { $0 != nil }) else { return r.node.inputs.map { _ in nil } }
         let rank = r.outputs[0].rank
-        var axis = r.intAttribute("axis", 0)
+        var axis = try r.intAttribute("axis", 0)
         if axis < 0 { axis += rank }
         let parts = r.node.outputs.indices.map { r.cotangent($0) ?? r.zeros(like: r.output($0)) }
         var out: [String?] = r.node.inputs.map { _ in nil }

@@ -16,27 +16,35 @@ struct WindowAttributes {
 
     static let bound = 1 << 16
 
-    static func read(_ ctx: OpContext, rank r: Int, kernel: [Int]) throws -> WindowAttributes {
-        guard kernel.count == r else { throw ctx.error("kernel_shape has \(kernel.count) dims for \(r) spatial dims") }
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: r)
-        let dil = try ctx.ints("dilations") ?? Array(repeating: 1, count: r)
-        let pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * r)
+    /// The window attributes of `node` (a Conv, ConvTranspose or pool over `r` spatial dims),
+    /// checked; errors name `label`. The ops' builders and their derivative rules read them here.
+    static func read(_ node: Node, label: String, rank r: Int, kernel: [Int]) throws -> WindowAttributes {
+        func error(_ m: String) -> SCMError { SCMError(.invalidModel, at: label, m) }
+        guard kernel.count == r else { throw error("kernel_shape has \(kernel.count) dims for \(r) spatial dims") }
+        let strides = try node.ints("strides", at: label) ?? Array(repeating: 1, count: r)
+        let dil = try node.ints("dilations", at: label) ?? Array(repeating: 1, count: r)
+        let pads = try node.ints("pads", at: label) ?? Array(repeating: 0, count: 2 * r)
         guard strides.count == r, dil.count == r, pads.count == 2 * r else {
-            throw ctx.error("strides/dilations/pads do not match \(r) spatial dims")
+            throw error("strides/dilations/pads do not match \(r) spatial dims")
         }
         let positive = 1...bound, nonNegative = 0...bound
         guard strides.allSatisfy(positive.contains), dil.allSatisfy(positive.contains),
               pads.allSatisfy(nonNegative.contains), kernel.allSatisfy(positive.contains) else {
-            throw ctx.error("strides, dilations and kernel dims must be in 1...65536 and pads in 0...65536")
+            throw error("strides, dilations and kernel dims must be in 1...65536 and pads in 0...65536")
         }
-        return WindowAttributes(strides: strides, dilations: dil, pads: pads, autoPad: try ctx.string("auto_pad", "NOTSET"))
+        return WindowAttributes(strides: strides, dilations: dil, pads: pads, autoPad: try node.string("auto_pad", "NOTSET", at: label))
     }
 
     /// The axes of a window of `kernel` sliding over `spatial`: auto_pad resolved, output sizes
     /// rounded down (or up with `ceil`, dropping a last window that would start in the end padding).
     static func axes(_ ctx: OpContext, spatial: [Int], kernel: [Int], ceil: Bool = false) throws -> [WindowAxis] {
+        try axes(ctx.node, label: ctx.label, spatial: spatial, kernel: kernel, ceil: ceil)
+    }
+
+    static func axes(_ node: Node, label: String, spatial: [Int], kernel: [Int], ceil: Bool = false) throws -> [WindowAxis] {
+        func error(_ m: String) -> SCMError { SCMError(.invalidModel, at: label, m) }
         let r = spatial.count
-        var a = try read(ctx, rank: r, kernel: kernel)
+        var a = try read(node, label: label, rank: r, kernel: kernel)
         var axes: [WindowAxis] = []
         for i in 0..<r {
             let n = spatial[i], s = a.strides[i], ext = (kernel[i] - 1) * a.dilations[i] + 1
@@ -50,12 +58,12 @@ struct WindowAttributes {
             case "VALID", "NOTSET":
                 if a.autoPad == "VALID" { a.pads[i] = 0; a.pads[i + r] = 0 }
                 let span = n + a.pads[i] + a.pads[i + r] - ext
-                guard span >= 0 else { throw ctx.error("window \(kernel) is larger than the padded input \(spatial)") }
+                guard span >= 0 else { throw error("window \(kernel) is larger than the padded input \(spatial)") }
                 out = (ceil ? (span + s - 1) / s : span / s) + 1
                 if ceil && (out - 1) * s >= n + a.pads[i] { out -= 1 }
-            default: throw ctx.error("auto_pad '\(a.autoPad)' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER")
+            default: throw error("auto_pad '\(a.autoPad)' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER")
             }
-            guard out >= 1 else { throw ctx.error("window \(kernel) does not fit input \(spatial) with pads \(a.pads)") }
+            guard out >= 1 else { throw error("window \(kernel) does not fit input \(spatial) with pads \(a.pads)") }
             axes.append(WindowAxis(size: n, out: out, k: kernel[i], s: s, d: a.dilations[i], padBegin: a.pads[i], padEnd: a.pads[i + r]))
         }
         return axes
