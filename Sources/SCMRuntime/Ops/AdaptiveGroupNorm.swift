@@ -41,7 +41,7 @@ enum AdaptiveGroupNormOp: Operator {
         let kernel = AdaptiveGroupNormKernel(
             n: n, c: c, groups: g, spatial: x.count / max(1, n * c), eps: try ctx.float("epsilon", 1e-5),
             mul: try operand(3, "mul"), add: try operand(4, "add"), silu: silu,
-            fastSilu: silu && ctx.precision == .bf16 && CKernelsISA.vector)
+            fastSilu: silu && ctx.precision == .bf16 && KernelChoice.vector)
         return OpBuild(outputs: [x], kernel: kernel, inPlace: [0])
     }
 }
@@ -89,7 +89,7 @@ struct AdaptiveGroupNormKernel: Kernel {
     /// y = act(((x * a + b) * m) + ad) over one channel, 8 lanes at a time (tail padded).
     @inline(__always) func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
                                  _ a: Float, _ b: Float, _ m: Float?, _ ad: Float?) {
-        if CKernelsISA.vector {
+        if KernelChoice.vector {
             scm_channel_affine(x, y, Int64(count), a, b, m ?? 1, m == nil ? 0 : 1, ad ?? 0, ad == nil ? 0 : 1,
                                silu ? (fastSilu ? 2 : 1) : 0)
             return

@@ -58,8 +58,14 @@ enum ConvOp: Operator {
             case let a: throw ctx.error("activation '\(a)' is not 'none' or 'silu'")
             }
         }
-        if let direct = DirectConv.build(ctx, geo: geo, out: out, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu) {
-            return direct
+        let constantWeights = ctx.values.count > 1 && ctx.values[1] != nil && (!ctx.has(2) || (ctx.values.count > 2 && ctx.values[2] != nil))
+        for algorithm in KernelChoice.conv(geo, constantWeights: constantWeights) {
+            let built: OpBuild? = switch algorithm {
+            case .winograd: WinogradConv.build(ctx, geo: geo, out: out, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu)
+            case .direct: DirectConv.build(ctx, geo: geo, out: out, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu)
+            case .gemm: nil
+            }
+            if let built { return built }
         }
         return OpBuild(outputs: [out],
                        kernel: ConvKernel(geo: geo, hasBias: ctx.has(2), hasResidual: ctx.has(3), silu: silu),

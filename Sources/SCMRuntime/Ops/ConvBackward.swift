@@ -51,7 +51,7 @@ enum ConvWeightGradOp: Operator {
         let h = spatial.count == 2 ? spatial[0] : 1, wd = spatial.last!
         let oh = outSpatial.count == 2 ? outSpatial[0] : 1, ow = outSpatial.last!
         let geo = ConvGeometry(n: n, c: c, h: h, w: wd, m: m, group: group, oh: oh, ow: ow, win: Window2D(axes))
-        if DirectWeightGrad.enabled, group == 1, let direct = DirectWeightGrad(geo) {
+        if KernelChoice.directWeightGrad(group: group), let direct = DirectWeightGrad(geo) {
             return OpBuild(outputs: [TensorSpec(.float, out)], kernel: direct,
                            scratchBytes: (Int(direct.state.plan.pointee.scratch_floats) + 16) * 4,
                            flops: 2 * n * m * oh * ow * geo.kdim)
@@ -150,8 +150,6 @@ final class WeightGradPlan: @unchecked Sendable {
 /// units of (output channel block, input channel block) fixed by the shape, each summing all
 /// samples in order into its own block of dW, so results do not depend on the thread count.
 struct DirectWeightGrad: Kernel {
-    /// SCM_WGRAD=gemm keeps im2col + SGEMM (SCM_CONV=im2col also does), for comparisons.
-    static var enabled: Bool { RuntimeOverrides.directWeightGrad }
 
     let state: WeightGradPlan
     let n, units: Int

@@ -52,21 +52,11 @@ func packWeights(floats: Int, weights: [Float], bias: [Float]?,
 
 /// Whether the C kernels run at vector width here (else the Swift SIMD8 code stays, which is
 /// faster than the C fallback on a baseline x86-64 build); both give the same bits.
-enum CKernelsISA {
-    static let vector: Bool = Int(scm_isa()) == Int(SCM_ISA_AVX512)
-}
-
 enum DirectConv {
-    /// SCM_CONV=im2col turns the direct kernel off (im2col + SGEMM for every Conv), for comparisons.
-    static var enabled: Bool { RuntimeOverrides.directConv }
-
-    /// The direct kernel for this Conv when it fits (one group, width stride 1 or 2), else nil.
+    /// The direct kernel for this Conv (chosen by `KernelChoice.conv`), or nil when its plan
+    /// refuses the shape.
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
                       silu: Bool) -> OpBuild? {
-        guard enabled, g.group == 1, g.n >= 1 else { return nil }
-        if let wino = WinogradConv.build(ctx, geo: g, out: out, hasBias: hasBias, hasResidual: hasResidual, silu: silu) {
-            return wino
-        }
         let win = g.win
         var p = scm_conv_plan()
         let dims = [g.c, g.h, g.w, g.m, g.oh, g.ow, win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, win.padTop, win.padLeft]

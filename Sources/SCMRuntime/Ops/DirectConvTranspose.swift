@@ -66,8 +66,6 @@ final class DirectConvTransposeState: @unchecked Sendable {
 }
 
 enum DirectConvTranspose {
-    /// SCM_CONVT=col2im keeps ConvTranspose on SGEMM + col2im (SCM_CONV=im2col also does), for comparisons.
-    static var enabled: Bool { RuntimeOverrides.directConvTranspose }
 
     /// Taps of one phase along one axis: (kernel index, input offset) in increasing offset, or nil
     /// when they do not form one progression (they always do; a guard, not a case).
@@ -86,7 +84,7 @@ enum DirectConvTranspose {
     }
 
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, flops: Int) -> OpBuild? {
-        guard enabled, g.group == 1, g.n >= 1 else { return nil }
+        guard KernelChoice.directConvTranspose(g) else { return nil }
         let win = g.win
         let dims = [g.c, g.h, g.w, g.m, g.oh, g.ow, win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, abs(win.padTop), abs(win.padLeft)]
         guard dims.allSatisfy({ $0 >= 0 && $0 < (1 << 16) }), g.c * g.h * g.w < (1 << 30), g.m * g.oh * g.ow < (1 << 30) else { return nil }

@@ -93,7 +93,7 @@ struct SigmoidKernel: Kernel {
     func run(_ io: KernelIO) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         parallelElements(count, io.pool) { r in
-            if CKernelsISA.vector {
+            if KernelChoice.vector {
                 scm_sigmoid(x + r.lowerBound, y + r.lowerBound, Int64(r.count))
             } else {
                 map8(x + r.lowerBound, y + r.lowerBound, r.count) { v in 1 / (1 + exp8(-v)) }

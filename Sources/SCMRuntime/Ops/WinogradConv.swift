@@ -11,34 +11,17 @@ import Darwin
 typealias WinogradConvState = CConvState<scm_wino_plan>
 
 enum WinogradConv {
-    /// SCM_WINOGRAD=0 turns Winograd off (every 3x3 convolution runs the direct kernel), for
-    /// comparisons; SCM_WINOGRAD=1 uses it for every shape it supports, whatever the rule below.
-    static var mode: Int { RuntimeOverrides.winograd }
-
-    /// Whether a supported shape is worth it (measured on the TrigFlow UNet's layers, README):
-    /// enough input and output channels that the GEMMs, not the transforms, dominate.
-    static func worthIt(_ g: ConvGeometry) -> Bool {
-        g.c >= 16 && g.m >= 16
-    }
-
-    /// The Winograd kernel for a one-group 3x3, stride-1, dilation-1 Conv with pads at most 2, else
-    /// nil. Constant weights (and bias) are transformed once; weights given at run time (training
-    /// graphs) are transformed by each run, when the batch makes that worth it (below).
+    /// The Winograd kernel for a Conv `KernelChoice.winograd` accepted, or nil when its plan
+    /// refuses the shape. Constant weights (and bias) are transformed once; weights given at run
+    /// time (training graphs) are transformed by each run.
     static func build(_ ctx: OpContext, geo g: ConvGeometry, out: TensorSpec, hasBias: Bool, hasResidual: Bool,
                       silu: Bool) -> OpBuild? {
-        guard mode != 0, g.group == 1, g.n >= 1 else { return nil }
         let win = g.win
-        guard win.kh == 3, win.kw == 3, win.sh == 1, win.sw == 1, win.dh == 1, win.dw == 1,
-              [win.padTop, win.padLeft, win.padBottom, win.padRight].allSatisfy({ (0...2).contains($0) }) else { return nil }
-        guard mode == 1 || worthIt(g) else { return nil }
         guard [g.c, g.h, g.w, g.m, g.oh, g.ow].allSatisfy({ $0 >= 1 && $0 < (1 << 16) }), g.c * g.h * g.w < (1 << 28),
               g.m * g.oh * g.ow < (1 << 28) else { return nil }
         let w = ctx.values.count > 1 ? ctx.values[1]?.scalars(as: Float.self) : nil
         let b = hasBias ? (ctx.values.count > 2 ? ctx.values[2]?.scalars(as: Float.self) : nil) : nil
         let constant = w != nil && (!hasBias || b != nil)
-        // A run-time transform costs about 150 double operations per (output, input) channel pair,
-        // on one thread before the units: worth it when the batch's tiles are many more than that.
-        if !constant && g.n * ((g.oh + 1) / 2) * ((g.ow + 1) / 2) < 64 { return nil }
         var p = scm_wino_plan()
         p.c = Int32(g.c); p.h = Int32(g.h); p.w = Int32(g.w); p.m = Int32(g.m); p.oh = Int32(g.oh); p.ow = Int32(g.ow)
         p.pt = Int32(win.padTop); p.pl = Int32(win.padLeft)
