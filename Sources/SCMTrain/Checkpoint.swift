@@ -20,7 +20,7 @@ public struct Checkpoint: Sendable {
     /// The trained parameters' names.
     public var parameters: [String]
 
-    public static let metadataKey = "scm.checkpoint", configKey = "scm.train.config", stepKey = "scm.train.step"
+    public static let metadataKey = TrigFlowMetadata.Key.checkpoint, configKey = "scm.train.config", stepKey = "scm.train.step"
 
     /// Whether `model` is a checkpoint.
     public static func isCheckpoint(_ model: Model) -> Bool { model.metadataValue(metadataKey) != nil }

@@ -17,6 +17,8 @@ public struct TrigFlowMetadata: Sendable {
         public static let dataset = "scm.dataset"
         public static let classes = "scm.classes"
         public static let training = "scm.training"
+        /// Marks a training checkpoint (`scm-checkpoint/1`, schemas/README.md): not a model to sample.
+        public static let checkpoint = "scm.checkpoint"
         /// `scm.schedule.N`: the stored schedule of N steps.
         public static let schedulePrefix = "scm.schedule."
         public static func schedule(_ steps: Int) -> String { schedulePrefix + String(steps) }

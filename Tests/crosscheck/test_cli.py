@@ -342,3 +342,21 @@ def test_unsupported_op_exits_3_from_every_tool(tmp_path, op):
         assert r.returncode == 3 and name in r.stderr and "not supported" in r.stderr, (what, r.returncode, r.stderr)
     for left in ("out.npy", "inferred", "opt.onnx"):
         assert not (tmp_path / left).exists(), left
+
+
+def test_a_checkpoint_is_not_sampled_as_a_model(tmp_path):
+    """A training checkpoint holds the raw training network (the velocity F and a weighting head):
+    sampling it as if it were the model gave wrong pixels and exit 0 once its sigma_d, t_max and
+    data range were supplied. It is refused with what to run instead, nothing written; exported
+    first, it samples."""
+    r = scm("scm-train", "--data", "checkerboard", "--objective", "flow", "--out", tmp_path / "run", "--steps", 2,
+            "--batch", 8, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("*.ckpt"))[-1]
+    for extra in ([], ["--sigma-data", 2.3, "--t-max", 1.5, "--data-range=-4,4"]):
+        r = scm("scm-run", ckpt, "--count", 4, "--npy", tmp_path / "s.npy", *extra)
+        assert r.returncode == 1 and "training checkpoint" in r.stderr and "scm-export" in r.stderr, r.stderr
+        assert not (tmp_path / "s.npy").exists()
+    r = scm("scm-export", ckpt, tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr
+    assert scm("scm-run", tmp_path / "m.onnx", "--ode-steps", 2, "--count", 4, "--npy", tmp_path / "s.npy").returncode == 0
