@@ -136,3 +136,26 @@ public struct ResourceOptions: ParsableArguments {
         }
     }
 }
+
+/// SIGINT and SIGTERM for the tools that write files (scm-train saves a checkpoint instead): the
+/// temporary files of writes in flight are removed, `<tool>: interrupted` is printed and the
+/// process exits 130, so an interrupted run leaves no partial files behind.
+public enum Interruption {
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    /// Installs the handlers (once per process).
+    public static func cleanUpOnSignals(tool: String) {
+        guard sources.isEmpty else { return }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                TemporaryFiles.removeAll()
+                FileHandle.standardError.write(Data("\n\(tool): interrupted\n".utf8))
+                exit(130)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

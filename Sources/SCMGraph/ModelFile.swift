@@ -100,10 +100,16 @@ public enum ModelFile {
             if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { throw ModelError(.io, at: path, "is a folder") }
         }
         var temporaries: [String] = []
-        defer { for t in temporaries { unlink(t) } }
+        defer {
+            for t in temporaries where !t.isEmpty {
+                unlink(t)
+                TemporaryFiles.remove(t)
+            }
+        }
         for (path, bytes) in files { temporaries.append(try writeTemporary(bytes, beside: path)) }
         for (i, (path, _)) in files.enumerated() {
             guard rename(temporaries[i], path) == 0 else { throw ModelError(.io, at: path, "cannot rename into place: \(errnoString())") }
+            TemporaryFiles.remove(temporaries[i])
             temporaries[i] = ""
         }
         temporaries = []
@@ -128,12 +134,20 @@ public enum ModelFile {
         let dir = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // Registered before it exists, so an interruption between open and registration leaves nothing.
+        TemporaryFiles.add(tmp)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ModelError(.io, at: path, "cannot create a file in '\(dir.isEmpty ? "." : dir)': \(errnoString())") }
+        guard fd >= 0 else {
+            TemporaryFiles.remove(tmp)
+            throw ModelError(.io, at: path, "cannot create a file in '\(dir.isEmpty ? "." : dir)': \(errnoString())")
+        }
         var ok = false
         defer {
             close(fd)
-            if !ok { unlink(tmp) }
+            if !ok {
+                unlink(tmp)
+                TemporaryFiles.remove(tmp)
+            }
         }
         var written = 0
         try bytes.withUnsafeBytes { buf in

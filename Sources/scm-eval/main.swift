@@ -63,6 +63,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.cleanUpOnSignals(tool: "scm-eval")
         var job = Evaluation(samples: samples, data: data)
         if let c = classifier { job.classifier = c }
         job.threads = threads ?? CommandLineSupport.defaultThreads

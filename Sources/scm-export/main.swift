@@ -187,6 +187,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.cleanUpOnSignals(tool: "scm-export")
         if attach { return try runAttach() }
         do {
             var model = try ModelFile.load(path: input, limits: resources.limits)

@@ -54,6 +54,7 @@ struct Infer: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.cleanUpOnSignals(tool: "scm-infer")
         // scm-infer runs any graph, the trainer's step graphs included.
         TrainingOps.register()
         if listOps {

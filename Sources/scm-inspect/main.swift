@@ -63,6 +63,7 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.cleanUpOnSignals(tool: "scm-inspect")
         // A training step graph is a model too: its optimizer update is the trainer's op.
         TrainingOps.register()
         do {

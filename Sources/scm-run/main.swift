@@ -123,6 +123,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.cleanUpOnSignals(tool: "scm-run")
         let job = self.job
         if !job.writesFiles {
             CommandLineSupport.note("scm-run", "no --out, --out-dir or --npy: the samples are drawn and timed, nothing is written")

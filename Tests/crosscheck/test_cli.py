@@ -14,6 +14,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 
 import numpy as np
@@ -360,3 +361,26 @@ def test_a_checkpoint_is_not_sampled_as_a_model(tmp_path):
     r = scm("scm-export", ckpt, tmp_path / "m.onnx")
     assert r.returncode == 0, r.stderr
     assert scm("scm-run", tmp_path / "m.onnx", "--ode-steps", 2, "--count", 4, "--npy", tmp_path / "s.npy").returncode == 0
+
+
+def test_interrupted_runs_leave_no_temporary_files(tmp_path, model):
+    """SIGINT or SIGTERM while scm-run samples or writes (one grid, an .npy and a PNG per sample)
+    removes the temporary files of the writes in flight, says so and exits 130. Signals land at
+    several moments, from sampling to the last renames."""
+    seen = set()
+    for k, delay in enumerate([0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 1.8]):
+        out = tmp_path / f"run{k}"
+        out.mkdir()
+        args = [model, "--count", 4000, "--batch", 64, "--out-dir", out / "d", "--out", out / "g.png", "--npy", out / "g.npy"]
+        p = subprocess.Popen([os.path.join(BIN, "scm-run"), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import time
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT if k % 2 == 0 else signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode in (0, 130), (delay, p.returncode, err)
+        if p.returncode == 130:
+            assert "scm-run: interrupted" in err, err
+        seen.add(p.returncode)
+        left = [str(f) for f in out.rglob("*") if ".tmp-" in f.name]
+        assert not left, (delay, left[:3], len(left))
+    assert 130 in seen, seen
