@@ -73,12 +73,12 @@ def main():
     rng = random.Random(1234)
 
     # Not a model at all.
-    add("empty_file", b"", "invalidModel", "ModelProto has no graph")
+    add("empty_file", b"", "invalidModel", "is an empty file, not an ONNX model")
     add("truncated", good[: len(good) - 7], "malformedProtobuf", "ModelProto.graph: field 7 declares 63 bytes but only 62 remain (truncated file?)")
     add("random_bytes", bytes([0x3A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]) + bytes(rng.randrange(256) for _ in range(4090)),
         "malformedProtobuf", "over protobuf's 2 GiB limit")
     add("text_file", b"hello, this is not a model\n", "malformedProtobuf", "byte 2 in ModelProto.<field 13>: field 13 uses protobuf groups")
-    add("png_header", bytes.fromhex("89504e470d0a1a0a0000000d49484452"), "malformedProtobuf", "field number 0 is invalid")
+    add("png_header", bytes.fromhex("89504e470d0a1a0a0000000d49484452"), "invalidModel", "looks like a PNG image, not an ONNX model")
     add("overlong_varint", field(1, 0, b"\xff" * 10 + b"\x01"), "malformedProtobuf", "byte 1 in ModelProto.ir_version: varint overflows 64 bits")
     add("field_number_zero", b"\x02\x00" + good, "malformedProtobuf", "field number 0")
     add("group_wire_type", good + varint(50 << 3 | 3) + varint(50 << 3 | 4), "malformedProtobuf", "groups")

@@ -18,6 +18,7 @@ public enum ModelFile {
         let reader = ExternalDataReader(directory: dir.isEmpty ? "." : dir,
                                         limit: min(limits.maxExternalBytes, limits.maxInitializerBytes))
         return try naming(path) {
+            if let what = notAModel(file.bytes) { throw ModelError(.invalidModel, at: "", what) }
             let model = try ProtoDecoder.decodeModel(bytes: file.bytes, limits: limits, source: path, externalData: reader)
             if verify { try model.verify() }
             try model.checkResources(limits)
@@ -41,7 +42,8 @@ public enum ModelFile {
         }
         return try naming(source) {
             let model = try bytes.withUnsafeBytes {
-                try ProtoDecoder.decodeModel(bytes: $0, limits: limits, source: source, externalData: nil)
+                if let what = notAModel($0) { throw ModelError(.invalidModel, at: "", what) }
+                return try ProtoDecoder.decodeModel(bytes: $0, limits: limits, source: source, externalData: nil)
             }
             if verify { try model.verify() }
             try model.checkResources(limits)
@@ -256,5 +258,24 @@ struct ExternalDataReader {
         total.bytes += expectedBytes
         let storage = TensorStorage(copying: UnsafeRawBufferPointer(rebasing: file.bytes[offset..<end]))
         return (storage, location, offset)
+    }
+}
+
+extension ModelFile {
+    /// What a file that is plainly not an ONNX model is (an empty file, an image, a NumPy or
+    /// PyTorch file, JSON), from its first bytes; nil when it may be one. Decoding such bytes as a
+    /// `ModelProto` fails with a wire-format detail ("field number 0 is invalid") that does not
+    /// tell the user they gave the wrong file.
+    static func notAModel(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard !bytes.isEmpty else { return "is an empty file, not an ONNX model" }
+        func starts(_ magic: [UInt8]) -> Bool { bytes.count >= magic.count && zip(bytes, magic).allSatisfy { $0 == $1 } }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { return "looks like a PNG image, not an ONNX model" }
+        if starts([0x93] + Array("NUMPY".utf8)) { return "looks like a NumPy .npy file, not an ONNX model" }
+        if starts([0x50, 0x4B, 0x03, 0x04]) { return "looks like a zip archive (a PyTorch .pt/.pth file or an .npz?), not an ONNX model" }
+        if starts([0x1F, 0x8B]) { return "looks like a gzip file, not an ONNX model" }
+        if starts([0x80]) && bytes.count > 1 && (2...5).contains(bytes[1]) { return "looks like a Python pickle, not an ONNX model" }
+        // '{' and '[' open no field of a ModelProto (they are group starts, which ONNX never uses).
+        if starts(Array("{".utf8)) || starts(Array("[".utf8)) { return "looks like JSON text, not an ONNX model" }
+        return nil
     }
 }

@@ -384,3 +384,18 @@ def test_interrupted_runs_leave_no_temporary_files(tmp_path, model):
         left = [str(f) for f in out.rglob("*") if ".tmp-" in f.name]
         assert not left, (delay, left[:3], len(left))
     assert 130 in seen, seen
+
+
+def test_a_file_that_is_not_a_model_says_what_it_is(tmp_path):
+    """An empty file, a PNG, an .npy, a zip (a PyTorch checkpoint) or JSON given as the model: each
+    tool says what the file looks like instead of a protobuf wire detail."""
+    files = {"empty": (b"", "empty file"), "png": (bytes.fromhex("89504e470d0a1a0a0000000d49484452"), "PNG image"),
+             "npy": (b"\x93NUMPY\x01\x00v\x00", "NumPy .npy"), "zip": (b"PK\x03\x04" + b"\0" * 26, "zip archive"),
+             "json": (b'{"a": 1}', "JSON text")}
+    for name, (data, says) in files.items():
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(data)
+        for args in (["scm-run", path, "--count", 1], ["scm-inspect", path], ["scm-export", path, tmp_path / "o.onnx"]):
+            r = scm(*args)
+            assert r.returncode == 1 and says in r.stderr and "not an ONNX model" in r.stderr, (args, r.stderr)
+        assert not (tmp_path / "o.onnx").exists()
