@@ -135,7 +135,7 @@ def test_attach_errors(tmp_path):
     out = str(tmp_path / "o.onnx")
     cases = [
         (["--parameterization", "velocity"], 64, "--sigma-data"),
-        (["--parameterization", "score", "--sigma-data", 0.5], 64, "velocity or consistency"),
+        (["--parameterization", "score", "--sigma-data", 0.5], 64, "'score' is invalid for '--parameterization"),
         (["--parameterization", "velocity", "--sigma-data", -1], 64, "positive"),
         (["--parameterization", "velocity", "--sigma-data", 0.5, "--schedule", "1.2,1.1"], 1, "must start at t_max"),
         (["--parameterization", "velocity", "--sigma-data", 0.5, "--input-scale", "half"], 64, "sigma or none"),
