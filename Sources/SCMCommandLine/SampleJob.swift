@@ -213,16 +213,8 @@ public struct SampleJob: Sendable {
             noise = n
         }
         let total = noise.map { $0.shape.count >= 2 ? $0.shape[1] : 0 } ?? count ?? 64
-        if let dir = outDir {
-            try Self.prepareFolder(dir)
-            for i in 0..<total {
-                var isDir: ObjCBool = false
-                let path = (dir as NSString).appendingPathComponent(Self.sampleFileName(i))
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-                    throw SamplerError(.io, at: path, "is a folder (--out-dir writes \(Self.sampleFileName(0)) ... \(Self.sampleFileName(total - 1)))")
-                }
-            }
-        }
+        if let dir = outDir { try Self.checkOutputFolder(dir, count: total) }
+        try Self.checkMemory(count: total, sampleShape: model.sampleShape, copies: (npy != nil ? 1 : 0) + (out != nil || outDir != nil ? 1 : 0))
         let display = SampleProgressLine(enabled: showProgress ?? (isatty(STDERR_FILENO) == 1))
         let samples: Samples
         if let noise {
@@ -242,6 +234,10 @@ public struct SampleJob: Sendable {
             samples = s
         }
         display.finish()
+        let bad = samples.nonFiniteSamples()
+        if let first = bad.first {
+            throw SamplerError(.invalidModel, at: modelPath, "gave non-finite values (NaN or infinity) in \(bad.count) of \(samples.count) samples (the first: sample \(first)); nothing was written")
+        }
         var files: [(path: String, bytes: [UInt8])] = []
         if let path = npy { files.append((path, samples.npy())) }
         if let path = out { files.append((path, [UInt8](try samples.png(nrow: nrow)))) }
@@ -250,7 +246,7 @@ public struct SampleJob: Sendable {
                 files.append(((dir as NSString).appendingPathComponent(Self.sampleFileName(i)), [UInt8](try samples.png(sample: i))))
             }
         }
-        try SamplerError.wrap { try ModelFile.writeAllAtomically(files) }
+        try SamplerError.wrap { try ModelFile.writeAllAtomically(files, creatingFolder: outDir) }
         let method: String = switch sampler.method {
         case .consistency: "consistency"
         case .ode(_, let s): "ode-\(s.rawValue)"
@@ -303,17 +299,49 @@ public struct SampleJob: Sendable {
         guard access(folder, W_OK) == 0 else { throw SamplerError(.io, at: path, "the folder '\(folder)' is not writable") }
     }
 
-    /// Creates `dir` (with its parents) unless it exists; throws unless it is a writable folder.
-    static func prepareFolder(_ dir: String) throws(SamplerError) {
+    /// Throws unless `dir` can take the per-sample files of a run of `count` samples: an existing
+    /// writable folder holding no sample file of an earlier, longer run (which would be left
+    /// beside this run's) and no folder in the place of one, or a folder that can be created
+    /// (it is created only when the samples are written).
+    static func checkOutputFolder(_ dir: String, count: Int) throws(SamplerError) {
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw SamplerError(.io, at: dir, "exists and is not a folder (--out-dir)") }
-        } else {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                throw SamplerError(.io, at: dir, "cannot create the folder: \(error.localizedDescription)")
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else {
+            var parent = ModelFile.parentFolder(of: dir)
+            while !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) { parent = ModelFile.parentFolder(of: parent) }
+            let folder = parent.isEmpty ? "." : parent
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue, access(folder, W_OK) == 0 else {
+                throw SamplerError(.io, at: dir, "cannot be created: '\(folder)' is not a writable folder (--out-dir)")
+            }
+            return
+        }
+        guard isDir.boolValue else { throw SamplerError(.io, at: dir, "exists and is not a folder (--out-dir)") }
+        guard access(dir, W_OK) == 0 else { throw SamplerError(.io, at: dir, "the folder is not writable (--out-dir)") }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        var stale: [String] = []
+        for name in names {
+            guard let m = name.wholeMatch(of: /sample_([0-9]{5,})\.png/), let i = Int(m.1) else { continue }
+            if i >= count { stale.append(name); continue }
+            let path = (dir as NSString).appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                throw SamplerError(.io, at: path, "is a folder (--out-dir writes \(sampleFileName(0)) ... \(sampleFileName(count - 1)))")
             }
         }
-        guard access(dir, W_OK) == 0 else { throw SamplerError(.io, at: dir, "the folder is not writable") }
+        if let first = stale.sorted().first {
+            throw SamplerError(.io, at: dir, "holds \(stale.count) sample file\(stale.count == 1 ? "" : "s") of an earlier run beyond this run's \(count) (\(first) ...), which would be left beside its samples: remove them or give an empty folder (--out-dir)")
+        }
+    }
+
+    /// Throws unless the samples of a run, and `copies` encoded copies of them (the .npy file,
+    /// the PNGs), fit in the memory available now (Linux's MemAvailable): a run sized past the
+    /// machine stops before it starts, with what it needs, instead of failing to allocate.
+    static func checkMemory(count: Int, sampleShape: [Int], copies: Int) throws(SamplerError) {
+        let perSample = sampleShape.reduce(MemoryLayout<Float>.size, *)
+        let (need, overflow) = perSample.multipliedReportingOverflow(by: count * (1 + copies))
+        guard let available = SystemMemory.available else { return }
+        if overflow || need > available {
+            let gib = { (b: Int) in String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+            throw SamplerError(.limitExceeded, at: "--count", "\(count) samples need \(overflow ? "more than \(gib(Int.max))" : gib(need)) of memory for the samples and their files; \(gib(available)) is available: draw fewer samples per run (several runs with different --seed values)")
+        }
     }
 }
 

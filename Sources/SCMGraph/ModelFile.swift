@@ -92,7 +92,51 @@ public enum ModelFile {
     /// into place. A failed write removes the temporary files and leaves the destinations as they
     /// were. (Only a rename failing after others succeeded, such as a destination turned into a
     /// folder meanwhile, can leave part of the set renamed; the temporary files are still removed.)
-    public static func writeAllAtomically(_ files: [(path: String, bytes: [UInt8])]) throws {
+    ///
+    /// `creatingFolder`: a folder the files go into, created (with its missing parents) just
+    /// before they are written; a failure or an interruption removes what was created.
+    public static func writeAllAtomically(_ files: [(path: String, bytes: [UInt8])], creatingFolder folder: String? = nil) throws {
+        var created: [String] = []
+        defer { for f in created.reversed() { rmdir(f); TemporaryFiles.removeFolder(f) } }
+        if let folder { created = try createFolder(folder) }
+        try writeFiles(files)
+        for f in created { TemporaryFiles.removeFolder(f) }
+        created = []
+    }
+
+    /// Creates `folder` and its missing parents, each registered with `TemporaryFiles` before it
+    /// exists; returns the folders created, outermost first.
+    private static func createFolder(_ folder: String) throws -> [String] {
+        var missing: [String] = []
+        var path = folder
+        var st = stat()
+        while !path.isEmpty, path != "/", stat(path, &st) != 0 {
+            missing.insert(path, at: 0)
+            path = parentFolder(of: path)
+        }
+        var created: [String] = []
+        for dir in missing {
+            TemporaryFiles.addFolder(dir)
+            guard mkdir(dir, 0o755) == 0 else {
+                TemporaryFiles.removeFolder(dir)
+                for f in created.reversed() { rmdir(f); TemporaryFiles.removeFolder(f) }
+                throw ModelError(.io, at: folder, "cannot create the folder '\(dir)': \(errnoString())")
+            }
+            created.append(dir)
+        }
+        return created
+    }
+
+    /// The folder part of `path` ("" for a bare name, "/" for a name in the root), computed on
+    /// the text alone (trailing slashes ignored).
+    public static func parentFolder(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let i = p.lastIndex(of: "/") else { return "" }
+        return i == p.startIndex ? "/" : String(p[..<i])
+    }
+
+    private static func writeFiles(_ files: [(path: String, bytes: [UInt8])]) throws {
         var seen = Set<String>()
         for (path, _) in files {
             let base = (path as NSString).lastPathComponent

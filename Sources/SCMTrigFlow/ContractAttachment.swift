@@ -25,9 +25,16 @@ public enum ContractAttachment {
         public var scaledInput: Bool?
         /// `scm.dataset`, free text.
         public var dataset: String?
+        /// Whether a model that already carries a contract may have it replaced. The fields not
+        /// given here are then kept (t_max, the data range, the dataset, the schedules while t_max
+        /// stays), and x is taken as already in data units unless `scaledInput` says otherwise.
+        /// Without it such a model is refused.
+        public var replaceContract = false
 
         public init(parameterization: TrigFlowMetadata.Parameterization, sigmaData: Float, tMax: Float? = nil,
-                    schedules: [[Float]] = [], dataRange: (Float, Float)? = nil, scaledInput: Bool? = nil, dataset: String? = nil) {
+                    schedules: [[Float]] = [], dataRange: (Float, Float)? = nil, scaledInput: Bool? = nil, dataset: String? = nil,
+                    replaceContract: Bool = false) {
+            self.replaceContract = replaceContract
             self.parameterization = parameterization
             self.sigmaData = sigmaData
             self.tMax = tMax
@@ -49,10 +56,14 @@ public enum ContractAttachment {
         public var schedules: [Int: [Float]]
     }
 
-    public static func attach(_ model: Model, _ o: Options) throws(SamplerError) -> (Model, Report) {
+    /// The location of the error for a model that already carries a contract.
+    public static let existingContract = "contract"
+
+    public static func attach(_ model: Model, _ options: Options) throws(SamplerError) -> (Model, Report) {
         func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidArgument, at: at, m) }
-        guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
+        let o = try keepingExisting(model, options)
         let tMax = o.tMax ?? TrigFlowMetadata.defaultTMax(sigmaData: o.sigmaData)
+        guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
         guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
         let stored = try SamplerError.wrap {
             try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \(TrigFlowMetadata.scheduleText($0))" }
@@ -89,6 +100,9 @@ public enum ContractAttachment {
             m.graph.initializers.append(c)
             m.graph.nodes.insert(Node("Div", inputs: [x, sigma], outputs: [scaledName], name: fresh("scm_scale_input")), at: 0)
         }
+        if shape.isEmpty, let kept = m.metadata.first(where: { $0.key == Key.sampleShape }) {
+            shape = kept.value.split(separator: ",").compactMap { Int($0) }
+        }
         m.metadata.removeAll { e in keys.contains(e.key) || e.key.hasPrefix(Key.schedulePrefix) }
         m.metadata.append(MetadataEntry(Key.format, TrigFlowMetadata.format))
         m.metadata.append(MetadataEntry(Key.parameterization, o.parameterization.rawValue))
@@ -101,5 +115,33 @@ public enum ContractAttachment {
         // The contract's own check (input ranks and types, output, metadata).
         _ = try TrigFlowModel(m)
         return (m, Report(tMax: tMax, sampleShape: shape, scaledInput: scaled, schedules: stored))
+    }
+
+    /// `o`, refused for a model that carries a contract unless it may be replaced, and then with
+    /// the contract's fields that `o` does not set.
+    static func keepingExisting(_ model: Model, _ o: Options) throws(SamplerError) -> Options {
+        var meta: [String: String] = [:]
+        for e in model.metadata where meta[e.key] == nil { meta[e.key] = e.value }
+        guard meta[Key.format] != nil else { return o }
+        let oldTMax = meta[Key.tMax].flatMap { Float($0) }
+        guard o.replaceContract else {
+            let was = [meta[Key.parameterization].map { "\($0) network" }, meta[Key.sigmaData].map { "sigma_data \($0)" },
+                       meta[Key.tMax].map { "t_max \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            throw SamplerError(.invalidModel, at: existingContract,
+                               "the model already carries a TrigFlow contract (\(was)); attaching one would replace it and drop its data range and schedules: replace it explicitly, or attach to the network as exported")
+        }
+        var r = o
+        r.tMax = o.tMax ?? oldTMax
+        if r.dataRange == nil, let text = meta[Key.dataRange] {
+            let p = text.split(separator: ",").compactMap { Float($0) }
+            if p.count == 2 { r.dataRange = (p[0], p[1]) }
+        }
+        r.dataset = o.dataset ?? meta[Key.dataset]
+        r.scaledInput = o.scaledInput ?? false
+        if r.tMax == oldTMax, let old = try? TrigFlowMetadata.storedSchedules(model, fileTMax: oldTMax) {
+            let given = Set(o.schedules.map(\.count))
+            r.schedules += old.filter { !given.contains($0.key) }.sorted { $0.key < $1.key }.map(\.value)
+        }
+        return r
     }
 }

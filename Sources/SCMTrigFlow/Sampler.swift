@@ -311,6 +311,10 @@ public final class Sampler: @unchecked Sendable {
         guard noise.count == shape.reduce(1, *) else {
             throw SamplerError(.invalidArgument, at: "noise", "has \(noise.count) values for shape \(shape)")
         }
+        if let i = noise.firstIndex(where: { !$0.isFinite }) {
+            let per = shape.dropFirst(2).reduce(1, *)
+            throw SamplerError(.invalidArgument, at: "noise", "holds a non-finite value (\(noise[i])) at step \(i / (per * shape[1])), sample \(i / per % shape[1]): noise must be finite")
+        }
         return try run(count: shape[1], noise: .given(noise), progress: progress)
     }
 

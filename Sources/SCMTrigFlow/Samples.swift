@@ -49,6 +49,13 @@ public struct Samples: Sendable {
     }
 
     /// The `.npy` encoding of the samples (float32, [count, sample shape...]).
+    /// The indices of the samples holding a NaN or an infinity (a model or an input gone wrong;
+    /// drawn to PNG they would look like any dark image).
+    public func nonFiniteSamples() -> [Int] {
+        let per = count > 0 ? values.count / count : 0
+        return (0..<count).filter { i in values[i * per ..< (i + 1) * per].contains { !$0.isFinite } }
+    }
+
     public func npy() -> [UInt8] { values.withUnsafeBufferPointer { NPY.encode($0, shape: shape) } }
 
     private func imageGeometry() throws(SamplerError) -> (c: Int, h: Int, w: Int, range: (Float, Float)) {

@@ -7,7 +7,7 @@ import SCMEval
 /// `scm-eval SAMPLES.npy|GRID.png --data fashion-mnist|checkerboard|...`: the quality of samples,
 /// with no network access.
 @main
-struct Eval: ParsableCommand {
+struct Eval: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-eval",
         abstract: "Measure samples against their dataset: FD, KID, class histogram and nearest neighbours for fashion-mnist; support share, energy distance and sliced W1 for the 2-D toys.",

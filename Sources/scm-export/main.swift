@@ -6,7 +6,7 @@ import SCMCommandLine
 /// `scm-export IN OUT --optimize (--steps N | --t T)`: save a model specialized and optimized for
 /// each sampling step (a directory of step files) or for one time (one file).
 @main
-struct Export: ParsableCommand {
+struct Export: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-export",
         abstract: "Write a model file, optionally specialized and optimized for sampling steps.",
@@ -55,6 +55,9 @@ struct Export: ParsableCommand {
 
     @Option(help: "With --attach: free text for scm.dataset.")
     var dataset: String?
+
+    @Flag(help: "With --attach: replace the contract the model already carries (t_max, data range, dataset and schedules not given are kept; x is taken as in data units unless --input-scale sigma).")
+    var replaceContract = false
 
     @Option(parsing: .unconditional, help: "t_max for a model without scm.t_max (or to override it), with --steps; with --attach, scm.t_max (default atan(80 / sigma_d)).")
     var tMax: Float?
@@ -115,7 +118,7 @@ struct Export: ParsableCommand {
         }
         if attach { try validateAttach(); return }
         for (flag, given) in [("--parameterization", parameterization != nil), ("--input-scale", inputScale != nil),
-                              ("--data-range", dataRange != nil), ("--dataset", dataset != nil)] where given {
+                              ("--data-range", dataRange != nil), ("--dataset", dataset != nil), ("--replace-contract", replaceContract)] where given {
             throw ValidationError("\(flag) applies to --attach")
         }
         if schedule.count > 1 { throw ValidationError("--schedule is given \(schedule.count) times; more than once only with --attach") }
@@ -173,8 +176,17 @@ struct Export: ParsableCommand {
                 parameterization: parameterization ?? .velocity,
                 sigmaData: sigmaData ?? TrigFlowMetadata.defaultSigmaData, tMax: tm, schedules: schedules,
                 dataRange: try dataRange.map { try CommandLineSupport.parseRange($0, flag: "--data-range") },
-                scaledInput: inputScale.map { $0 == "sigma" }, dataset: dataset)
-            let (attached, report) = try ContractAttachment.attach(model, options)
+                scaledInput: inputScale.map { $0 == "sigma" }, dataset: dataset, replaceContract: replaceContract)
+            let result: (Model, ContractAttachment.Report)
+            do { result = try ContractAttachment.attach(model, options) } catch {
+                var e = error
+                if e.location == ContractAttachment.existingContract {
+                    e.location = input
+                    e.message += " (--replace-contract)"
+                }
+                throw e
+            }
+            let (attached, report) = result
             let saved = try ModelFile.save(attached, to: output)
             for note in saved.notes { CommandLineSupport.note("scm-export", note) }
             let stored = report.schedules.keys.sorted().map { "scm.schedule.\($0)" }

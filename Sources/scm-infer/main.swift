@@ -5,7 +5,7 @@ import SCMCommandLine
 
 /// `scm-infer MODEL --inputs A.pb B.pb ... --output-dir DIR`: run a model on TensorProto files.
 @main
-struct Infer: ParsableCommand {
+struct Infer: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-infer",
         abstract: "Run a model on TensorProto inputs and write DIR/output_<i>.pb (ONNX's backend test layout).")

@@ -6,7 +6,7 @@ import SCMCommandLine
 /// `scm-inspect MODEL [--json] [--save OUT]`: load, verify and describe a model file;
 /// `--steps N` shows what the optimizer makes of each step of the N-step schedule.
 @main
-struct Inspect: ParsableCommand {
+struct Inspect: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-inspect",
         abstract: "Load, verify and describe a model file (ONNX ModelProto).",

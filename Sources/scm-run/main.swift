@@ -5,7 +5,7 @@ import SCMCommandLine
 
 /// `scm-run MODEL --steps N --out grid.png`: draw samples from a TrigFlow model.
 @main
-struct Run: ParsableCommand {
+struct Run: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-run",
         abstract: "Draw samples from a TrigFlow consistency model and write them as PNG and .npy.",

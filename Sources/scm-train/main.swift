@@ -6,7 +6,7 @@ import SCMCommandLine
 /// `scm-train --data NAME|DIR --objective flow|sct --out DIR (--steps N | --minutes M)`: train a
 /// TrigFlow network; `scm-export CKPT MODEL.onnx` turns a checkpoint into a model for `scm-run`.
 @main
-struct Train: ParsableCommand {
+struct Train: Tool {
     static let configuration = CommandConfiguration(
         commandName: "scm-train",
         abstract: "Train a TrigFlow network (flow pretraining or consistency training) and write checkpoints.",
