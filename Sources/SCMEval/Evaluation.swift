@@ -57,7 +57,7 @@ public struct Evaluation {
     func images(_ train: DataSource) throws -> EvalReport {
         let model: Model
         do { model = try ModelFile.load(path: classifier) } catch {
-            throw SCMError(SCMError(wrapping: error).kind, at: "classifier", "\(error) (a classifier is trained with the classify objective; the shipped one is models/fashion-classifier.onnx)")
+            throw SCMError(SCMError(wrapping: error).kind, at: "classifier", "\(error) (a classifier is trained with the classify objective; the shipped one is models/fashion-classifier.onnx in the package's source tree)")
         }
         let format = model.metadataValue(TrigFlowMetadata.Key.format)
         guard format == Classifier.format else {

@@ -81,6 +81,11 @@ public enum ModelFile {
         try writeAtomically(try ProtoEncoder.encode(tensor), to: path)
     }
 
+    /// Writes several tensors as TensorProto files, all or none (`writeAllAtomically`).
+    public static func saveTensors(_ tensors: [(path: String, tensor: Tensor)], creatingFolder folder: String? = nil) throws {
+        try writeAllAtomically(try tensors.map { ($0.path, try ProtoEncoder.encode($0.tensor)) }, creatingFolder: folder)
+    }
+
     /// Writes `bytes` to a temporary file beside `path`, flushes it, and renames it over `path`.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         try writeAllAtomically([(path, bytes)])

@@ -10,6 +10,9 @@ public enum Inference {
         public var milliseconds: [Double]
         /// Mean seconds per op type over the profiled runs, largest first (empty unless profiled).
         public var profile: [(op: String, seconds: Double)] = []
+        /// The inputs and outputs holding NaN or infinite values, described (float tensors; a
+        /// model may compute them on purpose, so they are reported, not refused).
+        public var nonFinite: [String] = []
         /// Median milliseconds per run.
         public var medianMilliseconds: Double {
             let sorted = milliseconds.sorted()
@@ -118,17 +121,23 @@ public enum Inference {
             }
         }
         if let dir = outputDir {
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw RuntimeError(.badInput, at: dir, "cannot create the output folder: \(error.localizedDescription)")
-            }
-            for (i, t) in outputs.enumerated() {
-                try ModelFile.saveTensor(t, to: (dir as NSString).appendingPathComponent("output_\(i).pb"))
-            }
+            let files = outputs.enumerated().map { i, t in ((dir as NSString).appendingPathComponent("output_\(i).pb"), t) }
+            try ModelFile.saveTensors(files, creatingFolder: dir)
         }
         var report = Report(plan: plan, milliseconds: times)
+        report.nonFinite = zip(inputPaths, graphInputs).compactMap { path, vi in
+            values[vi.name].flatMap(nonFiniteCount).map { "input '\(vi.name)' (\(path)) holds \($0) non-finite value\($0 == 1 ? "" : "s")" }
+        } + zip(model.graph.outputs, outputs).enumerated().compactMap { i, pair in
+            nonFiniteCount(pair.1).map { "output \(i) '\(pair.0.name)' holds \($0) non-finite value\($0 == 1 ? "" : "s")" }
+        }
         report.profile = byOp.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
         return report
+    }
+
+    /// The count of NaN and infinite values of a float tensor, nil when there are none.
+    static func nonFiniteCount(_ t: Tensor) -> Int? {
+        guard t.dtype == .float, let values = t.scalars(as: Float.self) else { return nil }
+        let n = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        return n > 0 ? n : nil
     }
 }

@@ -104,27 +104,61 @@ public struct Trainer {
     /// `minutes` (or SIGINT/SIGTERM), saving checkpoints on the way and at the end.
     public func run() throws -> Report {
         guard steps != nil || minutes != nil else { throw SCMError(at: "steps", "give a step count or a time limit") }
-        do {
-            try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-        } catch {
-            throw SCMError(.io, at: out, "cannot create the run folder: \(error.localizedDescription)")
-        }
+        try Self.checkRunFolder(out)
         var config = self.config
         let (start, restored) = try startingPoint(&config)
+        if let n = steps, start >= n {
+            throw SCMError(at: "steps", "is \(n), and the run in \(out) is already at step \(start): give a larger step count to continue it")
+        }
         let data = try self.data ?? DataSource.open(config.data)
         guard data.sampleShape == config.network.sampleShape else {
             throw SCMError(at: config.data, "samples have shape \(data.sampleShape), the network takes \(config.network.sampleShape)")
         }
         let step = try compiledStep(config, start: start, restored: restored)
+        // The run folder appears only once the run is known to start.
+        do {
+            try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        } catch {
+            throw SCMError(.io, at: out, "cannot create the run folder: \(error.localizedDescription)")
+        }
         return try loop(step, config: config, data: data, start: start)
+    }
+
+    /// Throws unless `out` is a folder, or can be made one (an existing file is not).
+    static func checkRunFolder(_ out: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw SCMError(.io, at: out, "exists and is not a folder: give a folder for the run") }
+            guard access(out, W_OK) == 0 else { throw SCMError(.io, at: out, "the run folder is not writable") }
+            return
+        }
+        var parent = ModelFile.parentFolder(of: out)
+        while !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) { parent = ModelFile.parentFolder(of: parent) }
+        let folder = parent.isEmpty ? "." : parent
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue, access(folder, W_OK) == 0 else {
+            throw SCMError(.io, at: out, "cannot be created: '\(folder)' is not a writable folder")
+        }
+    }
+
+    /// The newest checkpoint of `dir` that loads, or the error naming the newest that does not
+    /// and the newest readable one before it.
+    static func newestCheckpoint(_ dir: String) throws -> Checkpoint? {
+        guard let path = latestCheckpoint(dir) else { return nil }
+        do { return try Checkpoint.load(path: path) } catch {
+            let folder = (dir as NSString).appendingPathComponent("checkpoints")
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix("step_") && $0.hasSuffix(".ckpt") }
+            let older = names.sorted(by: >).map { (folder as NSString).appendingPathComponent($0) }.filter { $0 != path }
+            let good = older.first { (try? Checkpoint.load(path: $0)) != nil }
+            let hint = good.map { "the newest readable one is \($0): remove \(path) to resume from it" } ?? "no older checkpoint of the run reads either"
+            throw SCMError(.io, at: path, "the newest checkpoint cannot be read (\(error)); \(hint)")
+        }
     }
 
     /// The run's first step and the state it starts from (a checkpoint's on resume, else empty),
     /// with `config` completed (the teacher's digest; on resume, the recorded start).
     func startingPoint(_ config: inout TrainConfig) throws -> (Int, [String: Tensor]) {
         if let teacher = config.teacher { config.teacherDigest = try Self.digest(ofFile: teacher) }
-        if resume, let path = Self.latestCheckpoint(out) {
-            let ckpt = try Checkpoint.load(path: path)
+        if resume, let ckpt = try Self.newestCheckpoint(out), let path = Self.latestCheckpoint(out) {
             var stored = ckpt.config
             // A resumed run takes its weights from the checkpoint: the start (`initialize`) only
             // starts a run, so its path may differ (and the record keeps the original). A teacher

@@ -62,10 +62,26 @@ struct Eval: Tool {
         }
     }
 
+    /// The shipped classifier, `models/fashion-classifier.onnx`: in the working folder, else in
+    /// the package this executable was built in (found from the executable's own path, up from
+    /// `.build/<configuration>/`), so that scm-eval runs from any folder.
+    static func defaultClassifier() -> String {
+        let relative = "models/fashion-classifier.onnx"
+        if FileManager.default.fileExists(atPath: relative) { return relative }
+        var folder = ModelFile.parentFolder(of: (CommandLine.arguments[0] as NSString).resolvingSymlinksInPath)
+        if !folder.hasPrefix("/") { folder = FileManager.default.currentDirectoryPath + "/" + folder }
+        for _ in 0..<5 where !folder.isEmpty && folder != "/" {
+            let candidate = (folder as NSString).appendingPathComponent(relative)
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            folder = ModelFile.parentFolder(of: folder)
+        }
+        return relative
+    }
+
     func run() throws {
         Interruption.cleanUpOnSignals(tool: "scm-eval")
         var job = Evaluation(samples: samples, data: data)
-        if let c = classifier { job.classifier = c }
+        job.classifier = classifier ?? Self.defaultClassifier()
         job.threads = threads ?? CommandLineSupport.defaultThreads
         job.kidSubsets = kidSubsets
         job.kidSubsetSize = kidSubsetSize

@@ -67,6 +67,7 @@ struct Infer: Tool {
                                            threads: threads, repeats: `repeat`, profile: profile, profileByNode: profileNodes,
                                            minParallelElements: minParallelElements, limits: resources.limits,
                                            precision: precision)
+            for note in report.nonFinite { CommandLineSupport.note("scm-infer", note) }
             if json { try CommandLineSupport.printJSON(report.figures) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
         } catch {
             CommandLineSupport.fail("scm-infer", error)

@@ -33,8 +33,29 @@ public enum Compiler {
             } catch let e as RuntimeError where e.kind == .needsValue {
                 guard let name = e.inputName, values[name] != nil, !pinned.contains(name) else { throw e }
                 pinned.insert(name)
+            } catch {
+                throw namingInputs(error, model, shapes: shapes, values: values)
             }
         }
+    }
+
+    /// `error`, when the given inputs disagree on a dimension their declarations share (x is
+    /// [N, ...] and t is [N], given with N = 2 and N = 3), as that disagreement: the node where
+    /// it surfaced is the symptom, not the cause.
+    static func namingInputs(_ error: any Error, _ model: Model, shapes: [String: TensorSpec], values: [String: Tensor]) -> any Error {
+        var seen: [String: (input: String, size: Int)] = [:]
+        for vi in model.graph.inputs {
+            guard let declared = vi.type?.shape, let given = shapes[vi.name]?.shape ?? values[vi.name]?.shape,
+                  declared.count == given.count else { continue }
+            for (d, size) in zip(declared, given) {
+                guard let symbol = d.symbol else { continue }
+                guard let first = seen[symbol] else { seen[symbol] = (vi.name, size); continue }
+                if first.size != size {
+                    return RuntimeError(.badInput, at: "inputs", "'\(first.input)' has \(symbol) = \(first.size), '\(vi.name)' has \(symbol) = \(size): inputs that share the dimension '\(symbol)' must agree (\(error))")
+                }
+            }
+        }
+        return error
     }
 }
 
@@ -55,8 +76,12 @@ extension Compiler {
     /// does, without planning memory. Graph inputs in `constants` count as known.
     public static func analyze(_ model: Model, shapes: [String: TensorSpec] = [:],
                                constants: [String: Tensor] = [:], limits: ResourceLimits = .standard) throws -> GraphAnalysis {
-        let a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: [], limits: limits,
-                          precision: .fp32).analyze()
+        let a: Build.Analysis
+        do {
+            a = try Build(model: model, shapes: shapes, values: [:], constants: constants, pinned: [], limits: limits, precision: .fp32).analyze()
+        } catch {
+            throw namingInputs(error, model, shapes: shapes, values: [:])
+        }
         return GraphAnalysis(specs: a.vals.mapValues(\.spec), constants: a.vals.compactMapValues(\.constant), order: a.order)
     }
 }
