@@ -16,6 +16,7 @@ extension Tool {
 
     public static func main() {
         do {
+            if let repeated = repeatedFlag(in: CommandLine.arguments) { throw ValidationError(repeated) }
             var command = try parseAsRoot(nil)
             try command.run()
         } catch {
@@ -32,5 +33,35 @@ extension Tool {
         if isUsage { text += "Usage: \(usageString())\n  See '\(toolName) --help' for more information.\n" }
         FileHandle.standardError.write(Data(text.utf8))
         Foundation.exit(isUsage ? code.rawValue : CommandLineSupport.status(of: error))
+    }
+
+    /// A usage message when a flag that takes one value (or none) is given more than once, or
+    /// with its inverted form (`--progress --no-progress`): the parser would keep the last one
+    /// silently. Flags meant to repeat (`--inputs`, `--schedule` of scm-export) are not counted.
+    static func repeatedFlag(in arguments: [String]) -> String? {
+        guard let data = _dumpHelp().data(using: .utf8),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let command = root["command"] as? [String: Any], let entries = command["arguments"] as? [[String: Any]] else { return nil }
+        var argument: [String: Int] = [:]
+        for (i, entry) in entries.enumerated() where (entry["isRepeating"] as? Bool) != true {
+            for name in (entry["names"] as? [[String: Any]]) ?? [] where name["kind"] as? String == "long" {
+                if let n = name["name"] as? String { argument["--" + n] = i }
+            }
+        }
+        // An inverted flag (`--no-progress`) is one argument with its positive form.
+        for (flag, i) in argument where flag.hasPrefix("--no-") {
+            if let j = argument["--" + flag.dropFirst(5)], j != i { argument[flag] = j }
+        }
+        var seen: [Int: String] = [:]
+        for token in arguments.dropFirst() {
+            if token == "--" { break }
+            let flag = String(token.prefix { $0 != "=" })
+            guard let i = argument[flag] else { continue }
+            if let first = seen[i] {
+                return first == flag ? "\(flag) is given more than once: give it once" : "\(first) and \(flag) are both given: give one of them"
+            }
+            seen[i] = flag
+        }
+        return nil
     }
 }
