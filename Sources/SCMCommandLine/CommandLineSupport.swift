@@ -31,6 +31,16 @@ public enum CommandLineSupport {
         if let v = value, let m = Limits.violation(v, range) { throw ValidationError("\(flag) \(m)") }
     }
 
+    /// Throws a usage error unless `text` (when given) is a comma-separated list of the
+    /// optimizer's pass names.
+    public static func checkPasses(_ text: String?) throws {
+        guard let names = Optimizer.passList(text) else { return }
+        guard !names.isEmpty else { throw ValidationError("--passes is empty (passes: \(Optimizer.passNames.joined(separator: ", ")))") }
+        for n in names where !Optimizer.passNames.contains(n) {
+            throw ValidationError("--passes: unknown pass '\(n)' (passes: \(Optimizer.passNames.joined(separator: ", ")))")
+        }
+    }
+
     /// Parses 'low,high' (finite, low < high), or throws a usage error naming `flag`.
     public static func parseRange(_ text: String, flag: String) throws -> (Float, Float) {
         let p = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }

@@ -59,6 +59,7 @@ public struct Evaluation {
         do { model = try ModelFile.load(path: classifier) } catch {
             throw SCMError(SCMError(wrapping: error).kind, at: "classifier", "\(error) (a classifier is trained with the classify objective; the shipped one is models/fashion-classifier.onnx in the package's source tree)")
         }
+        do { try TrigFlowMetadata.refuseCheckpoint(model) } catch { throw EvalError(.invalidModel, at: classifier, error.message) }
         let format = model.metadataValue(TrigFlowMetadata.Key.format)
         guard format == Classifier.format else {
             throw EvalError(at: classifier, "is not a classifier model (its \(TrigFlowMetadata.Key.format) is '\(format ?? "")', scm-eval needs '\(Classifier.format)')")

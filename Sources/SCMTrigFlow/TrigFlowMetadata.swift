@@ -241,8 +241,17 @@ public struct TrigFlowMetadata: Sendable {
     /// `scm-export --steps`): these need t_max and the schedules only, not sigma_data. `tMax`
     /// overrides or supplies `scm.t_max`; without either, an explicit schedule's first time is
     /// t_max. `steps` nil: the schedule's length (2 without a schedule).
+    /// Throws for a training checkpoint of scm-train, given where a model belongs: its output is
+    /// the raw training network (the velocity F and a weighting head), not the model the contract
+    /// describes, so sampling or specializing it would give wrong pixels, not an error.
+    public static func refuseCheckpoint(_ model: Model) throws(SamplerError) {
+        guard model.metadataValue(Key.checkpoint) != nil else { return }
+        throw SamplerError(.invalidModel, at: "metadata '\(Key.checkpoint)'", "this is a training checkpoint, not a model: export it first (scm-export CKPT MODEL.onnx writes the model of its EMA weights)")
+    }
+
     public static func stepTimes(_ model: Model, steps: Int?, schedule text: String?, tMax: Float? = nil,
                                  source: String = "schedule") throws -> [Float] {
+        try refuseCheckpoint(model)
         let file = try fileTMax(model)
         if let tm = tMax, !(tm.isFinite && tm > 0 && tm < Float.pi / 2) {
             throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)")

@@ -61,11 +61,7 @@ public struct TrigFlowModel: Sendable {
     /// Checks `model` against the contract.
     public init(_ model: Model, overrides: Overrides = Overrides()) throws(SamplerError) {
         func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidModel, at: at, m) }
-        if model.metadataValue(TrigFlowMetadata.Key.checkpoint) != nil {
-            // Its output is the raw training network (the velocity F and a weighting head), not
-            // the model the contract describes: sampling it would give wrong pixels, not an error.
-            throw bad("metadata '\(TrigFlowMetadata.Key.checkpoint)'", "this is a training checkpoint, not a model to sample: export it first (scm-export CKPT MODEL.onnx writes the model of its EMA weights)")
-        }
+        try TrigFlowMetadata.refuseCheckpoint(model)
         if let f = model.metadataValue(TrigFlowMetadata.Key.format), f.trimmingCharacters(in: .whitespaces) != TrigFlowMetadata.format {
             throw bad("metadata 'scm.format'", "is '\(f)'; scm-run reads 'trigflow/1'")
         }
