@@ -32,12 +32,16 @@ public enum CommandLineSupport {
     }
 
     /// Throws a usage error unless `text` (when given) is a comma-separated list of the
-    /// optimizer's pass names.
-    public static func checkPasses(_ text: String?) throws {
-        guard let names = Optimizer.passList(text) else { return }
-        guard !names.isEmpty else { throw ValidationError("--passes is empty (passes: \(Optimizer.passNames.joined(separator: ", ")))") }
+    /// optimizer's pass names (none empty), and `--fold-limit` (given: `foldLimit`) applies.
+    public static func checkPasses(_ text: String?, foldLimit: Int? = nil) throws {
+        guard let text else { return }
+        let known = Optimizer.passNames.joined(separator: ", ")
+        let names = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         for n in names where !Optimizer.passNames.contains(n) {
-            throw ValidationError("--passes: unknown pass '\(n)' (passes: \(Optimizer.passNames.joined(separator: ", ")))")
+            throw ValidationError(n.isEmpty ? "--passes '\(text)' has an empty item (passes: \(known))" : "--passes: unknown pass '\(n)' (passes: \(known))")
+        }
+        if foldLimit != nil && !names.contains("fold") {
+            throw ValidationError("--fold-limit applies to the fold pass, which --passes '\(text)' does not run")
         }
     }
 

@@ -141,14 +141,15 @@ public enum ModelFile {
         return i == p.startIndex ? "/" : String(p[..<i])
     }
 
-    private static func writeFiles(_ files: [(path: String, bytes: [UInt8])]) throws {
+    private static func writeFiles(_ given: [(path: String, bytes: [UInt8])]) throws {
         var seen = Set<String>()
-        for (path, _) in files {
+        var files: [(path: String, bytes: [UInt8])] = []
+        for (path, bytes) in given {
             let base = (path as NSString).lastPathComponent
             guard !base.isEmpty, !path.hasSuffix("/") else { throw ModelError(.io, at: path, "not a file path") }
-            guard seen.insert(canonicalPath(path)).inserted else { throw ModelError(.io, at: path, "is named twice among the files to write") }
-            var st = stat()
-            if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { throw ModelError(.io, at: path, "is a folder") }
+            let destination = try regularDestination(path)
+            guard seen.insert(canonicalPath(destination)).inserted else { throw ModelError(.io, at: path, "is named twice among the files to write") }
+            files.append((destination, bytes))
         }
         var temporaries: [String] = []
         defer {
@@ -164,6 +165,28 @@ public enum ModelFile {
             temporaries[i] = ""
         }
         temporaries = []
+    }
+
+    /// Where a write to `path` lands: `path` itself when it is a regular file or nothing yet, the
+    /// file a symbolic link points to (the link stays), and an error for a folder, a FIFO, a
+    /// socket or a device, which renaming a file over would replace.
+    static func regularDestination(_ path: String) throws -> String {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return path }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return path
+        case S_IFDIR: throw ModelError(.io, at: path, "is a folder")
+        case S_IFLNK:
+            guard let resolved = realpath(path, nil) else { throw ModelError(.io, at: path, "is a symbolic link to nothing: give the path of a regular file") }
+            defer { free(resolved) }
+            let target = String(cString: resolved)
+            guard stat(target, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                throw ModelError(.io, at: path, "is a symbolic link to '\(target)', which is not a regular file")
+            }
+            return target
+        default:
+            throw ModelError(.io, at: path, "is not a regular file (a FIFO, socket or device, which the write would replace): give the path of a regular file")
+        }
     }
 
     /// `path` made absolute and free of `.`, `..` and symbolic links in its folder (the file

@@ -170,6 +170,7 @@ public struct Trainer {
             }
             return (ckpt.step, ckpt.state)
         }
+        if resume { onNote?("\(out) holds no checkpoint to resume: a new run starts") }
         if !resume, Self.latestCheckpoint(out) != nil {
             throw SCMError(at: "resume", "\(out) already holds checkpoints: continue that run, or train into another folder")
         }
@@ -226,8 +227,16 @@ public struct Trainer {
                                             ConsistencyLoss.timeInput: TensorSpec(.float, [b])]
         let takesWarmup = config.objective == .sct || config.objective == .scd
         if takesWarmup { shapes[ConsistencyLoss.warmupInput] = TensorSpec(.float, []) }
-        let session = try TrainingSession(step: stepModel, parameters: parameters, initial: initial, dataShapes: shapes,
-                                          threads: threads, steps: start)
+        // The step's activations must fit the memory free now, or the batch is refused by name.
+        var limits = ResourceLimits.standard
+        if let free = SystemMemory.available { limits.maxActivationBytes = min(limits.maxActivationBytes, free) }
+        let session: TrainingSession
+        do {
+            session = try TrainingSession(step: stepModel, parameters: parameters, initial: initial, dataShapes: shapes,
+                                          threads: threads, steps: start, limits: limits)
+        } catch let e as SCMError where e.kind == .limitExceeded {
+            throw SCMError(.limitExceeded, at: "batch", "a batch of \(b) does not fit: \(e.location): \(e.message) (the limit, \(limits.maxActivationBytes >> 20) MiB, is the memory free now, at most 16 GiB); give a smaller batch")
+        }
         return CompiledStep(session: session, parameters: parameters, pool: pool, takesWarmup: takesWarmup)
     }
 
@@ -328,10 +337,11 @@ public struct Trainer {
     /// checkpoint's EMA weights, written beside the checkpoints; a scatter of 2000 for vectors.
     func drawGrid(_ ckpt: Checkpoint, data: DataSource) throws -> String {
         let model = try TrigFlowModel(CheckpointExport.model(ckpt))
-        let options = Sampler.Options(batch: 64, threads: threads)
+        // Batches of 16, so that SIGINT or SIGTERM stops the grid between them.
+        let options = Sampler.Options(batch: 16, threads: threads)
         let sampler = config.objective == .flow ? try model.odeSampler(steps: 16, solver: .heun, options: options)
             : try model.sampler(steps: 2, options: options)
-        let samples = try sampler.sample(count: model.isImage ? 64 : 2000, seed: 0)
+        let samples = try sampler.sample(count: model.isImage ? 64 : 2000, seed: 0) { _, _ in stopRequested == 0 }
         let path = (out as NSString).appendingPathComponent(String(format: "samples_step_%08ld.png", ckpt.step))
         try ModelFile.writeAtomically([UInt8](try samples.png(nrow: model.isImage ? 8 : nil)), to: path)
         return path

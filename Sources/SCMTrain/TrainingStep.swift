@@ -163,12 +163,13 @@ public final class TrainingSession: @unchecked Sendable {
     /// Compiles `step` (from `TrainingStep.make`) for the data shapes `dataShapes` and starts from
     /// `initial`: parameter values by name, and optionally their moments and EMA under the name
     /// plus `_adam_m`, `_adam_v`, `_ema` (a checkpoint's state; else zero moments, EMA = the
-    /// parameter), after `steps` steps already taken (Adam's bias correction counts them).
+    /// parameter), after `steps` steps already taken (Adam's bias correction counts them);
+    /// `limits` bound the plan (its activation memory, its tensors).
     public init(step: Model, parameters: [String], initial: [String: Tensor], dataShapes: [String: TensorSpec],
-                threads: Int = 1, steps: Int = 0) throws {
+                threads: Int = 1, steps: Int = 0, limits: ResourceLimits = .standard) throws {
         self.parameters = parameters
         TrainingOps.register()
-        plan = try Compiler.compile(step, shapes: dataShapes)
+        plan = try Compiler.compile(step, shapes: dataShapes, limits: limits)
         session = plan.makeSession(threads: threads)
         let update = step.graph.nodes.first { $0.opType == "AdamUpdate" && $0.domain == Model.scmDomain }
         let useEMA = (update?.attribute("ema_decay")).map { if case .float(let v) = $0.value { v > 0 } else { false } } ?? false

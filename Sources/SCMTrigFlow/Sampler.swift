@@ -300,6 +300,16 @@ public final class Sampler: @unchecked Sendable {
         }, shouldStop: { stopped || Task.isCancelled })
     }
 
+    /// `sample(count:seed:)` for synchronous callers that may stop it: `progressHandler` is called
+    /// between batches, and returning false stops the call with a `.cancelled` error (as
+    /// `generateSamples` does for tasks).
+    public func sample(count: Int, seed: UInt64, progressHandler: @escaping ProgressHandler) throws(SamplerError) -> Samples {
+        var stopped = false
+        return try run(count: count, noise: .seed(seed), progress: { done, total in
+            if !progressHandler(done, total) { stopped = true }
+        }, shouldStop: { stopped })
+    }
+
     /// Draws samples from the given noise: `noise` holds [noiseSteps, count, sample shape...]
     /// values in C order (`shape` says so), z_k of sample i at [k, i]. For reproducing samples
     /// of another runtime exactly.

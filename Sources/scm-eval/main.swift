@@ -27,14 +27,14 @@ struct Eval: Tool {
     @Option(help: "The classifier model file (images).")
     var classifier: String?
 
-    @Option(parsing: .unconditional, help: "Random subsets of the KID estimate.")
-    var kidSubsets = 100
+    @Option(parsing: .unconditional, help: "Random subsets of the KID estimate (images; default 100).")
+    var kidSubsets: Int?
 
-    @Option(parsing: .unconditional, help: "Size of each KID subset (at most the set sizes).")
-    var kidSubsetSize = 1000
+    @Option(parsing: .unconditional, help: "Size of each KID subset (images; default 1000, at most the set sizes).")
+    var kidSubsetSize: Int?
 
-    @Option(parsing: .unconditional, help: "How many samples (and test images) get a nearest-neighbour search over the training set (0: none).")
-    var nnCount = 1000
+    @Option(parsing: .unconditional, help: "How many samples (and test images) get a nearest-neighbour search over the training set (images; default 1000, 0: none).")
+    var nnCount: Int?
 
     @Option(help: "Folder caching the training and test sets' classifier outputs.")
     var cache: String?
@@ -54,11 +54,20 @@ struct Eval: Tool {
         try CommandLineSupport.check("--kid-subsets", kidSubsets, 1...100_000)
         try CommandLineSupport.check("--kid-subset-size", kidSubsetSize, 2...1_000_000)
         try CommandLineSupport.check("--nn-count", nnCount, 0...16_777_216)
+        if let c = cache {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue {
+                throw ValidationError("--cache '\(c)' is a file; it names the folder of the cached features")
+            }
+        }
         if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other") }
         let images = data == "fashion-mnist"
         if !images {
             if classifier != nil { throw ValidationError("--classifier applies to image data (fashion-mnist), not \(data)") }
             if cache != nil || noCache { throw ValidationError("--cache and --no-cache apply to image data (fashion-mnist), not \(data)") }
+            for (flag, given) in [("--kid-subsets", kidSubsets != nil), ("--kid-subset-size", kidSubsetSize != nil), ("--nn-count", nnCount != nil)] where given {
+                throw ValidationError("\(flag) applies to image data (fashion-mnist), not \(data)")
+            }
         }
     }
 
@@ -83,9 +92,9 @@ struct Eval: Tool {
         var job = Evaluation(samples: samples, data: data)
         job.classifier = classifier ?? Self.defaultClassifier()
         job.threads = threads ?? CommandLineSupport.defaultThreads
-        job.kidSubsets = kidSubsets
-        job.kidSubsetSize = kidSubsetSize
-        job.nnCount = nnCount
+        if let k = kidSubsets { job.kidSubsets = k }
+        if let k = kidSubsetSize { job.kidSubsetSize = k }
+        if let n = nnCount { job.nnCount = n }
         if !noCache {
             let env = ProcessInfo.processInfo.environment
             job.cache = cache ?? env["SCM_EVAL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }

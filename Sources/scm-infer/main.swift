@@ -51,6 +51,12 @@ struct Infer: Tool {
         guard minParallelElements >= 0 else { throw ValidationError("--min-parallel-elements must be at least 0, is \(minParallelElements)") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, is \(`repeat`)") }
         if !listOps && model == nil { throw ValidationError("give a model file") }
+        if listOps {
+            let others = [("a model", model != nil), ("--inputs", !inputs.isEmpty), ("--output-dir", outputDir != nil), ("--json", json),
+                          ("--profile", profile), ("--profile-nodes", profileNodes), ("--repeat", `repeat` != 1), ("--threads", threads != 1)]
+                .filter(\.1).map(\.0)
+            if !others.isEmpty { throw ValidationError("--list-ops lists the ops and exits; \(others.joined(separator: ", ")) would be ignored") }
+        }
     }
 
     func run() throws {
@@ -62,6 +68,9 @@ struct Infer: Tool {
             return
         }
         guard let model else { return }
+        if outputDir == nil {
+            CommandLineSupport.note("scm-infer", "no --output-dir: the model is run and timed, no output is written")
+        }
         do {
             let report = try Inference.run(modelPath: model, inputPaths: inputs, outputDir: outputDir,
                                            threads: threads, repeats: `repeat`, profile: profile, profileByNode: profileNodes,

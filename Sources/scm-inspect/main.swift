@@ -50,7 +50,7 @@ struct Inspect: Tool {
 
     func validate() throws {
         try CommandLineSupport.checkUTF8Arguments()
-        try CommandLineSupport.checkPasses(passes)
+        try CommandLineSupport.checkPasses(passes, foldLimit: foldLimit)
         try CommandLineSupport.check("--steps", steps, Limits.steps)
         try CommandLineSupport.check("--batch", batch, Limits.batch)
         if let f = foldLimit, f < 0 { throw ValidationError("--fold-limit must be at least 0 bytes, is \(f)") }

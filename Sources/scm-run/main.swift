@@ -77,7 +77,7 @@ struct Run: Tool {
     @Option(help: "Data range 'low,high' mapped to pixels 0..255, for a model without scm.data_range (write --data-range=-1,1).")
     var dataRange: String?
 
-    @Option(help: "consistency or velocity, for a model without scm.parameterization.")
+    @Option(help: "What output 0 is, consistency or velocity, for a model without scm.parameterization (or to override it).")
     var parameterization: TrigFlowMetadata.Parameterization?
 
     @Flag(help: "Print the report as one JSON object.")

@@ -175,6 +175,25 @@ struct Train: Tool {
         if segments != nil && !["sct", "scd"].contains(objective) { throw ValidationError("--segments applies to --objective sct and scd") }
         _ = try segmentTimes()
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
+        if objective == "flow" && tangentWarmup != 1000 { throw ValidationError("--tangent-warmup applies to sct and scd (flow has no tangent)") }
+        if emaStd != nil && emaDecay != 0.999 { throw ValidationError("--ema-std replaces the fixed EMA of --ema-decay \(emaDecay); give one of them") }
+        try validateNetworkFlags()
+    }
+
+    var networkOverrides: NetworkOverrides {
+        NetworkOverrides(dropout: dropout, widths: widths, resBlocks: resBlocks, attention: attention,
+                         embedding: embedding, groups: groups, hidden: hidden, layers: layers)
+    }
+
+    /// The network flags checked against the network of a data set whose sample shape is known
+    /// by name (a folder of PNGs is checked once it is read).
+    func validateNetworkFlags() throws {
+        guard objective != "classify" else { return }
+        let shape: [Int]? = data == "fashion-mnist" ? [1, 28, 28] : DataSource.names.contains(data) ? [2] : nil
+        guard let shape else { return }
+        do { _ = try networkOverrides.apply(to: try NetworkConfig.preset(model, sampleShape: shape), data: data) } catch let e as SCMError {
+            throw ValidationError(e.description)
+        }
     }
 
     /// --segments as distinct times in (0, pi/2), each rounded to 7 decimals (as the exported
@@ -202,9 +221,7 @@ struct Train: Tool {
             let data = try DataSource.open(self.data)
             var config = TrainConfig(data: self.data, objective: TrainConfig.Objective(rawValue: objective) ?? .sct,
                                      network: try NetworkConfig.preset(model, sampleShape: data.sampleShape))
-            config.network = try NetworkOverrides(dropout: dropout, widths: widths, resBlocks: resBlocks, attention: attention,
-                                                  embedding: embedding, groups: groups, hidden: hidden, layers: layers)
-                .apply(to: config.network, data: self.data)
+            config.network = try networkOverrides.apply(to: config.network, data: self.data)
             config.teacher = teacher
             if let i = initialize {
                 config.initialize = i == "none" ? nil : i
@@ -273,7 +290,7 @@ struct Train: Tool {
     }
 
     /// The library's names of the settings this tool takes as flags (for its error messages).
-    static let flags = ["steps": "--steps", "resume": "--resume", "init": "--init", "teacher": "--teacher", "model": "--model",
+    static let flags = ["steps": "--steps", "batch": "--batch", "resume": "--resume", "init": "--init", "teacher": "--teacher", "model": "--model",
                         "data": "--data", "out": "--out"]
 }
 
