@@ -45,6 +45,26 @@ public enum CommandLineSupport {
         }
     }
 
+    /// Throws a usage error unless each of `texts` is a schedule on its own: numbers, decreasing
+    /// within (0, pi/2), `steps` of them when given, no two of one length. (Whether it starts at
+    /// the model's t_max is checked once the model is read.)
+    public static func checkSchedules(_ texts: [String], flag: String, steps: Int? = nil) throws {
+        var counts = Set<Int>()
+        for text in texts {
+            let times: [Float]
+            do {
+                times = try TrigFlowMetadata.parseTimes(text, source: flag)
+                try TrigFlowMetadata.checkSchedule(times, steps: steps, tMax: nil, source: flag)
+            } catch { throw ValidationError("\(error)") }
+            guard counts.insert(times.count).inserted else { throw ValidationError("\(flag) gives two schedules of \(times.count) steps") }
+        }
+    }
+
+    /// Throws a usage error unless `tMax` (when given) lies in (0, pi/2).
+    public static func checkTMax(_ tMax: Float?) throws {
+        if let t = tMax, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t-max must lie in (0, pi/2), is \(t)") }
+    }
+
     /// Parses 'low,high' (finite, low < high), or throws a usage error naming `flag`.
     public static func parseRange(_ text: String, flag: String) throws -> (Float, Float) {
         let p = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }

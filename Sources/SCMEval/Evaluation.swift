@@ -146,7 +146,7 @@ public struct Evaluation {
                 for j in 0..<k { packed[i * (f + k) + f + j] = out.logits[i * k + j] }
             }
             do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try ModelFile.makeFolders(dir)
                 try NPY.write(packed, shape: [count, f + k], to: file)
                 note("cached the \(split) set's classifier outputs in \(file)")
             } catch {

@@ -68,6 +68,9 @@ public enum ModelFile {
     public static func loadTensor(path: String, limits: LoadLimits = LoadLimits()) throws -> Tensor {
         let file = try MappedFile(path: path, maxBytes: limits.maxFileBytes)
         return try naming(path) {
+            if let what = notA("an ONNX TensorProto file (onnx.numpy_helper.from_array(a).SerializeToString() writes one)", file.bytes) {
+                throw ModelError(.badInput, at: "", what)
+            }
             let t = try ProtoDecoder.decodeTensor(bytes: file.bytes, limits: limits, source: path)
             guard t.elementCount <= limits.maxTensorElements else {
                 throw ModelError(.limitExceeded, at: path, "tensor has \(t.elementCount) elements, more than the limit of \(limits.maxTensorElements) (max-tensor-elements)")
@@ -109,6 +112,41 @@ public enum ModelFile {
         created = []
     }
 
+    /// Creates `folder` and its missing parents (an existing folder is fine); the error says why
+    /// in the system's words (`No such file or directory`, `Not a directory`, ...).
+    public static func makeFolders(_ folder: String) throws {
+        var missing: [String] = []
+        var path = folder
+        var st = stat()
+        while !path.isEmpty, path != "/", stat(path, &st) != 0 {
+            missing.insert(path, at: 0)
+            path = parentFolder(of: path)
+        }
+        if missing.isEmpty, (st.st_mode & S_IFMT) != S_IFDIR { throw ModelError(.io, at: folder, "exists and is not a folder") }
+        for dir in missing where mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            throw ModelError(.io, at: folder, "cannot create the folder '\(dir)': \(errnoString())")
+        }
+    }
+
+    /// What went wrong in a Foundation file error, in the system's words where it wraps one
+    /// (Foundation's own text on Linux is 'The operation could not be completed').
+    public static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        if ns.domain == NSCocoaErrorDomain {
+            switch ns.code {
+            case NSFileNoSuchFileError, NSFileReadNoSuchFileError: return "no such file or folder"
+            case NSFileReadNoPermissionError, NSFileWriteNoPermissionError: return "permission denied"
+            case NSFileWriteFileExistsError: return "a file is in the way"
+            default: break
+            }
+        }
+        return ns.localizedDescription
+    }
+
     /// Creates `folder` and its missing parents, each registered with `TemporaryFiles` before it
     /// exists; returns the folders created, outermost first.
     private static func createFolder(_ folder: String) throws -> [String] {
@@ -125,7 +163,7 @@ public enum ModelFile {
             guard mkdir(dir, 0o755) == 0 else {
                 TemporaryFiles.removeFolder(dir)
                 for f in created.reversed() { rmdir(f); TemporaryFiles.removeFolder(f) }
-                throw ModelError(.io, at: folder, "cannot create the folder '\(dir)': \(errnoString())")
+                throw ModelError(.io, at: folder, "cannot create the output folder '\(dir)': \(errnoString())")
             }
             created.append(dir)
         }
@@ -338,16 +376,20 @@ extension ModelFile {
     /// PyTorch file, JSON), from its first bytes; nil when it may be one. Decoding such bytes as a
     /// `ModelProto` fails with a wire-format detail ("field number 0 is invalid") that does not
     /// tell the user they gave the wrong file.
-    static func notAModel(_ bytes: UnsafeRawBufferPointer) -> String? {
-        guard !bytes.isEmpty else { return "is an empty file, not an ONNX model" }
+    static func notAModel(_ bytes: UnsafeRawBufferPointer) -> String? { notA("an ONNX model", bytes) }
+
+    /// What a file that should be `expected` looks like instead, when its first bytes say so
+    /// (nil: it may be one).
+    static func notA(_ expected: String, _ bytes: UnsafeRawBufferPointer) -> String? {
+        guard !bytes.isEmpty else { return "is an empty file, not \(expected)" }
         func starts(_ magic: [UInt8]) -> Bool { bytes.count >= magic.count && zip(bytes, magic).allSatisfy { $0 == $1 } }
-        if starts([0x89, 0x50, 0x4E, 0x47]) { return "looks like a PNG image, not an ONNX model" }
-        if starts([0x93] + Array("NUMPY".utf8)) { return "looks like a NumPy .npy file, not an ONNX model" }
-        if starts([0x50, 0x4B, 0x03, 0x04]) { return "looks like a zip archive (a PyTorch .pt/.pth file or an .npz?), not an ONNX model" }
-        if starts([0x1F, 0x8B]) { return "looks like a gzip file, not an ONNX model" }
-        if starts([0x80]) && bytes.count > 1 && (2...5).contains(bytes[1]) { return "looks like a Python pickle, not an ONNX model" }
-        // '{' and '[' open no field of a ModelProto (they are group starts, which ONNX never uses).
-        if starts(Array("{".utf8)) || starts(Array("[".utf8)) { return "looks like JSON text, not an ONNX model" }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { return "looks like a PNG image, not \(expected)" }
+        if starts([0x93] + Array("NUMPY".utf8)) { return "looks like a NumPy .npy file, not \(expected)" }
+        if starts([0x50, 0x4B, 0x03, 0x04]) { return "looks like a zip archive (a PyTorch .pt/.pth file or an .npz?), not \(expected)" }
+        if starts([0x1F, 0x8B]) { return "looks like a gzip file, not \(expected)" }
+        if starts([0x80]) && bytes.count > 1 && (2...5).contains(bytes[1]) { return "looks like a Python pickle, not \(expected)" }
+        // '{' and '[' open no field of a ModelProto or TensorProto (they are group starts, which ONNX never uses).
+        if starts(Array("{".utf8)) || starts(Array("[".utf8)) { return "looks like JSON text, not \(expected)" }
         return nil
     }
 }

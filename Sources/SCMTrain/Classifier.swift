@@ -249,9 +249,7 @@ public struct ClassifierTraining {
         c.classes = classes.count
         let test = try DataSource.open(data, split: .test)
         guard let testLabels = test.labels, let testCount = test.count else { throw TrainError(at: data, "has no labelled test split") }
-        do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-            throw TrainError(at: out, "cannot create the run folder: \(error.localizedDescription)")
-        }
+        try ModelFile.makeFolders(out)
         let (lossModel, names) = try Classifier.loss(c, seed: seed)
         var options = AdamOptions(weightDecay: weightDecay, maxGradNorm: maxGradNorm, emaDecay: emaDecay)
         options.emaWarmup = true

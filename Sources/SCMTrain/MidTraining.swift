@@ -129,7 +129,7 @@ public enum MidTraining {
                     next += 0.1
                 }
             }
-            try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+            try ModelFile.makeFolders(cache)
             try NPY.write(made.points, shape: shape, to: path)
             report("trajectories: written to \(path)")
             return Pool(trajectories: made)

@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import SCMGraph
 
 /// A folder of PNG images as a finite dataset.
 ///
@@ -18,7 +19,7 @@ public enum PNGFolder {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: folder)
         } catch {
-            throw DataError(at: folder, "cannot list the folder: \(error.localizedDescription)")
+            throw DataError(at: folder, "cannot list the folder: \(ModelFile.reason(error))")
         }
         let files = names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".png") }
             .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -71,7 +72,7 @@ public enum PNGFolder {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw DataError(at: path, "cannot read: \(error.localizedDescription)")
+            throw DataError(at: path, "cannot read: \(ModelFile.reason(error))")
         }
         let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         guard data.count >= 8, data.prefix(8).elementsEqual(signature) else {

@@ -116,11 +116,7 @@ public struct Trainer {
         }
         let step = try compiledStep(config, start: start, restored: restored)
         // The run folder appears only once the run is known to start.
-        do {
-            try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-        } catch {
-            throw SCMError(.io, at: out, "cannot create the run folder: \(error.localizedDescription)")
-        }
+        try ModelFile.makeFolders((out as NSString).appendingPathComponent("checkpoints"))
         return try loop(step, config: config, data: data, start: start)
     }
 

@@ -45,12 +45,12 @@ public enum NPY {
         defer { try? handle.close() }
         let size: UInt64
         do { size = try handle.seekToEnd(); try handle.seek(toOffset: 0) } catch {
-            throw SamplerError(.io, at: path, "cannot read: \(error.localizedDescription)")
+            throw SamplerError(.io, at: path, "cannot read: \(ModelFile.reason(error))")
         }
         guard size <= UInt64(maxFileBytes) else { throw SamplerError(.io, at: path, "is \(size) bytes, more than the \(maxFileBytes)-byte limit") }
         let data: Data
         do { data = try handle.readToEnd() ?? Data() } catch {
-            throw SamplerError(.io, at: path, "cannot read: \(error.localizedDescription)")
+            throw SamplerError(.io, at: path, "cannot read: \(ModelFile.reason(error))")
         }
         return try decode([UInt8](data), source: path)
     }

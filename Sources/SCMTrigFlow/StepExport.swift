@@ -21,11 +21,11 @@ public enum StepExport {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw ModelError(.io, at: directory, "exists and is not a directory") }
-        } else {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw ModelError(.io, at: directory, "cannot create the directory: \(error.localizedDescription)")
+            // Step files of an earlier, longer schedule would sit beside these as if they belonged.
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            let stale = names.filter { n in n.wholeMatch(of: /step([0-9]+)\.onnx/).flatMap { Int($0.1) }.map { $0 > schedule.count } ?? false }
+            if let first = stale.sorted().first {
+                throw ModelError(.io, at: directory, "holds \(first) of an earlier export of more steps, which would be left beside these \(schedule.count): remove it or give an empty folder")
             }
         }
         // All files or none: written to temporary names, renamed when every one is written.
@@ -33,7 +33,7 @@ public enum StepExport {
         for (i, m) in models.enumerated() {
             files.append(((directory as NSString).appendingPathComponent("step\(i + 1).onnx"), try ModelFile.serialize(m).bytes))
         }
-        try ModelFile.writeAllAtomically(files)
+        try ModelFile.writeAllAtomically(files, creatingFolder: directory)
         let paths = files.map(\.path)
         return paths
     }

@@ -97,7 +97,18 @@ for tool, args in {"scm-run": ["{model}", "--steps", 1, "--steps", 2], "scm-insp
                    "scm-train": ["--data", "checkerboard", "--objective", "sct", "--steps", 1, "--steps", 2, "--out", "run"],
                    "scm-eval": ["{inf_samples}", "--data", "fashion-mnist", "--json", "--json"]}.items():
     cell(ROWS, "repeated-flag", tool, args, 64, ["given more than once"])
+cell(ROWS, "ignored-flag", "scm-export", ["{model}", "o.onnx", "--optimize", "--steps", 1, "--passes", "dce", "--fold-limit", 10],
+     64, ["--fold-limit", "fold"])
+cell(ROWS, "ignored-flag", "scm-infer", ["--list-ops", "{model}"], 64, ["--list-ops", "would be ignored"])
+cell(ROWS, "ignored-flag", "scm-eval", ["{inf_samples}", "--data", "checkerboard", "--nn-count", 3], 64, ["--nn-count", "image data"])
+cell(ROWS, "ignored-flag", "scm-train", ["--data", "checkerboard", "--objective", "flow", "--tangent-warmup", 5, "--steps", 1,
+                                         "--out", "run"], 64, ["--tangent-warmup"])
+cell(ROWS, "ignored-flag", "scm-train", ["--data", "checkerboard", "--objective", "sct", "--ema-std", 0.05, "--ema-decay", 0.9,
+                                         "--steps", 1, "--out", "run"], 64, ["--ema-std", "--ema-decay"])
+cell(ROWS, "ignored-flag", "scm-inspect", ["{model}", "--steps", 1, "--passes", "dce", "--fold-limit", 10], 64, ["--fold-limit"])
 # Requests sized past the machine.
+cell(ROWS, "oversized", "scm-train", ["--data", "fashion-mnist", "--objective", "sct", "--batch", 16384, "--steps", 1, "--out", "run"],
+     1, ["--batch", "smaller batch"])
 cell(ROWS, "oversized", "scm-run", [os.path.join(ROOT, "models", "fashion-scd.onnx"), "--count", 16_000_000, "--npy", "s.npy"],
      1, ["--count", "memory", "available"])
 cell(ROWS, "oversized", "scm-run", ["{model}", "--count", 2_000_000_000], 64, ["--count"])
@@ -112,9 +123,19 @@ cell(ROWS, "leftovers", "scm-train", ["--data", "checkerboard", "--objective", "
 cell(ROWS, "leftovers", "scm-train", ["--data", "checkerboard", "--objective", "sct", "--steps", 1, "--out", "file"], 1,
      ["exists and is not a folder"], before="file")
 cell(ROWS, "leftovers", "scm-export", ["{png}", "new/o.onnx"], 1, ["PNG image"])
+cell(ROWS, "leftovers", "scm-export", ["{model}", "steps", "--optimize", "--steps", 1], 1, ["step2.onnx", "earlier export"],
+     before="old-steps")
+cell(ROWS, "leftovers", "scm-infer", ["{model}", "--inputs", "{x2}", "{t2}", "--output-dir", "old"], 1, ["output_1.pb", "earlier run"],
+     before="old-outputs")
+cell(ROWS, "leftovers", "scm-run", ["{model}", "--count", 2, "--npy", "fifo"], 1, ["not a regular file"], before="fifo")
+cell(ROWS, "leftovers", "scm-eval", ["{inf_samples}", "--data", "fashion-mnist", "--cache", "file"], 64, ["--cache", "is a file"],
+     before="file")
 # Usage errors: exit 64, the usage line, every tool.
+cell(ROWS, "usage", "scm-export", ["{model}", "o.onnx", "--optimize", "--schedule", "1.5645463,nan"], 64, ["--schedule"])
+cell(ROWS, "usage", "scm-inspect", ["{model}", "--steps", 3, "--schedule", "1.5645463,1.0"], 64, ["2 times for 3 steps"])
+cell(ROWS, "usage", "scm-export", ["{model}", "o.onnx", "--optimize", "--steps", 2, "--t-max", "nan"], 64, ["--t-max"])
 for tool, args in {"scm-run": [], "scm-export": ["{model}"], "scm-inspect": ["{model}", "--passes", "no-such-pass"],
-                   "scm-infer": [], "scm-train": ["--data", "checkerboard", "--objective", "sct", "--out", "run", "--widths", "8,x"],
+                   "scm-infer": [], "scm-train": ["--data", "fashion-mnist", "--objective", "sct", "--out", "run", "--steps", 1, "--widths", "8,x"],
                    "scm-eval": ["{inf_samples}", "--data", "fashion-mnist", "--nn-count", -1]}.items():
     cell(ROWS, "usage", tool, args, 64, ["Usage:"])
 cell(ROWS, "usage", "scm-export", ["{model}", "o.onnx", "--optimize", "--steps", 1, "--passes", "fold,no-such-pass"], 64, ["no-such-pass"])
@@ -130,6 +151,7 @@ cell(ROWS, "input-mismatch", "scm-run", ["{model}", "--noise", "{wrong_noise}", 
 cell(ROWS, "input-mismatch", "scm-run", ["{model}", "--noise", "{nan_noise}", "--count", 5, "--npy", "s.npy"], 1, ["--count", "3 samples"])
 cell(ROWS, "input-mismatch", "scm-eval", ["{small_samples}", "--data", "fashion-mnist", "--no-cache"], 1, ["[N, 1, 28, 28]"])
 cell(ROWS, "input-mismatch", "scm-infer", ["{model}", "--inputs", "{x2}"], 1, ["2 inputs", "1 files given"])
+cell(ROWS, "not-a-model", "scm-infer", ["{model}", "--inputs", "{small_samples}", "{t2}"], 1, ["NumPy .npy", "TensorProto"])
 # Reported, not refused: a graph may compute non-finite values on purpose.
 cell(ROWS, "non-finite-noted", "scm-infer", ["{model}", "--inputs", "{xnan}", "{t2}"], 0, ["note: input 'x'", "non-finite"])
 
@@ -141,6 +163,14 @@ def prepare(folder, before):
             (folder / "old" / f"sample_{i:05d}.png").write_bytes(b"")
     elif before == "file":
         (folder / "file").write_text("")
+    elif before == "old-steps":
+        (folder / "steps").mkdir()
+        (folder / "steps" / "step2.onnx").write_bytes(b"")
+    elif before == "old-outputs":
+        (folder / "old").mkdir()
+        (folder / "old" / "output_1.pb").write_bytes(b"")
+    elif before == "fifo":
+        os.mkfifo(folder / "fifo")
 
 
 def listing(folder):
