@@ -122,7 +122,7 @@ public enum ContractAttachment {
     static func keepingExisting(_ model: Model, _ o: Options) throws(SamplerError) -> Options {
         var meta: [String: String] = [:]
         for e in model.metadata where meta[e.key] == nil { meta[e.key] = e.value }
-        guard meta[Key.format] != nil else { return o }
+        guard meta[Key.format]?.trimmingCharacters(in: .whitespaces) == TrigFlowMetadata.format else { return o }
         let oldTMax = meta[Key.tMax].flatMap { Float($0) }
         guard o.replaceContract else {
             let was = [meta[Key.parameterization].map { "\($0) network" }, meta[Key.sigmaData].map { "sigma_data \($0)" },

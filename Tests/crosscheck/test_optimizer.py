@@ -152,7 +152,7 @@ def test_cli_errors(unet, tmp_path):
     r = scm("scm-export", unet, tmp_path / "o.onnx", "--optimize", "--t", "2.0")
     assert r.returncode != 0 and "--t must lie in (0, pi/2)" in r.stderr
     r = scm("scm-export", unet, tmp_path / "o.onnx", "--optimize", "--passes", "fold,nope")
-    assert r.returncode == 1 and "unknown pass 'nope'" in r.stderr and not (tmp_path / "o.onnx").exists()
+    assert r.returncode == 64 and "unknown pass 'nope'" in r.stderr and not (tmp_path / "o.onnx").exists()
     r = scm("scm-inspect", unet, "--steps", 0)
     assert r.returncode == 64 and "--steps must be in 1...10000, is 0" in r.stderr
     r = scm("scm-inspect", unet, "--steps", 2, "--schedule", "1.0,0.5")
