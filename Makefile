@@ -1,15 +1,20 @@
 # The two commands the README opens with:
 #   make demo   build (release) and draw a 2-step grid of 100 garments from the shipped Fashion-MNIST
-#               consistency model (models/fashion-sct.onnx)
+#               consistency model (models/fashion-scd.onnx); needs only the Debian packages
 #   make test   everything the CI runs: Swift unit tests, Python cross-checks against onnx/onnxruntime,
-#               the Examples/ package that embeds the library, `make demo` itself, and the
-#               allocation check of an optimized build
-.PHONY: size-check serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+#               the Examples/ package that embeds the library, `make demo` itself, the allocation
+#               check of an optimized build, the trainer and the service end to end, the README's
+#               quickstart as written, idle CPU, TSan and fuzzing
+.PHONY: setup-python docs-check size-check serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
+# Debian packages (what building and sampling need); the Python stack of the tests and benchmarks.
 setup:
 	@./tools/setup.sh
+
+setup-python: setup
+	@./tools/setup_python.sh
 
 build: setup
 	swift build
@@ -22,7 +27,7 @@ demo: setup
 swift-test: setup
 	swift test
 
-node-tests: setup
+node-tests: setup-python
 	$(PY) tools/gen_onnx_node_tests.py .build/onnx-node-tests
 
 crosscheck: build node-tests
@@ -37,11 +42,11 @@ example:
 # `make demo` as a user runs it (release build), from scratch: its grid and samples must appear and
 # match the reference sampler (Tests/crosscheck/check_demo.py), and it builds every CLI the README
 # documents.
-demo-check: setup
+demo-check: setup-python
 	rm -f out/grid.png out/samples.npy
 	$(MAKE) --no-print-directory demo
 	$(PY) Tests/crosscheck/check_demo.py out/grid.png out/samples.npy
-	@for t in scm-run scm-infer scm-inspect scm-export; do test -x .build/release/$$t || { echo "make demo did not build $$t"; exit 1; }; done
+	@for t in scm-run scm-export scm-inspect scm-infer scm-train scm-eval; do test -x .build/release/$$t || { echo "make demo did not build $$t"; exit 1; }; done
 
 # Heap allocations of Session.run(_:into:), counted in an optimized build (Tests/AllocCheck);
 # shares the release build of the library with `make demo`.
@@ -51,7 +56,7 @@ alloc-check: setup
 
 # The trainer end to end with the release binaries `make demo` built (Tests/train): a minute of
 # sCT on the checkerboard must put 85% of 2-step samples in the cells; resume, kill, NaN, errors.
-train-check: demo
+train-check: demo setup-python
 	$(PY) -m pytest -q -p no:cacheprovider Tests/train
 
 # libFuzzer + AddressSanitizer over model loading, verification, compilation and a run
@@ -75,15 +80,21 @@ idle-check: setup
 # scm-serve (Services/SamplingService: its own package, depending on the library by path) in a
 # release build, then Tests/serve: endpoints, bytes equal to scm-run alone and coalesced,
 # 400/413/429/503, graceful SIGTERM. `make load-test`: the load table (tools/load_test.py, wrk).
-serve-check: demo
+serve-check: demo setup-python
 	swift build -c release --package-path Services/SamplingService
 	$(PY) -m pytest -q -p no:cacheprovider Tests/serve
 
-load-test: demo
+load-test: demo setup-python
 	swift build -c release --package-path Services/SamplingService
 	$(PY) tools/load_test.py
 
-test: size-check swift-test crosscheck example demo-check alloc-check train-check serve-check idle-check tsan-check fuzz-check
+# The README's quickstart, run as written (tools/check_quickstart.py): every sh block of its
+# Quickstart section from the repository's root, the Swift snippet compared with the example
+# package it is taken from; what the blocks create is removed afterwards.
+docs-check: demo setup-python
+	$(PY) tools/check_quickstart.py
+
+test: size-check swift-test crosscheck example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).
@@ -100,23 +111,23 @@ bench: setup
 	@./tools/setup_bench.sh
 	.venv-bench/bin/python tools/bench.py
 
-bench-runtime: setup
+bench-runtime: setup-python
 	swift build -c release --product scm-infer
 	$(PY) tools/bench_runtime.py
 
 # Unoptimized vs optimized 2-step sampling (release build; batch 1 and 64), onnxruntime alongside.
-bench-optimizer: setup
+bench-optimizer: setup-python
 	swift build -c release --product scm-infer
 	swift build -c release --product scm-export
 	$(PY) tools/bench_optimizer.py
 
 # Images/s of 1-, 2- and 4-step sampling at batch 64 (release build), onnxruntime alongside.
-bench-sampler: setup
+bench-sampler: setup-python
 	swift build -c release
 	$(PY) tools/bench_sampler.py
 
 # One compiled sCT training step of a 32/64/64 UNet at batch 64: seconds, FLOPs, GFLOP/s, arena bytes.
-bench-train: setup
+bench-train: setup-python
 	swift build -c release --product scm-infer
 	swift build -c release --product scm-export
 	$(PY) tools/bench_train.py
@@ -125,7 +136,7 @@ bench-train: setup
 # scm-run then scm-eval per row, 10,000 samples each: the demo's sCD model against the default-UNet
 # flow model's PF-ODE (about 1.5 hours on 2 cores, mostly Heun 32 and 64), the small sCT and flow
 # models (about 40 minutes), the checkerboard (seconds).
-quality: demo
+quality: demo setup-python
 	$(PY) tools/quality_table.py fashion --sct models/fashion-scd.onnx --flow models/fashion-flow-default.onnx
 	$(PY) tools/quality_table.py fashion
 	$(PY) tools/quality_table.py checkerboard

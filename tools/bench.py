@@ -8,7 +8,7 @@ accuracy of both; then one sCT training step.
                    [--accuracy-count 64] [--accuracy-steps 2] [--no-accuracy] [--no-train]
 
 `make bench` runs it in .venv-bench (tools/setup_bench.sh: numpy, onnx and onnxruntime at
-tools/setup.sh's pins, plus a pinned openvino), a venv of its own so that `make test`'s .venv
+tools/setup_python.sh's pins, plus a pinned openvino), a venv of its own so that `make test`'s .venv
 never gets OpenVINO; with `--peers ort` it also runs in .venv.
 
 Models: `unet` is tools/make_tiny_model.py's TrigFlow UNet with widths 32/64/64 at 28x28 (random

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python venv of `make bench` only, at .venv-bench: numpy, onnx and onnxruntime at the pins of
-# tools/setup.sh (read from its PY_REQS line, so the two never drift) plus OpenVINO, the second peer
+# tools/setup_python.sh (read from its PY_REQS line, so the two never drift) plus OpenVINO, the second peer
 # of tools/bench.py, and matplotlib for tools/training_curve.py's plots. Kept out of .venv so that `make test` never installs or imports OpenVINO.
 # Idempotent: a stamp of the requirements it installed makes a second call take well under a second.
 set -euo pipefail
@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 
 OPENVINO=openvino==2026.4.1
 MATPLOTLIB=matplotlib==3.11.2
-eval "$(grep '^PY_REQS=' tools/setup.sh)"
+eval "$(grep '^PY_REQS=' tools/setup_python.sh)"
 REQS=()
 for r in "${PY_REQS[@]}"; do
   case "$r" in onnx==*|onnxruntime==*|numpy*) REQS+=("$r") ;; esac
 done
-[ ${#REQS[@]} -eq 3 ] || { echo "setup_bench: expected onnx, onnxruntime and numpy in tools/setup.sh's PY_REQS" >&2; exit 1; }
+[ ${#REQS[@]} -eq 3 ] || { echo "setup_bench: expected onnx, onnxruntime and numpy in tools/setup_python.sh's PY_REQS" >&2; exit 1; }
 REQS+=("$OPENVINO" "$MATPLOTLIB")
 
 VENV=.venv-bench

@@ -1,7 +1,7 @@
 /// The element type of a tensor, numbered as ONNX's `TensorProto.DataType`.
 ///
 /// Every ONNX element type can be loaded, held and saved; which of them the runtime computes
-/// with is the runtime's business (each op checks its dtypes; see the README's op table). A code outside this enum in a file is an
+/// with is the runtime's business (each op checks its dtypes; see the op table in docs/design.md). A code outside this enum in a file is an
 /// error ("unknown data type").
 public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7

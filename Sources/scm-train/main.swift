@@ -14,7 +14,7 @@ struct Train: Tool {
             Writes DIR/loss.csv (step,loss,grad_norm,lr,seconds), DIR/checkpoints/step_<n>.ckpt every \
             --checkpoint-every steps, at the end and on SIGINT/SIGTERM, and a sample grid DIR/samples_step_<n>.png \
             from the EMA weights with each checkpoint. --resume continues from the latest checkpoint, bitwise as if \
-            never stopped. Defaults are documented in the README (section "Trainer").
+            never stopped. Defaults and recipes: docs/cli.md (scm-train) and training/README.md.
             """)
 
     @Option(help: "fashion-mnist, checkerboard, gaussians8, moons, swissroll, or a folder of PNGs.")
