@@ -26,7 +26,7 @@ do {
     try png.write(to: URL(fileURLWithPath: args[2]), options: .atomic)
     print("sample-grid: \(results.count) concurrent requests of \(first.count) samples, \(sampler.evaluations) steps at t = \(sampler.evaluationTimes); wrote \(args[2]) (\(png.count) bytes)")
 } catch {
-    // SamplerError reads "<where>: <what>"; writing the file can fail with a Foundation error.
+    // The library's errors read "<where>: <what>"; writing the file can fail with a Foundation error.
     FileHandle.standardError.write(Data("sample-grid: \(error)\n".utf8))
     exit(1)
 }
