@@ -5,8 +5,11 @@ Every ```sh block of the README's "Quickstart" section runs verbatim, in order, 
 repository's root with bash (-e, -u, -o pipefail); each must exit 0. The ```swift block must be,
 byte for byte, the example package's main.swift (which `make example` builds and the quickstart
 runs), so the snippet a reader copies is the code that compiles. Every PNG the blocks make must be
-a PNG, and every file and folder they create is removed afterwards.
+a PNG, and every file and folder they create is removed afterwards. Every relative link of the
+README and the pages it links (docs/, training/, models/, schemas/) must name a file that exists
+and, with #anchor, a heading of it.
 """
+import glob
 import os
 import re
 import subprocess
@@ -48,7 +51,38 @@ def remove(created):
             os.unlink(path)
 
 
+def slug(heading):
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links():
+    """(page, link) for each relative link whose file or heading does not exist."""
+    pages = ["README.md", *sorted(glob.glob("docs/*.md", root_dir=ROOT)), "training/README.md", "models/README.md", "schemas/README.md"]
+    bad = []
+    for page in pages:
+        path = os.path.join(ROOT, page)
+        with open(path) as f:
+            text = re.sub(r"```.*?```", "", f.read(), flags=re.S)
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", link):
+                continue
+            target, _, anchor = link.partition("#")
+            resolved = os.path.normpath(os.path.join(os.path.dirname(path), target)) if target else path
+            if not os.path.exists(resolved):
+                bad.append((page, link))
+            elif anchor and resolved.endswith(".md"):
+                with open(resolved) as f:
+                    headings = {slug(m) for m in re.findall(r"^#+\s+(.*)$", f.read(), re.M)}
+                if anchor not in headings:
+                    bad.append((page, link))
+    return bad
+
+
 def main():
+    bad = broken_links()
+    if bad:
+        raise SystemExit("check_quickstart: broken links: " + ", ".join(f"{p}: {l}" for p, l in bad))
     with open(os.path.join(ROOT, "README.md")) as f:
         blocks = quickstart_blocks(f.read())
     swift = [code for lang, code in blocks if lang == "swift"]
