@@ -259,3 +259,54 @@ def test_multistep_model_is_served_at_its_own_count(tmp_path):
         s.stop()
     r = subprocess.run([SERVE, "--port", "0", "--models", path, "--steps", "1,4"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--steps" in r.stderr and "exactly 2 steps" in r.stderr, r.stderr
+
+
+def test_duplicate_keys_are_refused(server):
+    """Strict JSON: a key given twice is a 400 naming it, not one of the two winning silently."""
+    status, _, reply = server.request("/v1/samples", raw=b'{"model": "fashion-sct", "count": 1, "count": 2}')
+    error = json.loads(reply)["error"]
+    assert status == 400 and error["field"] == "count" and "twice" in error["message"], (status, error)
+
+
+def test_seeds_over_the_whole_range(server, tmp_path):
+    """Seeds are integers over 0 ... 2^64 - 1, read as integers (never through a Double, which
+    would round 2^53 + 1): the answer is scm-run's for the same seed; 2^64 and fractions are 400s."""
+    for seed in (2**64 - 1, 2**53 + 1):
+        status, _, npy = server.request("/v1/samples", raw=b'{"model": "fashion-sct", "steps": 1, "count": 2, "format": "npy", "seed": %d}' % seed)
+        assert status == 200, npy
+        assert npy == scm_run(tmp_path, "--steps", 1, "--count", 2, "--seed", seed, "npy"), seed
+    for seed in (b"18446744073709551616", b"1.5", b"-1"):
+        status, _, reply = server.request("/v1/samples", raw=b'{"model": "fashion-sct", "seed": ' + seed + b"}")
+        assert status == 400 and json.loads(reply)["error"]["field"] == "seed", (seed, reply)
+
+
+def test_head_and_readyz(server):
+    """HEAD answers the GET endpoints without a body; /readyz says the models are loaded."""
+    for path in ("/healthz", "/readyz", "/v1/models"):
+        req = urllib.request.Request(server.url + path, method="HEAD")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and r.read() == b"", path
+    status, _, body = server.request("/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+
+
+def test_a_bad_model_in_a_folder_is_unavailable_not_fatal(tmp_path):
+    """One unreadable model file in a --models folder is logged and listed as unavailable while the
+    others are served; --strict-models makes it stop the server."""
+    import shutil
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(TINY, folder / "tiny-trigflow.onnx")
+    (folder / "broken.onnx").write_bytes(open(TINY, "rb").read()[:100])
+    s = Server(models=(str(folder),))
+    try:
+        status, _, body = s.request("/v1/models")
+        listing = json.loads(body)
+        assert [m["name"] for m in listing["models"]] == ["tiny-trigflow"], listing
+        assert [os.path.basename(u["file"]) for u in listing["unavailable"]] == ["broken.onnx"] and listing["unavailable"][0]["reason"]
+        assert s.request("/v1/samples", {"model": "tiny-trigflow", "format": "npy"})[0] == 200
+    finally:
+        s.stop()
+    assert "unavailable" in s.output() and "broken.onnx" in s.output()
+    r = subprocess.run([SERVE, "--port", "0", "--models", str(folder), "--strict-models"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "broken.onnx" in r.stderr, r.stderr

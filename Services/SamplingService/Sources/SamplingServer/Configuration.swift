@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 16 * 1024
     /// A request still queued after this long gets 503.
     public var deadline: Duration = .seconds(30)
+    /// Whether a bad model file in a `models` folder stops the server (else it is listed as
+    /// unavailable and the others are served).
+    public var strictModels = false
 
     public init(models: [String]) { self.models = models }
 }

@@ -23,6 +23,9 @@ public final class ModelRegistry: Sendable {
     /// Files of the `--models` folders left out because they are not TrigFlow models (their
     /// `scm.format` is another, or missing), with the reason; a file named itself must load.
     public let skipped: [String]
+    /// Files of the `--models` folders that are TrigFlow models but could not be served (unreadable,
+    /// outside the contract, failing to compile), with the reason: listed by `GET /v1/models`.
+    public let unavailable: [(path: String, reason: String)]
 
     /// The model files named by `paths` (files, or folders of `*.onnx` files, in name order), each
     /// with whether it came from a folder.
@@ -60,49 +63,64 @@ public final class ModelRegistry: Sendable {
     public init(_ c: ServerConfiguration, metrics: ServiceMetrics) throws {
         configuration = c
         var entries: [String: Entry] = [:]
-        var skipped: [String] = []
+        var skipped: [String] = [], unavailable: [(path: String, reason: String)] = []
         for (path, inFolder) in try Self.files(c.models) {
-            // Loaded once: the folder check reads its metadata, the contract check the same model.
-            let file: Model
-            do { file = try ModelFile.load(path: path) } catch {
-                throw ServiceError(0, field: "--models", "\(path): \(error)")
-            }
-            // A folder may hold other models (a classifier, a foreign network): skipped, said at start.
-            let format = file.metadataValue("scm.format")
-            if inFolder, !(format ?? "").hasPrefix("trigflow/") {
-                skipped.append("\(path) (scm.format \(format.map { "'\($0)'" } ?? "missing"): not a TrigFlow model)")
-                continue
-            }
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             guard entries[name] == nil else { throw ServiceError(0, field: "--models", "two models are named '\(name)'") }
-            let model: TrigFlowModel
-            do { model = try TrigFlowModel(file) } catch {
-                throw ServiceError(0, field: "--models", "\(path): \(error)")
+            do {
+                guard let entry = try Self.load(path, name: name, inFolder: inFolder, c, metrics: metrics, skipped: &skipped) else { continue }
+                entries[name] = entry
+            } catch let e as ServiceError where inFolder && !c.strictModels {
+                // One bad file of a folder does not keep the others from being served.
+                unavailable.append((path, e.message))
             }
-            let served = try Self.servedSteps(model, configured: c.steps, path: path)
-            var samplers: [String: Sampler] = [:], batchers: [String: Batcher] = [:]
-            for steps in served {
-                for precision in c.precisions {
-                    let sampler: Sampler
-                    do {
-                        sampler = try model.sampler(steps: steps, options: .init(batch: c.maxBatch, threads: c.threads, precision: precision))
-                        // Every count a batch can hold (their plans are few: see `batchSizes`).
-                        for n in 1...c.maxBatch { try sampler.prepare(count: n) }
-                    } catch {
-                        throw ServiceError(0, field: "--models", "\(path), \(steps) steps, \(precision.rawValue): \(error)")
-                    }
-                    let k = Self.key(steps: steps, precision: precision)
-                    samplers[k] = sampler
-                    batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, label: "\(name) \(k)")
-                }
-            }
-            entries[name] = Entry(name: name, path: path, model: model, steps: served, samplers: samplers, batchers: batchers)
         }
         guard !entries.isEmpty else {
-            throw ServiceError(0, field: "--models", "no TrigFlow models in \(c.models.joined(separator: ", ")) (skipped: \(skipped.joined(separator: "; ")))")
+            let why = (skipped + unavailable.map { "\($0.path): \($0.reason)" }).joined(separator: "; ")
+            throw ServiceError(0, field: "--models", "no TrigFlow models in \(c.models.joined(separator: ", ")) (\(why))")
         }
         self.entries = entries
         self.skipped = skipped
+        self.unavailable = unavailable
+    }
+
+    /// The entry of the model file at `path` with its samplers compiled; nil for a file of a
+    /// folder that is not a TrigFlow model (recorded in `skipped`).
+    static func load(_ path: String, name: String, inFolder: Bool, _ c: ServerConfiguration, metrics: ServiceMetrics,
+                     skipped: inout [String]) throws -> Entry? {
+        // Loaded once: the folder check reads its metadata, the contract check the same model.
+        let file: Model
+        do { file = try ModelFile.load(path: path) } catch {
+            throw ServiceError(0, field: "--models", "\(path): \(error)")
+        }
+        // A folder may hold other models (a classifier, a foreign network): skipped, said at start.
+        let format = file.metadataValue("scm.format")
+        if inFolder, !(format ?? "").hasPrefix("trigflow/") {
+            skipped.append("\(path) (scm.format \(format.map { "'\($0)'" } ?? "missing"): not a TrigFlow model)")
+            return nil
+        }
+        let model: TrigFlowModel
+        do { model = try TrigFlowModel(file) } catch {
+            throw ServiceError(0, field: "--models", "\(path): \(error)")
+        }
+        let served = try Self.servedSteps(model, configured: c.steps, path: path)
+        var samplers: [String: Sampler] = [:], batchers: [String: Batcher] = [:]
+        for steps in served {
+            for precision in c.precisions {
+                let sampler: Sampler
+                do {
+                    sampler = try model.sampler(steps: steps, options: .init(batch: c.maxBatch, threads: c.threads, precision: precision))
+                    // Every count a batch can hold (their plans are few: see `batchSizes`).
+                    for n in 1...c.maxBatch { try sampler.prepare(count: n) }
+                } catch {
+                    throw ServiceError(0, field: "--models", "\(path), \(steps) steps, \(precision.rawValue): \(error)")
+                }
+                let k = Self.key(steps: steps, precision: precision)
+                samplers[k] = sampler
+                batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, label: "\(name) \(k)")
+            }
+        }
+        return Entry(name: name, path: path, model: model, steps: served, samplers: samplers, batchers: batchers)
     }
 
     /// The `GET /v1/models` description of every model: its contract metadata and what is served.
@@ -118,7 +136,8 @@ public final class ModelRegistry: Sendable {
                 "sample_shape": e.model.sampleShape,
                 "steps": e.steps,
                 "precisions": configuration.precisions.map(\.rawValue),
-                "formats": e.model.isImage && m.dataRange != nil ? ["png", "npy"] : ["npy"],
+                "formats": (try? Samples.checkPNG(sampleShape: e.model.sampleShape, dataRange: m.dataRange, perSample: false)) != nil
+                    ? ["png", "npy"] : ["npy"],
                 "max_count": configuration.maxCount,
             ]
             if let r = m.dataRange { d["data_range"] = [Double(r.0), Double(r.1)] }

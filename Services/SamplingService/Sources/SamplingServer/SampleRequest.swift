@@ -20,8 +20,10 @@ struct SampleRequest: Sendable {
     static func parse(_ body: [UInt8], registry: ModelRegistry) throws -> SampleRequest {
         let c = registry.configuration
         let object: JSONValue
-        do { object = try JSONDecoder().decode(JSONValue.self, from: Data(body)) } catch {
-            throw ServiceError(400, field: "body", "is not JSON: \(JSONValue.reason(error, body: body))")
+        do { object = try JSONValue.parse(body) } catch let e as JSONValue.DuplicateKey {
+            throw ServiceError(400, field: e.key, "is given twice")
+        } catch {
+            throw ServiceError(400, field: "body", "is not JSON: \(error)")
         }
         guard case .object(let o) = object else { throw ServiceError(400, field: "body", "must be a JSON object") }
         if let unknown = o.keys.filter({ !fields.contains($0) }).sorted().first {
@@ -29,11 +31,17 @@ struct SampleRequest: Sendable {
         }
         func integer(_ key: String, _ def: Int?, _ range: ClosedRange<Int>) throws -> Int? {
             guard let v = o[key] else { return def }
-            guard case .number(let d) = v, d.isFinite, d == d.rounded(), abs(d) < 9.0e15, let i = Int(exactly: d) else {
-                throw ServiceError(400, field: key, "must be an integer, is \(v)")
+            guard let n = v.integer else { throw ServiceError(400, field: key, "must be an integer, is \(v)") }
+            guard !n.negative, let i = Int(exactly: n.magnitude), range.contains(i) else {
+                throw ServiceError(400, field: key, "must lie in \(range.lowerBound)...\(range.upperBound), is \(v)")
             }
-            guard range.contains(i) else { throw ServiceError(400, field: key, "must lie in \(range.lowerBound)...\(range.upperBound), is \(i)") }
             return i
+        }
+        func seedValue() throws -> UInt64 {
+            guard let v = o["seed"] else { return 0 }
+            guard let n = v.integer else { throw ServiceError(400, field: "seed", "must be an integer, is \(v)") }
+            guard !n.negative else { throw ServiceError(400, field: "seed", "must lie in 0...\(UInt64.max), is \(v)") }
+            return n.magnitude
         }
         func string(_ key: String, _ def: String?) throws -> String? {
             guard let v = o[key] else { return def }
@@ -57,7 +65,7 @@ struct SampleRequest: Sendable {
             throw ServiceError(400, field: "steps", "\(steps) steps are not served for '\(model)' (served: \(served.map(String.init).joined(separator: ", ")))")
         }
         let count = try integer("count", 1, 1...c.maxCount) ?? 1
-        let seed = try integer("seed", 0, 0...Int.max) ?? 0
+        let seed = try seedValue()
         let p = try string("precision", "fp32") ?? "fp32"
         guard let precision = Precision(rawValue: p), c.precisions.contains(precision) else {
             throw ServiceError(400, field: "precision", "'\(p)' is not served (served: \(c.precisions.map(\.rawValue).joined(separator: ", ")))")
@@ -71,46 +79,6 @@ struct SampleRequest: Sendable {
                 throw ServiceError(400, field: "format", "png: \(error.message) (model '\(model)')")
             }
         }
-        return SampleRequest(model: model, steps: steps, count: count, seed: UInt64(seed), precision: precision, format: format, nrow: nrow)
-    }
-}
-
-/// One JSON value of a request body. Decoding through `Decodable` keeps booleans, numbers and
-/// strings apart by the JSON text itself (`JSONSerialization` hands `true` back as a number, which
-/// could only be told apart by Foundation's private class names).
-indirect enum JSONValue: Decodable, CustomStringConvertible, Sendable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else if let o = try? c.decode([String: JSONValue].self) { self = .object(o) }
-        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a value of no JSON type") }
-    }
-
-    /// As the error messages show it: a boolean named as one, a string quoted, a container by kind.
-    var description: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "a boolean (\(b))"
-        case .number(let d): return d == d.rounded() && abs(d) < 9.0e15 ? String(Int64(d)) : String(d)
-        case .string(let s): return "\"\(s)\""
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// Why `body` did not decode, in one line. `JSONDecoder` says only "not valid JSON"; the same
-    /// text through `JSONSerialization` names the fault and where (read only on this error path).
-    static func reason(_ error: any Error, body: [UInt8]) -> String {
-        do { _ = try JSONSerialization.jsonObject(with: Data(body)) } catch {
-            return "\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription)"
-        }
-        if let e = error as? DecodingError, case .dataCorrupted(let context) = e { return context.debugDescription }
-        return "\(error)"
+        return SampleRequest(model: model, steps: steps, count: count, seed: seed, precision: precision, format: format, nrow: nrow)
     }
 }

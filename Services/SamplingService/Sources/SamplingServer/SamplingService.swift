@@ -6,8 +6,8 @@ import NIOCore
 import SCM
 import ServiceLifecycle
 
-/// The HTTP sampling service: `POST /v1/samples`, `GET /v1/models`, `GET /healthz`,
-/// `GET /metrics`. Models are loaded and every plan compiled before the port opens; SIGTERM or
+/// The HTTP sampling service: `POST /v1/samples`, `GET /v1/models`, `GET /healthz`, `GET /readyz`,
+/// `GET /metrics` (and HEAD of the GET endpoints but /metrics). Models are loaded and every plan compiled before the port opens; SIGTERM or
 /// SIGINT stops accepting connections, lets the requests in flight finish, and returns.
 public enum SamplingService {
     /// Loads the models and compiles their plans (the slow part: before the server binds).
@@ -16,14 +16,25 @@ public enum SamplingService {
         let start = ContinuousClock.now
         let registry = try ModelRegistry(c, metrics: metrics)
         for s in registry.skipped { logger.notice("skipped \(s)") }
+        for u in registry.unavailable { logger.error("unavailable: \(u.path): \(u.reason)") }
         logger.info("loaded \(registry.entries.count) model(s): \(registry.entries.keys.sorted().joined(separator: ", ")); steps \(c.steps), precisions \(c.precisions.map(\.rawValue)); plans compiled in \(ContinuousClock.now - start)")
         return (registry, metrics)
     }
 
     public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/healthz") { _, _ in json(200, ["status": "ok", "models": registry.entries.count]) }
-        router.get("/v1/models") { _, _ in json(200, ["models": registry.describe()]) }
+        let health: @Sendable () -> Response = { json(200, ["status": "ok", "models": registry.entries.count]) }
+        let models: @Sendable () -> Response = {
+            json(200, ["models": registry.describe(), "unavailable": registry.unavailable.map { ["file": $0.path, "reason": $0.reason] }])
+        }
+        // Liveness and readiness: the port opens only once every model is loaded and compiled.
+        router.get("/healthz") { _, _ in health() }
+        router.get("/readyz") { _, _ in json(200, ["status": "ready", "models": registry.entries.count]) }
+        router.get("/v1/models") { _, _ in models() }
+        // HEAD answers as GET does, without the body.
+        for path in ["/healthz", "/readyz", "/v1/models"] {
+            router.head(RouterPath(path)) { _, _ in Response(status: .ok, headers: [.contentType: "application/json"]) }
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))

@@ -65,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request may wait in the queue before it gets 503.")
     var deadline = 30.0
 
+    @Flag(help: "Stop at start when a file of a --models folder cannot be served (default: log it, list it as unavailable in /v1/models, serve the others).")
+    var strictModels = false
+
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
     var logLevel = "info"
 
@@ -114,6 +117,7 @@ struct Serve: AsyncParsableCommand {
         c.maxCount = maxCount
         c.maxBodyBytes = maxBodyBytes
         c.deadline = .microseconds(Int64(deadline * 1e6))
+        c.strictModels = strictModels
         var logger = Logger(label: "scm-serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
