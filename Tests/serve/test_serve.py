@@ -310,3 +310,28 @@ def test_a_bad_model_in_a_folder_is_unavailable_not_fatal(tmp_path):
     assert "unavailable" in s.output() and "broken.onnx" in s.output()
     r = subprocess.run([SERVE, "--port", "0", "--models", str(folder), "--strict-models"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "broken.onnx" in r.stderr, r.stderr
+
+
+def test_early_413_and_refusals_logged_with_a_request_id():
+    """A body whose declared length is past --max-body-bytes gets its 413 before any of it is sent
+    (and the connection closes); the refusal is logged with the request's id, as every 4xx and 5xx."""
+    import socket
+    s = Server()
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            c.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{")
+            t0 = time.time()
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                chunk = c.recv(4096)
+                assert chunk, reply
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 413") and time.time() - t0 < 5, reply
+            assert b"connection: close" in reply.lower(), reply
+        status, _, _ = s.request("/v1/samples", {"model": "nope"})
+        assert status == 400
+    finally:
+        s.stop()
+    log = s.output()
+    assert "413" in log and "400" in log and "hb.request.id" in log, log

@@ -47,6 +47,8 @@ public struct ServiceError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Seconds for Retry-After (429, 503).
     public var retryAfter: Int?
+    /// Whether the connection closes after the response (a body left unread).
+    public var closesConnection = false
 
     public init(_ status: Int, field: String? = nil, _ message: String, retryAfter: Int? = nil) {
         self.status = status

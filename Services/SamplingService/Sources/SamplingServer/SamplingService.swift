@@ -39,17 +39,17 @@ public enum SamplingService {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
         }
-        router.post("/v1/samples") { request, _ in
+        router.post("/v1/samples") { request, context in
             let start = ContinuousClock.now
             let response: Response
             do {
+                try checkDeclaredLength(request, registry.configuration)
                 response = try await samples(request, registry, metrics)
-            } catch let e as ServiceError {
-                response = failure(e)
-            } catch let e where e is NIOTooManyBytesError || (e as? HTTPError)?.status == .contentTooLarge {
-                response = failure(ServiceError(413, field: "body", "is larger than \(registry.configuration.maxBodyBytes) bytes"))
             } catch {
-                response = failure(ServiceError(500, "\(error)"))
+                let e = serviceError(error, registry.configuration)
+                // Every refusal and failure is logged with Hummingbird's request id (hb.request.id).
+                context.logger.log(level: e.status >= 500 ? .error : .notice, "POST /v1/samples: \(e.status) \(e)")
+                response = failure(e)
             }
             metrics.responded(Int(response.status.code))
             metrics.requestSeconds.record(ContinuousClock.now - start)
@@ -84,6 +84,25 @@ public enum SamplingService {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
+    /// A declared body length past the limit is refused before any of the body is read, and the
+    /// connection closed (the body is never drained).
+    static func checkDeclaredLength(_ request: Request, _ c: ServerConfiguration) throws {
+        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > c.maxBodyBytes else { return }
+        var e = ServiceError(413, field: "body", "declares \(declared) bytes, more than \(c.maxBodyBytes)")
+        e.closesConnection = true
+        throw e
+    }
+
+    /// What the client is told for `error`: the service's own errors as they are, a body past the
+    /// limit as 413, anything else as 500.
+    static func serviceError(_ error: any Error, _ c: ServerConfiguration) -> ServiceError {
+        if let e = error as? ServiceError { return e }
+        if error is NIOTooManyBytesError || (error as? HTTPError)?.status == .contentTooLarge {
+            return ServiceError(413, field: "body", "is larger than \(c.maxBodyBytes) bytes")
+        }
+        return ServiceError(500, "\(error)")
+    }
+
     static func json(_ status: Int, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: .init(code: status), headers: [.contentType: "application/json"],
@@ -95,6 +114,7 @@ public enum SamplingService {
         if let f = e.field { error["field"] = f }
         var response = json(e.status, ["error": error])
         if let s = e.retryAfter { response.headers[.retryAfter] = String(s) }
+        if e.closesConnection { response.headers[.connection] = "close" }
         return response
     }
 
