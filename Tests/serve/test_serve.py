@@ -335,3 +335,17 @@ def test_early_413_and_refusals_logged_with_a_request_id():
         s.stop()
     log = s.output()
     assert "413" in log and "400" in log and "hb.request.id" in log, log
+
+
+def test_protocol_errors_are_4xx(server):
+    """Malformed chunked framing is the client's fault: a 400 naming the body, no parser internals,
+    and counted as a 400 in /metrics (not a 500)."""
+    import socket
+    host, port = server.url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as c:
+        c.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        reply = c.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 400") and b'"field":"body"' in reply, reply
+    assert b"NIO" not in reply and b"HTTPParserError" not in reply, reply
+    metrics = server.request("/metrics")[2].decode()
+    assert not any(line.startswith("scm_requests_total") and 'status="500"' in line for line in metrics.splitlines()), metrics

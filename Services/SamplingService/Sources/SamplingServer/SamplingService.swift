@@ -60,7 +60,13 @@ public enum SamplingService {
 
     static func samples(_ request: Request, _ registry: ModelRegistry, _ metrics: ServiceMetrics) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: registry.configuration.maxBodyBytes)
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: registry.configuration.maxBodyBytes) } catch {
+            if error is NIOTooManyBytesError || (error as? HTTPError)?.status == .contentTooLarge { throw error }
+            // The client's fault (it closed mid-body, or sent malformed chunked encoding): a 4xx,
+            // without the HTTP parser's internals.
+            throw ServiceError(400, field: "body", "could not be read: the connection closed or the HTTP framing is malformed")
+        }
         let r = try SampleRequest.parse(Array(buffer: body), registry: registry)
         guard let entry = registry.entries[r.model],
               let batcher = entry.batchers[ModelRegistry.key(steps: r.steps, precision: r.precision)] else {
