@@ -349,3 +349,28 @@ def test_protocol_errors_are_4xx(server):
     assert b"NIO" not in reply and b"HTTPParserError" not in reply, reply
     metrics = server.request("/metrics")[2].decode()
     assert not any(line.startswith("scm_requests_total") and 'status="500"' in line for line in metrics.splitlines()), metrics
+
+
+def test_idle_connections_are_closed():
+    """--idle-timeout closes a connection that never sends, one whose headers stop arriving, and an
+    idle keep-alive after its response; a request in progress within the timeout is answered."""
+    import socket
+    s = Server("--idle-timeout", 1)
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+
+        def closed_within(send, seconds):
+            with socket.create_connection((host, int(port)), timeout=seconds + 5) as c:
+                if send:
+                    c.sendall(send)
+                t0 = time.time()
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return time.time() - t0 <= seconds
+        assert closed_within(b"", 3)                                           # never sends
+        assert closed_within(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nConte", 3)  # headers stop
+        assert closed_within(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3)      # keep-alive, then idle
+        assert s.request("/healthz")[0] == 200
+    finally:
+        s.stop()

@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     /// Whether a bad model file in a `models` folder stops the server (else it is listed as
     /// unavailable and the others are served).
     public var strictModels = false
+    /// How long a connection may stay open with no request in flight and nothing read.
+    public var idleTimeout: Duration = .seconds(30)
 
     public init(models: [String]) { self.models = models }
 }

@@ -130,6 +130,10 @@ public enum SamplingService {
         let portFile = c.portFile
         let app = Application(
             router: router(registry, metrics),
+            // A connection with no request in flight and nothing read for the idle timeout is closed:
+            // idle keep-alives, connections that never send, requests whose headers stop arriving.
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
+                                                                           + c.idleTimeout.components.attoseconds / 1_000_000_000))),
             configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

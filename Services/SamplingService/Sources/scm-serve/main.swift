@@ -65,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request may wait in the queue before it gets 503.")
     var deadline = 30.0
 
+    @Option(help: "Seconds a connection may stay open with no request in flight and nothing read (idle keep-alives, clients that never send, headers that stop arriving).")
+    var idleTimeout = 30.0
+
     @Flag(help: "Stop at start when a file of a --models folder cannot be served (default: log it, list it as unavailable in /v1/models, serve the others).")
     var strictModels = false
 
@@ -80,6 +83,7 @@ struct Serve: AsyncParsableCommand {
         guard batchWaitMs >= 0, batchWaitMs <= 60_000 else { throw ValidationError("--batch-wait-ms must lie in 0...60000, is \(batchWaitMs)") }
         guard refillWaitMs >= 0, refillWaitMs <= 60_000 else { throw ValidationError("--refill-wait-ms must lie in 0...60000, is \(refillWaitMs)") }
         guard deadline > 0, deadline.isFinite else { throw ValidationError("--deadline must be positive, is \(deadline)") }
+        guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
         if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must lie in 1...256, is \(t)") }
         _ = try parsedSteps()
@@ -118,6 +122,7 @@ struct Serve: AsyncParsableCommand {
         c.maxBodyBytes = maxBodyBytes
         c.deadline = .microseconds(Int64(deadline * 1e6))
         c.strictModels = strictModels
+        c.idleTimeout = .microseconds(Int64(idleTimeout * 1e6))
         var logger = Logger(label: "scm-serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
