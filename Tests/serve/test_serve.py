@@ -374,3 +374,30 @@ def test_idle_connections_are_closed():
         assert s.request("/healthz")[0] == 200
     finally:
         s.stop()
+
+
+def test_bearer_token(tmp_path):
+    """--token-file: /v1/* needs the token (401 with WWW-Authenticate otherwise, the wrong token
+    too); the probes and /metrics stay open; a missing or short token file stops the start."""
+    token = "s3cret-token-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    s = Server("--token-file", tmp_path / "token", models=(TINY,))
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": token}):
+            req = urllib.request.Request(s.url + "/v1/models", headers=headers)
+            try:
+                urllib.request.urlopen(req, timeout=10)
+                assert False, headers
+            except urllib.error.HTTPError as e:
+                assert e.code == 401 and e.headers.get("WWW-Authenticate") == "Bearer", headers
+        req = urllib.request.Request(s.url + "/v1/samples", data=b'{"format": "npy"}', headers={"Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert s.request(path)[0] == 200, path
+    finally:
+        s.stop()
+    (tmp_path / "short").write_text("abc")
+    for f in (tmp_path / "short", tmp_path / "missing"):
+        r = subprocess.run([SERVE, "--port", "0", "--models", TINY, "--token-file", f], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "--token-file" in r.stderr, r.stderr

@@ -23,6 +23,7 @@ public enum SamplingService {
 
     public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<BasicRequestContext> {
         let router = Router()
+        if let token = registry.configuration.token { router.add(middleware: BearerToken(token: Array(token.utf8))) }
         let health: @Sendable () -> Response = { json(200, ["status": "ok", "models": registry.entries.count]) }
         let models: @Sendable () -> Response = {
             json(200, ["models": registry.describe(), "unavailable": registry.unavailable.map { ["file": $0.path, "reason": $0.reason] }])

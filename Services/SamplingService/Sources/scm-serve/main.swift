@@ -68,6 +68,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection may stay open with no request in flight and nothing read (idle keep-alives, clients that never send, headers that stop arriving).")
     var idleTimeout = 30.0
 
+    @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
+    var tokenFile: String?
+
     @Flag(help: "Stop at start when a file of a --models folder cannot be served (default: log it, list it as unavailable in /v1/models, serve the others).")
     var strictModels = false
 
@@ -122,6 +125,14 @@ struct Serve: AsyncParsableCommand {
         c.maxBodyBytes = maxBodyBytes
         c.deadline = .microseconds(Int64(deadline * 1e6))
         c.strictModels = strictModels
+        if let f = tokenFile {
+            let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
+                FileHandle.standardError.write(Data("scm-serve: error: --token-file: '\(f)' must be a readable file holding one token of at least 16 characters\n".utf8))
+                throw ExitCode(1)
+            }
+            c.token = token
+        }
         c.idleTimeout = .microseconds(Int64(idleTimeout * 1e6))
         var logger = Logger(label: "scm-serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
