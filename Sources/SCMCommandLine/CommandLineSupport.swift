@@ -62,7 +62,12 @@ public enum CommandLineSupport {
 
     /// Throws a usage error unless `tMax` (when given) lies in (0, pi/2).
     public static func checkTMax(_ tMax: Float?) throws {
-        if let t = tMax, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t-max must lie in (0, pi/2), is \(t)") }
+        if let t = tMax, let m = TrigFlowMetadata.timeViolation(t) { throw ValidationError("--t-max \(m)") }
+    }
+
+    /// Throws a usage error naming `flag` unless `sigmaData` (when given) can be sigma_d.
+    public static func checkSigmaData(_ sigmaData: Float?, flag: String = "--sigma-data") throws {
+        if let s = sigmaData, let m = TrigFlowMetadata.sigmaDataViolation(s) { throw ValidationError("\(flag) \(m)") }
     }
 
     /// Parses 'low,high' (finite, low < high), or throws a usage error naming `flag`.

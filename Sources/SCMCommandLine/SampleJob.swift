@@ -153,8 +153,8 @@ public struct SampleJob: Sendable {
             if let n = steps, times.count != n { throw bad("--schedule", "lists \(times.count) times for \(n) steps") }
             try range("--schedule", times.count, Limits.steps)
         }
-        if let sd = overrides.sigmaData, !(sd.isFinite && sd > 0) { throw bad("--sigma-data", "must be positive, is \(sd)") }
-        if let tm = overrides.tMax, !(tm.isFinite && tm > 0 && tm < Float.pi / 2) { throw bad("--t-max", "must lie in (0, pi/2), is \(tm)") }
+        if let sd = overrides.sigmaData, let m = TrigFlowMetadata.sigmaDataViolation(sd) { throw bad("--sigma-data", m) }
+        if let tm = overrides.tMax, let m = TrigFlowMetadata.timeViolation(tm) { throw bad("--t-max", m) }
         if let r = overrides.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
             throw bad("--data-range", "must be 'low,high' with low < high, is \(r.0),\(r.1)")
         }

@@ -63,8 +63,8 @@ public enum ContractAttachment {
         func bad(_ at: String, _ m: String) -> SamplerError { SamplerError(.invalidArgument, at: at, m) }
         let o = try keepingExisting(model, options)
         let tMax = o.tMax ?? TrigFlowMetadata.defaultTMax(sigmaData: o.sigmaData)
-        guard o.sigmaData.isFinite, o.sigmaData > 0 else { throw bad("sigma_data", "must be positive, is \(o.sigmaData)") }
-        guard tMax.isFinite, tMax > 0, tMax < Float.pi / 2 else { throw bad("t_max", "must lie in (0, pi/2), is \(tMax)") }
+        if let m = TrigFlowMetadata.sigmaDataViolation(o.sigmaData) { throw bad("sigma_data", m) }
+        if let m = TrigFlowMetadata.timeViolation(tMax) { throw bad("t_max", m) }
         let stored = try SamplerError.wrap {
             try TrigFlowMetadata.schedulesByCount(o.schedules, tMax: tMax) { "schedule \(TrigFlowMetadata.scheduleText($0))" }
         }

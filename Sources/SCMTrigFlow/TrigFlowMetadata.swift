@@ -36,6 +36,13 @@ public struct TrigFlowMetadata: Sendable {
     /// t_max when a model file gives none: atan(sigma_max / sigma_d) with sCM's sigma_max = 80.
     public static func defaultTMax(sigmaData: Float) -> Float { Float(atan(80 / Double(sigmaData))) }
 
+    /// nil when `s` can be sigma_d (finite and positive), else what is wrong with it: the one
+    /// statement of that rule, for the library's checks and the tools' flags alike.
+    public static func sigmaDataViolation(_ s: Float) -> String? { s.isFinite && s > 0 ? nil : "must be positive, is \(s)" }
+
+    /// nil when `t` is a TrigFlow time (in (0, pi/2)), else what is wrong with it.
+    public static func timeViolation(_ t: Float) -> String? { t.isFinite && t > 0 && t < Float.pi / 2 ? nil : "must lie in (0, pi/2), is \(t)" }
+
     /// What output 0 is.
     public enum Parameterization: String, Sendable {
         /// f(x, t) = cos(t) x - sigma_d sin(t) F(x / sigma_d, t).
@@ -86,16 +93,16 @@ public struct TrigFlowMetadata: Sendable {
         guard let param = Parameterization(rawValue: p) else { throw err(Key.parameterization, "'\(p)' is not 'consistency' or 'velocity'") }
         parameterization = param
         if let sd = sigmaData {
-            guard sd.isFinite, sd > 0 else { throw ModelError(.invalidArgument, at: "sigma_data", "must be positive, is \(sd)") }
+            if let m = Self.sigmaDataViolation(sd) { throw ModelError(.invalidArgument, at: "sigma_data", m) }
             self.sigmaData = sd
         } else {
             guard let sd = try Self.number(model, Key.sigmaData) else { throw err(Key.sigmaData, Self.missingMessage) }
-            guard sd > 0 else { throw err(Key.sigmaData, "must be positive, is \(sd)") }
+            if let m = Self.sigmaDataViolation(sd) { throw err(Key.sigmaData, m) }
             self.sigmaData = sd
         }
         let file = try Self.fileTMax(model)
         if let tm = tMax {
-            guard tm.isFinite, tm > 0, tm < Float.pi / 2 else { throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)") }
+            if let m = Self.timeViolation(tm) { throw ModelError(.invalidArgument, at: "t_max", m) }
             self.tMax = tm
         } else {
             guard let tm = file else { throw err(Key.tMax, Self.missingMessage) }
@@ -253,8 +260,8 @@ public struct TrigFlowMetadata: Sendable {
                                  source: String = "schedule") throws -> [Float] {
         try refuseCheckpoint(model)
         let file = try fileTMax(model)
-        if let tm = tMax, !(tm.isFinite && tm > 0 && tm < Float.pi / 2) {
-            throw ModelError(.invalidArgument, at: "t_max", "must lie in (0, pi/2), is \(tm)")
+        if let tm = tMax, let m = timeViolation(tm) {
+            throw ModelError(.invalidArgument, at: "t_max", m)
         }
         let schedules = try storedSchedules(model, fileTMax: file)
         if let text {

@@ -140,7 +140,7 @@ struct Export: Tool {
         if derivations > 0 && optimize { throw ValidationError("--jvp, --grad, --sct-loss and --train-step exclude --optimize") }
         if sigmaData != nil && !sctLoss { throw ValidationError("--sigma-data applies to --sct-loss and --attach") }
         if segments != nil && !sctLoss { throw ValidationError("--segments applies to --sct-loss") }
-        if let s = sigmaData, !(s.isFinite && s > 0) { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        try CommandLineSupport.checkSigmaData(sigmaData)
         if !trainStep && (maxGradNorm != 0 || weightDecay != 0 || emaDecay != 0) {
             throw ValidationError("--max-grad-norm, --weight-decay and --ema-decay apply to --train-step")
         }
@@ -149,15 +149,15 @@ struct Export: Tool {
         }
         if let j = jvp, j.split(separator: ",").isEmpty { throw ValidationError("--jvp needs a comma-separated list of input names") }
         if let j = grad, j.split(separator: ",").isEmpty { throw ValidationError("--grad needs a comma-separated list of names") }
-        if let t = time, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t must lie in (0, pi/2), is \(t)") }
+        if let t = time, let m = TrigFlowMetadata.timeViolation(t) { throw ValidationError("--t \(m)") }
     }
 
     func validateAttach() throws {
         guard parameterization != nil else { throw ValidationError("--attach needs --parameterization velocity|consistency") }
         guard let s = sigmaData else { throw ValidationError("--attach needs --sigma-data S (the data's standard deviation, e.g. 0.5)") }
-        guard s.isFinite, s > 0 else { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        try CommandLineSupport.checkSigmaData(s)
         if let i = inputScale, i != "sigma" && i != "none" { throw ValidationError("--input-scale must be sigma or none, is '\(i)'") }
-        if let t = tMax, !(t.isFinite && t > 0 && t < Float.pi / 2) { throw ValidationError("--t-max must lie in (0, pi/2), is \(t)") }
+        try CommandLineSupport.checkTMax(tMax)
         if let r = dataRange { _ = try CommandLineSupport.parseRange(r, flag: "--data-range") }
         for (flag, given) in [("--optimize", optimize), ("--steps", steps != nil), ("--t", time != nil), ("--batch", batch != nil),
                               ("--passes", passes != nil), ("--fold-limit", foldLimit != nil), ("--jvp", jvp != nil),

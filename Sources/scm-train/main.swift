@@ -171,7 +171,7 @@ struct Train: Tool {
         if let m = pMean, !(m.isFinite && abs(m) <= 10) { throw ValidationError("--p-mean must lie in [-10, 10], is \(m)") }
         if let s = pStd, !(s > 0 && s <= 10) { throw ValidationError("--p-std must lie in (0, 10], is \(s)") }
         guard beta2 > 0, beta2 < 1 else { throw ValidationError("--beta2 must lie in (0, 1), is \(beta2)") }
-        if let s = sigmaData, !(s > 0 && s.isFinite) { throw ValidationError("--sigma-data must be positive, is \(s)") }
+        try CommandLineSupport.checkSigmaData(sigmaData)
         if segments != nil && !["sct", "scd"].contains(objective) { throw ValidationError("--segments applies to --objective sct and scd") }
         _ = try segmentTimes()
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, is \(checkpointEvery)") }
