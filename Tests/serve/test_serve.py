@@ -401,3 +401,32 @@ def test_bearer_token(tmp_path):
     for f in (tmp_path / "short", tmp_path / "missing"):
         r = subprocess.run([SERVE, "--port", "0", "--models", TINY, "--token-file", f], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and "--token-file" in r.stderr, r.stderr
+
+
+def test_connection_cap():
+    """--max-connections 4: four idle connections held open, a fifth is not served until one of
+    them closes; then it is, and so are later clients."""
+    import socket
+    s = Server("--max-connections", 4)
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+        held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
+        time.sleep(0.5)
+        fifth = socket.create_connection((host, int(port)), timeout=10)
+        fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        fifth.settimeout(1.5)
+        try:
+            early = fifth.recv(4096)
+        except socket.timeout:
+            early = b""
+        assert early == b"", early
+        held.pop().close()
+        fifth.settimeout(10)
+        assert fifth.recv(4096).startswith(b"HTTP/1.1 200")
+        fifth.close()
+        for c in held:
+            c.close()
+        time.sleep(0.3)
+        assert s.request("/healthz")[0] == 200
+    finally:
+        s.stop()

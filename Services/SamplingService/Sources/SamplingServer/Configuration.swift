@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var strictModels = false
     /// How long a connection may stay open with no request in flight and nothing read.
     public var idleTimeout: Duration = .seconds(30)
+    /// The most connections open at once (the server stops accepting beyond it).
+    public var maxConnections = 512
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import SCM
@@ -135,7 +136,10 @@ public enum SamplingService {
             // idle keep-alives, connections that never send, requests whose headers stop arriving.
             server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
                                                                            + c.idleTimeout.components.attoseconds / 1_000_000_000))),
-            configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve"),
+            // At most maxConnections open at once: past it the server stops accepting (new clients
+            // wait in the kernel's backlog) until one closes, so descriptors never run out.
+            configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(c.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("listening on \(c.host):\(port)")

@@ -68,6 +68,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection may stay open with no request in flight and nothing read (idle keep-alives, clients that never send, headers that stop arriving).")
     var idleTimeout = 30.0
 
+    @Option(help: "The most connections open at once; beyond it the server stops accepting until one closes (keep it below the descriptor limit, ulimit -n).")
+    var maxConnections = 512
+
     @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
     var tokenFile: String?
 
@@ -86,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         guard batchWaitMs >= 0, batchWaitMs <= 60_000 else { throw ValidationError("--batch-wait-ms must lie in 0...60000, is \(batchWaitMs)") }
         guard refillWaitMs >= 0, refillWaitMs <= 60_000 else { throw ValidationError("--refill-wait-ms must lie in 0...60000, is \(refillWaitMs)") }
         guard deadline > 0, deadline.isFinite else { throw ValidationError("--deadline must be positive, is \(deadline)") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must lie in 1...1000000, is \(maxConnections)") }
         guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
         if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must lie in 1...256, is \(t)") }
@@ -125,6 +129,7 @@ struct Serve: AsyncParsableCommand {
         c.maxBodyBytes = maxBodyBytes
         c.deadline = .microseconds(Int64(deadline * 1e6))
         c.strictModels = strictModels
+        c.maxConnections = maxConnections
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
