@@ -430,3 +430,22 @@ def test_connection_cap():
         assert s.request("/healthz")[0] == 200
     finally:
         s.stop()
+
+
+def test_one_admission_bound_over_all_queues():
+    """--max-pending-work bounds the work of all queues together: while 8 samples at 2 steps (16
+    evaluations) wait in one model's queue, a request to another model's queue gets 429 with a
+    Retry-After, though its own queue is empty; once the first is answered it is served."""
+    s = Server("--batch-wait-ms", 1500, "--max-count", 8, "--queue-limit", 64, "--max-pending-work", 16)
+    try:
+        first = {}
+        t = threading.Thread(target=lambda: first.setdefault("r", s.request("/v1/samples", {"model": "fashion-sct", "count": 8})))
+        t.start()
+        time.sleep(0.3)
+        status, headers, reply = s.request("/v1/samples", {"model": "tiny-trigflow", "steps": 1, "format": "npy"})
+        assert status == 429 and int(headers.get("Retry-After", "0")) >= 1 and b"sample-evaluations" in reply, (status, reply)
+        t.join()
+        assert first["r"][0] == 200
+        assert s.request("/v1/samples", {"model": "tiny-trigflow", "steps": 1, "format": "npy"})[0] == 200
+    finally:
+        s.stop()

@@ -38,6 +38,7 @@ actor Batcher {
     private let maxBatch: Int, queueLimit: Int, batching: Bool
     private let batchWait: Duration, refillWait: Duration, deadline: Duration
     private let metrics: ServiceMetrics
+    private let admission: Admission
     private let label: String
     private let work: DispatchQueue
     private var queue: [Waiter] = []
@@ -51,7 +52,8 @@ actor Batcher {
     private var timer: Task<Void, Never>?
     private var timerFires: ContinuousClock.Instant?
 
-    init(sampler: Sampler, configuration c: ServerConfiguration, metrics: ServiceMetrics, label: String) {
+    init(sampler: Sampler, configuration c: ServerConfiguration, metrics: ServiceMetrics, admission: Admission, label: String) {
+        self.admission = admission
         self.sampler = sampler
         maxBatch = c.maxBatch
         queueLimit = c.queueLimit
@@ -70,6 +72,10 @@ actor Batcher {
             metrics.rejected.increment()
             throw ServiceError(429, "the queue of \(label) holds \(held) of \(queueLimit) samples; \(count) more do not fit",
                                retryAfter: 1)
+        }
+        do { try admission.admit(work(count), label: label) } catch {
+            metrics.rejected.increment()
+            throw error
         }
         held += count
         metrics.held.record(Double(held))
@@ -120,12 +126,16 @@ actor Batcher {
         while let i = queue.firstIndex(where: { $0.deadline <= now }) {
             let w = queue.remove(at: i)
             held -= w.count
+            admission.release(work(w.count))
             metrics.expired.increment()
             w.continuation.resume(throwing: ServiceError(503, "queued longer than the deadline of \(deadline) before a batch could take it",
                                                          retryAfter: 1))
         }
         metrics.held.record(Double(held))
     }
+
+    /// A request's work in the global bound: its samples times the network evaluations of each.
+    private func work(_ count: Int) -> Int { count * sampler.evaluations }
 
     private func dispatch() {
         var take: [Waiter] = []
@@ -153,6 +163,8 @@ actor Batcher {
         lastFinished = ContinuousClock.now
         lastRequests = batch.count
         var first = 0
+        let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: seconds)
         for w in batch {
             held -= w.count
             metrics.queueSeconds.record(started - w.arrived)

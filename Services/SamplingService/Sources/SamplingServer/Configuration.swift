@@ -40,6 +40,9 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(30)
     /// The most connections open at once (the server stops accepting beyond it).
     public var maxConnections = 512
+    /// The work admitted and not yet answered, over all queues, in network evaluations of one
+    /// sample (count x steps per request); 429 beyond it.
+    public var maxPendingWork = 8192
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
 

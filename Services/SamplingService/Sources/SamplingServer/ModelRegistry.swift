@@ -64,11 +64,13 @@ public final class ModelRegistry: Sendable {
         configuration = c
         var entries: [String: Entry] = [:]
         var skipped: [String] = [], unavailable: [(path: String, reason: String)] = []
+        let admission = Admission(limit: c.maxPendingWork)
         for (path, inFolder) in try Self.files(c.models) {
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             guard entries[name] == nil else { throw ServiceError(0, field: "--models", "two models are named '\(name)'") }
             do {
-                guard let entry = try Self.load(path, name: name, inFolder: inFolder, c, metrics: metrics, skipped: &skipped) else { continue }
+                guard let entry = try Self.load(path, name: name, inFolder: inFolder, c, metrics: metrics, admission: admission,
+                                                skipped: &skipped) else { continue }
                 entries[name] = entry
             } catch let e as ServiceError where inFolder && !c.strictModels {
                 // One bad file of a folder does not keep the others from being served.
@@ -87,7 +89,7 @@ public final class ModelRegistry: Sendable {
     /// The entry of the model file at `path` with its samplers compiled; nil for a file of a
     /// folder that is not a TrigFlow model (recorded in `skipped`).
     static func load(_ path: String, name: String, inFolder: Bool, _ c: ServerConfiguration, metrics: ServiceMetrics,
-                     skipped: inout [String]) throws -> Entry? {
+                     admission: Admission, skipped: inout [String]) throws -> Entry? {
         // Loaded once: the folder check reads its metadata, the contract check the same model.
         let file: Model
         do { file = try ModelFile.load(path: path) } catch {
@@ -117,7 +119,7 @@ public final class ModelRegistry: Sendable {
                 }
                 let k = Self.key(steps: steps, precision: precision)
                 samplers[k] = sampler
-                batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, label: "\(name) \(k)")
+                batchers[k] = Batcher(sampler: sampler, configuration: c, metrics: metrics, admission: admission, label: "\(name) \(k)")
             }
         }
         return Entry(name: name, path: path, model: model, steps: served, samplers: samplers, batchers: batchers)

@@ -71,6 +71,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most connections open at once; beyond it the server stops accepting until one closes (keep it below the descriptor limit, ulimit -n).")
     var maxConnections = 512
 
+    @Option(help: "The work admitted and not yet answered over all models, steps and precisions, in network evaluations of one sample (a request's count x steps); beyond it 429 with a Retry-After from the measured rate.")
+    var maxPendingWork = 8192
+
     @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
     var tokenFile: String?
 
@@ -89,6 +92,9 @@ struct Serve: AsyncParsableCommand {
         guard batchWaitMs >= 0, batchWaitMs <= 60_000 else { throw ValidationError("--batch-wait-ms must lie in 0...60000, is \(batchWaitMs)") }
         guard refillWaitMs >= 0, refillWaitMs <= 60_000 else { throw ValidationError("--refill-wait-ms must lie in 0...60000, is \(refillWaitMs)") }
         guard deadline > 0, deadline.isFinite else { throw ValidationError("--deadline must be positive, is \(deadline)") }
+        guard maxPendingWork >= maxCount * (try parsedSteps().max() ?? 1) else {
+            throw ValidationError("--max-pending-work must hold one request of --max-count samples at the most steps (\(maxCount * (try parsedSteps().max() ?? 1))), is \(maxPendingWork)")
+        }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must lie in 1...1000000, is \(maxConnections)") }
         guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
@@ -130,6 +136,7 @@ struct Serve: AsyncParsableCommand {
         c.deadline = .microseconds(Int64(deadline * 1e6))
         c.strictModels = strictModels
         c.maxConnections = maxConnections
+        c.maxPendingWork = maxPendingWork
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
