@@ -449,3 +449,26 @@ def test_one_admission_bound_over_all_queues():
         assert s.request("/v1/samples", {"model": "tiny-trigflow", "steps": 1, "format": "npy"})[0] == 200
     finally:
         s.stop()
+
+
+def test_abandoned_work_is_dropped():
+    """A client that closes its connection while its request waits for a batch: the request is
+    dropped unrun (no samples drawn, scm_abandoned_total counts it) and its place is given back."""
+    import socket
+    s = Server("--batch-wait-ms", 2000, "--max-count", 8, "--queue-limit", 8)
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+        body = b'{"model": "fashion-sct", "count": 8}'
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.3)
+        c.close()
+        time.sleep(0.5)
+        # Its 8 samples no longer hold the queue of 8: another request fits at once.
+        status, _, _ = s.request("/v1/samples", {"model": "fashion-sct", "count": 8, "format": "npy"})
+        assert status == 200
+        metrics = s.request("/metrics")[2].decode()
+        values = {l.split(" ")[0]: float(l.split(" ")[1]) for l in metrics.splitlines() if l and not l.startswith("#")}
+        assert values.get("scm_abandoned_total") == 1 and values.get("scm_samples_total") == 8, values
+    finally:
+        s.stop()

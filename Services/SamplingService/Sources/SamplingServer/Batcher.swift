@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SCM
 
 /// Dynamic batching for one sampler (one model, step count and precision): requests that arrive
@@ -27,6 +28,7 @@ actor Batcher {
     }
 
     private struct Waiter {
+        let id: Int
         let seed: UInt64
         let count: Int
         let arrived: ContinuousClock.Instant
@@ -50,6 +52,7 @@ actor Batcher {
     /// Requests the last batch answered.
     private var lastRequests = 0
     private var timer: Task<Void, Never>?
+    private var nextID = 0
     private var timerFires: ContinuousClock.Instant?
 
     init(sampler: Sampler, configuration c: ServerConfiguration, metrics: ServiceMetrics, admission: Admission, label: String) {
@@ -66,8 +69,10 @@ actor Batcher {
         work = DispatchQueue(label: "scm-serve.batcher.\(label)")
     }
 
-    /// Draws `count` samples with noise keyed by `seed`, in whatever batch forms.
-    func submit(seed: UInt64, count: Int) async throws -> Served {
+    /// Draws `count` samples with noise keyed by `seed`, in whatever batch forms. When `gone`
+    /// completes (the client's connection closed) while the request still waits, it is dropped
+    /// unrun and its place in the bounds given back.
+    func submit(seed: UInt64, count: Int, gone: EventLoopFuture<Void>? = nil) async throws -> Served {
         guard held + count <= queueLimit else {
             metrics.rejected.increment()
             throw ServiceError(429, "the queue of \(label) holds \(held) of \(queueLimit) samples; \(count) more do not fit",
@@ -80,10 +85,25 @@ actor Batcher {
         held += count
         metrics.held.record(Double(held))
         let now = ContinuousClock.now
+        nextID += 1
+        let id = nextID
+        gone?.whenComplete { _ in Task { await self.abandon(id) } }
         return try await withCheckedThrowingContinuation { c in
-            queue.append(Waiter(seed: seed, count: count, arrived: now, deadline: now + deadline, continuation: c))
+            queue.append(Waiter(id: id, seed: seed, count: count, arrived: now, deadline: now + deadline, continuation: c))
             schedule()
         }
+    }
+
+    /// Drops request `id` if it still waits (its client has gone); a request already in a
+    /// running batch finishes with it.
+    private func abandon(_ id: Int) {
+        guard let i = queue.firstIndex(where: { $0.id == id }) else { return }
+        let w = queue.remove(at: i)
+        held -= w.count
+        admission.release(work(w.count))
+        metrics.abandoned.increment()
+        metrics.held.record(Double(held))
+        w.continuation.resume(throwing: ServiceError(499, "the client closed the connection before its batch ran"))
     }
 
     /// Drops expired waiters, starts a batch when one is due, else arms the timer for the next

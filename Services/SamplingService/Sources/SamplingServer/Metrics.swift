@@ -6,6 +6,7 @@ public final class ServiceMetrics: Sendable {
     let samples: Counter
     let rejected: Counter
     let expired: Counter
+    let abandoned: Counter
     let held: Gauge
     let batchSamples: ValueHistogram
     let queueSeconds: DurationHistogram
@@ -16,6 +17,7 @@ public final class ServiceMetrics: Sendable {
         samples = registry.makeCounter(name: "scm_samples_total", help: "Samples drawn and returned")
         rejected = registry.makeCounter(name: "scm_queue_rejected_total", help: "Requests refused with 429: the queue was full")
         expired = registry.makeCounter(name: "scm_deadline_expired_total", help: "Requests answered 503: queued past their deadline")
+        abandoned = registry.makeCounter(name: "scm_abandoned_total", help: "Requests dropped unrun: their client closed the connection while they waited")
         held = registry.makeGauge(name: "scm_queued_samples", help: "Samples waiting or running, last change")
         batchSamples = registry.makeValueHistogram(name: "scm_batch_samples", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
                                                    help: "Samples per batch drawn (several requests coalesced)")

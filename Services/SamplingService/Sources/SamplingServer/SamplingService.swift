@@ -22,8 +22,8 @@ public enum SamplingService {
         return (registry, metrics)
     }
 
-    public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<BasicRequestContext> {
-        let router = Router()
+    public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<ServiceContext> {
+        let router = Router(context: ServiceContext.self)
         if let token = registry.configuration.token { router.add(middleware: BearerToken(token: Array(token.utf8))) }
         let health: @Sendable () -> Response = { json(200, ["status": "ok", "models": registry.entries.count]) }
         let models: @Sendable () -> Response = {
@@ -46,7 +46,8 @@ public enum SamplingService {
             let response: Response
             do {
                 try checkDeclaredLength(request, registry.configuration)
-                response = try await samples(request, registry, metrics)
+                let gone = try await context.channel.eventLoop.submit { ClientGone.future(of: context.channel) }.get()
+                response = try await samples(request, registry, metrics, gone: gone)
             } catch {
                 let e = serviceError(error, registry.configuration)
                 // Every refusal and failure is logged with Hummingbird's request id (hb.request.id).
@@ -60,7 +61,8 @@ public enum SamplingService {
         return router
     }
 
-    static func samples(_ request: Request, _ registry: ModelRegistry, _ metrics: ServiceMetrics) async throws -> Response {
+    static func samples(_ request: Request, _ registry: ModelRegistry, _ metrics: ServiceMetrics,
+                        gone: EventLoopFuture<Void>?) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: registry.configuration.maxBodyBytes) } catch {
@@ -74,7 +76,7 @@ public enum SamplingService {
               let batcher = entry.batchers[ModelRegistry.key(steps: r.steps, precision: r.precision)] else {
             throw ServiceError(500, "no sampler for \(r.model) at \(r.steps) steps, \(r.precision.rawValue)")
         }
-        let served = try await batcher.submit(seed: r.seed, count: r.count)
+        let served = try await batcher.submit(seed: r.seed, count: r.count, gone: gone)
         metrics.samples.increment(by: Int64(r.count))
         let bytes: [UInt8], type: String
         switch r.format {
@@ -134,7 +136,7 @@ public enum SamplingService {
             router: router(registry, metrics),
             // A connection with no request in flight and nothing read for the idle timeout is closed:
             // idle keep-alives, connections that never send, requests whose headers stop arriving.
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientGone()], idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
                                                                            + c.idleTimeout.components.attoseconds / 1_000_000_000))),
             // At most maxConnections open at once: past it the server stops accepting (new clients
             // wait in the kernel's backlog) until one closes, so descriptors never run out.
