@@ -472,3 +472,29 @@ def test_abandoned_work_is_dropped():
         assert values.get("scm_abandoned_total") == 1 and values.get("scm_samples_total") == 8, values
     finally:
         s.stop()
+
+
+def test_http_1_0_closes_after_its_response(server):
+    """An HTTP/1.0 request is answered and its connection closed (HTTP/1.1 and HTTP/1.0 with
+    keep-alive stay open for the next request)."""
+    import socket
+    host, port = server.url.rsplit("/", 1)[1].split(":")
+
+    def closes(request):
+        with socket.create_connection((host, int(port)), timeout=3) as c:
+            c.sendall(request)
+            data = b""
+            try:
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return data, True
+                    data += chunk
+            except socket.timeout:
+                return data, False
+    data, closed = closes(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert b" 200 " in data.split(b"\r\n")[0] and closed, data
+    data, closed = closes(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b" 200 " in data.split(b"\r\n")[0] and not closed, data
+    data, closed = closes(b"GET /healthz HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+    assert b" 200 " in data.split(b"\r\n")[0] and not closed, data
