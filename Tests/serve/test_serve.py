@@ -498,3 +498,21 @@ def test_http_1_0_closes_after_its_response(server):
     assert b" 200 " in data.split(b"\r\n")[0] and not closed, data
     data, closed = closes(b"GET /healthz HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
     assert b" 200 " in data.split(b"\r\n")[0] and not closed, data
+
+
+def test_readyz_is_503_while_draining():
+    """--drain-seconds: after SIGTERM, /readyz answers 503 while /healthz and requests are still
+    served; then the server stops and exits 0."""
+    s = Server("--drain-seconds", 2, models=(TINY,))
+    try:
+        assert s.request("/readyz")[0] == 200
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        status, _, body = s.request("/readyz")
+        assert status == 503 and json.loads(body)["status"] == "draining", body
+        assert s.request("/healthz")[0] == 200
+        assert s.request("/v1/samples", {"format": "npy"})[0] == 200
+        s.proc.wait(30)
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0, s.output()

@@ -43,6 +43,8 @@ public struct ServerConfiguration: Sendable {
     /// The work admitted and not yet answered, over all queues, in network evaluations of one
     /// sample (count x steps per request); 429 beyond it.
     public var maxPendingWork = 8192
+    /// How long /readyz answers 503 after SIGTERM/SIGINT before the server stops accepting.
+    public var drainPeriod: Duration = .zero
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
 

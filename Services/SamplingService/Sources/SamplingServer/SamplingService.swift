@@ -22,7 +22,7 @@ public enum SamplingService {
         return (registry, metrics)
     }
 
-    public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics) -> Router<ServiceContext> {
+    public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics, drain: Drain? = nil) -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
         if let token = registry.configuration.token { router.add(middleware: BearerToken(token: Array(token.utf8))) }
         let health: @Sendable () -> Response = { json(200, ["status": "ok", "models": registry.entries.count]) }
@@ -31,7 +31,9 @@ public enum SamplingService {
         }
         // Liveness and readiness: the port opens only once every model is loaded and compiled.
         router.get("/healthz") { _, _ in health() }
-        router.get("/readyz") { _, _ in json(200, ["status": "ready", "models": registry.entries.count]) }
+        router.get("/readyz") { _, _ in
+            drain?.isDraining == true ? json(503, ["status": "draining"]) : json(200, ["status": "ready", "models": registry.entries.count])
+        }
         router.get("/v1/models") { _, _ in models() }
         // HEAD answers as GET does, without the body.
         for path in ["/healthz", "/readyz", "/v1/models"] {
@@ -132,8 +134,9 @@ public enum SamplingService {
     public static func run(_ c: ServerConfiguration, logger: Logger) async throws {
         let (registry, metrics) = try prepare(c, logger: logger)
         let portFile = c.portFile
+        let drain = Drain(seconds: c.drainPeriod)
         let app = Application(
-            router: router(registry, metrics),
+            router: router(registry, metrics, drain: drain),
             // A connection with no request in flight and nothing read for the idle timeout is closed:
             // idle keep-alives, connections that never send, requests whose headers stop arriving.
             server: .http1(configuration: .init(additionalChannelHandlers: [ClientGone()], idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
@@ -156,7 +159,8 @@ public enum SamplingService {
             },
             logger: logger
         )
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // Shut down in reverse order: the drain first (not ready, still serving), then the server.
+        let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped: in-flight requests answered")
     }

@@ -74,6 +74,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The work admitted and not yet answered over all models, steps and precisions, in network evaluations of one sample (a request's count x steps); beyond it 429 with a Retry-After from the measured rate.")
     var maxPendingWork = 8192
 
+    @Option(help: "Seconds after SIGTERM/SIGINT during which /readyz answers 503 while requests are still served, before the server stops accepting (for a load balancer to stop sending work).")
+    var drainSeconds = 0.0
+
     @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
     var tokenFile: String?
 
@@ -95,6 +98,7 @@ struct Serve: AsyncParsableCommand {
         guard maxPendingWork >= maxCount * (try parsedSteps().max() ?? 1) else {
             throw ValidationError("--max-pending-work must hold one request of --max-count samples at the most steps (\(maxCount * (try parsedSteps().max() ?? 1))), is \(maxPendingWork)")
         }
+        guard drainSeconds >= 0, drainSeconds <= 3600 else { throw ValidationError("--drain-seconds must lie in 0...3600, is \(drainSeconds)") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must lie in 1...1000000, is \(maxConnections)") }
         guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
@@ -137,6 +141,7 @@ struct Serve: AsyncParsableCommand {
         c.strictModels = strictModels
         c.maxConnections = maxConnections
         c.maxPendingWork = maxPendingWork
+        c.drainPeriod = .microseconds(Int64(drainSeconds * 1e6))
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
