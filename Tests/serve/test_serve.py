@@ -516,3 +516,17 @@ def test_readyz_is_503_while_draining():
     finally:
         s.stop()
     assert s.proc.returncode == 0, s.output()
+
+
+def test_a_request_past_its_deadline_is_refused_up_front():
+    """Once batches have run, a request whose work cannot finish within --deadline at the rate
+    they run at is answered 503 at once, with a Retry-After, instead of queueing and answering late."""
+    s = Server("--deadline", 0.05, "--max-count", 256, models=(FASHION,))
+    try:
+        assert s.request("/v1/samples", {"count": 1, "format": "npy"})[0] == 200   # measures the rate
+        t0 = time.time()
+        status, headers, reply = s.request("/v1/samples", {"count": 256, "format": "npy"})
+        assert status == 503 and b"deadline" in reply and int(headers.get("Retry-After", "0")) >= 1, (status, reply)
+        assert time.time() - t0 < 1.0
+    finally:
+        s.stop()

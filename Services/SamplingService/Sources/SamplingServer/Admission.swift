@@ -36,6 +36,23 @@ final class Admission: @unchecked Sendable {
         }
     }
 
+    /// Seconds to finish `work` more after the backlog held now, at the measured rate (nil
+    /// before any batch has run).
+    func secondsToFinish(_ work: Int) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let r = rate, r > 0 else { return nil }
+        return Double(held + work) / r
+    }
+
+    /// Seconds `work` alone takes at the measured rate (nil before any batch has run).
+    func seconds(of work: Int) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let r = rate, r > 0 else { return nil }
+        return Double(work) / r
+    }
+
     /// Seconds until `excess` evaluations of the backlog are done at the measured rate (1 before
     /// any batch has run), within 1...60.
     private func retryAfter(_ excess: Int) -> Int {

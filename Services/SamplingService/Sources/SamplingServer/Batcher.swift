@@ -78,6 +78,13 @@ actor Batcher {
             throw ServiceError(429, "the queue of \(label) holds \(held) of \(queueLimit) samples; \(count) more do not fit",
                                retryAfter: 1)
         }
+        // A request that cannot finish within its deadline at the rate batches run is refused now.
+        let limit = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
+        if let eta = admission.secondsToFinish(work(count)), eta > limit {
+            metrics.expired.increment()
+            throw ServiceError(503, "would finish in about \(String(format: "%.1f", eta)) s at the current rate, past the deadline of \(deadline)",
+                               retryAfter: min(60, max(1, Int((eta - limit).rounded(.up)))))
+        }
         do { try admission.admit(work(count), label: label) } catch {
             metrics.rejected.increment()
             throw error
@@ -163,6 +170,20 @@ actor Batcher {
         while let w = queue.first, take.isEmpty || (batching && n + w.count <= maxBatch) {
             take.append(queue.removeFirst())
             n += w.count
+        }
+        // The deadline covers the run too: a request whose batch would end past it is answered 503
+        // now instead of late.
+        if let batchSeconds = admission.seconds(of: work(n)) {
+            let end = ContinuousClock.now + .milliseconds(Int64(batchSeconds * 1000))
+            let late = take.filter { $0.deadline < end }
+            take.removeAll { $0.deadline < end }
+            for w in late {
+                held -= w.count
+                n -= w.count
+                admission.release(work(w.count))
+                metrics.expired.increment()
+                w.continuation.resume(throwing: ServiceError(503, "its batch would end past its deadline of \(deadline)", retryAfter: 1))
+            }
         }
         guard !take.isEmpty else { return }
         running = true
