@@ -530,3 +530,26 @@ def test_a_request_past_its_deadline_is_refused_up_front():
         assert time.time() - t0 < 1.0
     finally:
         s.stop()
+
+
+def test_metrics_on_a_port_of_their_own():
+    """--metrics-port: /metrics moves off the public port (404 there) to its own."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s = Server("--metrics-port", port, models=(TINY,))
+    try:
+        assert s.request("/metrics")[0] == 404
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    assert r.status == 200 and b"scm_samples_total" in r.read()
+                    break
+            except urllib.error.URLError:
+                assert time.time() < deadline
+                time.sleep(0.1)
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0, s.output()

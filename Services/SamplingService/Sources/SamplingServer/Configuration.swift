@@ -45,6 +45,8 @@ public struct ServerConfiguration: Sendable {
     public var maxPendingWork = 8192
     /// How long /readyz answers 503 after SIGTERM/SIGINT before the server stops accepting.
     public var drainPeriod: Duration = .zero
+    /// A port of its own for /metrics (nil: /metrics on the main port).
+    public var metricsPort: Int?
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
 

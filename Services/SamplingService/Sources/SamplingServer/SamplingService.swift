@@ -39,10 +39,7 @@ public enum SamplingService {
         for path in ["/healthz", "/readyz", "/v1/models"] {
             router.head(RouterPath(path)) { _, _ in Response(status: .ok, headers: [.contentType: "application/json"]) }
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
-        }
+        if registry.configuration.metricsPort == nil { addMetrics(to: router, metrics) }
         router.post("/v1/samples") { request, context in
             let start = ContinuousClock.now
             let response: Response
@@ -61,6 +58,24 @@ public enum SamplingService {
             return response
         }
         return router
+    }
+
+    /// `GET /metrics` (Prometheus text) on `router`.
+    static func addMetrics<Context: RequestContext>(to router: Router<Context>, _ metrics: ServiceMetrics) {
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
+        }
+    }
+
+    /// The server of `/metrics` alone, on its own port (`--metrics-port`), so that the public
+    /// port does not expose it.
+    static func metricsServer(_ c: ServerConfiguration, port: Int, _ metrics: ServiceMetrics, logger: Logger) -> some Service {
+        let router = Router()
+        addMetrics(to: router, metrics)
+        return Application(router: router, configuration: .init(address: .hostname(c.host, port: port), serverName: "scm-serve-metrics"),
+                           onServerRunning: { channel in logger.info("metrics on \(c.host):\(channel.localAddress?.port ?? 0)") },
+                           logger: logger)
     }
 
     static func samples(_ request: Request, _ registry: ModelRegistry, _ metrics: ServiceMetrics,
@@ -160,7 +175,9 @@ public enum SamplingService {
             logger: logger
         )
         // Shut down in reverse order: the drain first (not ready, still serving), then the server.
-        let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [any Service] = [app, drain]
+        if let p = c.metricsPort { services.insert(metricsServer(c, port: p, metrics, logger: logger), at: 0) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped: in-flight requests answered")
     }

@@ -77,6 +77,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds after SIGTERM/SIGINT during which /readyz answers 503 while requests are still served, before the server stops accepting (for a load balancer to stop sending work).")
     var drainSeconds = 0.0
 
+    @Option(help: "Serve /metrics on this port (same address) instead of the main one, so the public port does not expose it.")
+    var metricsPort: Int?
+
     @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
     var tokenFile: String?
 
@@ -98,6 +101,7 @@ struct Serve: AsyncParsableCommand {
         guard maxPendingWork >= maxCount * (try parsedSteps().max() ?? 1) else {
             throw ValidationError("--max-pending-work must hold one request of --max-count samples at the most steps (\(maxCount * (try parsedSteps().max() ?? 1))), is \(maxPendingWork)")
         }
+        if let p = metricsPort, !(1...65535).contains(p) || p == port { throw ValidationError("--metrics-port must be a port in 1...65535 other than --port, is \(p)") }
         guard drainSeconds >= 0, drainSeconds <= 3600 else { throw ValidationError("--drain-seconds must lie in 0...3600, is \(drainSeconds)") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must lie in 1...1000000, is \(maxConnections)") }
         guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
@@ -142,6 +146,7 @@ struct Serve: AsyncParsableCommand {
         c.maxConnections = maxConnections
         c.maxPendingWork = maxPendingWork
         c.drainPeriod = .microseconds(Int64(drainSeconds * 1e6))
+        c.metricsPort = metricsPort
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
