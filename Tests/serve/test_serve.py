@@ -553,3 +553,14 @@ def test_metrics_on_a_port_of_their_own():
     finally:
         s.stop()
     assert s.proc.returncode == 0, s.output()
+
+
+def test_lazy_compile_gives_the_same_bytes(tmp_path):
+    """--lazy-compile: plans are compiled by the first batch of each size; the answers are still
+    bitwise scm-run's."""
+    s = Server("--lazy-compile", models=(FASHION,))
+    try:
+        status, _, png = s.request("/v1/samples", {"steps": 2, "count": 8, "seed": 5})
+        assert status == 200 and png == scm_run(tmp_path, "--steps", 2, "--count", 8, "--seed", 5)
+    finally:
+        s.stop()

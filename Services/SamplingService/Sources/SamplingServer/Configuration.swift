@@ -47,6 +47,8 @@ public struct ServerConfiguration: Sendable {
     public var drainPeriod: Duration = .zero
     /// A port of its own for /metrics (nil: /metrics on the main port).
     public var metricsPort: Int?
+    /// Whether plans are compiled by the first batch of each size instead of at start.
+    public var lazyCompile = false
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
 

@@ -112,8 +112,9 @@ public final class ModelRegistry: Sendable {
                 let sampler: Sampler
                 do {
                     sampler = try model.sampler(steps: steps, options: .init(batch: c.maxBatch, threads: c.threads, precision: precision))
-                    // Every count a batch can hold (their plans are few: see `batchSizes`).
-                    for n in 1...c.maxBatch { try sampler.prepare(count: n) }
+                    // Every count a batch can hold (their plans are few: see `batchSizes`), unless
+                    // compiled lazily by the first batch of each size.
+                    if !c.lazyCompile { for n in 1...c.maxBatch { try sampler.prepare(count: n) } }
                 } catch {
                     throw ServiceError(0, field: "--models", "\(path), \(steps) steps, \(precision.rawValue): \(error)")
                 }

@@ -77,6 +77,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds after SIGTERM/SIGINT during which /readyz answers 503 while requests are still served, before the server stops accepting (for a load balancer to stop sending work).")
     var drainSeconds = 0.0
 
+    @Flag(help: "Compile each sampler's plans when its first batch of a size arrives instead of at start: a quick start and memory for what is used, the first requests slower.")
+    var lazyCompile = false
+
     @Option(help: "Serve /metrics on this port (same address) instead of the main one, so the public port does not expose it.")
     var metricsPort: Int?
 
@@ -147,6 +150,7 @@ struct Serve: AsyncParsableCommand {
         c.maxPendingWork = maxPendingWork
         c.drainPeriod = .microseconds(Int64(drainSeconds * 1e6))
         c.metricsPort = metricsPort
+        c.lazyCompile = lazyCompile
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
