@@ -190,8 +190,9 @@ struct Train: Tool {
     func validateNetworkFlags() throws {
         guard objective != "classify" else { return }
         let shape: [Int]? = data == "fashion-mnist" ? [1, 28, 28] : DataSource.names.contains(data) ? [2] : nil
-        guard let shape else { return }
-        do { _ = try networkOverrides.apply(to: try NetworkConfig.preset(model, sampleShape: shape), data: data) } catch let e as SCMError {
+        // An unknown --model is reported by the run, which names the presets for the data.
+        guard let shape, let preset = try? NetworkConfig.preset(model, sampleShape: shape) else { return }
+        do { _ = try networkOverrides.apply(to: preset, data: data) } catch let e as SCMError {
             throw ValidationError(e.description)
         }
     }
