@@ -306,20 +306,15 @@ public struct SampleJob: Sendable {
     static func checkOutputFolder(_ dir: String, count: Int) throws(SamplerError) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else {
-            var parent = ModelFile.parentFolder(of: dir)
-            while !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) { parent = ModelFile.parentFolder(of: parent) }
-            let folder = parent.isEmpty ? "." : parent
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue, access(folder, W_OK) == 0 else {
+            if let folder = ModelFile.uncreatableAncestor(of: dir) {
                 throw SamplerError(.io, at: dir, "cannot be created: '\(folder)' is not a writable folder (--out-dir)")
             }
             return
         }
         guard isDir.boolValue else { throw SamplerError(.io, at: dir, "exists and is not a folder (--out-dir)") }
         guard access(dir, W_OK) == 0 else { throw SamplerError(.io, at: dir, "the folder is not writable (--out-dir)") }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         var stale: [String] = []
-        for name in names {
-            guard let m = name.wholeMatch(of: /sample_([0-9]{5,})\.png/), let i = Int(m.1) else { continue }
+        for (name, i) in ModelFile.numberedFiles(in: dir, prefix: "sample_", suffix: ".png", minDigits: 5) {
             if i >= count { stale.append(name); continue }
             let path = (dir as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {

@@ -115,16 +115,45 @@ public enum ModelFile {
     /// Creates `folder` and its missing parents (an existing folder is fine); the error says why
     /// in the system's words (`No such file or directory`, `Not a directory`, ...).
     public static func makeFolders(_ folder: String) throws {
-        var missing: [String] = []
-        var path = folder
+        let missing = missingFolders(folder).missing
         var st = stat()
-        while !path.isEmpty, path != "/", stat(path, &st) != 0 {
-            missing.insert(path, at: 0)
-            path = parentFolder(of: path)
-        }
-        if missing.isEmpty, (st.st_mode & S_IFMT) != S_IFDIR { throw ModelError(.io, at: folder, "exists and is not a folder") }
+        if missing.isEmpty, stat(folder, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR { throw ModelError(.io, at: folder, "exists and is not a folder") }
         for dir in missing where mkdir(dir, 0o755) != 0 && errno != EEXIST {
             throw ModelError(.io, at: folder, "cannot create the folder '\(dir)': \(errnoString())")
+        }
+    }
+
+    /// The folders of `path` (itself included) that do not exist yet, outermost first, and the
+    /// nearest one that does ("." for a relative path none of whose folders exists).
+    public static func missingFolders(_ path: String) -> (missing: [String], existing: String) {
+        var missing: [String] = []
+        var p = path
+        var st = stat()
+        while !p.isEmpty, p != "/", stat(p, &st) != 0 {
+            missing.insert(p, at: 0)
+            p = parentFolder(of: p)
+        }
+        return (missing, p.isEmpty ? "." : p)
+    }
+
+    /// nil when the folder `path`, which does not exist, can be created: its nearest existing
+    /// ancestor is a writable folder; else that ancestor.
+    public static func uncreatableAncestor(of path: String) -> String? {
+        let ancestor = missingFolders(path).existing
+        var st = stat()
+        return stat(ancestor, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR && access(ancestor, W_OK) == 0 ? nil : ancestor
+    }
+
+    /// The files of folder `dir` named `<prefix><number><suffix>` (at least `minDigits` digits),
+    /// with their numbers; none when the folder cannot be listed. For telling the numbered
+    /// outputs of an earlier run apart from this one's.
+    public static func numberedFiles(in dir: String, prefix: String, suffix: String, minDigits: Int = 1) -> [(name: String, number: Int)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name in
+            guard name.hasPrefix(prefix), name.hasSuffix(suffix), name.count > prefix.count + suffix.count else { return nil }
+            let digits = name.dropFirst(prefix.count).dropLast(suffix.count)
+            guard digits.count >= minDigits, digits.allSatisfy({ ("0"..."9").contains($0) }), let n = Int(digits) else { return nil }
+            return (name, n)
         }
     }
 
@@ -150,15 +179,8 @@ public enum ModelFile {
     /// Creates `folder` and its missing parents, each registered with `TemporaryFiles` before it
     /// exists; returns the folders created, outermost first.
     private static func createFolder(_ folder: String) throws -> [String] {
-        var missing: [String] = []
-        var path = folder
-        var st = stat()
-        while !path.isEmpty, path != "/", stat(path, &st) != 0 {
-            missing.insert(path, at: 0)
-            path = parentFolder(of: path)
-        }
         var created: [String] = []
-        for dir in missing {
+        for dir in missingFolders(folder).missing {
             TemporaryFiles.addFolder(dir)
             guard mkdir(dir, 0o755) == 0 else {
                 TemporaryFiles.removeFolder(dir)

@@ -122,8 +122,8 @@ public enum Inference {
         }
         if let dir = outputDir {
             // Outputs of an earlier run of a model with more outputs would sit beside these.
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            if let stale = names.filter({ n in n.wholeMatch(of: /output_([0-9]+)\.pb/).flatMap { Int($0.1) }.map { $0 >= outputs.count } ?? false }).sorted().first {
+            let stale = ModelFile.numberedFiles(in: dir, prefix: "output_", suffix: ".pb").filter { $0.number >= outputs.count }
+            if let stale = stale.map(\.name).sorted().first {
                 throw RuntimeError(.io, at: dir, "holds \(stale) of an earlier run, which would be left beside this model's \(outputs.count) output\(outputs.count == 1 ? "" : "s"): remove it or give an empty folder")
             }
             let files = outputs.enumerated().map { i, t in ((dir as NSString).appendingPathComponent("output_\(i).pb"), t) }

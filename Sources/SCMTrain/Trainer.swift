@@ -128,10 +128,7 @@ public struct Trainer {
             guard access(out, W_OK) == 0 else { throw SCMError(.io, at: out, "the run folder is not writable") }
             return
         }
-        var parent = ModelFile.parentFolder(of: out)
-        while !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) { parent = ModelFile.parentFolder(of: parent) }
-        let folder = parent.isEmpty ? "." : parent
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue, access(folder, W_OK) == 0 else {
+        if let folder = ModelFile.uncreatableAncestor(of: out) {
             throw SCMError(.io, at: out, "cannot be created: '\(folder)' is not a writable folder")
         }
     }

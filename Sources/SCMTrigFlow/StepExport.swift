@@ -22,9 +22,8 @@ public enum StepExport {
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw ModelError(.io, at: directory, "exists and is not a directory") }
             // Step files of an earlier, longer schedule would sit beside these as if they belonged.
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            let stale = names.filter { n in n.wholeMatch(of: /step([0-9]+)\.onnx/).flatMap { Int($0.1) }.map { $0 > schedule.count } ?? false }
-            if let first = stale.sorted().first {
+            let stale = ModelFile.numberedFiles(in: directory, prefix: "step", suffix: ".onnx").filter { $0.number > schedule.count }
+            if let first = stale.map(\.name).sorted().first {
                 throw ModelError(.io, at: directory, "holds \(first) of an earlier export of more steps, which would be left beside these \(schedule.count): remove it or give an empty folder")
             }
         }

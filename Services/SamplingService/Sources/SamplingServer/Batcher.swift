@@ -79,7 +79,7 @@ actor Batcher {
                                retryAfter: 1)
         }
         // A request that cannot finish within its deadline at the rate batches run is refused now.
-        let limit = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
+        let limit = deadline.seconds
         if let eta = admission.secondsToFinish(work(count)), eta > limit {
             metrics.expired.increment()
             throw ServiceError(503, "would finish in about \(String(format: "%.1f", eta)) s at the current rate, past the deadline of \(deadline)",
@@ -204,8 +204,7 @@ actor Batcher {
         lastFinished = ContinuousClock.now
         lastRequests = batch.count
         var first = 0
-        let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
-        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: seconds)
+        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: (ContinuousClock.now - started).seconds)
         for w in batch {
             held -= w.count
             metrics.queueSeconds.record(started - w.arrived)

@@ -55,6 +55,11 @@ public struct ServerConfiguration: Sendable {
     public init(models: [String]) { self.models = models }
 }
 
+extension Duration {
+    /// The duration in seconds, as a Double.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
 /// A request the service refuses: the HTTP status, the JSON field to blame (if any), a message.
 public struct ServiceError: Error, Sendable, CustomStringConvertible {
     public var status: Int

@@ -107,7 +107,7 @@ public enum SamplingService {
         var headers: HTTPFields = [.contentType: type]
         headers[HTTPField.Name("X-SCM-Batch-Samples")!] = String(served.batchSamples)
         headers[HTTPField.Name("X-SCM-Batch-Requests")!] = String(served.batchRequests)
-        headers[HTTPField.Name("X-SCM-Queued-Ms")!] = String(format: "%.1f", Double(served.queued.components.attoseconds) / 1e15 + Double(served.queued.components.seconds) * 1000)
+        headers[HTTPField.Name("X-SCM-Queued-Ms")!] = String(format: "%.1f", served.queued.seconds * 1000)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
