@@ -2,11 +2,12 @@
 # Installs what building and sampling need on a fresh Debian machine (run as root, or with sudo;
 # idempotent, quick when done): libprotobuf-c-dev, libpng-dev, libopenblas-dev, pkg-config and
 # zlib1g-dev to build; protobuf-c-compiler to regenerate the committed C code; dataset-fashion-mnist
-# for training and evaluating on Fashion-MNIST. The Python test stack is tools/setup_python.sh's.
+# for training and evaluating on Fashion-MNIST; openssl for the service's TLS test to make its
+# certificate. The Python test stack is tools/setup_python.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libprotobuf-c-dev protobuf-c-compiler libpng-dev libopenblas-dev pkg-config zlib1g-dev dataset-fashion-mnist)
+PKGS=(libprotobuf-c-dev protobuf-c-compiler libpng-dev libopenblas-dev pkg-config zlib1g-dev dataset-fashion-mnist openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -346,6 +346,16 @@ public final class Sampler: @unchecked Sendable {
         try run(count: keys.count, noise: .keyed(keys), progress: progress)
     }
 
+    /// `sample(keys:)` for callers that may stop it (a service whose clients have gone):
+    /// `progressHandler` is called between batches, and returning false stops the call with a
+    /// `.cancelled` error, as `sample(count:seed:progressHandler:)` does.
+    public func sample(keys: [NoiseKey], progressHandler: @escaping ProgressHandler) throws(SamplerError) -> Samples {
+        var stopped = false
+        return try run(count: keys.count, noise: .keyed(keys), progress: { done, total in
+            if !progressHandler(done, total) { stopped = true }
+        }, shouldStop: { stopped })
+    }
+
     /// PF-ODE trajectories: each sample's state at every point of the ODE's grid.
     public struct Trajectories: Sendable {
         /// The grid t_0 = t_max > ... > t_K = 0 (`Sampler.odeGrid`).

@@ -224,6 +224,27 @@ struct SamplerTests {
         #expect(try await sampler.generateSamples(count: 20, seed: 9).values == sync.values)
     }
 
+    @Test("Keyed sampling with a progress handler: the keyed samples, or a .cancelled stop between batches")
+    func keyedSamplingStops() throws {
+        let model = try TrigFlowModel(path: tinyPath)
+        let sampler = try model.sampler(steps: 2, options: .init(batch: 4, threads: 2))
+        let keys = (0..<10).map { Sampler.NoiseKey(seed: 9, sample: UInt32($0)) }
+        let all = try sampler.sample(count: 10, seed: 9)
+        #expect(try sampler.sample(keys: keys) { _, _ in true }.values == all.values)
+        var calls = 0
+        let stop: Sampler.ProgressHandler = { _, _ in
+            calls += 1
+            return false
+        }
+        do {
+            _ = try sampler.sample(keys: keys, progressHandler: stop)
+            Issue.record("a stopped call returned samples")
+        } catch {
+            #expect(error.kind == .cancelled && error.message.contains("4 of 10"), "\(error)")
+        }
+        #expect(calls == 1)
+    }
+
     @Test("Optimized plans agree with the stored model run with t as an input")
     func optimizedMatchesUnoptimized() throws {
         let model = try TrigFlowModel(path: tinyPath)

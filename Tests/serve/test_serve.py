@@ -404,30 +404,51 @@ def test_bearer_token(tmp_path):
 
 
 def test_connection_cap():
-    """--max-connections 4: four idle connections held open, a fifth is not served until one of
-    them closes; then it is, and so are later clients."""
+    """--max-connections 4: the server keeps a place free while a connection is idle: with three
+    idle connections open, a fourth closes the one idle the longest and is served
+    (scm_connections_evicted_total counts it); with four connections busy reading their bodies, a
+    fifth is not served until one of them ends (here by --body-timeout)."""
     import socket
-    s = Server("--max-connections", 4)
+    s = Server("--max-connections", 4, "--body-timeout", 2)
     try:
         host, port = s.url.rsplit("/", 1)[1].split(":")
-        held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
-        time.sleep(0.5)
-        fifth = socket.create_connection((host, int(port)), timeout=10)
-        fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        fifth.settimeout(1.5)
-        try:
-            early = fifth.recv(4096)
-        except socket.timeout:
-            early = b""
-        assert early == b"", early
-        held.pop().close()
-        fifth.settimeout(10)
-        assert fifth.recv(4096).startswith(b"HTTP/1.1 200")
-        fifth.close()
-        for c in held:
+
+        def first_reply(c, timeout):
+            c.settimeout(timeout)
+            try:
+                return c.recv(4096)
+            except socket.timeout:
+                return None
+        held = []
+        for _ in range(3):
+            held.append(socket.create_connection((host, int(port)), timeout=10))
+            time.sleep(0.1)
+        fourth = socket.create_connection((host, int(port)), timeout=10)
+        fourth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (first_reply(fourth, 5) or b"").startswith(b"HTTP/1.1 200")
+        assert first_reply(held[0], 5) == b"", "the oldest idle connection was not closed"
+        for c in held[1:]:
+            assert first_reply(c, 0.2) is None, "a newer idle connection was closed"
+        for c in held + [fourth]:
             c.close()
         time.sleep(0.3)
-        assert s.request("/healthz")[0] == 200
+        busy = []
+        for _ in range(4):
+            busy.append(socket.create_connection((host, int(port)), timeout=10))
+            busy[-1].sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(0.2)
+        fifth = socket.create_connection((host, int(port)), timeout=10)
+        fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        t0 = time.time()
+        assert first_reply(fifth, 1.0) is None, "served while every connection was busy"
+        assert (first_reply(fifth, 10) or b"").startswith(b"HTTP/1.1 200")
+        assert 1.0 < time.time() - t0 + 1.0 < 4, time.time() - t0
+        for c in busy + [fifth]:
+            c.close()
+        time.sleep(0.5)
+        metrics = s.request("/metrics")[2].decode()
+        values = {l.split(" ")[0]: float(l.split(" ")[1]) for l in metrics.splitlines() if l and not l.startswith("#")}
+        assert values.get("scm_connections_evicted_total") == 1, values
     finally:
         s.stop()
 
@@ -562,5 +583,194 @@ def test_lazy_compile_gives_the_same_bytes(tmp_path):
     try:
         status, _, png = s.request("/v1/samples", {"steps": 2, "count": 8, "seed": 5})
         assert status == 200 and png == scm_run(tmp_path, "--steps", 2, "--count", 8, "--seed", 5)
+    finally:
+        s.stop()
+
+
+def test_a_running_batch_stops_when_its_clients_have_gone():
+    """A client that closes its connection while its request runs: the batch stops between its
+    chunks (the sampler's batches of --max-batch), scm_stopped_total counts it, no samples are
+    returned, and the server goes on serving at once."""
+    import socket
+    s = Server("--max-batch", 4, "--max-count", 256, "--batch-wait-ms", 0, models=(FASHION,))
+    try:
+        body = json.dumps({"count": 256, "format": "npy"}).encode()
+        t0 = time.time()
+        assert s.request("/v1/samples", raw=body)[0] == 200
+        whole = time.time() - t0
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(whole * 0.2)
+        c.close()
+        t1 = time.time()
+        status, _, _ = s.request("/v1/samples", {"count": 4, "format": "npy"})
+        assert status == 200
+        # Answered well before the 256 samples of the gone client could have been drawn.
+        assert time.time() - t1 < whole * 0.8, (time.time() - t1, whole)
+        metrics = s.request("/metrics")[2].decode()
+        values = {l.split(" ")[0]: float(l.split(" ")[1]) for l in metrics.splitlines() if l and not l.startswith("#")}
+        assert values.get("scm_stopped_total") == 1 and values.get("scm_samples_total") == 260, values
+    finally:
+        s.stop()
+
+
+def make_certificate(folder, name="server"):
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_with_a_certificate_the_test_makes(tmp_path):
+    """--tls-certificate/--tls-key: HTTPS that a client trusting the certificate verifies, answers
+    bitwise scm-run's; plain HTTP on that port gets no answer; a key of another certificate, a
+    missing file or one flag alone stop the start with the flag named (exit 1, or 64)."""
+    import ssl
+    cert, key = make_certificate(tmp_path)
+    s = Server("--tls-certificate", cert, "--tls-key", key, models=(FASHION,))
+    try:
+        url = s.url.replace("http://", "https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(url + "/healthz", timeout=10, context=context) as r:
+            assert r.status == 200
+        req = urllib.request.Request(url + "/v1/samples", data=json.dumps({"steps": 2, "count": 4, "seed": 3}).encode())
+        with urllib.request.urlopen(req, timeout=60, context=context) as r:
+            assert r.read() == scm_run(tmp_path, "--steps", 2, "--count", 4, "--seed", 3)
+        # A client that does not trust the certificate refuses it; plain HTTP is not answered as HTTP.
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=10, context=ssl.create_default_context())
+            assert False, "an untrusted certificate was accepted"
+        except urllib.error.URLError as e:
+            assert isinstance(e.reason, ssl.SSLCertVerificationError), e
+        try:
+            reply = urllib.request.urlopen(s.url + "/healthz", timeout=10).read()
+            assert False, reply
+        except (urllib.error.URLError, ConnectionError, http_client_errors()):
+            pass
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0, s.output()
+    other_cert, other_key = make_certificate(tmp_path, "other")
+    for flags, code, says in ((["--tls-certificate", cert, "--tls-key", other_key], 1, "--tls-key"),
+                              (["--tls-certificate", tmp_path / "missing.pem", "--tls-key", key], 1, "--tls-certificate"),
+                              (["--tls-certificate", key, "--tls-key", key], 1, "--tls-certificate"),
+                              (["--tls-certificate", cert], 64, "--tls-key")):
+        r = subprocess.run([SERVE, "--port", "0", "--models", TINY, *map(str, flags)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == code and says in r.stderr, (flags, r.returncode, r.stderr)
+
+
+def http_client_errors():
+    import http.client
+    return http.client.HTTPException
+
+
+def test_access_log(server, tmp_path):
+    """--access-log: one line per answered request (method, path, status, bytes, time, peer) with
+    its request id; without the flag, answered requests are not logged."""
+    s = Server("--access-log", models=(TINY,))
+    try:
+        assert s.request("/healthz")[0] == 200
+        assert s.request("/v1/samples", {"format": "npy"})[0] == 200
+        assert s.request("/nowhere")[0] == 404
+    finally:
+        s.stop()
+    log = s.output()
+    for line in ("GET /healthz 200", "POST /v1/samples 200", "GET /nowhere 404"):
+        hits = [l for l in log.splitlines() if line in l]
+        assert hits and "hb.request.id" in hits[0] and " ms from 127.0.0.1:" in hits[0], (line, log)
+    assert "GET /healthz 200" not in server.output()
+
+
+def test_accept_at_the_descriptor_limit():
+    """At `ulimit -n 256` with the default --max-connections (512), the cap is lowered to what the
+    limit leaves (logged); 300 half-open requests do not make the server spin (under 10% of a
+    core) or fail, and /healthz is answered at once (in the place of the oldest of them)."""
+    import resource
+    import socket
+    models = (TINY,)
+    port_dir = tempfile.mkdtemp(prefix="scm-serve-")
+    port_file = os.path.join(port_dir, "port")
+    log = open(os.path.join(port_dir, "log"), "w+")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # noqa: E731
+    proc = subprocess.Popen([SERVE, "--models", *models, "--port", "0", "--port-file", port_file, "--threads", "1", "--steps", "1"], stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
+    try:
+        deadline = time.time() + 60
+        while not os.path.exists(port_file):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        port = int(open(port_file).read())
+        clients = []
+        for _ in range(300):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            clients.append(c)
+        time.sleep(0.3)
+        for c in clients:
+            try:
+                c.send(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Le")
+            except OSError:
+                pass
+        cpu = lambda: sum(int(x) for x in open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")  # noqa: E731
+        c0, t0 = cpu(), time.time()
+        time.sleep(1.5)
+        busy = (cpu() - c0) / (time.time() - t0)
+        assert busy < 0.10, busy
+        # The half-open requests are the connections idle the longest: each probe takes the place
+        # of one of them and is answered at once.
+        for _ in range(10):
+            t0 = time.time()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert r.status == 200
+            assert time.time() - t0 < 0.5, time.time() - t0
+        for c in clients:
+            c.close()
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.seek(0)
+        out = log.read()
+    assert proc.returncode == 0 and "descriptor limit (ulimit -n) is 256" in out, out
+
+
+def test_slow_clients_are_closed_by_the_header_and_body_timeouts():
+    """--header-timeout and --body-timeout: a head sent a byte at a time, or a body, is closed once
+    its timeout has passed since it began, though bytes keep arriving (the idle timeout never
+    fires); a keep-alive connection idle past them is not (that is the idle timeout's), and its
+    next request is answered."""
+    import socket
+    s = Server("--header-timeout", 1, "--body-timeout", 1, "--idle-timeout", 30, models=(TINY,))
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+
+        def dribble(prefix, rest):
+            with socket.create_connection((host, int(port)), timeout=10) as c:
+                c.sendall(prefix)
+                t0 = time.time()
+                for b in rest:
+                    try:
+                        c.sendall(bytes([b]))
+                    except OSError:
+                        break
+                    c.settimeout(0.25)
+                    try:
+                        if c.recv(4096) == b"":
+                            break
+                    except socket.timeout:
+                        pass
+                    assert time.time() - t0 < 6, "still open after 6 s"
+                return time.time() - t0
+        head = b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        assert 0.9 < dribble(b"", head * 4) < 2.5
+        assert 0.9 < dribble(head, b" " * 200) < 2.5
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            for _ in range(2):
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert c.recv(4096).startswith(b"HTTP/1.1 200")
+                time.sleep(1.6)
     finally:
         s.stop()

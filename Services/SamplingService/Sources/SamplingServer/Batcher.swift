@@ -17,6 +17,10 @@ import SCM
 /// Backpressure: the samples waiting or running are bounded by `queueLimit` (a request that does
 /// not fit is refused with 429 at once, nothing queued); a request still waiting when its
 /// deadline passes is answered 503 and dropped.
+///
+/// Cancellation: a request whose client closes the connection while it waits is dropped unrun; a
+/// running batch stops between its chunks (the sampler's batches) once every client it answers
+/// has gone.
 actor Batcher {
     struct Served: Sendable {
         let samples: Samples
@@ -54,6 +58,8 @@ actor Batcher {
     private var timer: Task<Void, Never>?
     private var nextID = 0
     private var timerFires: ContinuousClock.Instant?
+    /// The clients of the running batch still connected.
+    private var listening: Listeners?
 
     init(sampler: Sampler, configuration c: ServerConfiguration, metrics: ServiceMetrics, admission: Admission, label: String) {
         self.admission = admission
@@ -101,10 +107,13 @@ actor Batcher {
         }
     }
 
-    /// Drops request `id` if it still waits (its client has gone); a request already in a
-    /// running batch finishes with it.
+    /// Drops request `id` if it still waits (its client has gone); a request in the running batch
+    /// stops listening to it, which stops the batch once no one listens.
     private func abandon(_ id: Int) {
-        guard let i = queue.firstIndex(where: { $0.id == id }) else { return }
+        guard let i = queue.firstIndex(where: { $0.id == id }) else {
+            listening?.leave(id)
+            return
+        }
         let w = queue.remove(at: i)
         held -= w.count
         admission.release(work(w.count))
@@ -192,8 +201,10 @@ actor Batcher {
         let started = ContinuousClock.now
         metrics.batchSamples.record(Double(n))
         let batch = take
+        let listeners = Listeners(take.map(\.id))
+        listening = listeners
         work.async {
-            let result = Result { () throws(SamplerError) -> Samples in try sampler.sample(keys: keys) }
+            let result = Result { () throws(SamplerError) -> Samples in try sampler.sample(keys: keys) { _, _ in listeners.anyone } }
             metrics.batchSeconds.record(ContinuousClock.now - started)
             Task { await self.finished(batch, result, started: started) }
         }
@@ -201,10 +212,15 @@ actor Batcher {
 
     private func finished(_ batch: [Waiter], _ result: Result<Samples, SamplerError>, started: ContinuousClock.Instant) {
         running = false
+        listening = nil
         lastFinished = ContinuousClock.now
         lastRequests = batch.count
         var first = 0
-        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: (ContinuousClock.now - started).seconds)
+        var stopped = false
+        if case .failure(let e) = result, e.kind == .cancelled { stopped = true }
+        // A stopped batch ran only part of its work: its time says nothing of the rate.
+        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: stopped ? nil : (ContinuousClock.now - started).seconds)
+        if stopped { metrics.stopped.increment(by: Int64(batch.count)) }
         for w in batch {
             held -= w.count
             metrics.queueSeconds.record(started - w.arrived)
@@ -217,6 +233,8 @@ actor Batcher {
                 } catch {
                     w.continuation.resume(throwing: ServiceError(500, "\(error)"))
                 }
+            case .failure(let e) where stopped:
+                w.continuation.resume(throwing: ServiceError(499, "the client closed the connection; its batch stopped (\(e.message))"))
             case .failure(let e):
                 w.continuation.resume(throwing: ServiceError(500, "sampling failed: \(e)"))
             }
@@ -224,5 +242,27 @@ actor Batcher {
         }
         metrics.held.record(Double(held))
         schedule()
+    }
+}
+
+/// The requests of a running batch whose clients are still connected, read by the sampler's
+/// progress handler between chunks (on the batcher's work queue) and written by the batcher.
+final class Listeners: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: Set<Int>
+
+    init(_ ids: [Int]) { self.ids = Set(ids) }
+
+    func leave(_ id: Int) {
+        lock.lock()
+        ids.remove(id)
+        lock.unlock()
+    }
+
+    /// Whether any client of the batch is still connected.
+    var anyone: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !ids.isEmpty
     }
 }

@@ -38,6 +38,10 @@ public struct ServerConfiguration: Sendable {
     public var strictModels = false
     /// How long a connection may stay open with no request in flight and nothing read.
     public var idleTimeout: Duration = .seconds(30)
+    /// How long a request's head may take from its first byte, and its body from the end of its
+    /// head (slow clients are closed; see `RequestTimeouts`).
+    public var headerTimeout: Duration = .seconds(10)
+    public var bodyTimeout: Duration = .seconds(30)
     /// The most connections open at once (the server stops accepting beyond it).
     public var maxConnections = 512
     /// The work admitted and not yet answered, over all queues, in network evaluations of one
@@ -51,6 +55,20 @@ public struct ServerConfiguration: Sendable {
     public var lazyCompile = false
     /// The bearer token `/v1/*` requests must carry (nil: no authentication).
     public var token: String?
+    /// HTTPS with this certificate and key instead of plain HTTP (nil: HTTP).
+    public var tls: TLSFiles?
+    /// Whether every answered request is logged (method, path, status, bytes, time, peer).
+    public var accessLog = false
+
+    /// PEM files: the server's certificate chain (its own certificate first) and its private key.
+    public struct TLSFiles: Sendable {
+        public var certificateChain: String
+        public var privateKey: String
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     public init(models: [String]) { self.models = models }
 }

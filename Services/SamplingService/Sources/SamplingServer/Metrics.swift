@@ -7,6 +7,8 @@ public final class ServiceMetrics: Sendable {
     let rejected: Counter
     let expired: Counter
     let abandoned: Counter
+    let stopped: Counter
+    let evicted: Counter
     let held: Gauge
     let batchSamples: ValueHistogram
     let queueSeconds: DurationHistogram
@@ -18,6 +20,8 @@ public final class ServiceMetrics: Sendable {
         rejected = registry.makeCounter(name: "scm_queue_rejected_total", help: "Requests refused with 429: the queue was full")
         expired = registry.makeCounter(name: "scm_deadline_expired_total", help: "Requests answered 503: queued past their deadline")
         abandoned = registry.makeCounter(name: "scm_abandoned_total", help: "Requests dropped unrun: their client closed the connection while they waited")
+        stopped = registry.makeCounter(name: "scm_stopped_total", help: "Requests whose running batch stopped between chunks: every client it answered had closed the connection")
+        evicted = registry.makeCounter(name: "scm_connections_evicted_total", help: "Idle connections closed at the connection cap to make room for a new one")
         held = registry.makeGauge(name: "scm_queued_samples", help: "Samples waiting or running, last change")
         batchSamples = registry.makeValueHistogram(name: "scm_batch_samples", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
                                                    help: "Samples per batch drawn (several requests coalesced)")

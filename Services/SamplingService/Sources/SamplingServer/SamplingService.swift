@@ -12,8 +12,7 @@ import ServiceLifecycle
 /// SIGINT stops accepting connections, lets the requests in flight finish, and returns.
 public enum SamplingService {
     /// Loads the models and compiles their plans (the slow part: before the server binds).
-    public static func prepare(_ c: ServerConfiguration, logger: Logger) throws -> (ModelRegistry, ServiceMetrics) {
-        let metrics = ServiceMetrics()
+    public static func prepare(_ c: ServerConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws -> (ModelRegistry, ServiceMetrics) {
         let start = ContinuousClock.now
         let registry = try ModelRegistry(c, metrics: metrics)
         for s in registry.skipped { logger.notice("skipped \(s)") }
@@ -24,6 +23,7 @@ public enum SamplingService {
 
     public static func router(_ registry: ModelRegistry, _ metrics: ServiceMetrics, drain: Drain? = nil) -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
+        if registry.configuration.accessLog { router.add(middleware: AccessLog()) }
         if let token = registry.configuration.token { router.add(middleware: BearerToken(token: Array(token.utf8))) }
         let health: @Sendable () -> Response = { json(200, ["status": "ok", "models": registry.entries.count]) }
         let models: @Sendable () -> Response = {
@@ -145,24 +145,51 @@ public enum SamplingService {
         return response
     }
 
+    /// Descriptors kept for what is not a client connection: the listening sockets, the event
+    /// loops, log and metrics files, a model folder read lazily.
+    static let reservedDescriptors = 32
+
+    /// The connection cap: `maxConnections`, lowered (with a log line) to what the process's
+    /// descriptor limit leaves, so that accepting never runs out of descriptors.
+    static func connectionCap(_ c: ServerConfiguration, logger: Logger) -> Int {
+        #if os(Linux)
+        let descriptors = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+        let descriptors = RLIMIT_NOFILE
+        #endif
+        var limit = rlimit()
+        guard getrlimit(descriptors, &limit) == 0, limit.rlim_cur < rlim_t(Int.max),
+              c.maxConnections > Int(limit.rlim_cur) - reservedDescriptors else { return c.maxConnections }
+        let cap = max(1, Int(limit.rlim_cur) - reservedDescriptors)
+        logger.notice("at most \(cap) connections, not \(c.maxConnections): the descriptor limit (ulimit -n) is \(limit.rlim_cur)")
+        return cap
+    }
+
     /// Serves until SIGTERM/SIGINT (then drains in-flight requests and returns).
     public static func run(_ c: ServerConfiguration, logger: Logger) async throws {
-        let (registry, metrics) = try prepare(c, logger: logger)
+        // A connection with no request in flight and nothing read for the idle timeout is closed:
+        // idle keep-alives, connections that never send, requests whose headers stop arriving;
+        // a request whose head or body takes longer than its timeout too (slow clients).
+        // HTTPS when a certificate and key are configured (read now, before the slow part).
+        let metrics = ServiceMetrics()
+        let connections = Connections(metrics: metrics)
+        let idle = Int64(c.idleTimeout.components.seconds) * 1_000_000_000 + c.idleTimeout.components.attoseconds / 1_000_000_000
+        let server = try HTTPServerBuilder.serving(.http1(configuration: .init(additionalChannelHandlers: [ClientGone(), RequestTimeouts(header: c.headerTimeout, body: c.bodyTimeout, connections: connections)], idleTimeout: .nanoseconds(idle))),
+                                                   tls: c.tls)
+        let (registry, _) = try prepare(c, logger: logger, metrics: metrics)
         let portFile = c.portFile
         let drain = Drain(seconds: c.drainPeriod)
         let app = Application(
             router: router(registry, metrics, drain: drain),
-            // A connection with no request in flight and nothing read for the idle timeout is closed:
-            // idle keep-alives, connections that never send, requests whose headers stop arriving.
-            server: .http1(configuration: .init(additionalChannelHandlers: [ClientGone()], idleTimeout: .nanoseconds(Int64(c.idleTimeout.components.seconds) * 1_000_000_000
-                                                                           + c.idleTimeout.components.attoseconds / 1_000_000_000))),
-            // At most maxConnections open at once: past it the server stops accepting (new clients
-            // wait in the kernel's backlog) until one closes, so descriptors never run out.
+            server: server,
+            // At most maxConnections open at once (fewer if the descriptor limit says so): at the
+            // cap the connection idle the longest is closed for the next; with none idle the server
+            // stops accepting until one closes, so descriptors never run out.
             configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(c.maxConnections, logger: logger)),
+                                 availableConnectionsDelegate: ConnectionCap(cap: connectionCap(c, logger: logger), connections: connections)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("listening on \(c.host):\(port)")
+                logger.info("listening on \(c.tls == nil ? "http" : "https")://\(c.host):\(port)")
                 if let f = portFile {
                     // Written whole, then renamed: a reader never sees a partial number.
                     let tmp = f + ".tmp"

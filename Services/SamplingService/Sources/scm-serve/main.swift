@@ -16,8 +16,8 @@ struct Serve: AsyncParsableCommand {
             the grid PNG or the .npy bytes, bitwise what `scm-run MODEL --steps S --count C --seed SEED --out` writes. \
             Concurrent requests for the same model, steps and precision are drawn as one batch (up to --max-batch \
             samples, the first waiting at most --batch-wait-ms, or under load up to --refill-wait-ms after the previous \
-            batch for its clients to come back). SIGTERM/SIGINT: stop accepting, answer the requests \
-            in flight, exit 0.
+            batch for its clients to come back). HTTPS with --tls-certificate and --tls-key. SIGTERM/SIGINT: stop \
+            accepting, answer the requests in flight, exit 0.
             """)
 
     @Option(parsing: .upToNextOption, help: "Model files, or folders of *.onnx files (each becomes the model named by its file name).")
@@ -68,6 +68,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection may stay open with no request in flight and nothing read (idle keep-alives, clients that never send, headers that stop arriving).")
     var idleTimeout = 30.0
 
+    @Option(help: "Seconds a request's head may take from its first byte (clients that send it slowly are closed).")
+    var headerTimeout = 10.0
+
+    @Option(help: "Seconds a request's body may take from the end of its head.")
+    var bodyTimeout = 30.0
+
     @Option(help: "The most connections open at once; beyond it the server stops accepting until one closes (keep it below the descriptor limit, ulimit -n).")
     var maxConnections = 512
 
@@ -85,6 +91,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "A file holding the bearer token that /v1/* requests must carry (Authorization: Bearer TOKEN); /healthz, /readyz and /metrics stay open.")
     var tokenFile: String?
+
+    @Option(help: "A PEM file of the server's certificate chain (its own certificate first): serve HTTPS (with --tls-key).")
+    var tlsCertificate: String?
+
+    @Option(help: "The PEM file of the certificate's private key (with --tls-certificate).")
+    var tlsKey: String?
+
+    @Flag(help: "Log every answered request: method, path, status, body bytes, milliseconds and the client's address, with its request id.")
+    var accessLog = false
 
     @Flag(help: "Stop at start when a file of a --models folder cannot be served (default: log it, list it as unavailable in /v1/models, serve the others).")
     var strictModels = false
@@ -107,8 +122,11 @@ struct Serve: AsyncParsableCommand {
         if let p = metricsPort, !(1...65535).contains(p) || p == port { throw ValidationError("--metrics-port must be a port in 1...65535 other than --port, is \(p)") }
         guard drainSeconds >= 0, drainSeconds <= 3600 else { throw ValidationError("--drain-seconds must lie in 0...3600, is \(drainSeconds)") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must lie in 1...1000000, is \(maxConnections)") }
-        guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must lie in (0, 86400] seconds, is \(idleTimeout)") }
+        for (flag, value) in [("--idle-timeout", idleTimeout), ("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout)] {
+            guard value > 0, value <= 86400 else { throw ValidationError("\(flag) must lie in (0, 86400] seconds, is \(value)") }
+        }
         guard (64...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must lie in 64...16777216, is \(maxBodyBytes)") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-certificate and --tls-key go together: give both or neither") }
         if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must lie in 1...256, is \(t)") }
         _ = try parsedSteps()
         _ = try parsedPrecisions()
@@ -151,6 +169,8 @@ struct Serve: AsyncParsableCommand {
         c.drainPeriod = .microseconds(Int64(drainSeconds * 1e6))
         c.metricsPort = metricsPort
         c.lazyCompile = lazyCompile
+        c.accessLog = accessLog
+        if let certificate = tlsCertificate, let key = tlsKey { c.tls = .init(certificateChain: certificate, privateKey: key) }
         if let f = tokenFile {
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
@@ -160,6 +180,8 @@ struct Serve: AsyncParsableCommand {
             c.token = token
         }
         c.idleTimeout = .microseconds(Int64(idleTimeout * 1e6))
+        c.headerTimeout = .microseconds(Int64(headerTimeout * 1e6))
+        c.bodyTimeout = .microseconds(Int64(bodyTimeout * 1e6))
         var logger = Logger(label: "scm-serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {

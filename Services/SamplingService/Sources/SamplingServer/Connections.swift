@@ -1,0 +1,73 @@
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import Prometheus
+
+/// The open connections and what each is doing, for the connection cap: when the last place is
+/// taken, the connection that has been idle (no request, or a head not yet complete) the longest
+/// is closed to make room for the next one, so that idle keep-alives and clients holding unfinished requests
+/// cannot lock others (a health probe among them) out. Connections reading a body or being answered
+/// are never closed; when every open connection is, the server stops accepting until one closes.
+final class Connections: @unchecked Sendable {
+    private struct Entry {
+        let channel: any Channel
+        var idle: Bool
+        var since: NIODeadline
+    }
+
+    private let lock = NSLock()
+    private var open: [ObjectIdentifier: Entry] = [:]
+    private let evicted: Counter
+
+    init(metrics: ServiceMetrics) { evicted = metrics.evicted }
+
+    /// Records that the connection `id` (on `channel`) became idle or busy.
+    func set(_ id: ObjectIdentifier, channel: any Channel, idle: Bool) {
+        lock.lock()
+        open[id] = Entry(channel: channel, idle: idle, since: .now())
+        lock.unlock()
+    }
+
+    func remove(_ id: ObjectIdentifier) {
+        lock.lock()
+        open[id] = nil
+        lock.unlock()
+    }
+
+    /// Closes the connection idle the longest; false when none is idle.
+    func evictOne() -> Bool {
+        lock.lock()
+        let oldest = open.filter(\.value.idle).min { $0.value.since < $1.value.since }
+        if let oldest { open[oldest.key] = nil }
+        lock.unlock()
+        guard let oldest else { return false }
+        evicted.increment()
+        oldest.value.channel.close(promise: nil)
+        return true
+    }
+}
+
+/// The connection cap (`AvailableConnectionsDelegate`): never more than `cap` open. The server
+/// keeps a place free while any connection is idle: when a connection takes the last place, the
+/// one idle the longest is closed. With none idle, it stops accepting at the cap (new clients wait
+/// in the kernel's backlog) until one closes.
+struct ConnectionCap: AvailableConnectionsDelegate {
+    let cap: Int
+    let connections: Connections
+    private var count = 0
+
+    init(cap: Int, connections: Connections) {
+        self.cap = cap
+        self.connections = connections
+    }
+
+    mutating func connectionOpened() {
+        count += 1
+        if count >= cap { _ = connections.evictOne() }
+    }
+
+    mutating func connectionClosed() { count -= 1 }
+
+    func isAcceptingNewConnections() -> Bool { count < cap }
+}
