@@ -79,7 +79,9 @@ idle-check: setup
 
 # scm-serve (Services/SamplingService: its own package, depending on the library by path) in a
 # release build, then Tests/serve: endpoints, bytes equal to scm-run alone and coalesced,
-# 400/413/429/503, graceful SIGTERM. `make load-test`: the load table (tools/load_test.py, wrk).
+# 400/413/429/503, graceful SIGTERM. `make load-test`: the load table (tools/load_test.py, wrk),
+# then the fault phases (tools/load_faults.py: idle and slowloris clients, a descriptor limit,
+# many queues), which exit 1 when a bar is missed.
 serve-check: demo setup-python
 	swift build -c release --package-path Services/SamplingService
 	$(PY) -m pytest -q -p no:cacheprovider Tests/serve
@@ -87,6 +89,7 @@ serve-check: demo setup-python
 load-test: demo setup-python
 	swift build -c release --package-path Services/SamplingService
 	$(PY) tools/load_test.py
+	$(PY) tools/load_faults.py
 
 # The README's quickstart, run as written (tools/check_quickstart.py): every sh block of its
 # Quickstart section from the repository's root, the Swift snippet compared with the example

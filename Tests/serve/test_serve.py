@@ -405,7 +405,8 @@ def test_bearer_token(tmp_path):
 
 def test_connection_cap():
     """--max-connections 4: the server keeps a place free while a connection is idle: with three
-    idle connections open, a fourth closes the one idle the longest and is served
+    idle connections open (a keep-alive already served, then two that never sent), a fourth closes
+    the older of the two that never sent (not the served one, though it is older) and is served
     (scm_connections_evicted_total counts it); with four connections busy reading their bodies, a
     fifth is not served until one of them ends (here by --body-timeout)."""
     import socket
@@ -419,16 +420,19 @@ def test_connection_cap():
                 return c.recv(4096)
             except socket.timeout:
                 return None
-        held = []
-        for _ in range(3):
-            held.append(socket.create_connection((host, int(port)), timeout=10))
+        held = [socket.create_connection((host, int(port)), timeout=10)]
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (first_reply(held[0], 5) or b"").startswith(b"HTTP/1.1 200")
+        for _ in range(2):
             time.sleep(0.1)
+            held.append(socket.create_connection((host, int(port)), timeout=10))
+        time.sleep(0.1)
         fourth = socket.create_connection((host, int(port)), timeout=10)
         fourth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert (first_reply(fourth, 5) or b"").startswith(b"HTTP/1.1 200")
-        assert first_reply(held[0], 5) == b"", "the oldest idle connection was not closed"
-        for c in held[1:]:
-            assert first_reply(c, 0.2) is None, "a newer idle connection was closed"
+        assert first_reply(held[1], 5) == b"", "the oldest connection that never sent was not closed"
+        for c in (held[0], held[2]):
+            assert first_reply(c, 0.2) is None, "another idle connection was closed"
         for c in held + [fourth]:
             c.close()
         time.sleep(0.3)

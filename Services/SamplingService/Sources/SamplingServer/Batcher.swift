@@ -29,6 +29,8 @@ actor Batcher {
         let batchRequests: Int
         /// Time from arrival to the start of its batch.
         let queued: Duration
+        /// How long its batch ran.
+        let ran: Duration
     }
 
     private struct Waiter {
@@ -216,6 +218,7 @@ actor Batcher {
         lastFinished = ContinuousClock.now
         lastRequests = batch.count
         var first = 0
+        let ran = ContinuousClock.now - started
         var stopped = false
         if case .failure(let e) = result, e.kind == .cancelled { stopped = true }
         // A stopped batch ran only part of its work: its time says nothing of the rate.
@@ -229,7 +232,7 @@ actor Batcher {
                 do {
                     let mine = try all.slice(first..<(first + w.count))
                     w.continuation.resume(returning: Served(samples: mine, batchSamples: all.count, batchRequests: batch.count,
-                                                            queued: started - w.arrived))
+                                                            queued: started - w.arrived, ran: ran))
                 } catch {
                     w.continuation.resume(throwing: ServiceError(500, "\(error)"))
                 }

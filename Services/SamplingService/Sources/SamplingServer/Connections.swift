@@ -5,14 +5,18 @@ import NIOCore
 import Prometheus
 
 /// The open connections and what each is doing, for the connection cap: when the last place is
-/// taken, the connection that has been idle (no request, or a head not yet complete) the longest
-/// is closed to make room for the next one, so that idle keep-alives and clients holding unfinished requests
-/// cannot lock others (a health probe among them) out. Connections reading a body or being answered
-/// are never closed; when every open connection is, the server stops accepting until one closes.
+/// taken, an idle connection (no request, or a head not yet complete) is closed to make room for
+/// the next one, so that idle keep-alives and clients holding unfinished requests cannot lock
+/// others (a health probe among them) out. Connections that have not had a request answered go
+/// first, the one idle the longest first; keep-alives of clients already served after them.
+/// Connections reading a body or being answered are never closed; when every open connection is,
+/// the server stops accepting until one closes.
 final class Connections: @unchecked Sendable {
     private struct Entry {
         let channel: any Channel
         var idle: Bool
+        /// Whether it has had a request answered.
+        var served: Bool
         var since: NIODeadline
     }
 
@@ -22,10 +26,11 @@ final class Connections: @unchecked Sendable {
 
     init(metrics: ServiceMetrics) { evicted = metrics.evicted }
 
-    /// Records that the connection `id` (on `channel`) became idle or busy.
-    func set(_ id: ObjectIdentifier, channel: any Channel, idle: Bool) {
+    /// Records that the connection `id` (on `channel`) became idle or busy, and whether it has
+    /// had a request answered.
+    func set(_ id: ObjectIdentifier, channel: any Channel, idle: Bool, served: Bool) {
         lock.lock()
-        open[id] = Entry(channel: channel, idle: idle, since: .now())
+        open[id] = Entry(channel: channel, idle: idle, served: served, since: .now())
         lock.unlock()
     }
 
@@ -35,10 +40,13 @@ final class Connections: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Closes the connection idle the longest; false when none is idle.
+    /// Closes an idle connection, one never served before a served one, the one idle the longest
+    /// first; false when none is idle.
     func evictOne() -> Bool {
         lock.lock()
-        let oldest = open.filter(\.value.idle).min { $0.value.since < $1.value.since }
+        let oldest = open.filter(\.value.idle).min { a, b in
+            a.value.served != b.value.served ? !a.value.served : a.value.since < b.value.since
+        }
         if let oldest { open[oldest.key] = nil }
         lock.unlock()
         guard let oldest else { return false }
@@ -50,7 +58,7 @@ final class Connections: @unchecked Sendable {
 
 /// The connection cap (`AvailableConnectionsDelegate`): never more than `cap` open. The server
 /// keeps a place free while any connection is idle: when a connection takes the last place, the
-/// one idle the longest is closed. With none idle, it stops accepting at the cap (new clients wait
+/// one to close is chosen as `Connections.evictOne` says. With none idle, it stops accepting at the cap (new clients wait
 /// in the kernel's backlog) until one closes.
 struct ConnectionCap: AvailableConnectionsDelegate {
     let cap: Int

@@ -22,6 +22,7 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     private var phase = Phase.waiting
     private var timer: Scheduled<Void>?
     private let connections: Connections
+    private var served = false
 
     init(header: Duration, body: Duration, connections: Connections) {
         self.header = .nanoseconds(Int64(header.seconds * 1e9))
@@ -31,7 +32,7 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         try? context.pipeline.syncOperations.addHandler(FirstByte(self), position: .first)
-        connections.set(ObjectIdentifier(self), channel: context.channel, idle: true)
+        connections.set(ObjectIdentifier(self), channel: context.channel, idle: true, served: false)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -61,7 +62,10 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), phase == .answering { enter(.waiting, context) }
+        if case .end = unwrapOutboundIn(data), phase == .answering {
+            served = true
+            enter(.waiting, context)
+        }
         context.write(data, promise: promise)
     }
 
@@ -74,7 +78,7 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     /// A phase that changes whether the connection may be closed to make room.
     private func enter(_ next: Phase, _ context: ChannelHandlerContext) {
         phase = next
-        connections.set(ObjectIdentifier(self), channel: context.channel, idle: next == .waiting)
+        connections.set(ObjectIdentifier(self), channel: context.channel, idle: next == .waiting, served: served)
     }
 
     private func arm(_ limit: TimeAmount, _ context: ChannelHandlerContext) {

@@ -108,6 +108,7 @@ public enum SamplingService {
         headers[HTTPField.Name("X-SCM-Batch-Samples")!] = String(served.batchSamples)
         headers[HTTPField.Name("X-SCM-Batch-Requests")!] = String(served.batchRequests)
         headers[HTTPField.Name("X-SCM-Queued-Ms")!] = String(format: "%.1f", served.queued.seconds * 1000)
+        headers[HTTPField.Name("X-SCM-Batch-Ms")!] = String(format: "%.1f", served.ran.seconds * 1000)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
