@@ -96,18 +96,18 @@ public final class Sampler: @unchecked Sendable {
 
     /// Noise draws per sample: one per consistency step, one for the ODE's start. A noise array
     /// given to `sample(noise:)` has shape [noiseSteps, count, sample shape...].
-    public var noiseSteps: Int {
-        if case .consistency(let times) = method { return times.count }
-        return 1
-    }
+    public var noiseSteps: Int { rule.noiseSteps }
 
-    private let lock = NSLock()
-    private var plans: [PlanKey: Plan] = [:]
-    private var idle: [Int: [Runner]] = [:]
-    private var plansCompiled = 0
+    /// The sampling math of `method`.
+    let rule: any SamplingRule
+
+    let lock = NSLock()
+    var plans: [PlanKey: Plan] = [:]
+    var idle: [Int: [Runner]] = [:]
+    var plansCompiled = 0
     /// Chunk sizes chosen per batch size.
-    private var chunks: [Int: Int] = [:]
-    private var workspacesCreated = 0
+    var chunks: [Int: Int] = [:]
+    var workspacesCreated = 0
 
     /// What a sampler has built and kept so far (read-only; for tests and monitoring).
     public struct Statistics: Sendable, Equatable {
@@ -146,128 +146,14 @@ public final class Sampler: @unchecked Sendable {
         self.options = options
         switch method {
         case .consistency(let times):
-            evaluationTimes = times
-            odeGrid = []
-        case .ode(let k, let solver):
-            let tMax = Double(model.metadata.tMax)
-            let grid = (0...k).map { Float(tMax * Double(k - $0) / Double(k)) }
-            odeGrid = grid
-            var evals: [Float] = []
-            for i in 0..<k {
-                evals.append(grid[i])
-                if solver == .heun && grid[i + 1] > 0 { evals.append(grid[i + 1]) }
-            }
-            evaluationTimes = evals
+            rule = ConsistencyRule(times: times, multistep: model.metadata.segments != nil)
+        case .ode(let k, .euler):
+            rule = EulerRule(grid: EulerRule.grid(steps: k, tMax: model.metadata.tMax))
+        case .ode(let k, .heun):
+            rule = HeunRule(grid: HeunRule.grid(steps: k, tMax: model.metadata.tMax))
         }
-    }
-
-    // MARK: Plans
-
-    struct PlanKey: Hashable {
-        /// The bits of t, or nil for the unoptimized plan (t an input).
-        let t: UInt32?
-        let batch: Int
-    }
-
-    /// The plan for time `t` at `batch` (compiled once, then cached).
-    private func plan(t: Float, batch: Int) throws(SamplerError) -> Plan {
-        let key = PlanKey(t: options.optimize ? t.bitPattern : nil, batch: batch)
-        lock.lock()
-        defer { lock.unlock() }
-        if let p = plans[key] { return p }
-        let m = model, opts = options
-        let p = try SamplerError.wrap { () throws -> Plan in
-            let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
-            if opts.optimize {
-                let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
-                return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits, precision: opts.precision)
-            }
-            return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])],
-                                        limits: opts.limits, precision: opts.precision)
-        }
-        let expected = TensorSpec(.float, [batch] + model.sampleShape)
-        guard let out = p.outputs.first, out.spec == expected else {
-            throw SamplerError(.invalidModel, at: "output '\(p.outputs.first?.name ?? "")'",
-                               "is \(p.outputs.first.map { "\($0.spec)" } ?? "missing"); the contract wants \(expected), the shape of x")
-        }
-        plans[key] = p
-        plansCompiled += 1
-        return p
-    }
-
-    /// The batch sizes a call for `count` samples runs: full batches of `options.batch`, then
-    /// the rest in one batch rounded up to a power of two p (at most `options.batch`), padded with
-    /// samples that are computed and dropped; when p runs in chunks of c < p samples, the rest is
-    /// rounded up to whole chunks instead (a rest of 33 runs 40 samples in chunks of 8, not 64),
-    /// which needs no plans beyond the chunk's. Batch invariance makes the padding invisible, and
-    /// the rounding bounds the plans a long-lived sampler compiles and keeps to about
-    /// log2(batch) + 1 batch sizes, whatever counts its callers ask for (its runners, one
-    /// workspace each, to those plus batch / c multiples of a chunk).
-    /// Empty when `count` is outside `Limits.count`.
-    public func batchSizes(count: Int) -> [Int] {
-        guard Limits.count.contains(count) else { return [] }
-        let full = options.batch
-        var sizes = [Int](repeating: full, count: count / full)
-        let rest = count % full
-        if rest > 0 && model.fixedBatch != nil {
-            sizes.append(full)
-        } else if rest > 0 {
-            var p = 1
-            while p < rest { p <<= 1 }
-            p = min(p, full)
-            // An error here is the call's own (its runner compiles the same plan and throws it).
-            if let c = try? chunkSize(batch: p), c < p, case let q = (rest + c - 1) / c * c, q < p {
-                lock.lock()
-                chunks[q] = c
-                lock.unlock()
-                p = q
-            }
-            sizes.append(p)
-        }
-        return sizes
-    }
-
-    /// Compiles the plans a call for `count` samples needs, so that the call only runs;
-    /// returns the seconds it took (0 when they were already compiled).
-    @discardableResult
-    public func prepare(count: Int) throws(SamplerError) -> Double {
-        if let m = Limits.violation(count, Limits.count) { throw SamplerError(.invalidArgument, at: "count", m) }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        for b in Set(batchSizes(count: count)) { _ = try parts(batch: b) }
-        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-    }
-
-    private func plans(batch: Int) throws(SamplerError) -> [Plan] {
-        var out: [Plan] = []
-        for t in evaluationTimes { out.append(try plan(t: t, batch: batch)) }
-        return out
-    }
-
-    /// The samples per plan run of a batch of `batch` (see `Options.chunk`).
-    public func chunkSize(batch: Int) throws(SamplerError) -> Int {
-        if model.fixedBatch != nil || batch <= 1 { return batch }
-        if let c = options.chunk { return min(c, batch) }
-        lock.lock()
-        if let c = chunks[batch] { lock.unlock(); return c }
-        lock.unlock()
-        let probe = try plan(t: evaluationTimes.first ?? model.metadata.tMax, batch: batch)
-        let perSample = max(1, probe.arenaBytes / batch)
-        var c = 1
-        while c * 2 <= batch && c * 2 * perSample <= options.chunkBytes { c *= 2 }
-        if c * 2 > batch && batch * perSample <= options.chunkBytes { c = batch }
-        lock.lock()
-        chunks[batch] = c
-        lock.unlock()
-        return c
-    }
-
-    /// The plans of a batch of `batch`: those at the chunk size, then those at the rest of the
-    /// batch when the chunk does not divide it.
-    private func parts(batch: Int) throws(SamplerError) -> [(size: Int, plans: [Plan])] {
-        let c = try chunkSize(batch: batch)
-        var out = [(size: c, plans: try plans(batch: c))]
-        if batch % c != 0 { out.append((batch % c, try plans(batch: batch % c))) }
-        return out
+        evaluationTimes = rule.evaluationTimes
+        odeGrid = (rule as? any ODERule)?.grid ?? []
     }
 
     // MARK: Sampling
@@ -328,17 +214,6 @@ public final class Sampler: @unchecked Sendable {
         return try run(count: shape[1], noise: .given(noise), progress: progress)
     }
 
-    /// The key of one sample's noise: its z_k is `GaussianNoise` of (seed, sample, k), as for
-    /// sample `sample` of a `sample(count:seed:)` call with that seed.
-    public struct NoiseKey: Sendable, Hashable {
-        public var seed: UInt64
-        public var sample: UInt32
-        public init(seed: UInt64, sample: UInt32) {
-            self.seed = seed
-            self.sample = sample
-        }
-    }
-
     /// Draws one sample per key, sample i with the noise of `keys[i]`: several callers' requests
     /// (each its own seed and indices 0..<count) served as one batch, each caller's samples
     /// bitwise those of its own `sample(count:seed:)` call (batch invariance).
@@ -379,7 +254,7 @@ public final class Sampler: @unchecked Sendable {
     /// `sample(count:seed:)` does, and keeps each sample's state at every grid time: the
     /// trajectories whose points consistency mid-training maps to their ends. ODE samplers only.
     public func trajectories(count: Int, seed: UInt64, progress: Progress? = nil) throws(SamplerError) -> Trajectories {
-        guard case .ode = method else {
+        guard rule is any ODERule else {
             throw SamplerError(.invalidArgument, at: "method", "trajectories come from the PF-ODE: make the sampler with odeSampler(steps:solver:)")
         }
         let e = model.sampleElements, points = odeGrid.count
@@ -395,12 +270,6 @@ public final class Sampler: @unchecked Sendable {
             }
         }
         return Trajectories(times: odeGrid, points: out, sampleShape: [count] + model.sampleShape)
-    }
-
-    enum NoiseSource {
-        case seed(UInt64)
-        case given([Float])
-        case keyed([NoiseKey])
     }
 
     /// Called by the ODE integration with each grid point k's state of samples first..<first + real.
@@ -442,149 +311,47 @@ public final class Sampler: @unchecked Sendable {
                        isImage: model.isImage, timing: timing)
     }
 
-    /// A runner for `batch` samples: an idle one, or a new one with its own workspace.
-    private func runner(batch: Int) throws(SamplerError) -> Runner {
-        lock.lock()
-        if var free = idle[batch], let r = free.popLast() {
-            idle[batch] = free
-            lock.unlock()
-            return r
-        }
-        lock.unlock()
-        let ps = try parts(batch: batch)
-        let r = try SamplerError.wrap {
-            try Runner(parts: ps, times: evaluationTimes, batch: batch, model: model, threads: options.threads)
-        }
-        lock.lock()
-        workspacesCreated += 1
-        lock.unlock()
-        return r
-    }
-
-    private func giveBack(_ r: Runner) {
-        lock.lock()
-        idle[r.batch, default: []].append(r)
-        lock.unlock()
-    }
-
-    /// Draws samples first..<first + real into `r.result` (its first `real` samples; the rest of
-    /// the batch is padding: seeded noise is drawn for the following indices, given noise is
-    /// zero). Returns the network seconds.
+    /// Draws samples first..<first + real into `r.result` by the sampler's rule (its first `real`
+    /// samples; the rest of the batch is padding). Returns the network seconds.
     private func draw(_ r: Runner, first: Int, real: Int, count: Int, noise: NoiseSource, record: Recorder? = nil) throws(SamplerError) -> Double {
-        let e = model.sampleElements, n = r.batch * e
-        let sigma = model.metadata.sigmaData
-        let x = r.x.pointer, z = r.z.pointer, y = r.y.pointer, out = r.result.pointer
+        let e = model.sampleElements, sigma = model.metadata.sigmaData
+        let x = r.x.pointer, z = r.z.pointer, out = r.result.pointer
         // The batch's noise and mixing run in parts of at most 256 values of one sample, on the
         // workspace's threads: the double-precision Box-Muller noise costs about a tenth of a
         // small network's evaluation, and at batch 1 it is worth both threads.
         let partLength = 256, partsPerSample = (e + partLength - 1) / partLength
-        /// Part p of the batch: its sample and its elements within the sample.
-        func part(_ p: Int) -> (j: Int, range: Range<Int>) {
-            let j = p / partsPerSample, lo = (p % partsPerSample) * partLength
-            return (j, lo..<min(e, lo + partLength))
-        }
-        /// The noise z of sample j at `step`, elements `range`.
-        func fillNoise(_ j: Int, _ range: Range<Int>, step: Int) {
-            switch noise {
-            case .seed(let seed):
-                GaussianNoise.fill(z + j * e, elements: range, seed: seed, sample: UInt32(truncatingIfNeeded: first + j), step: UInt32(step))
-            case .keyed(let keys):
-                // Padding past the last key: any noise (its samples are dropped).
-                let k = first + j < keys.count ? keys[first + j] : NoiseKey(seed: 0, sample: UInt32(truncatingIfNeeded: first + j))
-                GaussianNoise.fill(z + j * e, elements: range, seed: k.seed, sample: k.sample, step: UInt32(step))
-            case .given(let values):
-                if j < real {
-                    values.withUnsafeBufferPointer { src in
-                        (z + j * e + range.lowerBound).update(from: src.baseAddress! + (step * count + first + j) * e + range.lowerBound,
-                                                              count: range.count)
-                    }
-                } else {
-                    (z + j * e + range.lowerBound).update(repeating: 0, count: range.count)
-                }
+        /// Runs `body` on every part of the batch: its sample and its elements within the sample.
+        func forEachPart(_ body: @escaping (_ j: Int, _ range: Range<Int>) -> Void) {
+            r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
+                let j = p / partsPerSample, lo = (p % partsPerSample) * partLength
+                body(j, lo..<min(e, lo + partLength))
             }
         }
+        func fillNoise(_ j: Int, _ range: Range<Int>, step: Int) {
+            noise.fill(z, sample: j, first: first, real: real, count: count, elements: e, range: range, step: step)
+        }
         var seconds = 0.0
-        /// y = the model's f(x, t) (consistency) or F (velocity), for evaluation `k`.
-        func evaluate(_ k: Int) throws(SamplerError) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try SamplerError.wrap { try r.evaluate(k) }
-            seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        }
-        /// cos(t) and sigma_d sin(t), computed in double and rounded to float (the contract).
-        func coefficients(_ t: Float) -> (cos: Float, sigmaSin: Float) {
-            (Float(cos(Double(t))), Float(Double(sigma) * sin(Double(t))))
-        }
-        let velocity = model.metadata.parameterization == .velocity
-        // Both methods start from x = sigma_d z_0 at t_max.
-        r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
-            let (j, range) = part(p)
+        // Every rule starts from x = sigma_d z_0 at t_max.
+        forEachPart { j, range in
             fillNoise(j, range, step: 0)
             for i in range { x[j * e + i] = sigma * z[j * e + i] }
         }
-        switch method {
-        case .consistency(let times):
-            for (k, t) in times.enumerated() {
-                let (c, s) = coefficients(t)
-                if k > 0 && model.metadata.segments != nil {
-                    x.update(from: out, count: n)
-                } else if k > 0 {
-                    r.workspace.parallelFor(r.batch * partsPerSample) { p, _ in
-                        let (j, range) = part(p)
-                        fillNoise(j, range, step: k)
-                        for i in range { x[j * e + i] = c * out[j * e + i] + s * z[j * e + i] }
-                    }
+        let batch = RuleBatch(
+            x: x, y: r.y.pointer, out: out, d1: r.d1.pointer, d2: r.d2.pointer, base: r.base.pointer, n: r.batch * e,
+            sigma: sigma, velocity: model.metadata.parameterization == .velocity,
+            evaluate: { (k: Int) throws(SamplerError) in
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try SamplerError.wrap { try r.evaluate(k) }
+                seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            },
+            mixNoise: { step, c, s in
+                forEachPart { j, range in
+                    fillNoise(j, range, step: step)
+                    for i in range { x[j * e + i] = c * out[j * e + i] + s * z[j * e + i] }
                 }
-                try evaluate(k)
-                if velocity {
-                    for i in 0..<n { out[i] = c * x[i] - s * y[i] }
-                } else {
-                    out.update(from: y, count: n)
-                }
-            }
-        case .ode(_, let solver):
-            try integrate(r, solver: solver, first: first, real: real, record: record, evaluate: evaluate)
-        }
+            },
+            record: record.map { record in { k, x in record(k, first, real, x) } })
+        try rule.run(batch)
         return seconds
-    }
-
-    /// The PF-ODE from r.x (sigma_d z_0 at t_max) to 0 in `solver`'s steps on `odeGrid`, its
-    /// end into r.result; `evaluate(k)` runs evaluation k on r.x into r.y; `record` sees every
-    /// grid point.
-    private func integrate(_ r: Runner, solver: Solver, first: Int, real: Int, record: Recorder?,
-                           evaluate: (Int) throws(SamplerError) -> Void) throws(SamplerError) {
-        let n = r.batch * model.sampleElements, sigma = model.metadata.sigmaData
-        let x = r.x.pointer, y = r.y.pointer
-        let velocity = model.metadata.parameterization == .velocity
-        // d = dx/dt at (x, t) from y = the network's output at (x, t).
-        func derivative(_ xv: UnsafeMutablePointer<Float>, _ t: Float, into d: UnsafeMutablePointer<Float>) {
-            if velocity {
-                for i in 0..<n { d[i] = sigma * y[i] }
-            } else {
-                let c = Float(cos(Double(t))), s = Float(sin(Double(t)))
-                for i in 0..<n { d[i] = (c * xv[i] - y[i]) / s }
-            }
-        }
-        let d1 = r.d1.pointer, d2 = r.d2.pointer, base = r.base.pointer
-        var k = 0
-        record?(0, first, real, x)
-        for step in 0..<(odeGrid.count - 1) {
-            let t = odeGrid[step], next = odeGrid[step + 1], h = next - t
-            try evaluate(k)
-            k += 1
-            derivative(x, t, into: d1)
-            if solver == .heun && next > 0 {
-                base.update(from: x, count: n)
-                for i in 0..<n { x[i] = base[i] + h * d1[i] }
-                try evaluate(k)
-                k += 1
-                derivative(x, next, into: d2)
-                let half = h * 0.5
-                for i in 0..<n { x[i] = base[i] + half * (d1[i] + d2[i]) }
-            } else {
-                for i in 0..<n { x[i] = x[i] + h * d1[i] }
-            }
-            record?(step + 1, first, real, x)
-        }
-        r.result.pointer.update(from: x, count: n)
     }
 }

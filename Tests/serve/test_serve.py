@@ -543,9 +543,10 @@ def test_readyz_is_503_while_draining():
     assert s.proc.returncode == 0, s.output()
 
 
-def test_a_request_past_its_deadline_is_refused_up_front():
+def test_a_request_past_its_deadline_is_refused_up_front_and_the_5xx_logged():
     """Once batches have run, a request whose work cannot finish within --deadline at the rate
-    they run at is answered 503 at once, with a Retry-After, instead of queueing and answering late."""
+    they run at is answered 503 at once, with a Retry-After, instead of queueing and answering
+    late; the 503 is logged at error level with its request id, as every 5xx."""
     s = Server("--deadline", 0.05, "--max-count", 256, models=(FASHION,))
     try:
         assert s.request("/v1/samples", {"count": 1, "format": "npy"})[0] == 200   # measures the rate
@@ -555,6 +556,8 @@ def test_a_request_past_its_deadline_is_refused_up_front():
         assert time.time() - t0 < 1.0
     finally:
         s.stop()
+    logged = [l for l in s.output().splitlines() if "POST /v1/samples: 503" in l]
+    assert logged and " error " in logged[0] and "hb.request.id" in logged[0], s.output()
 
 
 def test_metrics_on_a_port_of_their_own():
