@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 
+from load_test import rss_mib
 from scmtools import paths
 
 MODELS = [os.path.join(paths.MODELS, m) for m in ("fashion-sct.onnx", "fashion-scd.onnx", "checkerboard-sct.onnx")]
@@ -58,10 +59,7 @@ class Server:
         self.start_rss = self.peak_rss
 
     def rss(self):
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return rss_mib(self.proc.pid)
 
     def cpu(self):
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
