@@ -57,8 +57,8 @@ BATCH_THREADS = (1, 2)  # the small batch runs at each, every loop spread over t
 LARGE_THREADS = (2,)  # the large batch, at the runtime's default threshold
 BATCH_SAMPLES = 3  # the small batch: the original sample in the middle of two random ones
 # The large batch: enough samples that the biggest batched tensor has LARGE_ELEMENTS (four of the
-# runtime's 32768-element chunks, twice its 65536-element threshold for spreading a loop over the
-# threads), at most LARGE_MAX_SAMPLES, so every kernel runs its parallel path at its default setting.
+# runtime's 32768-element chunks, eight times its 16384-element threshold for spreading a loop over
+# the threads), at most LARGE_MAX_SAMPLES, so every kernel runs its parallel path at its default setting.
 LARGE_ELEMENTS = 1 << 17
 LARGE_MAX_SAMPLES = 4096
 
