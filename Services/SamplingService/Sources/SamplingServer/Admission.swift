@@ -19,7 +19,7 @@ final class Admission: @unchecked Sendable {
         defer { lock.unlock() }
         guard held + work <= limit else {
             throw ServiceError(429, "the server holds \(held) of \(limit) sample-evaluations of work; \(work) more (\(label)) do not fit",
-                               retryAfter: retryAfter(held + work - limit))
+                               retryAfter: retryAfterLocked(held + work - limit))
         }
         held += work
     }
@@ -54,8 +54,14 @@ final class Admission: @unchecked Sendable {
     }
 
     /// Seconds until `excess` evaluations of the backlog are done at the measured rate (1 before
-    /// any batch has run), within 1...60.
-    private func retryAfter(_ excess: Int) -> Int {
+    /// any batch has run), within 1...60: the Retry-After of a 429.
+    func retryAfter(_ excess: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return retryAfterLocked(excess)
+    }
+
+    private func retryAfterLocked(_ excess: Int) -> Int {
         guard let r = rate, r > 0 else { return 1 }
         return min(60, max(1, Int((Double(excess) / r).rounded(.up))))
     }

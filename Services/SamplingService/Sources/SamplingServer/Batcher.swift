@@ -83,8 +83,9 @@ actor Batcher {
     func submit(seed: UInt64, count: Int, gone: EventLoopFuture<Void>? = nil) async throws -> Served {
         guard held + count <= queueLimit else {
             metrics.rejected.increment()
+            // Back when enough of this queue's samples are done, at the rate batches run.
             throw ServiceError(429, "the queue of \(label) holds \(held) of \(queueLimit) samples; \(count) more do not fit",
-                               retryAfter: 1)
+                               retryAfter: admission.retryAfter(work(held + count - queueLimit)))
         }
         // A request that cannot finish within its deadline at the rate batches run is refused now.
         let limit = deadline.seconds

@@ -10,7 +10,7 @@ import NIOHTTPTypes
 ///
 /// Two handlers share one clock: `RequestTimeouts` sees the HTTP parts (after the codec), and
 /// puts a `FirstByte` observer at the front of the pipeline to see bytes arrive. The phases are
-/// told to `Connections`, which closes the connection idle the longest when the cap is reached.
+/// told to `Connections`, which chooses the idle connection to close when the cap is reached.
 final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart

@@ -166,26 +166,33 @@ public enum SamplingService {
         return cap
     }
 
+    /// The HTTP/1 server: a connection with no request in flight and nothing read for the idle
+    /// timeout is closed (idle keep-alives, connections that never send, heads that stop
+    /// arriving), and so is a request whose head or body takes longer than its timeout (slow
+    /// clients); behind TLS when a certificate and key are configured.
+    static func httpServer(_ c: ServerConfiguration, connections: Connections) throws -> HTTPServerBuilder {
+        let idle = TimeAmount.nanoseconds(Int64(c.idleTimeout.seconds * 1e9))
+        let http = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [ClientGone(), RequestTimeouts(header: c.headerTimeout, body: c.bodyTimeout, connections: connections)],
+            idleTimeout: idle))
+        return try .serving(http, tls: c.tls)
+    }
+
     /// Serves until SIGTERM/SIGINT (then drains in-flight requests and returns).
     public static func run(_ c: ServerConfiguration, logger: Logger) async throws {
-        // A connection with no request in flight and nothing read for the idle timeout is closed:
-        // idle keep-alives, connections that never send, requests whose headers stop arriving;
-        // a request whose head or body takes longer than its timeout too (slow clients).
-        // HTTPS when a certificate and key are configured (read now, before the slow part).
         let metrics = ServiceMetrics()
         let connections = Connections(metrics: metrics)
-        let idle = Int64(c.idleTimeout.components.seconds) * 1_000_000_000 + c.idleTimeout.components.attoseconds / 1_000_000_000
-        let server = try HTTPServerBuilder.serving(.http1(configuration: .init(additionalChannelHandlers: [ClientGone(), RequestTimeouts(header: c.headerTimeout, body: c.bodyTimeout, connections: connections)], idleTimeout: .nanoseconds(idle))),
-                                                   tls: c.tls)
+        // The TLS files are read now, before the slow part.
+        let server = try httpServer(c, connections: connections)
         let (registry, _) = try prepare(c, logger: logger, metrics: metrics)
         let portFile = c.portFile
         let drain = Drain(seconds: c.drainPeriod)
         let app = Application(
             router: router(registry, metrics, drain: drain),
             server: server,
-            // At most maxConnections open at once (fewer if the descriptor limit says so): at the
-            // cap the connection idle the longest is closed for the next; with none idle the server
-            // stops accepting until one closes, so descriptors never run out.
+            // At most maxConnections open at once (fewer if the descriptor limit says so): when the
+            // last place is taken an idle connection is closed for the next (`Connections`); with
+            // none idle the server stops accepting until one closes, so descriptors never run out.
             configuration: .init(address: .hostname(c.host, port: c.port), serverName: "scm-serve",
                                  availableConnectionsDelegate: ConnectionCap(cap: connectionCap(c, logger: logger), connections: connections)),
             onServerRunning: { channel in
