@@ -163,11 +163,22 @@ public struct Trainer {
             }
             return (ckpt.step, ckpt.state)
         }
-        if resume { onNote?("\(out) holds no checkpoint to resume: a new run starts") }
         if !resume, Self.latestCheckpoint(out) != nil {
             throw SCMError(at: "resume", "\(out) already holds checkpoints: continue that run, or train into another folder")
         }
+        if let logged = Self.loggedSteps(out) {
+            throw SCMError(.io, at: out, "holds the loss log of an earlier run (\(logged) step\(logged == 1 ? "" : "s") in loss.csv) but no checkpoint, so it cannot be resumed; a new run would overwrite the log: remove loss.csv or train into another folder")
+        }
+        if resume { onNote?("\(out) holds no checkpoint to resume: a new run starts") }
         return (0, [:])
+    }
+
+    /// The steps logged in `folder/loss.csv` (nil when there is none, or only its header).
+    static func loggedSteps(_ folder: String) -> Int? {
+        let path = (folder as NSString).appendingPathComponent("loss.csv")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").dropFirst().count
+        return lines > 0 ? lines : nil
     }
 
     /// Records `config`'s teacher in `stored` when it is the recorded one moved (the same bytes).

@@ -122,6 +122,9 @@ cell(ROWS, "leftovers", "scm-train", ["--data", "checkerboard", "--objective", "
                                       "--out", "run"], 1, ["missing.onnx"])
 cell(ROWS, "leftovers", "scm-train", ["--data", "checkerboard", "--objective", "sct", "--steps", 1, "--out", "file"], 1,
      ["exists and is not a folder"], before="file")
+for resume in ([], ["--resume"]):
+    cell(ROWS, "leftovers", "scm-train", ["--data", "checkerboard", "--objective", "sct", "--steps", 1, "--out", "run", *resume], 1,
+         ["loss.csv", "no checkpoint"], before="old-log")
 cell(ROWS, "leftovers", "scm-export", ["{png}", "new/o.onnx"], 1, ["PNG image"])
 cell(ROWS, "leftovers", "scm-export", ["{model}", "steps", "--optimize", "--steps", 1], 1, ["step2.onnx", "earlier export"],
      before="old-steps")
@@ -156,6 +159,10 @@ cell(ROWS, "not-a-model", "scm-infer", ["{model}", "--inputs", "{small_samples}"
 cell(ROWS, "non-finite-noted", "scm-infer", ["{model}", "--inputs", "{xnan}", "{t2}"], 0, ["note: input 'x'", "non-finite"])
 
 
+# The loss log of a run that stopped before its first checkpoint.
+OLD_LOG = "step,loss,grad_norm,lr,seconds\n1,0.5,1,0.001,0.01\n2,0.4,1,0.001,0.02\n"
+
+
 def prepare(folder, before):
     if before == "old-samples":
         (folder / "old").mkdir()
@@ -171,6 +178,9 @@ def prepare(folder, before):
         (folder / "old" / "output_1.pb").write_bytes(b"")
     elif before == "fifo":
         os.mkfifo(folder / "fifo")
+    elif before == "old-log":
+        (folder / "run").mkdir()
+        (folder / "run" / "loss.csv").write_text(OLD_LOG)
 
 
 def listing(folder):
@@ -190,6 +200,8 @@ def test_trap(tmp_path, fixtures, tool, args, code, words, before):
         assert r.stderr.startswith(f"{tool}: error: ") or f"\n{tool}: error: " in r.stderr, r.stderr
         assert "Error:" not in r.stderr, r.stderr
     assert listing(tmp_path) == there, "left behind"
+    if before == "old-log":
+        assert (tmp_path / "run" / "loss.csv").read_text() == OLD_LOG, "the earlier run's log was overwritten"
 
 
 def test_every_tool_has_a_cell_of_each_class_that_applies():
