@@ -20,14 +20,21 @@ extension Sampler {
         defer { lock.unlock() }
         if let p = plans[key] { return p }
         let m = model, opts = options
-        let p = try SamplerError.wrap { () throws -> Plan in
-            let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
-            if opts.optimize {
-                let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
-                return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits, precision: opts.precision)
+        let p: Plan
+        do {
+            p = try SamplerError.wrap { () throws -> Plan in
+                let xSpec = TensorSpec(.float, [batch] + m.sampleShape)
+                if opts.optimize {
+                    let (optimized, _) = try Optimizer.optimize(m.model, t: t, batch: batch, passes: opts.passes)
+                    return try Compiler.compile(optimized, shapes: [m.xName: xSpec], limits: opts.limits, precision: opts.precision)
+                }
+                return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])],
+                                            limits: opts.limits, precision: opts.precision)
             }
-            return try Compiler.compile(m.model, shapes: [m.xName: xSpec, m.tName: TensorSpec(.float, [m.timeLength(batch: batch)])],
-                                        limits: opts.limits, precision: opts.precision)
+        } catch {
+            // A limit passed at a batch the caller chose: the batch is what to change.
+            guard error.kind == .limitExceeded, batch > 1, m.fixedBatch == nil else { throw error }
+            throw SamplerError(.limitExceeded, at: "batch", "\(batch) samples per network run pass a resource limit (\(error.location): \(error.message)): a smaller batch needs less")
         }
         let expected = TensorSpec(.float, [batch] + model.sampleShape)
         guard let out = p.outputs.first, out.spec == expected else {
