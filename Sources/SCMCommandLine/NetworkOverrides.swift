@@ -62,6 +62,9 @@ public struct NetworkOverrides: Sendable {
             for _ in 1..<c.widths.count { resolutions.append((resolutions[resolutions.count - 1] + 1) / 2) }
             if let a = attention {
                 c.attentionResolutions = a == "none" ? [] : try Self.list(a, "--attention")
+                if let twice = c.attentionResolutions.first(where: { r in c.attentionResolutions.filter { $0 == r }.count > 1 }) {
+                    throw SCMError(at: "--attention", "lists resolution \(twice) twice: give each level once")
+                }
                 for r in c.attentionResolutions where !resolutions.contains(r) {
                     throw SCMError(at: "--attention", "resolution \(r) is not one of the UNet's levels \(resolutions)")
                 }

@@ -107,6 +107,8 @@ cell(ROWS, "ignored-flag", "scm-train", ["--data", "checkerboard", "--objective"
                                          "--steps", 1, "--out", "run"], 64, ["--ema-std", "--ema-decay"])
 cell(ROWS, "ignored-flag", "scm-inspect", ["{model}", "--steps", 1, "--passes", "dce", "--fold-limit", 10], 64, ["--fold-limit"])
 # Requests sized past the machine.
+cell(ROWS, "usage", "scm-train", ["--data", "fashion-mnist", "--objective", "sct", "--attention", "7,7", "--steps", 1, "--out", "run"],
+     64, ["--attention", "7 twice"])
 cell(ROWS, "oversized", "scm-run", ["{model}", "--count", 64, "--batch", 64, "--max-tensor-elements", 10000], 1,
      ["--batch", "64 samples", "max-tensor-elements"])
 cell(ROWS, "oversized", "scm-train", ["--data", "fashion-mnist", "--objective", "sct", "--batch", 16384, "--steps", 1, "--out", "run"],
