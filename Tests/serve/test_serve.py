@@ -781,3 +781,38 @@ def test_slow_clients_are_closed_by_the_header_and_body_timeouts():
                 time.sleep(1.6)
     finally:
         s.stop()
+
+
+def test_a_request_answered_before_its_body_ends_leaves_its_connection_idle(tmp_path):
+    """A request answered before its body has all arrived (a 401 read from the head alone): once
+    the body ends the connection is idle again, so at the cap it is the one closed for a newcomer,
+    while a connection still sending its body is not."""
+    import socket
+    token = "s3cret-token-0123456789"
+    (tmp_path / "token").write_text(token)
+    s = Server("--token-file", tmp_path / "token", "--max-connections", 3, "--body-timeout", 30, models=(TINY,))
+    try:
+        host, port = s.url.rsplit("/", 1)[1].split(":")
+        early = socket.create_connection((host, int(port)), timeout=10)
+        early.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        assert early.recv(4096).startswith(b"HTTP/1.1 401")
+        early.sendall(b"{}        ")  # the body's 10 bytes, after the answer
+        time.sleep(0.3)
+        busy = socket.create_connection((host, int(port)), timeout=10)
+        busy.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+                     + b"\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.3)
+        newcomer = socket.create_connection((host, int(port)), timeout=10)
+        newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert newcomer.recv(4096).startswith(b"HTTP/1.1 200")
+        early.settimeout(5)
+        assert early.recv(4096) == b"", "the connection answered early was not idle"
+        busy.settimeout(0.3)
+        try:
+            assert busy.recv(4096) != b"", "the busy connection was closed"
+        except socket.timeout:
+            pass
+        for c in (early, busy, newcomer):
+            c.close()
+    finally:
+        s.stop()

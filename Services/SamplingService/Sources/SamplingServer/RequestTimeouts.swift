@@ -23,6 +23,9 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private let connections: Connections
     private var served = false
+    /// Whether the current request was answered before its body had all arrived (an early 413 or
+    /// 401): its end then makes the connection idle.
+    private var answeredEarly = false
 
     init(header: Duration, body: Duration, connections: Connections) {
         self.header = .nanoseconds(Int64(header.seconds * 1e9))
@@ -53,8 +56,9 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
             enter(.body, context)
             arm(body, context)
         case .end:
-            enter(.answering, context)
             timer?.cancel()
+            enter(answeredEarly ? .waiting : .answering, context)
+            answeredEarly = false
         case .body:
             break
         }
@@ -62,9 +66,9 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), phase == .answering {
+        if case .end = unwrapOutboundIn(data) {
             served = true
-            enter(.waiting, context)
+            if phase == .answering { enter(.waiting, context) } else if phase == .body { answeredEarly = true }
         }
         context.write(data, promise: promise)
     }
