@@ -166,19 +166,11 @@ public struct Trainer {
         if !resume, Self.latestCheckpoint(out) != nil {
             throw SCMError(at: "resume", "\(out) already holds checkpoints: continue that run, or train into another folder")
         }
-        if let logged = Self.loggedSteps(out) {
+        if let logged = LossLog.loggedSteps(in: out) {
             throw SCMError(.io, at: out, "holds the loss log of an earlier run (\(logged) step\(logged == 1 ? "" : "s") in loss.csv) but no checkpoint, so it cannot be resumed; a new run would overwrite the log: remove loss.csv or train into another folder")
         }
         if resume { onNote?("\(out) holds no checkpoint to resume: a new run starts") }
         return (0, [:])
-    }
-
-    /// The steps logged in `folder/loss.csv` (nil when there is none, or only its header).
-    static func loggedSteps(_ folder: String) -> Int? {
-        let path = (folder as NSString).appendingPathComponent("loss.csv")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        let lines = text.split(separator: "\n").dropFirst().count
-        return lines > 0 ? lines : nil
     }
 
     /// Records `config`'s teacher in `stored` when it is the recorded one moved (the same bytes).
@@ -399,7 +391,7 @@ final class LossLog {
     /// Opens `folder/loss.csv`, keeping the header and the lines of steps <= `step` (a resumed
     /// run rewrites the rest).
     init(folder: String, keepingUpTo step: Int) throws {
-        let path = (folder as NSString).appendingPathComponent("loss.csv")
+        let path = Self.path(in: folder)
         var text = Self.header
         if step > 0, let old = try? String(contentsOfFile: path, encoding: .utf8) {
             for line in old.split(separator: "\n").dropFirst() {
@@ -413,6 +405,16 @@ final class LossLog {
     }
 
     deinit { try? handle.close() }
+
+    /// `folder/loss.csv`.
+    static func path(in folder: String) -> String { (folder as NSString).appendingPathComponent("loss.csv") }
+
+    /// The steps logged in `folder/loss.csv` (nil when there is none, or only its header).
+    static func loggedSteps(in folder: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path(in: folder), encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").dropFirst().count
+        return lines > 0 ? lines : nil
+    }
 
     func append(step: Int, loss: Float, gradNorm: Float, lr: Float, seconds: Double) {
         handle.write(Data(String(format: "%ld,%.6g,%.6g,%.6g,%.3f\n", step, Double(loss), Double(gradNorm), Double(lr), seconds).utf8))

@@ -179,21 +179,14 @@ public final class Sampler: @unchecked Sendable {
     /// the samples. Compile the plans beforehand with
     /// `prepare(count:)` to keep that work out of the call (load, warm up, then sample).
     public func generateSamples(count: Int, seed: UInt64, progressHandler: ProgressHandler? = nil) async throws(SamplerError) -> Samples {
-        var stopped = false
-        // A stop asked for after the last batch comes too late to save work: the samples are returned.
-        return try run(count: count, noise: .seed(seed), progress: { done, total in
-            if let progressHandler, !progressHandler(done, total) { stopped = true }
-        }, shouldStop: { stopped || Task.isCancelled })
+        try stoppable(count: count, noise: .seed(seed), progressHandler, cancelled: { Task.isCancelled })
     }
 
     /// `sample(count:seed:)` for synchronous callers that may stop it: `progressHandler` is called
     /// between batches, and returning false stops the call with a `.cancelled` error (as
     /// `generateSamples` does for tasks).
     public func sample(count: Int, seed: UInt64, progressHandler: @escaping ProgressHandler) throws(SamplerError) -> Samples {
-        var stopped = false
-        return try run(count: count, noise: .seed(seed), progress: { done, total in
-            if !progressHandler(done, total) { stopped = true }
-        }, shouldStop: { stopped })
+        try stoppable(count: count, noise: .seed(seed), progressHandler)
     }
 
     /// Draws samples from the given noise: `noise` holds [noiseSteps, count, sample shape...]
@@ -225,10 +218,18 @@ public final class Sampler: @unchecked Sendable {
     /// `progressHandler` is called between batches, and returning false stops the call with a
     /// `.cancelled` error, as `sample(count:seed:progressHandler:)` does.
     public func sample(keys: [NoiseKey], progressHandler: @escaping ProgressHandler) throws(SamplerError) -> Samples {
+        try stoppable(count: keys.count, noise: .keyed(keys), progressHandler)
+    }
+
+    /// A sampling call that stops between batches with a `.cancelled` error once `handler`
+    /// returns false or `cancelled()` is true. A stop asked for after the last batch comes too
+    /// late to save work: the samples are returned.
+    private func stoppable(count: Int, noise: NoiseSource, _ handler: ProgressHandler?,
+                           cancelled: @escaping () -> Bool = { false }) throws(SamplerError) -> Samples {
         var stopped = false
-        return try run(count: keys.count, noise: .keyed(keys), progress: { done, total in
-            if !progressHandler(done, total) { stopped = true }
-        }, shouldStop: { stopped })
+        return try run(count: count, noise: noise, progress: { done, total in
+            if let handler, !handler(done, total) { stopped = true }
+        }, shouldStop: { stopped || cancelled() })
     }
 
     /// PF-ODE trajectories: each sample's state at every point of the ODE's grid.

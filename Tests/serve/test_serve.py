@@ -25,12 +25,16 @@ TINY = os.path.join(paths.MODELS, "tiny-trigflow.onnx")
 
 
 class Server:
-    def __init__(self, *flags, models=(FASHION, TINY)):
+    def __init__(self, *flags, models=(FASHION, TINY), threads=2, steps="1,2", nofile=None):
+        """`nofile`: the server's descriptor limit (ulimit -n)."""
         self.dir = tempfile.mkdtemp(prefix="scm-serve-")
         port_file = os.path.join(self.dir, "port")
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([SERVE, "--models", *models, "--port", "0", "--port-file", port_file, "--threads", "2",
-                                      "--steps", "1,2", *map(str, flags)], stdout=self.log, stderr=subprocess.STDOUT)
+        import resource
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.proc = subprocess.Popen([SERVE, "--models", *models, "--port", "0", "--port-file", port_file, "--threads", str(threads),
+                                      "--steps", steps, *map(str, flags)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=limit)
         deadline = time.time() + 120
         while not os.path.exists(port_file):
             assert self.proc.poll() is None, self.output()
@@ -695,20 +699,10 @@ def test_accept_at_the_descriptor_limit():
     """At `ulimit -n 256` with the default --max-connections (512), the cap is lowered to what the
     limit leaves (logged); 300 half-open requests do not make the server spin (under 10% of a
     core) or fail, and /healthz is answered at once (in the place of the oldest of them)."""
-    import resource
     import socket
-    models = (TINY,)
-    port_dir = tempfile.mkdtemp(prefix="scm-serve-")
-    port_file = os.path.join(port_dir, "port")
-    log = open(os.path.join(port_dir, "log"), "w+")
-    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # noqa: E731
-    proc = subprocess.Popen([SERVE, "--models", *models, "--port", "0", "--port-file", port_file, "--threads", "1", "--steps", "1"], stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
+    s = Server(models=(TINY,), threads=1, steps="1", nofile=256)
     try:
-        deadline = time.time() + 60
-        while not os.path.exists(port_file):
-            assert proc.poll() is None and time.time() < deadline
-            time.sleep(0.05)
-        port = int(open(port_file).read())
+        port = int(s.url.rsplit(":", 1)[1])
         clients = []
         for _ in range(300):
             c = socket.socket()
@@ -721,7 +715,7 @@ def test_accept_at_the_descriptor_limit():
                 c.send(b"POST /v1/samples HTTP/1.1\r\nHost: x\r\nContent-Le")
             except OSError:
                 pass
-        cpu = lambda: sum(int(x) for x in open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")  # noqa: E731
+        cpu = lambda: sum(int(x) for x in open(f"/proc/{s.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")  # noqa: E731
         c0, t0 = cpu(), time.time()
         time.sleep(1.5)
         busy = (cpu() - c0) / (time.time() - t0)
@@ -735,13 +729,11 @@ def test_accept_at_the_descriptor_limit():
             assert time.time() - t0 < 0.5, time.time() - t0
         for c in clients:
             c.close()
-        assert proc.poll() is None
+        assert s.proc.poll() is None
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.seek(0)
-        out = log.read()
-    assert proc.returncode == 0 and "descriptor limit (ulimit -n) is 256" in out, out
+        s.stop()
+    out = s.output()
+    assert s.proc.returncode == 0 and "descriptor limit (ulimit -n) is 256" in out, out
 
 
 def test_slow_clients_are_closed_by_the_header_and_body_timeouts():

@@ -223,7 +223,7 @@ actor Batcher {
         var stopped = false
         if case .failure(let e) = result, e.kind == .cancelled { stopped = true }
         // A stopped batch ran only part of its work: its time says nothing of the rate.
-        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: stopped ? nil : (ContinuousClock.now - started).seconds)
+        admission.release(work(batch.reduce(0) { $0 + $1.count }), ranFor: stopped ? nil : ran.seconds)
         if stopped { metrics.stopped.increment(by: Int64(batch.count)) }
         for w in batch {
             held -= w.count

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SCM
 
 /// Everything `scm-serve` is started with.
@@ -76,6 +77,11 @@ public struct ServerConfiguration: Sendable {
 extension Duration {
     /// The duration in seconds, as a Double.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension TimeAmount {
+    /// `d` as NIO's time amount (to the nanosecond).
+    init(_ d: Duration) { self = .nanoseconds(Int64(d.seconds * 1e9)) }
 }
 
 /// A request the service refuses: the HTTP status, the JSON field to blame (if any), a message.

@@ -57,9 +57,9 @@ final class Connections: @unchecked Sendable {
 }
 
 /// The connection cap (`AvailableConnectionsDelegate`): never more than `cap` open. The server
-/// keeps a place free while any connection is idle: when a connection takes the last place, the
-/// one to close is chosen as `Connections.evictOne` says. With none idle, it stops accepting at the cap (new clients wait
-/// in the kernel's backlog) until one closes.
+/// keeps a place free while any connection is idle: when a connection takes the last place, one is
+/// closed as `Connections.evictOne` chooses. With none idle, it stops accepting at the cap (new
+/// clients wait in the kernel's backlog) until one closes.
 struct ConnectionCap: AvailableConnectionsDelegate {
     let cap: Int
     let connections: Connections

@@ -28,8 +28,8 @@ final class RequestTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     private var answeredEarly = false
 
     init(header: Duration, body: Duration, connections: Connections) {
-        self.header = .nanoseconds(Int64(header.seconds * 1e9))
-        self.body = .nanoseconds(Int64(body.seconds * 1e9))
+        self.header = TimeAmount(header)
+        self.body = TimeAmount(body)
         self.connections = connections
     }
 

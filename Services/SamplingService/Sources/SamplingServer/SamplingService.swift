@@ -171,10 +171,9 @@ public enum SamplingService {
     /// arriving), and so is a request whose head or body takes longer than its timeout (slow
     /// clients); behind TLS when a certificate and key are configured.
     static func httpServer(_ c: ServerConfiguration, connections: Connections) throws -> HTTPServerBuilder {
-        let idle = TimeAmount.nanoseconds(Int64(c.idleTimeout.seconds * 1e9))
         let http = HTTPServerBuilder.http1(configuration: .init(
             additionalChannelHandlers: [ClientGone(), RequestTimeouts(header: c.headerTimeout, body: c.bodyTimeout, connections: connections)],
-            idleTimeout: idle))
+            idleTimeout: TimeAmount(c.idleTimeout)))
         return try .serving(http, tls: c.tls)
     }
 
