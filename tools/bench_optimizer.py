@@ -7,7 +7,7 @@ alongside, in one run.
 For each GroupNorm encoding and batch size (1 and 64, one thread by default), the network is
 evaluated at each time of the model's 2-step schedule:
   - unoptimized: the original file, `t` an input (scm-infer);
-  - optimized: the files `scm-export --optimize --steps 2 --batch B` writes (t folded, ADN and
+  - optimized: the files `scm-export optimize --steps 2 --batch B` writes (t folded, ADN and
     conv epilogues fused);
   - onnxruntime: the original file, ORT_ENABLE_ALL, same thread count.
 A 2-step sample costs the two network evaluations; the per-step medians are summed and
@@ -67,7 +67,7 @@ def main():
             rng = np.random.default_rng(0)
             for batch in map(int, a.batches.split(",")):
                 steps = os.path.join(tmp, f"{enc}_{batch}")
-                proc.scm("scm-export", model, steps, "--optimize", "--steps", 2, "--batch", batch, bin_dir=a.bin, check=True)
+                proc.scm("scm-export", "optimize", model, steps, "--steps", 2, "--batch", batch, bin_dir=a.bin, check=True)
                 x = rng.standard_normal((batch, 1, a.size, a.size)).astype(np.float32)
                 px = write(os.path.join(tmp, "x.pb"), "x", x)
                 rounds = []

@@ -5,7 +5,7 @@
 
 Builds the UNet of tools/make_tiny_model.py with the given widths (one level each, attention at the
 lowest resolution: 7x7 for 28x28 and three levels; velocity output, random weights), exports its sCT
-loss (`scm-export --sct-loss`) and training step (`scm-export --train-step --max-grad-norm 100`),
+loss (`scm-export sct-loss`) and training step (`scm-export train-step --max-grad-norm 100`),
 and runs the step in scm-infer --repeat times per thread count. Prints the median seconds per
 step, the FLOPs of the step as our plan counts them (2 x multiply-adds of Conv, ConvTranspose,
 ConvWeightGrad, Gemm and MatMul), GFLOP/s, and the planned arena bytes of the step next to those
@@ -60,8 +60,8 @@ def main():
         net, loss, step = (os.path.join(tmp, n) for n in ("net.onnx", "loss.onnx", "step.onnx"))
         widths = tuple(map(int, a.widths.split(",")))
         onnx.save(make_tiny_model.build("onnx", size=a.size, seed=0, parameterization="velocity", widths=widths), net)
-        run([export, net, loss, "--sct-loss"])
-        run([export, loss, step, "--train-step", "--max-grad-norm", "100"])
+        run([export, "sct-loss", net, loss])
+        run([export, "train-step", loss, step, "--max-grad-norm", "100"])
         m = onnx.load(step)
         params = {t.name: numpy_helper.to_array(t) for t in onnx.load(net).graph.initializer}
         rng = np.random.default_rng(0)

@@ -14,10 +14,14 @@ extension Tool {
     /// The tool's name as users type it.
     public static var toolName: String { configuration.commandName ?? "scm" }
 
-    public static func main() {
+    public static func main() { main(arguments: CommandLine.arguments) }
+
+    /// Parses `arguments` (the program's name first) and runs the command, or the subcommand they
+    /// name; exits as `report` says on any error.
+    public static func main(arguments: [String]) {
         do {
-            if let repeated = repeatedFlag(in: CommandLine.arguments) { throw ValidationError(repeated) }
-            var command = try parseAsRoot(nil)
+            if let repeated = repeatedFlag(in: arguments) { throw ValidationError(repeated) }
+            var command = try parseAsRoot(Array(arguments.dropFirst()))
             try command.run()
         } catch {
             report(error)
@@ -25,12 +29,15 @@ extension Tool {
     }
 
     /// Exits for `error` in the tools' one style.
-    static func report(_ error: any Error) -> Never {
+    public static func report(_ error: any Error, usageOf subcommand: (any ParsableCommand.Type)? = nil) -> Never {
         let code = exitCode(for: error)
         if code == .success || error is ExitCode { exit(withError: error) }
         let isUsage = code == .validationFailure
         var text = "\(toolName): error: \(message(for: error))\n"
-        if isUsage { text += "Usage: \(usageString())\n  See '\(toolName) --help' for more information.\n" }
+        if isUsage {
+            text += subcommand.map { "Usage: \(usageString(for: $0))\n  See '\(toolName) \($0._commandName) --help' for more information." } ?? usage(for: error)
+            text += "\n"
+        }
         FileHandle.standardError.write(Data(text.utf8))
         Foundation.exit(isUsage ? code.rawValue : CommandLineSupport.status(of: error))
     }
@@ -39,29 +46,24 @@ extension Tool {
     /// with its inverted form (`--progress --no-progress`): the parser would keep the last one
     /// silently. Flags meant to repeat (`--inputs`, `--schedule` of scm-export) are not counted.
     static func repeatedFlag(in arguments: [String]) -> String? {
-        guard let data = _dumpHelp().data(using: .utf8),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let command = root["command"] as? [String: Any], let entries = command["arguments"] as? [[String: Any]] else { return nil }
-        var argument: [String: Int] = [:]
-        for (i, entry) in entries.enumerated() where (entry["isRepeating"] as? Bool) != true {
-            for name in (entry["names"] as? [[String: Any]]) ?? [] where name["kind"] as? String == "long" {
-                if let n = name["name"] as? String { argument["--" + n] = i }
-            }
-        }
-        // An inverted flag (`--no-progress`) is one argument with its positive form.
-        for (flag, i) in argument where flag.hasPrefix("--no-") {
-            if let j = argument["--" + flag.dropFirst(5)], j != i { argument[flag] = j }
-        }
+        guard let command = CommandFlags.tree(of: self)?.invoked(by: Array(arguments.dropFirst())) else { return nil }
         var seen: [Int: String] = [:]
         for token in arguments.dropFirst() {
             if token == "--" { break }
             let flag = String(token.prefix { $0 != "=" })
-            guard let i = argument[flag] else { continue }
+            guard let i = command.singleUse[flag] else { continue }
             if let first = seen[i] {
                 return first == flag ? "\(flag) is given more than once: give it once" : "\(first) and \(flag) are both given: give one of them"
             }
             seen[i] = flag
         }
         return nil
+    }
+
+    /// The usage line and the pointer to --help, of the subcommand the error came from.
+    static func usage(for error: any Error) -> String {
+        let full = fullMessage(for: error)
+        if !configuration.subcommands.isEmpty, let start = full.range(of: "Usage:") { return String(full[start.lowerBound...]) }
+        return "Usage: \(usageString())\n  See '\(toolName) --help' for more information."
     }
 }

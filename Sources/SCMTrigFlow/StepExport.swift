@@ -4,7 +4,7 @@ import SCMOptimize
 import SCMRuntime
 
 /// Saves the optimized graph of each sampling step as a model file our runtime loads again
-/// (`scm-export IN OUT --optimize`). Fused ops are declared through `opset_import` (`ai.scm`).
+/// (`scm-export optimize IN OUT`). Fused ops are declared through `opset_import` (`ai.scm`).
 public enum StepExport {
     /// Writes `step1.onnx` ... `stepN.onnx` (one per time of `schedule`) into `directory`,
     /// creating it when needed; each file is written to a temporary name and renamed.

@@ -245,7 +245,7 @@ public struct TrigFlowMetadata: Sendable {
     }
 
     /// The times of each step for tools that specialize a model per step (`scm-inspect --steps`,
-    /// `scm-export --steps`): these need t_max and the schedules only, not sigma_data. `tMax`
+    /// `scm-export optimize --steps`): these need t_max and the schedules only, not sigma_data. `tMax`
     /// overrides or supplies `scm.t_max`; without either, an explicit schedule's first time is
     /// t_max. `steps` nil: the schedule's length (2 without a schedule).
     /// Throws for a training checkpoint of scm-train, given where a model belongs: its output is

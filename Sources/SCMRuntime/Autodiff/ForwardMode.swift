@@ -72,7 +72,7 @@ public struct JVPRule: RuleEmitter {
     }
 }
 
-/// Forward-mode differentiation of a model (`scm-export --jvp`).
+/// Forward-mode differentiation of a model (`scm-export jvp`).
 public enum ForwardMode {
     /// The suffix of tangent inputs and outputs.
     public static let suffix = "_tangent"
@@ -88,7 +88,7 @@ public enum ForwardMode {
     /// `fusedOps` lets rules of standard ops emit this runtime's fused ai.scm ops where one exists
     /// (GroupNormalization and InstanceNormalization: `ai.scm:GroupNormTangent`), for graphs only
     /// this runtime runs, such as the trainer's loss. Without it the tangent of a model of standard
-    /// ops is standard ONNX too, as `scm-export --jvp` writes it for any runtime.
+    /// ops is standard ONNX too, as `scm-export jvp` writes it for any runtime.
     public static func jvp(_ model: Model, wrt: [String], shapes: [String: TensorSpec] = [:], fusedOps: Bool = false) throws -> Model {
         let transform = try DerivativeTransform(model, shapes: shapes)
         let g = model.graph, graphInputs = transform.graphInputs, builder = transform.builder, analysis = transform.analysis

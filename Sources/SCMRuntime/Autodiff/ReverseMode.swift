@@ -51,7 +51,7 @@ public struct VJPRule: RuleEmitter {
     }
 }
 
-/// Reverse-mode differentiation of a model (`scm-export --grad`).
+/// Reverse-mode differentiation of a model (`scm-export grad`).
 public enum ReverseMode {
     /// The suffix of cotangent inputs.
     public static let cotangentSuffix = "_cotangent"
