@@ -5,7 +5,7 @@
 #               the Examples/ package that embeds the library, `make demo` itself, the allocation
 #               check of an optimized build, the trainer and the service end to end, the README's
 #               quickstart as written, idle CPU, TSan and fuzzing
-.PHONY: setup-python docs-check size-check serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+.PHONY: setup-python docs-check size-check serve-check load-test kernel-check setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
@@ -97,7 +97,18 @@ load-test: demo setup-python
 docs-check: demo setup-python
 	$(PY) tools/check_quickstart.py
 
-test: size-check swift-test crosscheck example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
+test: size-check kernel-check swift-test crosscheck example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
+
+# The C kernels' harness (Tests/kernels/kernel_harness.c): every kernel family this CPU has
+# (portable, AVX2, AVX-512) on random convolution, Winograd, weight-gradient and pointwise cases,
+# against a naive reference, the portable family, and itself over thread counts 1-3 and batch
+# sizes. Built straight from the kernel sources with clang (the compiler SwiftPM uses; cc gets
+# -ffp-contract=off, the contraction rule the sources' FP_CONTRACT pragmas state for clang).
+KCC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc -ffp-contract=off)
+kernel-check:
+	@mkdir -p .build/kernels
+	$(KCC) -O2 -pthread -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm -o .build/kernels/kernel_harness
+	.build/kernels/kernel_harness
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

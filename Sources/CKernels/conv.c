@@ -32,8 +32,11 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-// Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers.
-static inline int tile_np(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
+// Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers
+// (AVX-512, and the portable tiles alike); AVX2: 6 (12 accumulators of 16 ymm, see tile_avx2_body).
+static inline int tile_np(int isa, int nv) {
+    return isa == SCM_ISA_AVX2 ? 6 : nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24;
+}
 
 // Rows of the padded input's channel axis: channels, or channel pairs in bf16.
 static inline int channel_rows(const scm_conv_plan *p) { return p->bf16 ? (p->c + 1) / 2 : p->c; }
@@ -161,7 +164,7 @@ static inline __attribute__((always_inline)) void tile_portable_body(int NV, int
 
 #define PORTABLE(NV, SW) \
     static void tile_p_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
-        tile_portable_body(NV, tile_np(NV), SW, wk, bias, off, K, src, buf); \
+        tile_portable_body(NV, tile_np(SCM_ISA_PORTABLE, NV), SW, wk, bias, off, K, src, buf); \
     }
 PORTABLE(1, 1) PORTABLE(2, 1) PORTABLE(3, 1) PORTABLE(4, 1)
 PORTABLE(1, 2) PORTABLE(2, 2) PORTABLE(3, 2) PORTABLE(4, 2)
@@ -190,7 +193,11 @@ static inline __attribute__((always_inline)) void narrow_portable_body(int NM, i
     }
 NARROWP(1, 8) NARROWP(2, 8) NARROWP(3, 6) NARROWP(4, 6)
 static const tile_fn narrows_portable[4] = {narrow_p_1, narrow_p_2, narrow_p_3, narrow_p_4};
-static inline int narrow_npv(int nm) { return nm <= 2 ? 8 : 6; }
+// Positions of a narrow tile of nm channels (AVX2: see narrow_avx2_body).
+static inline int narrow_p(int isa, int nm) {
+    if (isa == SCM_ISA_AVX2) return nm == 1 ? 96 : nm == 2 ? 48 : nm == 3 ? 32 : 24;
+    return nm <= 2 ? 128 : 96;
+}
 
 #if defined(__x86_64__)
 // The accumulators of a tile (NV vectors of channels x NP positions): from the bias, or from the
@@ -299,6 +306,88 @@ SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(
     }
 NARROW512(1, 8) NARROW512(2, 8) NARROW512(3, 6) NARROW512(4, 6)
 static const narrow_fn narrows_avx512[4] = {narrow_a_1, narrow_a_2, narrow_a_3, narrow_a_4};
+
+// ---- AVX2 + FMA microkernels (16 ymm): the same packing, a vector of 16 channels is two ymm. A
+// tile is NV vectors x 6 positions, computed one vector at a time: 2 x 6 = 12 accumulators, the
+// vector's two weight halves and one broadcast, over all the chunk's taps; then the next vector
+// (its own accumulators, so each output's chain is still bias, then taps in order, one FMA each:
+// the same bits as the AVX-512 tiles).
+#define NP2 6
+SCM_AVX2 static inline __attribute__((always_inline)) void tile_avx2_body(const int NV, const int SW, const float *restrict wk,
+                                                                          const float *restrict bias, const int32_t *restrict off,
+                                                                          int K, const float *restrict src, float *restrict buf) {
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) {
+        __m256 acc[2][NP2];
+        float *o = buf + 16 * v;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP2; j++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++)
+                acc[h][j] = bias ? _mm256_loadu_ps(bias + 16 * v + 8 * h) : _mm256_loadu_ps(o + j * NV * 16 + 8 * h);
+        const float *wv = wk + 16 * v;
+        for (int k = 0; k < K; k++) {
+            const float *s = src + off[k];
+            __m256 w0 = _mm256_loadu_ps(wv + (int64_t)k * NV * 16), w1 = _mm256_loadu_ps(wv + (int64_t)k * NV * 16 + 8);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP2; j++) {
+                __m256 xb = _mm256_broadcast_ss(s + j * SW);
+                acc[0][j] = _mm256_fmadd_ps(w0, xb, acc[0][j]);
+                acc[1][j] = _mm256_fmadd_ps(w1, xb, acc[1][j]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP2; j++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++) _mm256_storeu_ps(o + j * NV * 16 + 8 * h, acc[h][j]);
+    }
+}
+
+#define AVX2TILE(NV, SW) \
+    SCM_AVX2 static void tile_v_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_avx2_body(NV, SW, wk, bias, off, K, src, buf); \
+    }
+AVX2TILE(1, 1) AVX2TILE(2, 1) AVX2TILE(3, 1) AVX2TILE(4, 1)
+AVX2TILE(1, 2) AVX2TILE(2, 2) AVX2TILE(3, 2) AVX2TILE(4, 2)
+static const tile_fn tiles_avx2[2][4] = {
+    {tile_v_1_1, tile_v_2_1, tile_v_3_1, tile_v_4_1},
+    {tile_v_1_2, tile_v_2_2, tile_v_3_2, tile_v_4_2},
+};
+
+// Narrow AVX2 tiles: NM channels x NY ymm of 8 positions (NM * NY = 12 accumulators at most;
+// P = 8 NY positions: 96, 48, 32, 24 for NM = 1 .. 4).
+SCM_AVX2 static inline __attribute__((always_inline)) void narrow_avx2_body(const int NM, const int NY, const float *restrict wk,
+                                                                            const float *restrict bias, const int32_t *restrict off,
+                                                                            int K, const float *restrict src, float *restrict buf) {
+    __m256 acc[4][12];
+    const int P = NY * 8;
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) acc[mi][v] = bias ? _mm256_set1_ps(bias[mi]) : _mm256_loadu_ps(buf + mi * P + v * 8);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        __m256 wb[4];
+#pragma clang loop unroll(full)
+        for (int mi = 0; mi < NM; mi++) wb[mi] = _mm256_broadcast_ss(wk + k * 16 + mi);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) {
+            __m256 xv = _mm256_loadu_ps(s + 8 * v);
+#pragma clang loop unroll(full)
+            for (int mi = 0; mi < NM; mi++) acc[mi][v] = _mm256_fmadd_ps(wb[mi], xv, acc[mi][v]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) _mm256_storeu_ps(buf + mi * P + v * 8, acc[mi][v]);
+}
+#define NARROW2(NM, NY) \
+    SCM_AVX2 static void narrow_v_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_avx2_body(NM, NY, wk, bias, off, K, src, buf); \
+    }
+NARROW2(1, 12) NARROW2(2, 6) NARROW2(3, 4) NARROW2(4, 3)
+static const narrow_fn narrows_avx2[4] = {narrow_v_1, narrow_v_2, narrow_v_3, narrow_v_4};
 
 // ---- bf16 microkernels: as above with channel pairs in 32-bit slots (wk, src), one vdpbf16ps
 // (two products into each float32 accumulator, in the instruction's fixed order) per pair.
@@ -426,6 +515,24 @@ SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64
         _mm512_mask_storeu_ps(y + i, k, v);
     }
 }
+
+// AVX2: the Swift-bitwise SiLU for silu 1 and 2 alike (the FMA form is a bf16-plan one).
+SCM_AVX2 static void epilogue_avx2(float *y, const float *z, int silu, int64_t count) {
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_loadu_ps(y + i);
+        if (z) v = _mm256_add_ps(v, _mm256_loadu_ps(z + i));
+        if (silu) v = scm_silu8(v);
+        _mm256_storeu_ps(y + i, v);
+    }
+    if (i < count) {
+        __m256i k = lanes8((int)(count - i));
+        __m256 v = _mm256_maskload_ps(y + i, k);
+        if (z) v = _mm256_add_ps(v, _mm256_maskload_ps(z + i, k));
+        if (silu) v = scm_silu8(v);
+        _mm256_maskstore_ps(y + i, k, v);
+    }
+}
 #endif
 
 static void epilogue_portable(float *y, const float *z, int silu, int64_t count) {
@@ -441,6 +548,7 @@ static void epilogue_portable(float *y, const float *z, int silu, int64_t count)
 void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count) {
 #if defined(__x86_64__)
     if (isa == SCM_ISA_AVX512) { epilogue_avx512(y, z, silu, count); return; }
+    if (isa == SCM_ISA_AVX2) { epilogue_avx2(y, z, silu, count); return; }
 #endif
     (void)isa;
     epilogue_portable(y, z, silu, count);
@@ -450,12 +558,13 @@ scm_tile_fn scm_conv_tile(int isa, int nv, int sw) {
     int swi = sw == 1 ? 0 : 1;
 #if defined(__x86_64__)
     if (isa == SCM_ISA_AVX512) return tiles_avx512[swi][nv - 1];
+    if (isa == SCM_ISA_AVX2) return tiles_avx2[swi][nv - 1];
 #endif
     (void)isa;
     return tiles_portable[swi][nv - 1];
 }
 
-int scm_conv_tile_np(int nv) { return tile_np(nv); }
+int scm_conv_tile_np(int isa, int nv) { return tile_np(isa, nv); }
 
 scm_tile_fn scm_conv_tile_bf16(int nv, int sw) {
 #if defined(__x86_64__)
@@ -623,10 +732,12 @@ SCM_AVX512 static void store_block_avx512(const float *buf, int nvw, int L, int 
     for (int q0 = 0; q0 < L; q0 += 16) {
         int n = imin(16, L - q0);
         // row pieces of q0 ..< q0 + n: lanes and the address of lane 0 in each
-        __mmask16 km[4];
-        int64_t at[4];
+        // (up to 16 pieces: a narrow pitch puts many rows in 16 positions; a cap of 4 here lost
+        // the outputs of rows past the fourth when the pitch was under 5)
+        __mmask16 km[16];
+        int64_t at[16];
         int pieces = 0;
-        for (int q = q0; q < q0 + n && pieces < 4;) {
+        for (int q = q0; q < q0 + n;) {
             int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
             if (valid > 0) {
                 km[pieces] = (__mmask16)(((1u << valid) - 1) << (q - q0));
@@ -688,18 +799,20 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
     float *buf = scratch + in_floats(p);
-    int np = tile_np(nv);
+    int np = tile_np(p->isa, nv);
     int swi = flat(p) || p->sw == 1 ? 0 : 1;  // positions one column apart: flattened rows, or width stride 1
     tile_fn tile = tiles_portable[swi][nv - 1];
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
+    if (p->isa == SCM_ISA_AVX2) tile = tiles_avx2[swi][nv - 1];
 #endif
     if (flat(p) && cnt <= 4) {
         tile_fn narrow = narrows_portable[cnt - 1];
 #if defined(__x86_64__)
         if (p->isa == SCM_ISA_AVX512) narrow = p->bf16 ? narrows_bf16[cnt - 1] : narrows_avx512[cnt - 1];
+        if (p->isa == SCM_ISA_AVX2) narrow = narrows_avx2[cnt - 1];
 #endif
-        int P = narrow_npv(cnt) * 16, L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
+        int P = narrow_p(p->isa, cnt), L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
         int kc = 1024;
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kn = imin(kc, K - k0);
@@ -766,6 +879,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             const float *z = residual ? residual + o : 0;
 #if defined(__x86_64__)
             if (p->isa == SCM_ISA_AVX512) { epilogue_avx512(y + o, z, silu, (int64_t)R * ow); continue; }
+            if (p->isa == SCM_ISA_AVX2) { epilogue_avx2(y + o, z, silu, (int64_t)R * ow); continue; }
 #endif
             epilogue_portable(y + o, z, silu, (int64_t)R * ow);
         }

@@ -450,7 +450,7 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     const float *zeros = bias + (int64_t)p->mblocks * p->mb;
     const int32_t *off = (const int32_t *)(zeros + 64);
     scm_tile_fn tile = p->bf16 ? scm_conv_tile_bf16(nv, 1) : scm_conv_tile(p->isa, nv, 1);
-    int np = scm_conv_tile_np(nv), tiles = (T + np - 1) / np;
+    int np = scm_conv_tile_np(p->isa, nv), tiles = (T + np - 1) / np;
     int kc = imax(1, 6144 / nvw);  // channels whose U_e rows stay in L1 (about 24 KiB)
     for (int e = 0; e < 16; e++) {
         const float *Ue = U + (int64_t)e * C * nvw, *Ve = V + e * es;

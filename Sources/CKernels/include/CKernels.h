@@ -12,13 +12,19 @@ extern "C" {
 #endif
 
 /// Instruction sets the kernels can use; `scm_isa()` returns the best one this CPU has.
-enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX512 = 2 };
+/// AVX2 means AVX2 + FMA (256-bit vectors); AVX-512 means F, BW, VL, DQ and FMA.
+enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX2 = 1, SCM_ISA_AVX512 = 2 };
 
 /// The instruction set every kernel of this process uses, decided once (cpuid through
-/// `__builtin_cpu_supports`); the environment variable SCM_KERNELS_ISA=portable caps it (tests).
+/// `__builtin_cpu_supports`): AVX-512 where the CPU has it, else AVX2 where it has AVX2 and FMA,
+/// else portable. The environment variable SCM_KERNELS_ISA (tests, benchmarks) forces a family:
+/// `portable`, `avx2` or `avx512`; a family this CPU lacks falls back to the best it has below
+/// it (avx512 -> avx2 -> portable), and any other value is ignored (the CPU's own choice).
+/// The AVX2 and AVX-512 kernels give the same bits (one FMA per tap in the same order, the same
+/// activation arithmetic); the portable ones round each product (no FMA) and so differ slightly.
 int scm_isa(void);
 
-/// Whether the bf16 convolution kernels can run here: `scm_isa()` is AVX-512 and the CPU has
+/// Whether the bf16 convolution kernels can run here (never under AVX2): `scm_isa()` is AVX-512 and the CPU has
 /// AVX512-BF16 (`vdpbf16ps`). A plan asking for bf16 elsewhere is refused by its plan_init.
 int scm_has_bf16(void);
 
