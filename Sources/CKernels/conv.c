@@ -761,6 +761,67 @@ SCM_AVX512 static void store_block_avx512(const float *buf, int nvw, int L, int 
 }
 #endif
 
+#if defined(__x86_64__)
+// 8 x 8 transpose: on return v[l] holds lane l of the 8 inputs.
+SCM_AVX2 static inline __attribute__((always_inline)) void transpose8(__m256 v[8]) {
+    __m256 t[8], u[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+// As store_block_avx512 with 8 positions x 8 channels per transpose.
+SCM_AVX2 static void store_block_avx2(const float *buf, int nvw, int L, int pitch, int ow, float *y, int64_t yc, int64_t yr,
+                                      int cnt) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int q0 = 0; q0 < L; q0 += 8) {
+        int n = imin(8, L - q0);
+        __m256i km[8];
+        int64_t at[8];
+        int pieces = 0;
+        for (int q = q0; q < q0 + n;) {
+            int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
+            if (valid > 0) {
+                int lo = q - q0;
+                km[pieces] = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)),
+                                              _mm256_cmpgt_epi32(_mm256_set1_epi32(lo + valid), lane));
+                at[pieces] = (int64_t)r * yr + ox - lo;
+                pieces++;
+            }
+            q += len;
+        }
+        for (int v = 0; v * 8 < cnt; v++) {
+            __m256 c[8];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 8; i++) c[i] = i < n ? _mm256_loadu_ps(buf + (int64_t)(q0 + i) * nvw + v * 8) : _mm256_setzero_ps();
+            transpose8(c);
+            int lanes = imin(8, cnt - v * 8);
+            for (int l = 0; l < lanes; l++) {
+                float *yl = y + (int64_t)(v * 8 + l) * yc;
+                if (pieces == 1 && n == 8 && at[0] >= 0 && _mm256_movemask_ps(_mm256_castsi256_ps(km[0])) == 0xFF)
+                    _mm256_storeu_ps(yl + at[0], c[l]);
+                else
+                    for (int k = 0; k < pieces; k++) _mm256_maskstore_ps(yl + at[k], km[k], c[l]);
+            }
+        }
+    }
+}
+#endif
+
 // Writes the valid positions of a tile (buf[j][ch]) to y[(m0 + ch) * ychan + pidx[j]].
 static inline void store_tile(const float *buf, int nv, int np, const int64_t *pidx, float *y, int64_t ychan, int m0, int cnt) {
     int stride = nv * 16;
@@ -854,6 +915,10 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
         for (int sgi = 0; sgi < segs; sgi++)
             store_block_avx512(buf + (int64_t)sgi * tiles * np * nv * 16, nv * 16, L, stride1 ? wp : ow, ow,
                                y + (int64_t)m0 * yc + (int64_t)(oy0 + sgi) * yr, yc, yr, cnt);
+    } else if (dense && p->isa == SCM_ISA_AVX2) {
+        for (int sgi = 0; sgi < segs; sgi++)
+            store_block_avx2(buf + (int64_t)sgi * tiles * np * nv * 16, nv * 16, L, stride1 ? wp : ow, ow,
+                             y + (int64_t)m0 * yc + (int64_t)(oy0 + sgi) * yr, yc, yr, cnt);
     } else
 #endif
     {

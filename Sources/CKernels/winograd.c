@@ -41,7 +41,8 @@ static inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->kr * p->tpad + 16; }
 static inline int64_t me_stride(const scm_wino_plan *p, int nvw) { return (int64_t)p->tpad * nvw + 16; }
 
-// Scratch before V: the portable form's padded rows.
+// Scratch before V: the portable and AVX2 forms' padded rows (and 32 floats that the AVX2 loads
+// of the last row's last tiles may read past them).
 static inline int64_t d_floats(const scm_wino_plan *p) { return (int64_t)p->c * p->plane + 32; }
 
 int scm_wino_plan_init(scm_wino_plan *p) {
@@ -426,6 +427,142 @@ SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, 
 }
 #endif
 
+#if defined(__x86_64__)
+// AVX2: input_tf_portable on 8 tiles per vector, from the padded rows of fill() (no masks needed:
+// a row's junk lanes past its tiles are computed and not stored); the same operations lane by
+// lane, so the same bits. Columns 2 t0 + (0 .. 17) of a padded row: loads a = 2 t0 + (0 .. 15),
+// b = 2 t0 + 2 + (0 .. 15), split into evens and odds.
+SCM_AVX2 static inline __attribute__((always_inline)) void evod8(const float *d, __m256 *e, __m256 *o) {
+    __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
+    *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *D, int TR, float *V) {
+    int tw = p->tw, wp = p->wp, T = TR * tw;
+    int64_t es = ve_stride(p);
+    for (int c = 0; c < p->c; c++) {
+        const float *pc = D + (int64_t)c * p->plane;
+        float *vc = V + (int64_t)c * p->tpad;
+        for (int t0 = 0; t0 < tw; t0 += 8) {
+            __m256i k = lanes8(tw - t0);
+            int full = tw - t0 >= 8;
+            __m256 cm[4][4];
+            for (int r = 0; r < TR; r++) {
+#pragma clang loop unroll(full)
+                for (int i = 0; i < 4; i++) {
+                    if (r > 0 && i < 2) {
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
+                        continue;
+                    }
+                    const float *d = pc + (2 * r + i) * wp + 2 * t0;
+                    __m256 e0, o0, e1, o1;
+                    evod8(d, &e0, &o0);
+                    evod8(d + 2, &e1, &o1);
+                    cm[i][0] = _mm256_sub_ps(e0, e1);
+                    cm[i][1] = _mm256_add_ps(o0, e1);
+                    cm[i][2] = _mm256_sub_ps(e1, o0);
+                    cm[i][3] = _mm256_sub_ps(o0, o1);
+                }
+                float *dst = vc + r * tw + t0;
+#pragma clang loop unroll(full)
+                for (int e = 0; e < 16; e++, dst = next_plane(dst, es)) {
+                    int a = e / 4, j = e % 4;
+                    __m256 v = a == 0 ? _mm256_sub_ps(cm[0][j], cm[2][j])
+                             : a == 1 ? _mm256_add_ps(cm[1][j], cm[2][j])
+                             : a == 2 ? _mm256_sub_ps(cm[2][j], cm[1][j])
+                                      : _mm256_sub_ps(cm[1][j], cm[3][j]);
+                    if (full) _mm256_storeu_ps(dst, v);
+                    else _mm256_maskstore_ps(dst, k, v);
+                }
+            }
+        }
+        for (int e = 0; e < 16; e++)
+            for (int t = T; t < p->tpad; t++) vc[e * es + t] = 0.0f;
+    }
+}
+
+// Y = A^T M A + bias of one tile for 8 channels (as tile_out16).
+SCM_AVX2 static inline void tile_out8(const float *mp, int64_t ms, __m256 b, __m256 *y00, __m256 *y01, __m256 *y10, __m256 *y11) {
+    __m256 m[16], s0[4], s1[4];
+#pragma clang loop unroll(full)
+    for (int e = 0; e < 16; e++) m[e] = _mm256_loadu_ps(mp + e * ms);
+#pragma clang loop unroll(full)
+    for (int a = 0; a < 4; a++) {
+        s0[a] = _mm256_add_ps(_mm256_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
+        s1[a] = _mm256_sub_ps(_mm256_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
+    }
+    *y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]), b);
+    *y01 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]), b);
+    *y10 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]), b);
+    *y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]), b);
+}
+
+// Channel l's four values (p, q, r, s)[l] side by side: 128-bit lane g of out[k] holds channel 4 g + k.
+SCM_AVX2 static inline void transpose4x8(__m256 p, __m256 q, __m256 r, __m256 s, float out[4][8]) {
+    __m256 t0 = _mm256_unpacklo_ps(p, q), t1 = _mm256_unpackhi_ps(p, q);
+    __m256 t2 = _mm256_unpacklo_ps(r, s), t3 = _mm256_unpackhi_ps(r, s);
+    _mm256_store_ps(out[0], _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2))));
+    _mm256_store_ps(out[1], _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2))));
+    _mm256_store_ps(out[2], _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3))));
+    _mm256_store_ps(out[3], _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3))));
+}
+
+// As output_tf_avx512, 8 channels per vector.
+SCM_AVX2 static void output_tf_avx2(const scm_wino_plan *p, const float *M, const float *bias, float *y, int m0, int cnt,
+                                    int nvw, int ty0, int TR) {
+    int tw = p->tw, ow = p->ow, oh = p->oh;
+    int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
+    float tmp[4][8] __attribute__((aligned(32)));
+    float r0[4][8] __attribute__((aligned(32)));
+    float r1[4][8] __attribute__((aligned(32)));
+    for (int v = 0; v * 8 < cnt; v++) {
+        int lanes = imin(8, cnt - v * 8);
+        __m256 b = _mm256_loadu_ps(bias + v * 8);
+        for (int r = 0; r < TR; r++) {
+            int oy = 2 * (ty0 + r);
+            int t = 0;
+            if (oy + 1 < oh)
+                for (; t + 1 < tw && 2 * t + 3 < ow; t += 2) {
+                    const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 8;
+                    __m256 a00, a01, a10, a11, c00, c01, c10, c11;
+                    tile_out8(mp, ms, b, &a00, &a01, &a10, &a11);
+                    tile_out8(mp + nvw, ms, b, &c00, &c01, &c10, &c11);
+                    transpose4x8(a00, a01, c00, c01, r0);
+                    transpose4x8(a10, a11, c10, c11, r1);
+                    float *yc = y + (int64_t)(m0 + v * 8) * ohw + (int64_t)oy * ow + 2 * t;
+                    for (int l = 0; l < lanes; l++) {
+                        float *q = yc + l * ohw;
+                        memcpy(q, r0[l & 3] + 4 * (l >> 2), 16);
+                        memcpy(q + ow, r1[l & 3] + 4 * (l >> 2), 16);
+                    }
+                }
+            for (; t < tw; t++) {
+                int ox = 2 * t;
+                const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 8;
+                __m256 y00, y01, y10, y11;
+                tile_out8(mp, ms, b, &y00, &y01, &y10, &y11);
+                _mm256_store_ps(tmp[0], y00);
+                _mm256_store_ps(tmp[1], y01);
+                _mm256_store_ps(tmp[2], y10);
+                _mm256_store_ps(tmp[3], y11);
+                float *yc = y + (int64_t)(m0 + v * 8) * ohw + (int64_t)oy * ow + ox;
+                for (int l = 0; l < lanes; l++) {
+                    float *q = yc + l * ohw;
+                    q[0] = tmp[0][l];
+                    if (ox + 1 < ow) q[1] = tmp[1][l];
+                    if (oy + 1 < oh) {
+                        q[ow] = tmp[2][l];
+                        if (ox + 1 < ow) q[ow + 1] = tmp[3][l];
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
 void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, float *y, const float *residual, int silu,
                    int unit, float *scratch) {
     int b = unit / p->rblocks, rb = unit % p->rblocks;
@@ -439,7 +576,10 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
         input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V);
     else if (p->isa == SCM_ISA_AVX512)
         input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
-    else
+    else if (p->isa == SCM_ISA_AVX2) {
+        fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
+        input_tf_avx2(p, D, TR, V);
+    } else
 #endif
     {
         fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
@@ -464,6 +604,8 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512)
         output_tf_avx512(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
+    else if (p->isa == SCM_ISA_AVX2)
+        output_tf_avx2(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
     else
 #endif
         output_tf_portable(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
