@@ -88,38 +88,6 @@ SCM_AVX512 __m512 scm_silu16_fma(__m512 v) {
     return _mm512_mul_ps(v, _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
 }
 
-// AVX2: the same operations as scm_exp16/sigmoid16/scm_silu16 (and the Swift forms), 8 lanes.
-SCM_AVX2 __m256 scm_exp8(__m256 v) {
-    __m256 x = v;
-    const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.37626f);
-    x = _mm256_blendv_ps(x, lo, _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-    x = _mm256_blendv_ps(x, hi, _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), magic);
-    __m256 fx = _mm256_sub_ps(t, magic);
-    __m256i n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
-    x = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(fx, _mm256_set1_ps(0.693359375f))),
-                      _mm256_mul_ps(fx, _mm256_set1_ps(2.12194440e-4f)));
-    __m256 z = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, z), x), _mm256_set1_ps(1.0f));
-    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
-    __m256 r = _mm256_mul_ps(y, scale);
-    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-
-SCM_AVX2 static inline __m256 sigmoid8(__m256 v) {
-    __m256 e = scm_exp8(_mm256_xor_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000))));
-    return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-SCM_AVX2 __m256 scm_silu8(__m256 v) { return _mm256_mul_ps(v, sigmoid8(v)); }
-
 #define MAP8(NAME, F)                                                                   \
     SCM_AVX2 static void NAME(const float *x, float *y, int64_t count) {                \
         int64_t i = 0;                                                                  \
