@@ -104,11 +104,19 @@ test: size-check kernel-check swift-test crosscheck example demo-check alloc-che
 # against a naive reference, the portable family, and itself over thread counts 1-3 and batch
 # sizes. Built straight from the kernel sources with clang (the compiler SwiftPM uses; cc gets
 # -ffp-contract=off, the contraction rule the sources' FP_CONTRACT pragmas state for clang).
+# Then, where Debian's aarch64 cross compiler and qemu-user are installed (tools/setup.sh installs
+# them on x86-64), the same harness for arm64 (portable and NEON) under qemu-aarch64.
 KCC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc -ffp-contract=off)
+KSRC := -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm
 kernel-check:
 	@mkdir -p .build/kernels
-	$(KCC) -O2 -pthread -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm -o .build/kernels/kernel_harness
+	$(KCC) -O2 -pthread $(KSRC) -o .build/kernels/kernel_harness
 	.build/kernels/kernel_harness
+	@if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
+	  echo "arm64 (aarch64-linux-gnu-gcc, qemu-aarch64):"; \
+	  aarch64-linux-gnu-gcc -O2 -ffp-contract=off -pthread $(KSRC) -o .build/kernels/kernel_harness_arm64 && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu .build/kernels/kernel_harness_arm64; \
+	else echo "kernel-check: no aarch64-linux-gnu-gcc or qemu-aarch64 here: the NEON family is not checked (make setup installs them on x86-64)"; fi
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

@@ -35,7 +35,7 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 // Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers
 // (AVX-512, and the portable tiles alike); AVX2: 6 (12 accumulators of 16 ymm, see tile_avx2_body).
 static inline int tile_np(int isa, int nv) {
-    return isa == SCM_ISA_AVX2 ? 6 : nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24;
+    return isa == SCM_ISA_AVX2 || isa == SCM_ISA_NEON ? 6 : nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24;
 }
 
 // Rows of the padded input's channel axis: channels, or channel pairs in bf16.
@@ -195,7 +195,7 @@ NARROWP(1, 8) NARROWP(2, 8) NARROWP(3, 6) NARROWP(4, 6)
 static const tile_fn narrows_portable[4] = {narrow_p_1, narrow_p_2, narrow_p_3, narrow_p_4};
 // Positions of a narrow tile of nm channels (AVX2: see narrow_avx2_body).
 static inline int narrow_p(int isa, int nm) {
-    if (isa == SCM_ISA_AVX2) return nm == 1 ? 96 : nm == 2 ? 48 : nm == 3 ? 32 : 24;
+    if (isa == SCM_ISA_AVX2 || isa == SCM_ISA_NEON) return nm == 1 ? 96 : nm == 2 ? 48 : nm == 3 ? 32 : 24;
     return nm <= 2 ? 128 : 96;
 }
 
@@ -535,6 +535,94 @@ SCM_AVX2 static void epilogue_avx2(float *y, const float *z, int silu, int64_t c
 }
 #endif
 
+#if defined(__aarch64__)
+// ---- NEON microkernels (32 q registers): a vector of 16 channels is four q registers; a tile is
+// NV vectors x 6 positions, one vector at a time as in the AVX2 tiles: 4 x 6 = 24 accumulators,
+// four weight registers and one broadcast. One FMA (vfmaq) per tap in order: the AVX2 bits.
+static inline __attribute__((always_inline)) void tile_neon_body(const int NV, const int SW, const float *restrict wk,
+                                                                 const float *restrict bias, const int32_t *restrict off, int K,
+                                                                 const float *restrict src, float *restrict buf) {
+    for (int v = 0; v < NV; v++) {
+        float32x4_t acc[4][6];
+        float *o = buf + 16 * v;
+        for (int j = 0; j < 6; j++)
+            for (int h = 0; h < 4; h++) acc[h][j] = vld1q_f32(bias ? bias + 16 * v + 4 * h : o + j * NV * 16 + 4 * h);
+        const float *wv = wk + 16 * v;
+        for (int k = 0; k < K; k++) {
+            const float *s = src + off[k], *wr = wv + (int64_t)k * NV * 16;
+            float32x4_t w0 = vld1q_f32(wr), w1 = vld1q_f32(wr + 4), w2 = vld1q_f32(wr + 8), w3 = vld1q_f32(wr + 12);
+            for (int j = 0; j < 6; j++) {
+                float32x4_t xb = vld1q_dup_f32(s + j * SW);
+                acc[0][j] = vfmaq_f32(acc[0][j], w0, xb);
+                acc[1][j] = vfmaq_f32(acc[1][j], w1, xb);
+                acc[2][j] = vfmaq_f32(acc[2][j], w2, xb);
+                acc[3][j] = vfmaq_f32(acc[3][j], w3, xb);
+            }
+        }
+        for (int j = 0; j < 6; j++)
+            for (int h = 0; h < 4; h++) vst1q_f32(o + j * NV * 16 + 4 * h, acc[h][j]);
+    }
+}
+#define NEONTILE(NV, SW) \
+    static void tile_n_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_neon_body(NV, SW, wk, bias, off, K, src, buf); \
+    }
+NEONTILE(1, 1) NEONTILE(2, 1) NEONTILE(3, 1) NEONTILE(4, 1)
+NEONTILE(1, 2) NEONTILE(2, 2) NEONTILE(3, 2) NEONTILE(4, 2)
+static const tile_fn tiles_neon[2][4] = {
+    {tile_n_1_1, tile_n_2_1, tile_n_3_1, tile_n_4_1},
+    {tile_n_1_2, tile_n_2_2, tile_n_3_2, tile_n_4_2},
+};
+
+// Narrow NEON tiles: NM channels x NY q registers of 4 positions (NM * NY = 24 accumulators at
+// most; P = 4 NY: 96, 48, 32, 24 positions, as AVX2).
+static inline __attribute__((always_inline)) void narrow_neon_body(const int NM, const int NY, const float *restrict wk,
+                                                                   const float *restrict bias, const int32_t *restrict off, int K,
+                                                                   const float *restrict src, float *restrict buf) {
+    float32x4_t acc[4][24];
+    const int P = NY * 4;
+    for (int mi = 0; mi < NM; mi++)
+        for (int v = 0; v < NY; v++) acc[mi][v] = bias ? vdupq_n_f32(bias[mi]) : vld1q_f32(buf + mi * P + v * 4);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        float32x4_t wb[4];
+        for (int mi = 0; mi < NM; mi++) wb[mi] = vld1q_dup_f32(wk + k * 16 + mi);
+        for (int v = 0; v < NY; v++) {
+            float32x4_t xv = vld1q_f32(s + 4 * v);
+            for (int mi = 0; mi < NM; mi++) acc[mi][v] = vfmaq_f32(acc[mi][v], wb[mi], xv);
+        }
+    }
+    for (int mi = 0; mi < NM; mi++)
+        for (int v = 0; v < NY; v++) vst1q_f32(buf + mi * P + v * 4, acc[mi][v]);
+}
+#define NARROWN(NM, NY) \
+    static void narrow_n_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_neon_body(NM, NY, wk, bias, off, K, src, buf); \
+    }
+NARROWN(1, 24) NARROWN(2, 12) NARROWN(3, 8) NARROWN(4, 6)
+static const tile_fn narrows_neon[4] = {narrow_n_1, narrow_n_2, narrow_n_3, narrow_n_4};
+
+// The conv epilogue (silu 2 taken as 1, as AVX2).
+static void epilogue_neon(float *y, const float *z, int silu, int64_t count) {
+    int64_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        float32x4_t v = vld1q_f32(y + i);
+        if (z) v = vaddq_f32(v, vld1q_f32(z + i));
+        if (silu) v = scm_silu4(v);
+        vst1q_f32(y + i, v);
+    }
+    if (i < count) {
+        float t[4] = {0, 0, 0, 0}, u[4] = {0, 0, 0, 0};
+        for (int64_t l = 0; l < count - i; l++) t[l] = y[i + l], u[l] = z ? z[i + l] : 0.0f;
+        float32x4_t v = vld1q_f32(t);
+        if (z) v = vaddq_f32(v, vld1q_f32(u));
+        if (silu) v = scm_silu4(v);
+        vst1q_f32(t, v);
+        for (int64_t l = 0; l < count - i; l++) y[i + l] = t[l];
+    }
+}
+#endif
+
 static void epilogue_portable(float *y, const float *z, int silu, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
         float v = y[i];
@@ -550,6 +638,9 @@ void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t coun
     if (isa == SCM_ISA_AVX512) { epilogue_avx512(y, z, silu, count); return; }
     if (isa == SCM_ISA_AVX2) { epilogue_avx2(y, z, silu, count); return; }
 #endif
+#if defined(__aarch64__)
+    if (isa == SCM_ISA_NEON) { epilogue_neon(y, z, silu, count); return; }
+#endif
     (void)isa;
     epilogue_portable(y, z, silu, count);
 }
@@ -559,6 +650,9 @@ scm_tile_fn scm_conv_tile(int isa, int nv, int sw) {
 #if defined(__x86_64__)
     if (isa == SCM_ISA_AVX512) return tiles_avx512[swi][nv - 1];
     if (isa == SCM_ISA_AVX2) return tiles_avx2[swi][nv - 1];
+#endif
+#if defined(__aarch64__)
+    if (isa == SCM_ISA_NEON) return tiles_neon[swi][nv - 1];
 #endif
     (void)isa;
     return tiles_portable[swi][nv - 1];
@@ -867,11 +961,17 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
     if (p->isa == SCM_ISA_AVX2) tile = tiles_avx2[swi][nv - 1];
 #endif
+#if defined(__aarch64__)
+    if (p->isa == SCM_ISA_NEON) tile = tiles_neon[swi][nv - 1];
+#endif
     if (flat(p) && cnt <= 4) {
         tile_fn narrow = narrows_portable[cnt - 1];
 #if defined(__x86_64__)
         if (p->isa == SCM_ISA_AVX512) narrow = p->bf16 ? narrows_bf16[cnt - 1] : narrows_avx512[cnt - 1];
         if (p->isa == SCM_ISA_AVX2) narrow = narrows_avx2[cnt - 1];
+#endif
+#if defined(__aarch64__)
+        if (p->isa == SCM_ISA_NEON) narrow = narrows_neon[cnt - 1];
 #endif
         int P = narrow_p(p->isa, cnt), L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
         int kc = 1024;
@@ -910,6 +1010,7 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
         }
     }
     int dense = yx == 1 && yr == ow;
+    (void)dense;  // the vector stores only
 #if defined(__x86_64__)
     if (dense && p->isa == SCM_ISA_AVX512) {
         for (int sgi = 0; sgi < segs; sgi++)
@@ -945,6 +1046,9 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
 #if defined(__x86_64__)
             if (p->isa == SCM_ISA_AVX512) { epilogue_avx512(y + o, z, silu, (int64_t)R * ow); continue; }
             if (p->isa == SCM_ISA_AVX2) { epilogue_avx2(y + o, z, silu, (int64_t)R * ow); continue; }
+#endif
+#if defined(__aarch64__)
+            if (p->isa == SCM_ISA_NEON) { epilogue_neon(y + o, z, silu, (int64_t)R * ow); continue; }
 #endif
             epilogue_portable(y + o, z, silu, (int64_t)R * ow);
         }

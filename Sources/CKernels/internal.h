@@ -90,4 +90,35 @@ static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n 
 /// Lanes lo ..< lo + n of 16 (clipped): a row of n values whose first lands on lane lo.
 static inline __mmask16 row_lanes16(int lo, int n) { return lanes16(lo + n) & (__mmask16)~lanes16(lo); }
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+// NEON: the same operations as scm_exp8/sigmoid8/scm_silu8 (and the Swift forms), 4 lanes, no
+// contraction into FMAs (FP_CONTRACT off; gcc needs -ffp-contract=off).
+static inline __attribute__((always_inline)) float32x4_t scm_exp4(float32x4_t v) {
+    float32x4_t x = v;
+    const float32x4_t lo = vdupq_n_f32(-87.33654f), hi = vdupq_n_f32(88.37626f);
+    x = vbslq_f32(vcltq_f32(x, lo), lo, x);
+    x = vbslq_f32(vcgtq_f32(x, hi), hi, x);
+    const float32x4_t magic = vdupq_n_f32(12582912.0f);
+    float32x4_t t = vaddq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)), magic);
+    float32x4_t fx = vsubq_f32(t, magic);
+    int32x4_t n = vsubq_s32(vreinterpretq_s32_f32(t), vreinterpretq_s32_f32(magic));
+    x = vaddq_f32(vsubq_f32(x, vmulq_f32(fx, vdupq_n_f32(0.693359375f))), vmulq_f32(fx, vdupq_n_f32(2.12194440e-4f)));
+    float32x4_t z = vmulq_f32(x, x);
+    float32x4_t y = vdupq_n_f32(1.9875691500e-4f);
+    y = vaddq_f32(vmulq_f32(y, x), vdupq_n_f32(1.3981999507e-3f));
+    y = vaddq_f32(vmulq_f32(y, x), vdupq_n_f32(8.3334519073e-3f));
+    y = vaddq_f32(vmulq_f32(y, x), vdupq_n_f32(4.1665795894e-2f));
+    y = vaddq_f32(vmulq_f32(y, x), vdupq_n_f32(1.6666665459e-1f));
+    y = vaddq_f32(vmulq_f32(y, x), vdupq_n_f32(5.0000001201e-1f));
+    y = vaddq_f32(vaddq_f32(vmulq_f32(y, z), x), vdupq_n_f32(1.0f));
+    float32x4_t scale = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n, vdupq_n_s32(127)), 23));
+    float32x4_t r = vmulq_f32(y, scale);
+    return vbslq_f32(vceqq_f32(v, v), r, v);
+}
+static inline __attribute__((always_inline)) float32x4_t scm_silu4(float32x4_t v) {
+    float32x4_t e = scm_exp4(vnegq_f32(v));
+    return vmulq_f32(v, vdivq_f32(vdupq_n_f32(1.0f), vaddq_f32(vdupq_n_f32(1.0f), e)));
+}
+#endif
 #endif

@@ -13,8 +13,8 @@
 // do not), bitwise for the activations, affine, sums and resize (the same float operations in
 // every family). It prints one line per family and exits nonzero on any failure.
 //
-// Usage: kernel_harness                  all families this CPU has
-//        kernel_harness run FAMILY FILE  one family (the child): outputs to FILE
+// Usage: kernel_harness                  all families this CPU has (a forked child each)
+//        kernel_harness run FAMILY FILE  one family: outputs to FILE
 #define _GNU_SOURCE
 #include "CKernels.h"
 #include <math.h>
@@ -328,7 +328,7 @@ static void pointwise_run(void) {
 static int child(const char *family, const char *path) {
     static const char *names[] = {"portable", "avx2", "avx512", "neon"};
     int isa = scm_isa();
-    const char *got = isa == SCM_ISA_PORTABLE ? names[0] : isa == SCM_ISA_AVX2 ? names[1] : isa == SCM_ISA_AVX512 ? names[2] : names[3];
+    const char *got = isa >= 0 && isa <= 3 ? names[isa] : "?";
     if (strcmp(got, family)) return 2;  // this CPU lacks the family
     out_file = fopen(path, "wb");
     if (!out_file) return 3;
@@ -408,12 +408,16 @@ int main(int argc, char **argv) {
     int bad = 0, ran = 0;
     for (int f = 0; f < 4; f++) {
         snprintf(paths[f], sizeof paths[f], "/tmp/scm-kernel-harness-%d-%s.bin", (int)getpid(), families[f]);
+        fflush(stdout);
+        // A forked child (no exec: under qemu-user an exec of this arm64 binary would need
+        // binfmt_misc). The parent never calls a kernel, so the child's first call reads the
+        // environment it sets (dispatch.c reads it once per process).
         pid_t pid = fork();
         if (pid == 0) {
             setenv("SCM_KERNELS_ISA", families[f], 1);
-            execl("/proc/self/exe", argv[0], "run", families[f], paths[f], (char *)0);
-            execlp(argv[0], argv[0], "run", families[f], paths[f], (char *)0);
-            _exit(4);
+            int rc = child(families[f], paths[f]);
+            fflush(stdout);
+            _exit(rc);
         }
         int st = 0;
         waitpid(pid, &st, 0);
