@@ -41,8 +41,7 @@ static inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 static inline int64_t ve_stride(const scm_wino_plan *p) { return (int64_t)p->kr * p->tpad + 16; }
 static inline int64_t me_stride(const scm_wino_plan *p, int nvw) { return (int64_t)p->tpad * nvw + 16; }
 
-// Scratch before V: the portable and AVX2 forms' padded rows (and 32 floats that the AVX2 loads
-// of the last row's last tiles may read past them).
+// Scratch before V: the portable form's padded rows.
 static inline int64_t d_floats(const scm_wino_plan *p) { return (int64_t)p->c * p->plane + 32; }
 
 int scm_wino_plan_init(scm_wino_plan *p) {
@@ -428,25 +427,33 @@ SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, 
 #endif
 
 #if defined(__x86_64__)
-// AVX2: input_tf_portable on 8 tiles per vector, from the padded rows of fill() (no masks needed:
-// a row's junk lanes past its tiles are computed and not stored); the same operations lane by
-// lane, so the same bits. Columns 2 t0 + (0 .. 17) of a padded row: loads a = 2 t0 + (0 .. 15),
-// b = 2 t0 + 2 + (0 .. 15), split into evens and odds.
-SCM_AVX2 static inline __attribute__((always_inline)) void evod8(const float *d, __m256 *e, __m256 *o) {
-    __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
+// AVX2: input_tf_portable on 8 tiles per vector, reading the input rows in place as
+// input_tf_avx512 does (masked loads give the padding's zeros and touch no memory outside the
+// row); the same operations lane by lane, so the same bits. Tiles t0 ..< t0 + 8 read padded
+// columns 2 t0 + (0 .. 17): loads at 2 t0 + s, s = 0, 8 (columns 2t, 2t + 1 of each tile) and
+// s = 2, 10 (columns 2t + 2, 2t + 3), split into evens and odds.
+SCM_AVX2 static inline __attribute__((always_inline)) __m256i row_lanes8(int lo, int n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(lo + n), lane));
+}
+
+SCM_AVX2 static inline __attribute__((always_inline)) void evod8(__m256 a, __m256 b, __m256 *e, __m256 *o) {
     *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
     *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
-SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *D, int TR, float *V) {
-    int tw = p->tw, wp = p->wp, T = TR * tw;
+SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
     int64_t es = ve_stride(p);
     for (int c = 0; c < p->c; c++) {
-        const float *pc = D + (int64_t)c * p->plane;
-        float *vc = V + (int64_t)c * p->tpad;
+        const float *xc = x + (int64_t)c * H * W;
+        float *vc = V + (int64_t)c * tpad;
         for (int t0 = 0; t0 < tw; t0 += 8) {
             __m256i k = lanes8(tw - t0);
             int full = tw - t0 >= 8;
+            int lo = pl - 2 * t0;  // lanes lo ..< lo + W of the load at padded column 2 t0 hold input
+            int inside = lo <= 0 && 18 - lo <= W;
+            const __m256i k0 = row_lanes8(lo, W), k1 = row_lanes8(lo - 8, W), k2 = row_lanes8(lo - 2, W), k3 = row_lanes8(lo - 10, W);
             __m256 cm[4][4];
             for (int r = 0; r < TR; r++) {
 #pragma clang loop unroll(full)
@@ -456,10 +463,25 @@ SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *D, int T
                         for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
                         continue;
                     }
-                    const float *d = pc + (2 * r + i) * wp + 2 * t0;
+                    int iy = iy0 + 2 * r + i;
+                    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
+                    if (iy >= 0 && iy < H) {
+                        const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
+                        if (inside) {
+                            a0 = _mm256_loadu_ps(d);
+                            b0 = _mm256_loadu_ps(d + 8);
+                            a1 = _mm256_loadu_ps(d + 2);
+                            b1 = _mm256_loadu_ps(d + 10);
+                        } else {
+                            a0 = _mm256_maskload_ps(d, k0);
+                            b0 = _mm256_maskload_ps(d + 8, k1);
+                            a1 = _mm256_maskload_ps(d + 2, k2);
+                            b1 = _mm256_maskload_ps(d + 10, k3);
+                        }
+                    }
                     __m256 e0, o0, e1, o1;
-                    evod8(d, &e0, &o0);
-                    evod8(d + 2, &e1, &o1);
+                    evod8(a0, b0, &e0, &o0);
+                    evod8(a1, b1, &e1, &o1);
                     cm[i][0] = _mm256_sub_ps(e0, e1);
                     cm[i][1] = _mm256_add_ps(o0, e1);
                     cm[i][2] = _mm256_sub_ps(e1, o0);
@@ -478,8 +500,11 @@ SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *D, int T
                 }
             }
         }
-        for (int e = 0; e < 16; e++)
-            for (int t = T; t < p->tpad; t++) vc[e * es + t] = 0.0f;
+        for (int t = T; t < tpad; t += 8) {
+            __m256i k = lanes8(tpad - t);
+#pragma clang loop unroll(full)
+            for (int e = 0; e < 16; e++) _mm256_maskstore_ps(vc + e * es + t, k, _mm256_setzero_ps());
+        }
     }
 }
 
@@ -576,10 +601,9 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
         input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V);
     else if (p->isa == SCM_ISA_AVX512)
         input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
-    else if (p->isa == SCM_ISA_AVX2) {
-        fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
-        input_tf_avx2(p, D, TR, V);
-    } else
+    else if (p->isa == SCM_ISA_AVX2)
+        input_tf_avx2(p, x, 2 * ty0 - p->pt, TR, V);
+    else
 #endif
     {
         fill(p, x, 2 * ty0 - p->pt, 2 * TR + 2, D);
