@@ -442,15 +442,19 @@ SCM_AVX2 static inline __attribute__((always_inline)) void evod8(__m256 a, __m25
     *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
+//
+// Stores are whole vectors (a masked store is slow on AMD CPUs): the lanes of a last, partial
+// block of tiles spill into the first tiles of the rows after it, which a later store writes
+// again (blocks run last one first, rows in order), or past the unit's tiles T, which are zeroed
+// afterwards (also in whole vectors: into the next channel's rows, written later, or into the
+// 16 floats between the last channel's rows and the next plane; at most 7 spill).
 SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
     int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
     int64_t es = ve_stride(p);
     for (int c = 0; c < p->c; c++) {
         const float *xc = x + (int64_t)c * H * W;
         float *vc = V + (int64_t)c * tpad;
-        for (int t0 = 0; t0 < tw; t0 += 8) {
-            __m256i k = lanes8(tw - t0);
-            int full = tw - t0 >= 8;
+        for (int t0 = (tw - 1) / 8 * 8; t0 >= 0; t0 -= 8) {
             int lo = pl - 2 * t0;  // lanes lo ..< lo + W of the load at padded column 2 t0 hold input
             int inside = lo <= 0 && 18 - lo <= W;
             const __m256i k0 = row_lanes8(lo, W), k1 = row_lanes8(lo - 8, W), k2 = row_lanes8(lo - 2, W), k3 = row_lanes8(lo - 10, W);
@@ -495,16 +499,13 @@ SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *x, int i
                              : a == 1 ? _mm256_add_ps(cm[1][j], cm[2][j])
                              : a == 2 ? _mm256_sub_ps(cm[2][j], cm[1][j])
                                       : _mm256_sub_ps(cm[1][j], cm[3][j]);
-                    if (full) _mm256_storeu_ps(dst, v);
-                    else _mm256_maskstore_ps(dst, k, v);
+                    _mm256_storeu_ps(dst, v);
                 }
             }
         }
-        for (int t = T; t < tpad; t += 8) {
-            __m256i k = lanes8(tpad - t);
+        for (int t = T; t < tpad; t += 8)
 #pragma clang loop unroll(full)
-            for (int e = 0; e < 16; e++) _mm256_maskstore_ps(vc + e * es + t, k, _mm256_setzero_ps());
-        }
+            for (int e = 0; e < 16; e++) _mm256_storeu_ps(vc + e * es + t, _mm256_setzero_ps());
     }
 }
 
