@@ -724,6 +724,54 @@ SCM_AVX512 static void fill_phases_avx512(const scm_conv_plan *p, const float *x
     memset(scratch + (int64_t)p->c * 4 * pl4, 0, sizeof(float) * SLACK);
 }
 
+// AVX2: as fill_phases_avx512, 8 columns of each parity per step (masked loads at the row's
+// edges; whole-vector stores inside the plane row, the row's last few columns one by one).
+SCM_AVX2 static void fill_phases_avx2(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int wp = p->wp, W = p->w;
+    int64_t pl4 = p->plane;
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * p->h * W;
+        for (int py = 0; py < 2; py++)
+            for (int rr = 0; rr < rq; rr++) {
+                int iy = 2 * (oy0 + rr) + py - p->pt;
+                float *d0 = scratch + (int64_t)(c * 4 + py * 2) * pl4 + rr * wp, *d1 = d0 + pl4;
+                const float *row = xc + (int64_t)iy * W;
+                int in = iy >= 0 && iy < p->h;
+                for (int q0 = 0; q0 < wp; q0 += 8) {
+                    __m256 ev = _mm256_setzero_ps(), od = ev;
+                    if (in) {
+                        int ix0 = 2 * q0 - p->pl;  // lanes -ix0 ..< -ix0 + W of the first load hold the row
+                        __m256 a, b;
+                        if (ix0 >= 0 && ix0 + 16 <= W) {
+                            a = _mm256_loadu_ps(row + ix0);
+                            b = _mm256_loadu_ps(row + ix0 + 8);
+                        } else {
+                            __m256i ka = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-ix0 - 1)),
+                                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(W - ix0), lane));
+                            __m256i kb = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-ix0 - 9)),
+                                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(W - ix0 - 8), lane));
+                            a = _mm256_maskload_ps(row + ix0, ka);
+                            b = _mm256_maskload_ps(row + ix0 + 8, kb);
+                        }
+                        ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+                        od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+                    }
+                    if (q0 + 8 <= wp) {
+                        _mm256_storeu_ps(d0 + q0, ev);
+                        _mm256_storeu_ps(d1 + q0, od);
+                    } else {
+                        float te[8], to[8];
+                        _mm256_storeu_ps(te, ev);
+                        _mm256_storeu_ps(to, od);
+                        for (int q = q0; q < wp; q++) d0[q] = te[q - q0], d1[q] = to[q - q0];
+                    }
+                }
+            }
+    }
+    memset(scratch + (int64_t)p->c * 4 * pl4, 0, sizeof(float) * SLACK);
+}
+
 // bf16: the planes of each channel pair, in 32-bit pair slots.
 SCM_AVX512BF16 static void fill_phases_bf16(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
     const __m512i idx = _mm512_loadu_si512(pairs_order);
@@ -878,26 +926,27 @@ SCM_AVX2 static inline __attribute__((always_inline)) void transpose8(__m256 v[8
     }
 }
 
-// As store_block_avx512 with 8 positions x 8 channels per transpose.
+// As store_block_avx512 with 8 positions x 8 channels per transpose; a block of one row piece is
+// one store per channel, others are copied piece by piece from the stack (masked stores are slow
+// on AMD CPUs).
 SCM_AVX2 static void store_block_avx2(const float *buf, int nvw, int L, int pitch, int ow, float *y, int64_t yc, int64_t yr,
                                       int cnt) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int q0 = 0; q0 < L; q0 += 8) {
         int n = imin(8, L - q0);
-        __m256i km[8];
+        int lo[8], len8[8];
         int64_t at[8];
         int pieces = 0;
         for (int q = q0; q < q0 + n;) {
             int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
             if (valid > 0) {
-                int lo = q - q0;
-                km[pieces] = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)),
-                                              _mm256_cmpgt_epi32(_mm256_set1_epi32(lo + valid), lane));
-                at[pieces] = (int64_t)r * yr + ox - lo;
+                lo[pieces] = q - q0;
+                len8[pieces] = valid;
+                at[pieces] = (int64_t)r * yr + ox;
                 pieces++;
             }
             q += len;
         }
+        int whole = pieces == 1 && len8[0] == 8;
         for (int v = 0; v * 8 < cnt; v++) {
             __m256 c[8];
 #pragma clang loop unroll(full)
@@ -906,10 +955,13 @@ SCM_AVX2 static void store_block_avx2(const float *buf, int nvw, int L, int pitc
             int lanes = imin(8, cnt - v * 8);
             for (int l = 0; l < lanes; l++) {
                 float *yl = y + (int64_t)(v * 8 + l) * yc;
-                if (pieces == 1 && n == 8 && at[0] >= 0 && _mm256_movemask_ps(_mm256_castsi256_ps(km[0])) == 0xFF)
+                if (whole) {
                     _mm256_storeu_ps(yl + at[0], c[l]);
-                else
-                    for (int k = 0; k < pieces; k++) _mm256_maskstore_ps(yl + at[k], km[k], c[l]);
+                    continue;
+                }
+                float t[8];
+                _mm256_storeu_ps(t, c[l]);
+                for (int k = 0; k < pieces; k++) memcpy(yl + at[k], t + lo[k], sizeof(float) * (size_t)len8[k]);
             }
         }
     }
@@ -941,6 +993,8 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             fill_phases_bf16(p, x, oy0, rq, scratch);
         else if (p->isa == SCM_ISA_AVX512)
             fill_phases_avx512(p, x, oy0, rq, scratch);
+        else if (p->isa == SCM_ISA_AVX2)
+            fill_phases_avx2(p, x, oy0, rq, scratch);
         else
 #endif
             fill_phases(p, x, oy0, rq, scratch);
