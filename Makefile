@@ -110,12 +110,16 @@ KCC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc -ffp-co
 KSRC := -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm
 kernel-check:
 	@mkdir -p .build/kernels
+	@rm -f .build/kernels/*.conv
 	$(KCC) -O2 -pthread $(KSRC) -o .build/kernels/kernel_harness
-	.build/kernels/kernel_harness
+	SCM_KERNEL_HARNESS_KEEP=.build/kernels .build/kernels/kernel_harness
 	@if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
 	  echo "arm64 (aarch64-linux-gnu-gcc, qemu-aarch64):"; \
 	  aarch64-linux-gnu-gcc -O2 -ffp-contract=off -pthread $(KSRC) -o .build/kernels/kernel_harness_arm64 && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu .build/kernels/kernel_harness_arm64; \
+	  SCM_KERNEL_HARNESS_KEEP=.build/kernels qemu-aarch64 -L /usr/aarch64-linux-gnu .build/kernels/kernel_harness_arm64 && \
+	  if [ -f .build/kernels/avx2.conv ]; then \
+	    cmp -s .build/kernels/avx2.conv .build/kernels/neon.conv && echo "neon vs avx2 (convolutions): bitwise equal" || \
+	    { echo "neon vs avx2 (convolutions): FAIL, not bitwise equal"; exit 1; }; fi; \
 	else echo "kernel-check: no aarch64-linux-gnu-gcc or qemu-aarch64 here: the NEON family is not checked (make setup installs them on x86-64)"; fi
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,

@@ -15,6 +15,7 @@
 //
 // Usage: kernel_harness                  all families this CPU has (a forked child each)
 //        kernel_harness run FAMILY FILE  one family: outputs to FILE
+// SCM_KERNEL_HARNESS_KEEP=DIR keeps each family's convolution outputs in DIR/FAMILY.conv.
 #define _GNU_SOURCE
 #include "CKernels.h"
 #include <math.h>
@@ -335,6 +336,28 @@ static int child(const char *family, const char *path) {
     rng_state = SEED;
     for (int i = 0; i < CASES; i++) { conv_case k = random_conv(0); conv_case_run(&k, family); }
     for (int i = 0; i < CASES / 2; i++) { conv_case k = random_conv(1); conv_case_run(&k, family); }
+    // SCM_KERNEL_HARNESS_KEEP=DIR: the convolutions' outputs also to DIR/FAMILY.conv (the Makefile
+    // compares NEON's, from qemu, with AVX2's: the FMA families give the same bits across CPUs)
+    const char *keep = getenv("SCM_KERNEL_HARNESS_KEEP");
+    if (keep && *keep) {
+        long end = ftell(out_file);
+        fflush(out_file);
+        char kp[512];
+        snprintf(kp, sizeof kp, "%s/%s.conv", keep, family);
+        FILE *in = fopen(path, "rb"), *kf = fopen(kp, "wb");
+        if (in && kf) {
+            char chunk[65536];
+            long left = end;
+            while (left > 0) {
+                size_t got = fread(chunk, 1, left < (long)sizeof chunk ? (size_t)left : sizeof chunk, in);
+                if (!got) break;
+                fwrite(chunk, 1, got, kf);
+                left -= (long)got;
+            }
+        }
+        if (in) fclose(in);
+        if (kf) fclose(kf);
+    }
     for (int i = 0; i < WG_CASES; i++) wgrad_case_run(family);
     for (int i = 0; i < PW_CASES; i++) pointwise_run();
     fclose(out_file);
