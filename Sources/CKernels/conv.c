@@ -15,6 +15,14 @@
 // planes of its input (even/odd rows x columns); other strides run along each output row. The
 // tiles leave through a 16 x 16 register transpose into the output rows.
 //
+// Kernel families (p->isa): AVX-512 tiles as above (NV vectors x 24/12/8/6 positions); AVX2 and
+// NEON tiles of NV vectors x 6 positions, one vector of 16 channels at a time (2 ymm or 4 q
+// registers per vector: 12 or 24 accumulators), and narrow tiles of 96/48/32/24 positions; the
+// portable tiles take AVX-512's shapes. All FMA families chain each output's taps in the same
+// order with one FMA each, so they give the same bits (the portable one rounds each product).
+// Not vectorized under AVX2: the stores of non-dense outputs (ConvTranspose phases; scalar, as
+// in every family); under NEON: the fills, stores and the stride-2 polyphase split (portable).
+//
 // bf16 plans (p->bf16): weights and the padded input hold pairs of channels (2k, 2k + 1) as
 // bfloat16 in one 32-bit slot (weights rounded at pack time, inputs while the rows are copied),
 // the taps are (channel pair, ky, kx), and the microkernels issue one vdpbf16ps per pair-tap

@@ -1,7 +1,8 @@
 // Nearest-neighbour Resize as copies: every output row is either a copy of the output row above
 // (same source row: the vertical repeats of an upsampling) or a gather of one source row through
 // a column table, with the common integer factors (1: memcpy, 2: each value twice) done by
-// vector shuffles. Pure data movement, so any split of the planes gives the same bits.
+// vector shuffles (AVX-512; other families the scalar loop: not a hot path). Pure data movement, so
+// any split of the planes gives the same bits.
 #include "CKernels.h"
 #include "internal.h"
 #include <string.h>

@@ -21,6 +21,10 @@
 // adds; the tile grid is fixed by the shape. So no result depends on the unit sizes, the batch or
 // the thread count.
 //
+// Families: AVX-512 and AVX2 transforms (16 / 8 tiles or channels per vector) and the portable
+// ones do the same operations per element; the products run on conv.c's tiles of the family
+// (NEON: its tiles, portable transforms). So the FMA families give the same bits.
+//
 // bf16 plans (p->bf16, AVX512-BF16 only): U and V are rounded to bfloat16 and stored as pairs of
 // channels (2k, 2k + 1) in 32-bit slots, the "taps" of step 3 are the p->kr channel pairs, and the
 // microkernel is conv.c's bf16 one (one vdpbf16ps per pair); M, the output transform and the
