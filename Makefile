@@ -5,7 +5,7 @@
 #               the Examples/ package that embeds the library, `make demo` itself, the allocation
 #               check of an optimized build, the trainer and the service end to end, the README's
 #               quickstart as written, idle CPU, TSan and fuzzing
-.PHONY: setup-python docs-check size-check serve-check load-test kernel-check setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+.PHONY: setup-python docs-check size-check serve-check load-test kernel-check crosscheck-avx2 setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
@@ -32,6 +32,12 @@ node-tests: setup-python
 
 crosscheck: build node-tests
 	$(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck
+
+# The cross-checks that run convolutions, again with the AVX2 kernel family forced (on an AVX-512
+# machine the default family is AVX-512; a CPU without AVX2 falls back to portable).
+crosscheck-avx2: build
+	SCM_KERNELS_ISA=avx2 $(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck/test_runtime.py Tests/crosscheck/test_sampler.py \
+	  Tests/crosscheck/test_torch_models.py Tests/crosscheck/test_backward_ops.py Tests/crosscheck/test_training.py
 
 # The example package depends on the library by path; it must build and write its PNG.
 example:
@@ -97,7 +103,7 @@ load-test: demo setup-python
 docs-check: demo setup-python
 	$(PY) tools/check_quickstart.py
 
-test: size-check kernel-check swift-test crosscheck example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
+test: size-check kernel-check swift-test crosscheck crosscheck-avx2 example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
 
 # The C kernels' harness (Tests/kernels/kernel_harness.c): every kernel family this CPU has
 # (portable, AVX2, AVX-512) on random convolution, Winograd, weight-gradient and pointwise cases,
