@@ -544,21 +544,26 @@ SCM_AVX2 static void epilogue_avx2(float *y, const float *z, int silu, int64_t c
 #endif
 
 #if defined(__aarch64__)
-// ---- NEON microkernels (32 q registers): a vector of 16 channels is four q registers; a tile is
+// ---- NEON microkernels (32 q registers; `#pragma GCC unroll`, which gcc and clang both read, keeps
+// the accumulators in registers under gcc too): a vector of 16 channels is four q registers; a tile is
 // NV vectors x 6 positions, one vector at a time as in the AVX2 tiles: 4 x 6 = 24 accumulators,
 // four weight registers and one broadcast. One FMA (vfmaq) per tap in order: the AVX2 bits.
 static inline __attribute__((always_inline)) void tile_neon_body(const int NV, const int SW, const float *restrict wk,
                                                                  const float *restrict bias, const int32_t *restrict off, int K,
                                                                  const float *restrict src, float *restrict buf) {
+    #pragma GCC unroll 24
     for (int v = 0; v < NV; v++) {
         float32x4_t acc[4][6];
         float *o = buf + 16 * v;
+        #pragma GCC unroll 24
         for (int j = 0; j < 6; j++)
+            #pragma GCC unroll 24
             for (int h = 0; h < 4; h++) acc[h][j] = vld1q_f32(bias ? bias + 16 * v + 4 * h : o + j * NV * 16 + 4 * h);
         const float *wv = wk + 16 * v;
         for (int k = 0; k < K; k++) {
             const float *s = src + off[k], *wr = wv + (int64_t)k * NV * 16;
             float32x4_t w0 = vld1q_f32(wr), w1 = vld1q_f32(wr + 4), w2 = vld1q_f32(wr + 8), w3 = vld1q_f32(wr + 12);
+            #pragma GCC unroll 24
             for (int j = 0; j < 6; j++) {
                 float32x4_t xb = vld1q_dup_f32(s + j * SW);
                 acc[0][j] = vfmaq_f32(acc[0][j], w0, xb);
@@ -567,7 +572,9 @@ static inline __attribute__((always_inline)) void tile_neon_body(const int NV, c
                 acc[3][j] = vfmaq_f32(acc[3][j], w3, xb);
             }
         }
+        #pragma GCC unroll 24
         for (int j = 0; j < 6; j++)
+            #pragma GCC unroll 24
             for (int h = 0; h < 4; h++) vst1q_f32(o + j * NV * 16 + 4 * h, acc[h][j]);
     }
 }
@@ -589,18 +596,25 @@ static inline __attribute__((always_inline)) void narrow_neon_body(const int NM,
                                                                    const float *restrict src, float *restrict buf) {
     float32x4_t acc[4][24];
     const int P = NY * 4;
+    #pragma GCC unroll 24
     for (int mi = 0; mi < NM; mi++)
+        #pragma GCC unroll 24
         for (int v = 0; v < NY; v++) acc[mi][v] = bias ? vdupq_n_f32(bias[mi]) : vld1q_f32(buf + mi * P + v * 4);
     for (int k = 0; k < K; k++) {
         const float *s = src + off[k];
         float32x4_t wb[4];
+        #pragma GCC unroll 24
         for (int mi = 0; mi < NM; mi++) wb[mi] = vld1q_dup_f32(wk + k * 16 + mi);
+        #pragma GCC unroll 24
         for (int v = 0; v < NY; v++) {
             float32x4_t xv = vld1q_f32(s + 4 * v);
+            #pragma GCC unroll 24
             for (int mi = 0; mi < NM; mi++) acc[mi][v] = vfmaq_f32(acc[mi][v], wb[mi], xv);
         }
     }
+    #pragma GCC unroll 24
     for (int mi = 0; mi < NM; mi++)
+        #pragma GCC unroll 24
         for (int v = 0; v < NY; v++) vst1q_f32(buf + mi * P + v * 4, acc[mi][v]);
 }
 #define NARROWN(NM, NY) \
