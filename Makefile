@@ -5,7 +5,7 @@
 #               the Examples/ package that embeds the library, `make demo` itself, the allocation
 #               check of an optimized build, the trainer and the service end to end, the README's
 #               quickstart as written, idle CPU, TSan and fuzzing
-.PHONY: setup-python docs-check size-check serve-check load-test setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
+.PHONY: setup-python docs-check size-check serve-check load-test kernel-check crosscheck-avx2 setup build demo demo-check alloc-check train-check fuzz-check tsan-check idle-check test swift-test crosscheck node-tests example bench bench-runtime bench-optimizer bench-sampler bench-train conformance quality clean
 
 PY := .venv/bin/python
 
@@ -32,6 +32,12 @@ node-tests: setup-python
 
 crosscheck: build node-tests
 	$(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck
+
+# The cross-checks that run convolutions, again with the AVX2 kernel family forced (on an AVX-512
+# machine the default family is AVX-512; a CPU without AVX2 falls back to portable).
+crosscheck-avx2: build
+	SCM_KERNELS_ISA=avx2 $(PY) -m pytest -q -p no:cacheprovider Tests/crosscheck/test_runtime.py Tests/crosscheck/test_sampler.py \
+	  Tests/crosscheck/test_torch_models.py Tests/crosscheck/test_backward_ops.py Tests/crosscheck/test_training.py
 
 # The example package depends on the library by path; it must build and write its PNG.
 example:
@@ -97,7 +103,30 @@ load-test: demo setup-python
 docs-check: demo setup-python
 	$(PY) tools/check_quickstart.py
 
-test: size-check swift-test crosscheck example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
+test: size-check kernel-check swift-test crosscheck crosscheck-avx2 example demo-check alloc-check train-check serve-check docs-check idle-check tsan-check fuzz-check
+
+# The C kernels' harness (Tests/kernels/kernel_harness.c): every kernel family this CPU has
+# (portable, AVX2, AVX-512) on random convolution, Winograd, weight-gradient and pointwise cases,
+# against a naive reference, the portable family, and itself over thread counts 1-3 and batch
+# sizes. Built straight from the kernel sources with clang (the compiler SwiftPM uses; cc gets
+# -ffp-contract=off, the contraction rule the sources' FP_CONTRACT pragmas state for clang).
+# Then, where Debian's aarch64 cross compiler and qemu-user are installed (tools/setup.sh installs
+# them on x86-64), the same harness for arm64 (portable and NEON) under qemu-aarch64.
+KCC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc -ffp-contract=off)
+KSRC := -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm
+kernel-check:
+	@mkdir -p .build/kernels
+	@rm -f .build/kernels/*.conv
+	$(KCC) -O2 -pthread $(KSRC) -o .build/kernels/kernel_harness
+	SCM_KERNEL_HARNESS_KEEP=.build/kernels .build/kernels/kernel_harness
+	@if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
+	  echo "arm64 (aarch64-linux-gnu-gcc, qemu-aarch64):"; \
+	  aarch64-linux-gnu-gcc -O2 -ffp-contract=off -pthread $(KSRC) -o .build/kernels/kernel_harness_arm64 && \
+	  SCM_KERNEL_HARNESS_KEEP=.build/kernels qemu-aarch64 -L /usr/aarch64-linux-gnu .build/kernels/kernel_harness_arm64 && \
+	  if [ -f .build/kernels/avx2.conv ]; then \
+	    cmp -s .build/kernels/avx2.conv .build/kernels/neon.conv && echo "neon vs avx2 (convolutions): bitwise equal" || \
+	    { echo "neon vs avx2 (convolutions): FAIL, not bitwise equal"; exit 1; }; fi; \
+	else echo "kernel-check: no aarch64-linux-gnu-gcc or qemu-aarch64 here: the NEON family is not checked (make setup installs them on x86-64)"; fi
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

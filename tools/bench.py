@@ -5,7 +5,7 @@ accuracy of both; then one sCT training step.
 
     tools/bench.py [--bin .build/release] [--threads 2] [--steps 1,2,4] [--batches 1,64] [--rounds 3]
                    [--models unet,trainer[,fashion]] [--precisions fp32,bf16] [--peers ort,openvino]
-                   [--accuracy-count 64] [--accuracy-steps 2] [--no-accuracy] [--no-train]
+                   [--accuracy-count 64] [--accuracy-steps 2] [--no-accuracy] [--no-train] [--isa avx2]
 
 `make bench` runs it in .venv-bench (tools/setup_bench.sh: numpy, onnx and onnxruntime at
 tools/setup_python.sh's pins, plus a pinned openvino), a venv of its own so that `make test`'s .venv
@@ -33,7 +33,8 @@ median and range of each round's own ratio (the sides ran back to back, so a mac
 for a while moves all of them). `--peers` picks the peers (default both). Our GFLOP/s counts 2 x
 multiply-adds of Conv, Gemm and MatMul of the optimized network per image times evaluations per
 image times images/s; "peak" is its share of the FMA loop. The machine is shared: read the ratios,
-not the absolute numbers.
+not the absolute numbers. `--isa F` runs scm-run with SCM_KERNELS_ISA=F (a kernel family forced: avx2,
+avx512, portable), and for avx2/avx512 measures the FMA-loop peak at that width (`fma_peak T avx2`).
 
 The accuracy table: per model, one batch of --accuracy-count samples in --accuracy-steps steps on
 the same noise (seed 0: scm-run --seed's Philox4x32-10 noise, which trigflow_ref.seeded_noise
@@ -87,9 +88,10 @@ def flops_per_image(bin_dir, model):
     return d["steps"][0]["after"]["flops"]
 
 
-def scm_images_per_second(bin_dir, model, steps, count, batch, threads, precision):
+def scm_images_per_second(bin_dir, model, steps, count, batch, threads, precision, isa=""):
+    env = dict(os.environ, SCM_KERNELS_ISA=isa) if isa else None
     d = json.loads(run([os.path.join(bin_dir, "scm-run"), model, "--steps", str(steps), "--count", str(count), "--batch",
-                        str(batch), "--threads", str(threads), "--precision", precision, "--json"]))
+                        str(batch), "--threads", str(threads), "--precision", precision, "--json"], env=env))
     return d["images_per_second"], d["precision"]
 
 
@@ -188,7 +190,11 @@ def main():
     ap.add_argument("--accuracy-steps", type=int, default=2)
     ap.add_argument("--no-accuracy", action="store_true")
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--isa", default="", help="SCM_KERNELS_ISA for scm-run (avx2, avx512, portable); the peak at that width")
     a = ap.parse_args()
+    if a.isa not in ("", "avx2", "avx512", "portable"):
+        sys.exit(f"unknown --isa {a.isa} (avx2, avx512, portable)")
+    peak_args = [a.isa] if a.isa in ("avx2", "avx512") else []
     peers = a.peers.split(",")
     for p in peers:
         if p not in ("ort", "openvino"):
@@ -223,7 +229,8 @@ def main():
                 models.append(("fashion-sct", os.path.join(MODELS, "fashion-sct.onnx")))
             else:
                 sys.exit(f"unknown model {name}")
-        print(f"threads {a.threads}; medians of {a.rounds} interleaved rounds; peak = FMA loop (tools/fma_peak.c) in the same rounds")
+        print(f"threads {a.threads}; medians of {a.rounds} interleaved rounds; peak = FMA loop (tools/fma_peak.c) in the same rounds"
+              + (f"; SCM_KERNELS_ISA={a.isa}" if a.isa else ""))
         head = f"{'model':<16} {'steps':>5} {'batch':>5} {'prec':>4} | {'scm img/s':>9} "
         if use_ort:
             head += f"| {'ort img/s':>9} {'scm/ort':>7} {'range':<11}"
@@ -256,13 +263,13 @@ def main():
                     # "ort" and ("ov", precision), each run back to back with scm-run in the same round
                     rounds = []
                     for _ in range(a.rounds):
-                        ours = {p: scm_images_per_second(a.bin, path, steps, count, batch, a.threads, p) for p in precisions}
+                        ours = {p: scm_images_per_second(a.bin, path, steps, count, batch, a.threads, p, a.isa) for p in precisions}
                         theirs = {}
                         if use_ort:
                             theirs["ort"] = ort_images_per_second(net, steps, count, batch, shape, rng)
                         for p, ov_net in ov_nets.items():
                             theirs[("ov", p)] = ort_images_per_second(ov_net, steps, count, batch, shape, rng)
-                        peak = float(run([peak_bin, str(a.threads)]))
+                        peak = float(run([peak_bin, str(a.threads)] + peak_args))
                         rounds.append((ours, theirs, peak))
                     peak = float(np.median([r[2] for r in rounds]))
                     for p in precisions:

@@ -1,9 +1,12 @@
 // The FMA-loop peak of this machine: T threads, each 24 independent accumulators of fused
 // multiply-adds at the widest vector width the CPU has (AVX-512, else AVX2+FMA, else scalar).
 // Built by tools/bench.py with `cc -O3 -pthread`; prints GFLOP/s (2 per lane per FMA), all threads.
+// Usage: fma_peak [THREADS [avx512|avx2|scalar]]: the second argument caps the width (the AVX2 peak
+// on an AVX-512 machine, for the kernels forced to SCM_KERNELS_ISA=avx2); the CPU must have it.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -63,6 +66,14 @@ int main(int argc, char **argv) {
     __builtin_cpu_init();
     width = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 1;
 #endif
+    if (argc > 2) {
+        int cap = !strcmp(argv[2], "avx512") ? 16 : !strcmp(argv[2], "avx2") ? 8 : !strcmp(argv[2], "scalar") ? 1 : -1;
+        if (cap < 0 || cap > width) {
+            fprintf(stderr, "fma_peak: %s is not available here\n", argv[2]);
+            return 1;
+        }
+        width = cap;
+    }
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         pthread_t t[64];

@@ -15,6 +15,14 @@
 // planes of its input (even/odd rows x columns); other strides run along each output row. The
 // tiles leave through a 16 x 16 register transpose into the output rows.
 //
+// Kernel families (p->isa): AVX-512 tiles as above (NV vectors x 24/12/8/6 positions); AVX2 and
+// NEON tiles of NV vectors x 6 positions, one vector of 16 channels at a time (2 ymm or 4 q
+// registers per vector: 12 or 24 accumulators), and narrow tiles of 96/48/32/24 positions; the
+// portable tiles take AVX-512's shapes. All FMA families chain each output's taps in the same
+// order with one FMA each, so they give the same bits (the portable one rounds each product).
+// Not vectorized under AVX2: the stores of non-dense outputs (ConvTranspose phases; scalar, as
+// in every family); under NEON: the fills, stores and the stride-2 polyphase split (portable).
+//
 // bf16 plans (p->bf16): weights and the padded input hold pairs of channels (2k, 2k + 1) as
 // bfloat16 in one 32-bit slot (weights rounded at pack time, inputs while the rows are copied),
 // the taps are (channel pair, ky, kx), and the microkernels issue one vdpbf16ps per pair-tap
@@ -32,8 +40,11 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-// Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers.
-static inline int tile_np(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
+// Output positions per tile for NV vectors of channels: about 24 accumulators of 32 registers
+// (AVX-512, and the portable tiles alike); AVX2: 6 (12 accumulators of 16 ymm, see tile_avx2_body).
+static inline int tile_np(int isa, int nv) {
+    return isa == SCM_ISA_AVX2 || isa == SCM_ISA_NEON ? 6 : nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24;
+}
 
 // Rows of the padded input's channel axis: channels, or channel pairs in bf16.
 static inline int channel_rows(const scm_conv_plan *p) { return p->bf16 ? (p->c + 1) / 2 : p->c; }
@@ -161,7 +172,7 @@ static inline __attribute__((always_inline)) void tile_portable_body(int NV, int
 
 #define PORTABLE(NV, SW) \
     static void tile_p_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
-        tile_portable_body(NV, tile_np(NV), SW, wk, bias, off, K, src, buf); \
+        tile_portable_body(NV, tile_np(SCM_ISA_PORTABLE, NV), SW, wk, bias, off, K, src, buf); \
     }
 PORTABLE(1, 1) PORTABLE(2, 1) PORTABLE(3, 1) PORTABLE(4, 1)
 PORTABLE(1, 2) PORTABLE(2, 2) PORTABLE(3, 2) PORTABLE(4, 2)
@@ -190,7 +201,11 @@ static inline __attribute__((always_inline)) void narrow_portable_body(int NM, i
     }
 NARROWP(1, 8) NARROWP(2, 8) NARROWP(3, 6) NARROWP(4, 6)
 static const tile_fn narrows_portable[4] = {narrow_p_1, narrow_p_2, narrow_p_3, narrow_p_4};
-static inline int narrow_npv(int nm) { return nm <= 2 ? 8 : 6; }
+// Positions of a narrow tile of nm channels (AVX2: see narrow_avx2_body).
+static inline int narrow_p(int isa, int nm) {
+    if (isa == SCM_ISA_AVX2 || isa == SCM_ISA_NEON) return nm == 1 ? 96 : nm == 2 ? 48 : nm == 3 ? 32 : 24;
+    return nm <= 2 ? 128 : 96;
+}
 
 #if defined(__x86_64__)
 // The accumulators of a tile (NV vectors of channels x NP positions): from the bias, or from the
@@ -299,6 +314,88 @@ SCM_AVX512 static inline __attribute__((always_inline)) void narrow_avx512_body(
     }
 NARROW512(1, 8) NARROW512(2, 8) NARROW512(3, 6) NARROW512(4, 6)
 static const narrow_fn narrows_avx512[4] = {narrow_a_1, narrow_a_2, narrow_a_3, narrow_a_4};
+
+// ---- AVX2 + FMA microkernels (16 ymm): the same packing, a vector of 16 channels is two ymm. A
+// tile is NV vectors x 6 positions, computed one vector at a time: 2 x 6 = 12 accumulators, the
+// vector's two weight halves and one broadcast, over all the chunk's taps; then the next vector
+// (its own accumulators, so each output's chain is still bias, then taps in order, one FMA each:
+// the same bits as the AVX-512 tiles).
+#define NP2 6
+SCM_AVX2 static inline __attribute__((always_inline)) void tile_avx2_body(const int NV, const int SW, const float *restrict wk,
+                                                                          const float *restrict bias, const int32_t *restrict off,
+                                                                          int K, const float *restrict src, float *restrict buf) {
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) {
+        __m256 acc[2][NP2];
+        float *o = buf + 16 * v;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP2; j++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++)
+                acc[h][j] = bias ? _mm256_loadu_ps(bias + 16 * v + 8 * h) : _mm256_loadu_ps(o + j * NV * 16 + 8 * h);
+        const float *wv = wk + 16 * v;
+        for (int k = 0; k < K; k++) {
+            const float *s = src + off[k];
+            __m256 w0 = _mm256_loadu_ps(wv + (int64_t)k * NV * 16), w1 = _mm256_loadu_ps(wv + (int64_t)k * NV * 16 + 8);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP2; j++) {
+                __m256 xb = _mm256_broadcast_ss(s + j * SW);
+                acc[0][j] = _mm256_fmadd_ps(w0, xb, acc[0][j]);
+                acc[1][j] = _mm256_fmadd_ps(w1, xb, acc[1][j]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP2; j++)
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++) _mm256_storeu_ps(o + j * NV * 16 + 8 * h, acc[h][j]);
+    }
+}
+
+#define AVX2TILE(NV, SW) \
+    SCM_AVX2 static void tile_v_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_avx2_body(NV, SW, wk, bias, off, K, src, buf); \
+    }
+AVX2TILE(1, 1) AVX2TILE(2, 1) AVX2TILE(3, 1) AVX2TILE(4, 1)
+AVX2TILE(1, 2) AVX2TILE(2, 2) AVX2TILE(3, 2) AVX2TILE(4, 2)
+static const tile_fn tiles_avx2[2][4] = {
+    {tile_v_1_1, tile_v_2_1, tile_v_3_1, tile_v_4_1},
+    {tile_v_1_2, tile_v_2_2, tile_v_3_2, tile_v_4_2},
+};
+
+// Narrow AVX2 tiles: NM channels x NY ymm of 8 positions (NM * NY = 12 accumulators at most;
+// P = 8 NY positions: 96, 48, 32, 24 for NM = 1 .. 4).
+SCM_AVX2 static inline __attribute__((always_inline)) void narrow_avx2_body(const int NM, const int NY, const float *restrict wk,
+                                                                            const float *restrict bias, const int32_t *restrict off,
+                                                                            int K, const float *restrict src, float *restrict buf) {
+    __m256 acc[4][12];
+    const int P = NY * 8;
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) acc[mi][v] = bias ? _mm256_set1_ps(bias[mi]) : _mm256_loadu_ps(buf + mi * P + v * 8);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        __m256 wb[4];
+#pragma clang loop unroll(full)
+        for (int mi = 0; mi < NM; mi++) wb[mi] = _mm256_broadcast_ss(wk + k * 16 + mi);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) {
+            __m256 xv = _mm256_loadu_ps(s + 8 * v);
+#pragma clang loop unroll(full)
+            for (int mi = 0; mi < NM; mi++) acc[mi][v] = _mm256_fmadd_ps(wb[mi], xv, acc[mi][v]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int mi = 0; mi < NM; mi++)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NY; v++) _mm256_storeu_ps(buf + mi * P + v * 8, acc[mi][v]);
+}
+#define NARROW2(NM, NY) \
+    SCM_AVX2 static void narrow_v_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_avx2_body(NM, NY, wk, bias, off, K, src, buf); \
+    }
+NARROW2(1, 12) NARROW2(2, 6) NARROW2(3, 4) NARROW2(4, 3)
+static const narrow_fn narrows_avx2[4] = {narrow_v_1, narrow_v_2, narrow_v_3, narrow_v_4};
 
 // ---- bf16 microkernels: as above with channel pairs in 32-bit slots (wk, src), one vdpbf16ps
 // (two products into each float32 accumulator, in the instruction's fixed order) per pair.
@@ -426,6 +523,126 @@ SCM_AVX512 static void epilogue_avx512(float *y, const float *z, int silu, int64
         _mm512_mask_storeu_ps(y + i, k, v);
     }
 }
+
+// AVX2: the Swift-bitwise SiLU for silu 1 and 2 alike (the FMA form is a bf16-plan one).
+SCM_AVX2 static void epilogue_avx2(float *y, const float *z, int silu, int64_t count) {
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_loadu_ps(y + i);
+        if (z) v = _mm256_add_ps(v, _mm256_loadu_ps(z + i));
+        if (silu) v = scm_silu8(v);
+        _mm256_storeu_ps(y + i, v);
+    }
+    if (i < count) {
+        __m256i k = lanes8((int)(count - i));
+        __m256 v = _mm256_maskload_ps(y + i, k);
+        if (z) v = _mm256_add_ps(v, _mm256_maskload_ps(z + i, k));
+        if (silu) v = scm_silu8(v);
+        _mm256_maskstore_ps(y + i, k, v);
+    }
+}
+#endif
+
+#if defined(__aarch64__)
+// ---- NEON microkernels (32 q registers; `#pragma GCC unroll`, which gcc and clang both read, keeps
+// the accumulators in registers under gcc too): a vector of 16 channels is four q registers; a tile is
+// NV vectors x 6 positions, one vector at a time as in the AVX2 tiles: 4 x 6 = 24 accumulators,
+// four weight registers and one broadcast. One FMA (vfmaq) per tap in order: the AVX2 bits.
+static inline __attribute__((always_inline)) void tile_neon_body(const int NV, const int SW, const float *restrict wk,
+                                                                 const float *restrict bias, const int32_t *restrict off, int K,
+                                                                 const float *restrict src, float *restrict buf) {
+    #pragma GCC unroll 24
+    for (int v = 0; v < NV; v++) {
+        float32x4_t acc[4][6];
+        float *o = buf + 16 * v;
+        #pragma GCC unroll 24
+        for (int j = 0; j < 6; j++)
+            #pragma GCC unroll 24
+            for (int h = 0; h < 4; h++) acc[h][j] = vld1q_f32(bias ? bias + 16 * v + 4 * h : o + j * NV * 16 + 4 * h);
+        const float *wv = wk + 16 * v;
+        for (int k = 0; k < K; k++) {
+            const float *s = src + off[k], *wr = wv + (int64_t)k * NV * 16;
+            float32x4_t w0 = vld1q_f32(wr), w1 = vld1q_f32(wr + 4), w2 = vld1q_f32(wr + 8), w3 = vld1q_f32(wr + 12);
+            #pragma GCC unroll 24
+            for (int j = 0; j < 6; j++) {
+                float32x4_t xb = vld1q_dup_f32(s + j * SW);
+                acc[0][j] = vfmaq_f32(acc[0][j], w0, xb);
+                acc[1][j] = vfmaq_f32(acc[1][j], w1, xb);
+                acc[2][j] = vfmaq_f32(acc[2][j], w2, xb);
+                acc[3][j] = vfmaq_f32(acc[3][j], w3, xb);
+            }
+        }
+        #pragma GCC unroll 24
+        for (int j = 0; j < 6; j++)
+            #pragma GCC unroll 24
+            for (int h = 0; h < 4; h++) vst1q_f32(o + j * NV * 16 + 4 * h, acc[h][j]);
+    }
+}
+#define NEONTILE(NV, SW) \
+    static void tile_n_##NV##_##SW(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        tile_neon_body(NV, SW, wk, bias, off, K, src, buf); \
+    }
+NEONTILE(1, 1) NEONTILE(2, 1) NEONTILE(3, 1) NEONTILE(4, 1)
+NEONTILE(1, 2) NEONTILE(2, 2) NEONTILE(3, 2) NEONTILE(4, 2)
+static const tile_fn tiles_neon[2][4] = {
+    {tile_n_1_1, tile_n_2_1, tile_n_3_1, tile_n_4_1},
+    {tile_n_1_2, tile_n_2_2, tile_n_3_2, tile_n_4_2},
+};
+
+// Narrow NEON tiles: NM channels x NY q registers of 4 positions (NM * NY = 24 accumulators at
+// most; P = 4 NY: 96, 48, 32, 24 positions, as AVX2).
+static inline __attribute__((always_inline)) void narrow_neon_body(const int NM, const int NY, const float *restrict wk,
+                                                                   const float *restrict bias, const int32_t *restrict off, int K,
+                                                                   const float *restrict src, float *restrict buf) {
+    float32x4_t acc[4][24];
+    const int P = NY * 4;
+    #pragma GCC unroll 24
+    for (int mi = 0; mi < NM; mi++)
+        #pragma GCC unroll 24
+        for (int v = 0; v < NY; v++) acc[mi][v] = bias ? vdupq_n_f32(bias[mi]) : vld1q_f32(buf + mi * P + v * 4);
+    for (int k = 0; k < K; k++) {
+        const float *s = src + off[k];
+        float32x4_t wb[4];
+        #pragma GCC unroll 24
+        for (int mi = 0; mi < NM; mi++) wb[mi] = vld1q_dup_f32(wk + k * 16 + mi);
+        #pragma GCC unroll 24
+        for (int v = 0; v < NY; v++) {
+            float32x4_t xv = vld1q_f32(s + 4 * v);
+            #pragma GCC unroll 24
+            for (int mi = 0; mi < NM; mi++) acc[mi][v] = vfmaq_f32(acc[mi][v], wb[mi], xv);
+        }
+    }
+    #pragma GCC unroll 24
+    for (int mi = 0; mi < NM; mi++)
+        #pragma GCC unroll 24
+        for (int v = 0; v < NY; v++) vst1q_f32(buf + mi * P + v * 4, acc[mi][v]);
+}
+#define NARROWN(NM, NY) \
+    static void narrow_n_##NM(const float *wk, const float *bias, const int32_t *off, int K, const float *src, float *buf) { \
+        narrow_neon_body(NM, NY, wk, bias, off, K, src, buf); \
+    }
+NARROWN(1, 24) NARROWN(2, 12) NARROWN(3, 8) NARROWN(4, 6)
+static const tile_fn narrows_neon[4] = {narrow_n_1, narrow_n_2, narrow_n_3, narrow_n_4};
+
+// The conv epilogue (silu 2 taken as 1, as AVX2).
+static void epilogue_neon(float *y, const float *z, int silu, int64_t count) {
+    int64_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        float32x4_t v = vld1q_f32(y + i);
+        if (z) v = vaddq_f32(v, vld1q_f32(z + i));
+        if (silu) v = scm_silu4(v);
+        vst1q_f32(y + i, v);
+    }
+    if (i < count) {
+        float t[4] = {0, 0, 0, 0}, u[4] = {0, 0, 0, 0};
+        for (int64_t l = 0; l < count - i; l++) t[l] = y[i + l], u[l] = z ? z[i + l] : 0.0f;
+        float32x4_t v = vld1q_f32(t);
+        if (z) v = vaddq_f32(v, vld1q_f32(u));
+        if (silu) v = scm_silu4(v);
+        vst1q_f32(t, v);
+        for (int64_t l = 0; l < count - i; l++) y[i + l] = t[l];
+    }
+}
 #endif
 
 static void epilogue_portable(float *y, const float *z, int silu, int64_t count) {
@@ -441,6 +658,10 @@ static void epilogue_portable(float *y, const float *z, int silu, int64_t count)
 void scm_conv_epilogue(int isa, float *y, const float *z, int silu, int64_t count) {
 #if defined(__x86_64__)
     if (isa == SCM_ISA_AVX512) { epilogue_avx512(y, z, silu, count); return; }
+    if (isa == SCM_ISA_AVX2) { epilogue_avx2(y, z, silu, count); return; }
+#endif
+#if defined(__aarch64__)
+    if (isa == SCM_ISA_NEON) { epilogue_neon(y, z, silu, count); return; }
 #endif
     (void)isa;
     epilogue_portable(y, z, silu, count);
@@ -450,12 +671,16 @@ scm_tile_fn scm_conv_tile(int isa, int nv, int sw) {
     int swi = sw == 1 ? 0 : 1;
 #if defined(__x86_64__)
     if (isa == SCM_ISA_AVX512) return tiles_avx512[swi][nv - 1];
+    if (isa == SCM_ISA_AVX2) return tiles_avx2[swi][nv - 1];
+#endif
+#if defined(__aarch64__)
+    if (isa == SCM_ISA_NEON) return tiles_neon[swi][nv - 1];
 #endif
     (void)isa;
     return tiles_portable[swi][nv - 1];
 }
 
-int scm_conv_tile_np(int nv) { return tile_np(nv); }
+int scm_conv_tile_np(int isa, int nv) { return tile_np(isa, nv); }
 
 scm_tile_fn scm_conv_tile_bf16(int nv, int sw) {
 #if defined(__x86_64__)
@@ -515,6 +740,54 @@ SCM_AVX512 static void fill_phases_avx512(const scm_conv_plan *p, const float *x
                     if (iy >= 0 && iy < p->h) phase_row(xc + (int64_t)iy * W, W, 2 * q0 - p->pl, &ev, &od);
                     _mm512_mask_storeu_ps(d0 + q0, k, ev);
                     _mm512_mask_storeu_ps(d1 + q0, k, od);
+                }
+            }
+    }
+    memset(scratch + (int64_t)p->c * 4 * pl4, 0, sizeof(float) * SLACK);
+}
+
+// AVX2: as fill_phases_avx512, 8 columns of each parity per step (masked loads at the row's
+// edges; whole-vector stores inside the plane row, the row's last few columns one by one).
+SCM_AVX2 static void fill_phases_avx2(const scm_conv_plan *p, const float *x, int oy0, int rq, float *scratch) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int wp = p->wp, W = p->w;
+    int64_t pl4 = p->plane;
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * p->h * W;
+        for (int py = 0; py < 2; py++)
+            for (int rr = 0; rr < rq; rr++) {
+                int iy = 2 * (oy0 + rr) + py - p->pt;
+                float *d0 = scratch + (int64_t)(c * 4 + py * 2) * pl4 + rr * wp, *d1 = d0 + pl4;
+                const float *row = xc + (int64_t)iy * W;
+                int in = iy >= 0 && iy < p->h;
+                for (int q0 = 0; q0 < wp; q0 += 8) {
+                    __m256 ev = _mm256_setzero_ps(), od = ev;
+                    if (in) {
+                        int ix0 = 2 * q0 - p->pl;  // lanes -ix0 ..< -ix0 + W of the first load hold the row
+                        __m256 a, b;
+                        if (ix0 >= 0 && ix0 + 16 <= W) {
+                            a = _mm256_loadu_ps(row + ix0);
+                            b = _mm256_loadu_ps(row + ix0 + 8);
+                        } else {
+                            __m256i ka = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-ix0 - 1)),
+                                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(W - ix0), lane));
+                            __m256i kb = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-ix0 - 9)),
+                                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(W - ix0 - 8), lane));
+                            a = _mm256_maskload_ps(row + ix0, ka);
+                            b = _mm256_maskload_ps(row + ix0 + 8, kb);
+                        }
+                        ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+                        od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+                    }
+                    if (q0 + 8 <= wp) {
+                        _mm256_storeu_ps(d0 + q0, ev);
+                        _mm256_storeu_ps(d1 + q0, od);
+                    } else {
+                        float te[8], to[8];
+                        _mm256_storeu_ps(te, ev);
+                        _mm256_storeu_ps(to, od);
+                        for (int q = q0; q < wp; q++) d0[q] = te[q - q0], d1[q] = to[q - q0];
+                    }
                 }
             }
     }
@@ -623,10 +896,12 @@ SCM_AVX512 static void store_block_avx512(const float *buf, int nvw, int L, int 
     for (int q0 = 0; q0 < L; q0 += 16) {
         int n = imin(16, L - q0);
         // row pieces of q0 ..< q0 + n: lanes and the address of lane 0 in each
-        __mmask16 km[4];
-        int64_t at[4];
+        // (up to 16 pieces: a narrow pitch puts many rows in 16 positions; a cap of 4 here lost
+        // the outputs of rows past the fourth when the pitch was under 5)
+        __mmask16 km[16];
+        int64_t at[16];
         int pieces = 0;
-        for (int q = q0; q < q0 + n && pieces < 4;) {
+        for (int q = q0; q < q0 + n;) {
             int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
             if (valid > 0) {
                 km[pieces] = (__mmask16)(((1u << valid) - 1) << (q - q0));
@@ -644,6 +919,71 @@ SCM_AVX512 static void store_block_avx512(const float *buf, int nvw, int L, int 
             for (int l = 0; l < lanes; l++) {
                 float *yl = y + (int64_t)(v * 16 + l) * yc;
                 for (int k = 0; k < pieces; k++) _mm512_mask_storeu_ps(yl + at[k], km[k], c[l]);
+            }
+        }
+    }
+}
+#endif
+
+#if defined(__x86_64__)
+// 8 x 8 transpose: on return v[l] holds lane l of the 8 inputs.
+SCM_AVX2 static inline __attribute__((always_inline)) void transpose8(__m256 v[8]) {
+    __m256 t[8], u[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+// As store_block_avx512 with 8 positions x 8 channels per transpose; a block of one row piece is
+// one store per channel, others are copied piece by piece from the stack (masked stores are slow
+// on AMD CPUs).
+SCM_AVX2 static void store_block_avx2(const float *buf, int nvw, int L, int pitch, int ow, float *y, int64_t yc, int64_t yr,
+                                      int cnt) {
+    for (int q0 = 0; q0 < L; q0 += 8) {
+        int n = imin(8, L - q0);
+        int lo[8], len8[8];
+        int64_t at[8];
+        int pieces = 0;
+        for (int q = q0; q < q0 + n;) {
+            int r = q / pitch, ox = q - r * pitch, len = imin(q0 + n - q, pitch - ox), valid = ox < ow ? imin(len, ow - ox) : 0;
+            if (valid > 0) {
+                lo[pieces] = q - q0;
+                len8[pieces] = valid;
+                at[pieces] = (int64_t)r * yr + ox;
+                pieces++;
+            }
+            q += len;
+        }
+        int whole = pieces == 1 && len8[0] == 8;
+        for (int v = 0; v * 8 < cnt; v++) {
+            __m256 c[8];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 8; i++) c[i] = i < n ? _mm256_loadu_ps(buf + (int64_t)(q0 + i) * nvw + v * 8) : _mm256_setzero_ps();
+            transpose8(c);
+            int lanes = imin(8, cnt - v * 8);
+            for (int l = 0; l < lanes; l++) {
+                float *yl = y + (int64_t)(v * 8 + l) * yc;
+                if (whole) {
+                    _mm256_storeu_ps(yl + at[0], c[l]);
+                    continue;
+                }
+                float t[8];
+                _mm256_storeu_ps(t, c[l]);
+                for (int k = 0; k < pieces; k++) memcpy(yl + at[k], t + lo[k], sizeof(float) * (size_t)len8[k]);
             }
         }
     }
@@ -675,6 +1015,8 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             fill_phases_bf16(p, x, oy0, rq, scratch);
         else if (p->isa == SCM_ISA_AVX512)
             fill_phases_avx512(p, x, oy0, rq, scratch);
+        else if (p->isa == SCM_ISA_AVX2)
+            fill_phases_avx2(p, x, oy0, rq, scratch);
         else
 #endif
             fill_phases(p, x, oy0, rq, scratch);
@@ -688,18 +1030,26 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
     const float *wk = packed + (int64_t)b * (K + 1) * p->mb, *bias = wk + (int64_t)K * p->mb;
     const int32_t *off = (const int32_t *)(packed + (int64_t)p->mblocks * (K + 1) * p->mb);
     float *buf = scratch + in_floats(p);
-    int np = tile_np(nv);
+    int np = tile_np(p->isa, nv);
     int swi = flat(p) || p->sw == 1 ? 0 : 1;  // positions one column apart: flattened rows, or width stride 1
     tile_fn tile = tiles_portable[swi][nv - 1];
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) tile = p->bf16 ? tiles_bf16[swi][nv - 1] : tiles_avx512[swi][nv - 1];
+    if (p->isa == SCM_ISA_AVX2) tile = tiles_avx2[swi][nv - 1];
+#endif
+#if defined(__aarch64__)
+    if (p->isa == SCM_ISA_NEON) tile = tiles_neon[swi][nv - 1];
 #endif
     if (flat(p) && cnt <= 4) {
         tile_fn narrow = narrows_portable[cnt - 1];
 #if defined(__x86_64__)
         if (p->isa == SCM_ISA_AVX512) narrow = p->bf16 ? narrows_bf16[cnt - 1] : narrows_avx512[cnt - 1];
+        if (p->isa == SCM_ISA_AVX2) narrow = narrows_avx2[cnt - 1];
 #endif
-        int P = narrow_npv(cnt) * 16, L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
+#if defined(__aarch64__)
+        if (p->isa == SCM_ISA_NEON) narrow = narrows_neon[cnt - 1];
+#endif
+        int P = narrow_p(p->isa, cnt), L = (R - 1) * wp + ow, tiles = (L + P - 1) / P;
         int kc = 1024;
         for (int k0 = 0; k0 < K; k0 += kc) {
             int kn = imin(kc, K - k0);
@@ -736,11 +1086,16 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
         }
     }
     int dense = yx == 1 && yr == ow;
+    (void)dense;  // the vector stores only
 #if defined(__x86_64__)
     if (dense && p->isa == SCM_ISA_AVX512) {
         for (int sgi = 0; sgi < segs; sgi++)
             store_block_avx512(buf + (int64_t)sgi * tiles * np * nv * 16, nv * 16, L, stride1 ? wp : ow, ow,
                                y + (int64_t)m0 * yc + (int64_t)(oy0 + sgi) * yr, yc, yr, cnt);
+    } else if (dense && p->isa == SCM_ISA_AVX2) {
+        for (int sgi = 0; sgi < segs; sgi++)
+            store_block_avx2(buf + (int64_t)sgi * tiles * np * nv * 16, nv * 16, L, stride1 ? wp : ow, ow,
+                             y + (int64_t)m0 * yc + (int64_t)(oy0 + sgi) * yr, yc, yr, cnt);
     } else
 #endif
     {
@@ -766,6 +1121,10 @@ void scm_conv_unit(const scm_conv_plan *p, const float *packed, const float *x, 
             const float *z = residual ? residual + o : 0;
 #if defined(__x86_64__)
             if (p->isa == SCM_ISA_AVX512) { epilogue_avx512(y + o, z, silu, (int64_t)R * ow); continue; }
+            if (p->isa == SCM_ISA_AVX2) { epilogue_avx2(y + o, z, silu, (int64_t)R * ow); continue; }
+#endif
+#if defined(__aarch64__)
+            if (p->isa == SCM_ISA_NEON) { epilogue_neon(y + o, z, silu, (int64_t)R * ow); continue; }
 #endif
             epilogue_portable(y + o, z, silu, (int64_t)R * ow);
         }

@@ -22,7 +22,11 @@ static int env_ready;
 const scm_kernel_env *scm_kernel_env_get(void) {
     if (!__atomic_load_n(&env_ready, __ATOMIC_ACQUIRE)) {
         scm_kernel_env e;
-        e.isa_portable = env_is("SCM_KERNELS_ISA", "portable");
+        e.isa_forced = env_is("SCM_KERNELS_ISA", "portable") ? SCM_ISA_PORTABLE
+                     : env_is("SCM_KERNELS_ISA", "avx2")   ? SCM_ISA_AVX2
+                     : env_is("SCM_KERNELS_ISA", "avx512") ? SCM_ISA_AVX512
+                     : env_is("SCM_KERNELS_ISA", "neon")   ? SCM_ISA_NEON
+                                                           : -1;
         e.bf16_off = env_is("SCM_KERNELS_BF16", "0");
         e.wino_tiles = env_int("SCM_WINO_TILES", 0);
         int mb = env_int("SCM_WINO_MB", 0);
@@ -36,15 +40,25 @@ const scm_kernel_env *scm_kernel_env_get(void) {
     return &env_values;
 }
 
-static int detect(void) {
-    if (scm_kernel_env_get()->isa_portable) return SCM_ISA_PORTABLE;
+// The best family this CPU has.
+static int best(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
         && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
         return SCM_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SCM_ISA_AVX2;
+#elif defined(__aarch64__)
+    return SCM_ISA_NEON;
 #endif
     return SCM_ISA_PORTABLE;
+}
+
+// The forced family where the CPU has it (an x86 one it lacks: the best one below it), or the best.
+static int detect(void) {
+    int b = best(), f = scm_kernel_env_get()->isa_forced;
+    if (f == SCM_ISA_NEON || b == SCM_ISA_NEON) return f == SCM_ISA_PORTABLE || f == SCM_ISA_AVX2 || f == SCM_ISA_AVX512 ? SCM_ISA_PORTABLE : b;
+    return f >= 0 && f < b ? f : b;
 }
 
 // detect() once: racing first calls compute the same value; a relaxed atomic keeps the store

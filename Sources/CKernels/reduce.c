@@ -1,7 +1,8 @@
 // Sums for the normalization statistics. Blocks of 512 values; in a block, lane l of 16 float
 // accumulators sums the values at l, l + 16, l + 32, ... in order; the lanes then fold in halves
 // (l + 8 into l, l + 4 into l, ...), and the blocks' sums add up in double. The AVX-512 and the
-// portable forms do the same float operations in the same order, so they give the same bits.
+// portable forms (and the AVX2 one: lanes 0-7 and 8-15 in two ymm) do the same float operations in
+// the same order, so they give the same bits.
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include "internal.h"
@@ -37,11 +38,36 @@ SCM_AVX512 static double block_sum_avx512(const float *x, int64_t count, float c
     }
     return total;
 }
+
+SCM_AVX2 static double block_sum_avx2(const float *x, int64_t count, float c, int squared) {
+    double total = 0;
+    const __m256 vc = _mm256_set1_ps(c);
+    for (int64_t i = 0; i < count; i += BLOCK) {
+        int64_t n = count - i < BLOCK ? count - i : BLOCK;
+        __m256 lo = _mm256_setzero_ps(), hi = lo;
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16) {
+            __m256 a = _mm256_sub_ps(_mm256_loadu_ps(x + i + j), vc), b = _mm256_sub_ps(_mm256_loadu_ps(x + i + j + 8), vc);
+            lo = _mm256_add_ps(lo, squared ? _mm256_mul_ps(a, a) : a);
+            hi = _mm256_add_ps(hi, squared ? _mm256_mul_ps(b, b) : b);
+        }
+        float a[16];
+        _mm256_storeu_ps(a, lo);
+        _mm256_storeu_ps(a + 8, hi);
+        for (int l = 0; j < n; j++, l++) {  // the tail: lane l only
+            float v = x[i + j] - c;
+            a[l] = a[l] + (squared ? v * v : v);
+        }
+        total += (double)fold16(a);
+    }
+    return total;
+}
 #endif
 
 double scm_block_sum(const float *x, int64_t count, float c, int squared) {
 #if defined(__x86_64__)
     if (scm_isa() == SCM_ISA_AVX512) return block_sum_avx512(x, count, c, squared);
+    if (scm_isa() == SCM_ISA_AVX2) return block_sum_avx2(x, count, c, squared);
 #endif
     double total = 0;
     for (int64_t i = 0; i < count; i += BLOCK) {

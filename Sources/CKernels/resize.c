@@ -1,7 +1,8 @@
 // Nearest-neighbour Resize as copies: every output row is either a copy of the output row above
 // (same source row: the vertical repeats of an upsampling) or a gather of one source row through
 // a column table, with the common integer factors (1: memcpy, 2: each value twice) done by
-// vector shuffles. Pure data movement, so any split of the planes gives the same bits.
+// vector shuffles (AVX-512; other families the scalar loop: not a hot path). Pure data movement, so
+// any split of the planes gives the same bits.
 #include "CKernels.h"
 #include "internal.h"
 #include <string.h>
@@ -32,6 +33,7 @@ SCM_AVX512 static void dup2_avx512(const float *src, float *dst, int n) {
 void scm_resize_nearest(const float *x, float *y, int64_t p0, int64_t p1, int64_t in_plane, int64_t out_plane, int rows,
                         int inner, const int64_t *row_src, const int32_t *col_src, int col_factor) {
     int isa = scm_isa();
+    (void)isa;  // the x86 vector copies only
     for (int64_t p = p0; p < p1; p++) {
         const float *xp = x + p * in_plane;
         float *yp = y + p * out_plane;

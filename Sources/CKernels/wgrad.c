@@ -97,6 +97,40 @@ SCM_AVX512 static void wg_avx512(const float *restrict a, int64_t lda, int64_t s
 }
 #endif
 
+#if defined(__x86_64__)
+// AVX2: the 4 x 6 block of 16-lane sums in four passes of 4 x 3 sums of 8 lanes (12 ymm
+// accumulators), each lane still one FMA per (sample, position vector) in order: the AVX-512 bits.
+SCM_AVX2 static void wg_avx2(const float *restrict a, int64_t lda, int64_t sa, const float *restrict b, int64_t sb,
+                             const int32_t *restrict off, int nq, int ns, float *restrict acc) {
+    for (int h = 0; h < 16; h += 8)
+        for (int j0 = 0; j0 < NR; j0 += 3) {
+            __m256 s[MR][3];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < MR; i++)
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 3; j++) s[i][j] = _mm256_loadu_ps(acc + (i * NR + j0 + j) * 16 + h);
+            const float *as = a + h, *bs = b + h;
+            for (int sm = 0; sm < ns; sm++, as += sa, bs += sb) {
+                const float *b0 = bs + off[j0], *b1 = bs + off[j0 + 1], *b2 = bs + off[j0 + 2];
+                const float *a0 = as, *a1 = as + lda, *a2 = as + 2 * lda, *a3 = as + 3 * lda;
+                for (int v = 0; v < nq; v++) {
+                    int64_t q = (int64_t)v * 16;
+                    __m256 x[3] = {_mm256_loadu_ps(b0 + q), _mm256_loadu_ps(b1 + q), _mm256_loadu_ps(b2 + q)};
+                    __m256 y[MR] = {_mm256_loadu_ps(a0 + q), _mm256_loadu_ps(a1 + q), _mm256_loadu_ps(a2 + q), _mm256_loadu_ps(a3 + q)};
+#pragma clang loop unroll(full)
+                    for (int i = 0; i < MR; i++)
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 3; j++) s[i][j] = _mm256_fmadd_ps(y[i], x[j], s[i][j]);
+                }
+            }
+#pragma clang loop unroll(full)
+            for (int i = 0; i < MR; i++)
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 3; j++) _mm256_storeu_ps(acc + (i * NR + j0 + j) * 16 + h, s[i][j]);
+        }
+}
+#endif
+
 // Input channels c0 ..< c0 + cn of one sample into the phase planes (zero outside the input).
 static void fill_x(const scm_wgrad_plan *p, const float *x, int c0, int cn, float *xs) {
     int wp = p->wp, rows = p->rows;
@@ -160,6 +194,7 @@ void scm_wgrad_unit(const scm_wgrad_plan *p, const float *x, const float *dy, in
     wg_fn kern = wg_portable;
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512) kern = wg_avx512;
+    if (p->isa == SCM_ISA_AVX2) kern = wg_avx2;
 #endif
     int64_t ohw = (int64_t)p->oh * p->ow, hw = (int64_t)p->h * p->w;
     int nq = (int)(p->q / 16);

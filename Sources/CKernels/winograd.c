@@ -21,6 +21,10 @@
 // adds; the tile grid is fixed by the shape. So no result depends on the unit sizes, the batch or
 // the thread count.
 //
+// Families: AVX-512 and AVX2 transforms (16 / 8 tiles or channels per vector) and the portable
+// ones do the same operations per element; the products run on conv.c's tiles of the family
+// (NEON: its tiles, portable transforms). So the FMA families give the same bits.
+//
 // bf16 plans (p->bf16, AVX512-BF16 only): U and V are rounded to bfloat16 and stored as pairs of
 // channels (2k, 2k + 1) in 32-bit slots, the "taps" of step 3 are the p->kr channel pairs, and the
 // microkernel is conv.c's bf16 one (one vdpbf16ps per pair); M, the output transform and the
@@ -426,6 +430,169 @@ SCM_AVX512 static void output_tf_avx512(const scm_wino_plan *p, const float *M, 
 }
 #endif
 
+#if defined(__x86_64__)
+// AVX2: input_tf_portable on 8 tiles per vector, reading the input rows in place as
+// input_tf_avx512 does (masked loads give the padding's zeros and touch no memory outside the
+// row); the same operations lane by lane, so the same bits. Tiles t0 ..< t0 + 8 read padded
+// columns 2 t0 + (0 .. 17): loads at 2 t0 + s, s = 0, 8 (columns 2t, 2t + 1 of each tile) and
+// s = 2, 10 (columns 2t + 2, 2t + 3), split into evens and odds.
+SCM_AVX2 static inline __attribute__((always_inline)) __m256i row_lanes8(int lo, int n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(lo + n), lane));
+}
+
+SCM_AVX2 static inline __attribute__((always_inline)) void evod8(__m256 a, __m256 b, __m256 *e, __m256 *o) {
+    *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+//
+// Stores are whole vectors (a masked store is slow on AMD CPUs): the lanes of a last, partial
+// block of tiles spill into the first tiles of the rows after it, which a later store writes
+// again (blocks run last one first, rows in order), or past the unit's tiles T, which are zeroed
+// afterwards (also in whole vectors: into the next channel's rows, written later, or into the
+// 16 floats between the last channel's rows and the next plane; at most 7 spill).
+SCM_AVX2 static void input_tf_avx2(const scm_wino_plan *p, const float *x, int iy0, int TR, float *V) {
+    int tw = p->tw, T = TR * tw, tpad = p->tpad, W = p->w, H = p->h, pl = p->pl;
+    int64_t es = ve_stride(p);
+    for (int c = 0; c < p->c; c++) {
+        const float *xc = x + (int64_t)c * H * W;
+        float *vc = V + (int64_t)c * tpad;
+        for (int t0 = (tw - 1) / 8 * 8; t0 >= 0; t0 -= 8) {
+            int lo = pl - 2 * t0;  // lanes lo ..< lo + W of the load at padded column 2 t0 hold input
+            int inside = lo <= 0 && 18 - lo <= W;
+            const __m256i k0 = row_lanes8(lo, W), k1 = row_lanes8(lo - 8, W), k2 = row_lanes8(lo - 2, W), k3 = row_lanes8(lo - 10, W);
+            __m256 cm[4][4];
+            for (int r = 0; r < TR; r++) {
+#pragma clang loop unroll(full)
+                for (int i = 0; i < 4; i++) {
+                    if (r > 0 && i < 2) {
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 4; j++) cm[i][j] = cm[i + 2][j];
+                        continue;
+                    }
+                    int iy = iy0 + 2 * r + i;
+                    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
+                    if (iy >= 0 && iy < H) {
+                        const float *d = xc + (int64_t)iy * W + 2 * t0 - pl;
+                        if (inside) {
+                            a0 = _mm256_loadu_ps(d);
+                            b0 = _mm256_loadu_ps(d + 8);
+                            a1 = _mm256_loadu_ps(d + 2);
+                            b1 = _mm256_loadu_ps(d + 10);
+                        } else {
+                            a0 = _mm256_maskload_ps(d, k0);
+                            b0 = _mm256_maskload_ps(d + 8, k1);
+                            a1 = _mm256_maskload_ps(d + 2, k2);
+                            b1 = _mm256_maskload_ps(d + 10, k3);
+                        }
+                    }
+                    __m256 e0, o0, e1, o1;
+                    evod8(a0, b0, &e0, &o0);
+                    evod8(a1, b1, &e1, &o1);
+                    cm[i][0] = _mm256_sub_ps(e0, e1);
+                    cm[i][1] = _mm256_add_ps(o0, e1);
+                    cm[i][2] = _mm256_sub_ps(e1, o0);
+                    cm[i][3] = _mm256_sub_ps(o0, o1);
+                }
+                float *dst = vc + r * tw + t0;
+#pragma clang loop unroll(full)
+                for (int e = 0; e < 16; e++, dst = next_plane(dst, es)) {
+                    int a = e / 4, j = e % 4;
+                    __m256 v = a == 0 ? _mm256_sub_ps(cm[0][j], cm[2][j])
+                             : a == 1 ? _mm256_add_ps(cm[1][j], cm[2][j])
+                             : a == 2 ? _mm256_sub_ps(cm[2][j], cm[1][j])
+                                      : _mm256_sub_ps(cm[1][j], cm[3][j]);
+                    _mm256_storeu_ps(dst, v);
+                }
+            }
+        }
+        for (int t = T; t < tpad; t += 8)
+#pragma clang loop unroll(full)
+            for (int e = 0; e < 16; e++) _mm256_storeu_ps(vc + e * es + t, _mm256_setzero_ps());
+    }
+}
+
+// Y = A^T M A + bias of one tile for 8 channels (as tile_out16).
+SCM_AVX2 static inline void tile_out8(const float *mp, int64_t ms, __m256 b, __m256 *y00, __m256 *y01, __m256 *y10, __m256 *y11) {
+    __m256 m[16], s0[4], s1[4];
+#pragma clang loop unroll(full)
+    for (int e = 0; e < 16; e++) m[e] = _mm256_loadu_ps(mp + e * ms);
+#pragma clang loop unroll(full)
+    for (int a = 0; a < 4; a++) {
+        s0[a] = _mm256_add_ps(_mm256_add_ps(m[a * 4], m[a * 4 + 1]), m[a * 4 + 2]);
+        s1[a] = _mm256_sub_ps(_mm256_sub_ps(m[a * 4 + 1], m[a * 4 + 2]), m[a * 4 + 3]);
+    }
+    *y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]), b);
+    *y01 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]), b);
+    *y10 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]), b);
+    *y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]), b);
+}
+
+// Channel l's four values (p, q, r, s)[l] side by side: 128-bit lane g of out[k] holds channel 4 g + k.
+SCM_AVX2 static inline void transpose4x8(__m256 p, __m256 q, __m256 r, __m256 s, float out[4][8]) {
+    __m256 t0 = _mm256_unpacklo_ps(p, q), t1 = _mm256_unpackhi_ps(p, q);
+    __m256 t2 = _mm256_unpacklo_ps(r, s), t3 = _mm256_unpackhi_ps(r, s);
+    _mm256_store_ps(out[0], _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2))));
+    _mm256_store_ps(out[1], _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2))));
+    _mm256_store_ps(out[2], _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3))));
+    _mm256_store_ps(out[3], _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3))));
+}
+
+// As output_tf_avx512, 8 channels per vector.
+SCM_AVX2 static void output_tf_avx2(const scm_wino_plan *p, const float *M, const float *bias, float *y, int m0, int cnt,
+                                    int nvw, int ty0, int TR) {
+    int tw = p->tw, ow = p->ow, oh = p->oh;
+    int64_t ms = me_stride(p, nvw), ohw = (int64_t)oh * ow;
+    float tmp[4][8] __attribute__((aligned(32)));
+    float r0[4][8] __attribute__((aligned(32)));
+    float r1[4][8] __attribute__((aligned(32)));
+    for (int v = 0; v * 8 < cnt; v++) {
+        int lanes = imin(8, cnt - v * 8);
+        __m256 b = _mm256_loadu_ps(bias + v * 8);
+        for (int r = 0; r < TR; r++) {
+            int oy = 2 * (ty0 + r);
+            int t = 0;
+            if (oy + 1 < oh)
+                for (; t + 1 < tw && 2 * t + 3 < ow; t += 2) {
+                    const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 8;
+                    __m256 a00, a01, a10, a11, c00, c01, c10, c11;
+                    tile_out8(mp, ms, b, &a00, &a01, &a10, &a11);
+                    tile_out8(mp + nvw, ms, b, &c00, &c01, &c10, &c11);
+                    transpose4x8(a00, a01, c00, c01, r0);
+                    transpose4x8(a10, a11, c10, c11, r1);
+                    float *yc = y + (int64_t)(m0 + v * 8) * ohw + (int64_t)oy * ow + 2 * t;
+                    for (int l = 0; l < lanes; l++) {
+                        float *q = yc + l * ohw;
+                        memcpy(q, r0[l & 3] + 4 * (l >> 2), 16);
+                        memcpy(q + ow, r1[l & 3] + 4 * (l >> 2), 16);
+                    }
+                }
+            for (; t < tw; t++) {
+                int ox = 2 * t;
+                const float *mp = M + (int64_t)(r * tw + t) * nvw + v * 8;
+                __m256 y00, y01, y10, y11;
+                tile_out8(mp, ms, b, &y00, &y01, &y10, &y11);
+                _mm256_store_ps(tmp[0], y00);
+                _mm256_store_ps(tmp[1], y01);
+                _mm256_store_ps(tmp[2], y10);
+                _mm256_store_ps(tmp[3], y11);
+                float *yc = y + (int64_t)(m0 + v * 8) * ohw + (int64_t)oy * ow + ox;
+                for (int l = 0; l < lanes; l++) {
+                    float *q = yc + l * ohw;
+                    q[0] = tmp[0][l];
+                    if (ox + 1 < ow) q[1] = tmp[1][l];
+                    if (oy + 1 < oh) {
+                        q[ow] = tmp[2][l];
+                        if (ox + 1 < ow) q[ow + 1] = tmp[3][l];
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
 void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, float *y, const float *residual, int silu,
                    int unit, float *scratch) {
     int b = unit / p->rblocks, rb = unit % p->rblocks;
@@ -439,6 +606,8 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
         input_tf_bf16(p, x, 2 * ty0 - p->pt, TR, V);
     else if (p->isa == SCM_ISA_AVX512)
         input_tf_avx512(p, x, 2 * ty0 - p->pt, TR, V);
+    else if (p->isa == SCM_ISA_AVX2)
+        input_tf_avx2(p, x, 2 * ty0 - p->pt, TR, V);
     else
 #endif
     {
@@ -450,7 +619,7 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
     const float *zeros = bias + (int64_t)p->mblocks * p->mb;
     const int32_t *off = (const int32_t *)(zeros + 64);
     scm_tile_fn tile = p->bf16 ? scm_conv_tile_bf16(nv, 1) : scm_conv_tile(p->isa, nv, 1);
-    int np = scm_conv_tile_np(nv), tiles = (T + np - 1) / np;
+    int np = scm_conv_tile_np(p->isa, nv), tiles = (T + np - 1) / np;
     int kc = imax(1, 6144 / nvw);  // channels whose U_e rows stay in L1 (about 24 KiB)
     for (int e = 0; e < 16; e++) {
         const float *Ue = U + (int64_t)e * C * nvw, *Ve = V + e * es;
@@ -464,6 +633,8 @@ void scm_wino_unit(const scm_wino_plan *p, const float *packed, const float *x, 
 #if defined(__x86_64__)
     if (p->isa == SCM_ISA_AVX512)
         output_tf_avx512(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
+    else if (p->isa == SCM_ISA_AVX2)
+        output_tf_avx2(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);
     else
 #endif
         output_tf_portable(p, M, bias + m0, y, m0, cnt, nvw, ty0, TR);

@@ -12,13 +12,23 @@ extern "C" {
 #endif
 
 /// Instruction sets the kernels can use; `scm_isa()` returns the best one this CPU has.
-enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX512 = 2 };
+/// AVX2 means AVX2 + FMA (256-bit vectors); AVX-512 means F, BW, VL, DQ and FMA; NEON is arm64's
+/// Advanced SIMD (every aarch64 CPU has it).
+enum { SCM_ISA_PORTABLE = 0, SCM_ISA_AVX2 = 1, SCM_ISA_AVX512 = 2, SCM_ISA_NEON = 3 };
 
 /// The instruction set every kernel of this process uses, decided once (cpuid through
-/// `__builtin_cpu_supports`); the environment variable SCM_KERNELS_ISA=portable caps it (tests).
+/// `__builtin_cpu_supports`): on x86-64 AVX-512 where the CPU has it, else AVX2 where it has AVX2
+/// and FMA, else portable; on aarch64 NEON. The environment variable SCM_KERNELS_ISA (tests,
+/// benchmarks) forces a family: `portable`, `avx2`, `avx512` or `neon`; an x86 family this CPU
+/// lacks falls back to the best it has below it (avx512 -> avx2 -> portable; portable on arm64),
+/// `neon` off arm64 and any other value are ignored (the CPU's own choice).
+/// The AVX2, AVX-512 and NEON kernels give the same bits where they overlap (one FMA per tap in the
+/// same order, the same activation arithmetic); the portable ones round each product (no FMA) and
+/// so differ slightly. NEON covers the direct convolution's tiles (so also Winograd's products)
+/// and the conv epilogue; the rest of arm64's kernels are the portable ones.
 int scm_isa(void);
 
-/// Whether the bf16 convolution kernels can run here: `scm_isa()` is AVX-512 and the CPU has
+/// Whether the bf16 convolution kernels can run here (never under AVX2): `scm_isa()` is AVX-512 and the CPU has
 /// AVX512-BF16 (`vdpbf16ps`). A plan asking for bf16 elsewhere is refused by its plan_init.
 int scm_has_bf16(void);
 

@@ -8,15 +8,24 @@ import SCMGraph
 enum KernelChoice {
     /// The instruction sets of the C kernels.
     enum ISA: Sendable {
-        case avx512, portable
+        case avx512, avx2, neon, portable
     }
 
     /// The instruction set every C kernel of this process uses: the best this CPU has, unless
     /// `SCM_KERNELS_ISA` caps it (read once in `CKernels/dispatch.c`).
-    static let isa: ISA = Int(scm_isa()) == Int(SCM_ISA_AVX512) ? .avx512 : .portable
+    static let isa: ISA = {
+        switch Int(scm_isa()) {
+        case Int(SCM_ISA_AVX512): return .avx512
+        case Int(SCM_ISA_AVX2): return .avx2
+        case Int(SCM_ISA_NEON): return .neon
+        default: return .portable
+        }
+    }()
 
-    /// Whether the vector activation and affine kernels (C) run, rather than the Swift loops.
-    static var vector: Bool { isa == .avx512 }
+    /// Whether the vector activation and affine kernels (C) run, rather than the Swift loops
+    /// (both give the same bits; the AVX2 and AVX-512 C kernels are the faster; on NEON these C
+    /// kernels are the portable loops, so the Swift ones run).
+    static var vector: Bool { isa == .avx512 || isa == .avx2 }
 
     /// Algorithms of a forward convolution, in the order they are tried.
     enum ConvAlgorithm: Sendable {
