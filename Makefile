@@ -114,7 +114,7 @@ test: size-check kernel-check swift-test crosscheck crosscheck-avx2 example demo
 # them on x86-64), the same harness for arm64 (portable and NEON) under qemu-aarch64.
 KCC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc -ffp-contract=off)
 KSRC := -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/kernels/kernel_harness.c -lm
-kernel-check:
+kernel-check: setup
 	@mkdir -p .build/kernels
 	@rm -f .build/kernels/*.conv
 	$(KCC) -O2 -pthread $(KSRC) -o .build/kernels/kernel_harness
@@ -126,7 +126,8 @@ kernel-check:
 	  if [ -f .build/kernels/avx2.conv ]; then \
 	    cmp -s .build/kernels/avx2.conv .build/kernels/neon.conv && echo "neon vs avx2 (convolutions): bitwise equal" || \
 	    { echo "neon vs avx2 (convolutions): FAIL, not bitwise equal"; exit 1; }; fi; \
-	else echo "kernel-check: no aarch64-linux-gnu-gcc or qemu-aarch64 here: the NEON family is not checked (make setup installs them on x86-64)"; fi
+	elif [ "$$(uname -m)" = x86_64 ]; then echo "kernel-check: aarch64-linux-gnu-gcc or qemu-aarch64 missing (tools/setup.sh installs them on x86-64)"; exit 1; \
+	else echo "kernel-check: no aarch64 cross tools on $$(uname -m): the NEON family is checked on x86-64 hosts"; fi
 
 # ONNX backend node tests through scm-infer: prints `conformance: N passed, M failed, K skipped`,
 # then the thread (1/2/3) and batch invariance sweeps over the passing tests (tools/conformance.py -h).

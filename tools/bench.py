@@ -4,7 +4,7 @@ OpenVINO (float32 and bf16), on the same model files, same threads, same run; th
 accuracy of both; then one sCT training step.
 
     tools/bench.py [--bin .build/release] [--threads 2] [--steps 1,2,4] [--batches 1,64] [--rounds 3]
-                   [--models unet,trainer[,fashion]] [--precisions fp32,bf16] [--peers ort,openvino]
+                   [--models unet,resunet,trainer[,fashion]] [--precisions fp32,bf16] [--peers ort,openvino]
                    [--accuracy-count 64] [--accuracy-steps 2] [--no-accuracy] [--no-train] [--isa avx2]
 
 `make bench` runs it in .venv-bench (tools/setup_bench.sh: numpy, onnx and onnxruntime at
@@ -12,7 +12,10 @@ tools/setup_python.sh's pins, plus a pinned openvino), a venv of its own so that
 never gets OpenVINO; with `--peers ort` it also runs in .venv.
 
 Models: `unet` is tools/make_tiny_model.py's TrigFlow UNet with widths 32/64/64 at 28x28 (random
-weights); `trainer` is scm-train's default Fashion-MNIST UNet (one training step, then scm-export;
+weights, a conv and an ADN block per level); `resunet` the same widths with one residual block per
+level as sCM's and EDM's UNets have (two convs with ADN, GroupNorm written as InstanceNormalization +
+Reshape as PyTorch's TorchScript exporter writes it, 8 groups, a 128-wide time embedding: 0.54 M
+parameters, 178 MFLOP per evaluation); `trainer` is scm-train's default Fashion-MNIST UNet (one training step, then scm-export;
 after one step its network's own term is still near zero, so its samples are nearly the skip path
 cos(t) x alone and its accuracy rows say little); `fashion` (not in the default) is the shipped
 trained Fashion-MNIST model, models/fashion-sct.onnx. For every (model, steps, batch) each round
@@ -117,7 +120,9 @@ class OpenVINONetwork(trigflow_ref.Network):
     schedule and trigflow_ref.consistency_sample are the onnxruntime reference's own."""
 
     def __init__(self, like, compiled):
-        self.sigma, self.t_max, self.velocity, self.meta = like.sigma, like.t_max, like.velocity, like.meta
+        # Every contract field the reference read (sigma, t_max, the parameterization, segments, ...);
+        # only raw() differs.
+        vars(self).update(vars(like))
         self.compiled = compiled
         self.request = compiled.create_infer_request()
 
@@ -183,7 +188,7 @@ def main():
     ap.add_argument("--steps", default="1,2,4")
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--models", default="unet,trainer")
+    ap.add_argument("--models", default="unet,resunet,trainer")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--peers", default="ort,openvino", help="comma-separated: ort (onnxruntime), openvino")
     ap.add_argument("--accuracy-count", type=int, default=64, help="samples of the accuracy table (one batch)")
@@ -223,6 +228,11 @@ def main():
                 path = os.path.join(tmp, "unet.onnx")
                 onnx.save(make_tiny_model.build("onnx", size=28, widths=(32, 64, 64), seed=0), path)
                 models.append(("unet 32/64/64", path))
+            elif name == "resunet":
+                path = os.path.join(tmp, "resunet.onnx")
+                onnx.save(make_tiny_model.build("instance", size=28, widths=(32, 64, 64), seed=0, resblocks=True, groups=8, emb=128),
+                          path)
+                models.append(("resunet 32/64/64", path))
             elif name == "trainer":
                 models.append(("trainer default", trainer_model(a.bin, tmp, a.threads)))
             elif name == "fashion":

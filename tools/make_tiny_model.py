@@ -22,13 +22,15 @@ T_MAX = math.atan(80 / SIGMA_D)
 
 
 def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=2, extras=False,
-          parameterization="consistency", widths=None):
+          parameterization="consistency", widths=None, resblocks=False):
     """extras=True adds what the optimizer's other fusions look for: random GroupNorm affine
     parameters, a conv with a residual Add and SiLU, and time-MLP linears as MatMul + Add.
     parameterization="velocity" makes output 0 the network F(x/sigma_d, t) itself.
     widths=(32, 64, 64) builds a UNet with one level per width instead (each level a conv and an
     ADN block; a stride-2 conv between levels, so 28x28 goes to 14x14 and 7x7; attention at the
-    lowest resolution; nearest upsampling and skip concatenations on the way up)."""
+    lowest resolution; nearest upsampling and skip concatenations on the way up). resblocks=True
+    makes each level's conv and ADN block one residual block instead (ADN, SiLU, conv, ADN, SiLU,
+    conv, plus the input through a 1x1 conv where the width changes), as sCM's and EDM's UNets are."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     counter = [0]
@@ -97,8 +99,17 @@ def build(groupnorm="onnx", channels=8, size=8, in_ch=1, seed=0, emb=16, groups=
     # F(x / sigma_d, t)
     xin = op("Div", ["x", const(np.float32(SIGMA_D), "sigma_d")], "xin")
     if widths:
-        F = unet_levels(xin, list(widths), in_ch, size, temb, conv, adn, silu, op, const, weight)
-        return finish(nodes, inits, F, f"unet_{'_'.join(map(str, widths))}_{groupnorm}", [in_ch, size, size], parameterization)
+        if resblocks:
+            def block(h, cin, w):
+                r = conv(silu(adn(h, cin, temb)), cin, w)
+                r = conv(silu(adn(r, w, temb)), w, w)
+                return op("Add", [r, h if cin == w else conv(h, cin, w, k=1)], "res")
+        else:
+            def block(h, cin, w):
+                return silu(adn(conv(h, cin, w), w, temb))
+        F = unet_levels(xin, list(widths), in_ch, size, block, conv, op, const, weight)
+        kind = "resunet" if resblocks else "unet"
+        return finish(nodes, inits, F, f"{kind}_{'_'.join(map(str, widths))}_{groupnorm}", [in_ch, size, size], parameterization)
     h = conv(xin, in_ch, channels)
     h = silu(adn(h, channels, temb))
     if extras:  # conv epilogue: SiLU(Conv(h) + h)
@@ -137,15 +148,15 @@ def attention(v, c, hw, op, const, weight):
     return op("Add", [v, op("Reshape", [o, op("Shape", [v])])], "attn_out")
 
 
-def unet_levels(xin, widths, in_ch, size, temb, conv, adn, silu, op, const, weight):
-    """The multi-level UNet body of build(widths=...); returns F."""
+def unet_levels(xin, widths, in_ch, size, block, conv, op, const, weight):
+    """The multi-level UNet body of build(widths=...), each level's body `block(h, cin, w)`; returns F."""
     h = conv(xin, in_ch, widths[0])
     skips, cin, res = [], widths[0], size
     for i, w in enumerate(widths):
         if i > 0:
             h = conv(h, cin, cin, stride=2)
             res = (res + 1) // 2
-        h = silu(adn(conv(h, cin, w), w, temb))
+        h = block(h, cin, w)
         cin = w
         if i < len(widths) - 1:
             skips.append((h, w))
@@ -153,7 +164,7 @@ def unet_levels(xin, widths, in_ch, size, temb, conv, adn, silu, op, const, weig
     for skip, w in reversed(skips):
         h = op("Resize", [h, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], "up", mode="nearest")
         h = op("Concat", [h, skip], "cat", axis=1)
-        h = silu(adn(conv(h, cin + w, w), w, temb))
+        h = block(h, cin + w, w)
         cin = w
     return conv(h, cin, in_ch)
 

@@ -13,7 +13,7 @@ import Foundation
 /// | `SCM_CHECK_FINITE=1` | name the first steps of a run whose outputs hold NaN or infinity |
 /// | `SCM_POOL_SPIN_NS=N` | how long idle pool workers spin before they sleep |
 /// | `SCM_SAMPLER_LANES=0` | a sampler's chunks one after another on all threads |
-/// | `SCM_KERNELS_ISA=portable`, `SCM_KERNELS_BF16=0`, `SCM_WINO_*`, `SCM_CONV_MB/POS/PHASES` | the C kernels' (dispatch.c) |
+/// | `SCM_KERNELS_ISA=portable|avx2|avx512|neon`, `SCM_KERNELS_BF16=0`, `SCM_WINO_*`, `SCM_CONV_MB/POS/PHASES` | the C kernels' (dispatch.c) |
 public enum RuntimeOverrides {
     private static let environment = ProcessInfo.processInfo.environment
 
