@@ -1,5 +1,6 @@
 import Foundation
 import SCMGraph
+import SCMRuntime
 
 /// Makes a network exported elsewhere (PyTorch's `torch.onnx.export`, ...) samplable: writes the
 /// TrigFlow contract's metadata (schemas/README.md) into it and, for a velocity network that
@@ -71,6 +72,7 @@ public enum ContractAttachment {
         if let r = o.dataRange, !(r.0.isFinite && r.1.isFinite && r.0 < r.1) {
             throw bad("data range", "\(r.0),\(r.1) is not 'low,high' with low < high")
         }
+        try model.checkWindowAttributes()
         var m = model
         let inits = Set(m.graph.initializers.map(\.meta.name))
         let inputs = m.graph.inputs.filter { !inits.contains($0.name) }

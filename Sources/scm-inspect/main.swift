@@ -47,6 +47,7 @@ struct Inspect: Tool {
         TrainingOps.register()
         do {
             let loaded = try ModelFile.load(path: model, limits: resources.limits)
+            try loaded.checkWindowAttributes()
             if step.perStep {
                 let report = try StepInspection(model: loaded, name: model, schedule: try step.times(of: loaded), batch: step.batch ?? 1,
                                                 passes: step.optimizer.passes, options: step.optimizer.options)
