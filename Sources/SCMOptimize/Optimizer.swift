@@ -6,10 +6,10 @@ import SCMRuntime
 /// in SCMTrigFlow).
 public enum Optimizer {
     /// Every pass by name, in the default pipeline's order.
-    public static let passNames = ["fold", "cse", "dce", "fuse-adn", "fuse-conv", "fuse-gemm"]
+    public static let passNames = ["fold", "cse", "dce", "fuse-adn", "fold-conv-bias", "fuse-conv", "fuse-gemm"]
 
     /// The default pipeline: fold the time path, merge duplicates, drop what is dead, then fuse.
-    public static let defaultPipeline = ["fold", "cse", "dce", "fuse-adn", "fuse-conv", "fuse-gemm", "dce"]
+    public static let defaultPipeline = ["fold", "cse", "dce", "fuse-adn", "fold-conv-bias", "fuse-conv", "fuse-gemm", "dce"]
 
     /// Options shared by the passes.
     public struct Options: Sendable {
@@ -33,6 +33,7 @@ public enum Optimizer {
         case "cse": return CommonSubexpressions()
         case "dce": return DeadCodeElimination()
         case "fuse-adn": return FuseAdaptiveGroupNorm()
+        case "fold-conv-bias": return FoldConvBias()
         case "fuse-conv": return FuseConvEpilogue()
         case "fuse-gemm": return FuseMatMulAdd()
         default: throw OptimizeError("unknown pass '\(name)' (passes: \(passNames.joined(separator: ", ")))")
