@@ -251,6 +251,19 @@ def batch_case(model, inputs, outputs, seed):
     return None, reason
 
 
+def _reference_mixes(model, names, subset, n, b_inputs, at, expected):
+    """Whether ONNX's reference evaluator, run on a batch, gives the original's rows other than its
+    expected outputs: an op whose result depends on the row index along axis 0 (Trilu of a matrix
+    with |k| beyond the small batch's rows) passes batch_case's small batch yet mixes in a large
+    one. Asked only when our rows differ, so that such a test is left out rather than failed."""
+    try:
+        got = _reference_run(_batched_model(model, {names[i] for i in subset}, n), dict(zip(names, b_inputs)))
+    except Exception:  # noqa: BLE001
+        return False
+    n0 = expected[0].shape[0]
+    return not all(np.shape(g)[0] == n and _close(g[at:at + n0], e) for g, e in zip(got, expected))
+
+
 def _stack(inputs, subset, samples, rng):
     """The inputs with those in subset stacked along axis 0 from `samples` samples: the original
     at position samples // 2, random ones (_other_sample) around it."""
@@ -298,6 +311,8 @@ def batch_check(binary, model_path, inputs, expected, single_outputs, output_fil
                 why = bitwise_diff(s, g[at:at + n0]) if g.ndim and g.shape[0] == n else \
                     f"shape {list(g.shape)}, expected {n} on axis 0"
                 if why:
+                    if samples != BATCH_SAMPLES and _reference_mixes(model, names, subset, n, b_inputs, at, expected):
+                        return "skipped", "the reference mixes samples along axis 0 in the large batch"
                     return "differ", f"{f} (rows {at}..{at + n0 - 1}) {label}, {t} threads: {why}"
     return "equal", f"batches of {BATCH_SAMPLES * n0} and {large * n0}"
 

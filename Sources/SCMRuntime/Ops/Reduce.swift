@@ -79,18 +79,28 @@ struct SoftmaxKernel: Kernel {
     for k in i..<len { y[k] *= inv }
 }
 
-/// ReduceMean, ReduceSum, ReduceMax: axes as attribute (ReduceMean/Max before opset 18) or input,
-/// keepdims, noop_with_empty_axes. Sums accumulate in double (float32 over contiguous runs of 16 or
-/// more: 16-lane float blocks of 512, added in double).
+/// The Reduce family: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceSumSquare,
+/// ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp. Axes as attribute (before opset 18; ReduceSum
+/// before 13) or input, keepdims, noop_with_empty_axes (the input unchanged for the ops where one
+/// element reduces to itself; elementwise |x|, x^2, log x for L1/L2, SumSquare, LogSum, as ONNX's
+/// reference). Each output is reduced by one thread in a fixed order: sums accumulate in double
+/// (float32 ReduceSum/ReduceMean over contiguous runs of 16 or more: 16-lane float blocks of 512,
+/// added in double), so results do not depend on the thread count or the batch.
 enum ReduceOp: Operator {
-    static let opTypes = ["ReduceMean", "ReduceSum", "ReduceMax"]
+    static let opTypes = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare",
+                          "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp"]
+    /// The ops whose reduction of one element is the element itself (noop_with_empty_axes copies).
+    static let identityOnOne: Set<String> = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceLogSumExp"]
+
+    /// Whether axes come from input 1 at `opset` (ReduceSum from opset 13, the others from 18).
+    static func axesAsInput(_ op: String, _ opset: Int) -> Bool { op == "ReduceSum" ? opset >= 13 : opset >= 18 }
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
         let op = ctx.node.opType
-        let axesAsInput = op == "ReduceSum" ? ctx.opset >= 13 : ctx.opset >= 18
+        let axesAsInput = axesAsInput(op, ctx.opset)
         try ctx.arity(inputs: 1, axesAsInput ? 2 : 1)
         let x = try ctx.input(0)
-        try ctx.require(x, in: op == "ReduceMax" ? arithmeticDTypes.union([.bool]) : arithmeticDTypes)
+        try ctx.require(x, in: op == "ReduceMax" || op == "ReduceMin" ? arithmeticDTypes.union([.bool]) : arithmeticDTypes)
         var axes: [Int] = []
         if axesAsInput {
             if ctx.has(1) { axes = try ctx.intValues(1, "axes") }
@@ -100,9 +110,10 @@ enum ReduceOp: Operator {
         let keep = try ctx.int("keepdims", 1) != 0
         if axes.isEmpty {
             if try ctx.int("noop_with_empty_axes", 0) != 0 {
-                return OpBuild(outputs: [x], kernel: CopyKernel(bytes: x.byteCount))
+                if identityOnOne.contains(op) { return OpBuild(outputs: [x], kernel: CopyKernel(bytes: x.byteCount)) }
+            } else {
+                axes = Array(0..<x.rank)
             }
-            axes = Array(0..<x.rank)
         }
         var reduced = Set<Int>()
         for a in axes {
@@ -125,7 +136,8 @@ enum ReduceOp: Operator {
 }
 
 struct ReduceKernel: Kernel {
-    let op: String
+    enum Kind { case sum, mean, max, min, prod, sumSquare, l1, l2, logSum, logSumExp }
+    let kind: Kind
     let dtype: DType
     /// Offsets of each output's first input element, and of the reduced sub-space from it.
     let outs: [Int]
@@ -136,8 +148,12 @@ struct ReduceKernel: Kernel {
     let runStarts: [Int]
     let runLength: Int
 
+    static let kinds: [String: Kind] = ["ReduceSum": .sum, "ReduceMean": .mean, "ReduceMax": .max, "ReduceMin": .min,
+                                        "ReduceProd": .prod, "ReduceSumSquare": .sumSquare, "ReduceL1": .l1,
+                                        "ReduceL2": .l2, "ReduceLogSum": .logSum, "ReduceLogSumExp": .logSumExp]
+
     init(op: String, dtype: DType, keptShape: [Int], keptStrides: [Int], redShape: [Int], redStrides: [Int]) {
-        self.op = op
+        kind = Self.kinds[op] ?? .sum
         self.dtype = dtype
         outs = Self.offsets(keptShape, keptStrides)
         reds = Self.offsets(redShape, redStrides)
@@ -168,10 +184,10 @@ struct ReduceKernel: Kernel {
 
     func go<T: ArithScalar>(_: T.Type, _ io: KernelIO) {
         let x = io.input(0, T.self), y = io.output(0, T.self)
-        let outs = outs, reds = reds, isMax = op == "ReduceMax", isMean = op == "ReduceMean"
+        let outs = outs, reds = reds, kind = kind
         let isFloat = T.self == Float.self || T.self == Double.self
         let chunk = max(1, 16384 / max(reds.count, 1))
-        if T.self == Float.self, !isMax, runLength >= 16 {
+        if T.self == Float.self, kind == .sum || kind == .mean, runLength >= 16 {
             // contiguous runs: 16-lane float blocks added in double (`blockSum`), a fixed order
             let xf = io.input(0, Float.self), yf = io.output(0, Float.self)
             let starts = runStarts, length = runLength, count = Double(reds.count)
@@ -179,7 +195,7 @@ struct ReduceKernel: Kernel {
                 for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
                     var s = 0.0
                     for r in starts { s += blockSum(xf + outs[o] + r, length) }
-                    yf[o] = Float(isMean ? s / count : s)
+                    yf[o] = Float(kind == .mean ? s / count : s)
                 }
             }
             return
@@ -187,19 +203,59 @@ struct ReduceKernel: Kernel {
         io.pool.parallelFor((outs.count + chunk - 1) / chunk, elements: outs.count * reds.count) { ch, _ in
             for o in (ch * chunk)..<min(outs.count, (ch + 1) * chunk) {
                 let base = x + outs[o]
-                if isMax {
+                switch kind {
+                case .max:
                     var m = T.lowest
                     for r in reds { m = T.maximum(m, base[r]) }
                     y[o] = m
-                } else if isFloat {
-                    var s = 0.0
-                    for r in reds { s += base[r].asDouble }
-                    y[o] = T(fromDouble: isMean ? s / Double(reds.count) : s)
-                } else {
-                    var s = T(fromDouble: 0)
-                    for r in reds { s = T.add(s, base[r]) }
-                    y[o] = isMean ? T.div(s, T(fromDouble: Double(reds.count))) : s
+                case .min:
+                    var m = T.highest
+                    for r in reds { m = T.minimum(m, base[r]) }
+                    y[o] = m
+                default:
+                    if isFloat || !(kind == .sum || kind == .mean || kind == .prod) {
+                        y[o] = T(fromDouble: Self.accumulate(kind, base, reds))
+                        continue
+                    }
+                    // integers: wrapping arithmetic in the type
+                    var s = T(fromDouble: kind == .prod ? 1 : 0)
+                    for r in reds { s = kind == .prod ? T.mul(s, base[r]) : T.add(s, base[r]) }
+                    y[o] = kind == .mean ? T.div(s, T(fromDouble: Double(reds.count))) : s
                 }
+            }
+        }
+    }
+
+    /// One output of a sum-like or product reduction, accumulated in double in the order of `reds`.
+    @inline(__always) static func accumulate<T: ArithScalar>(_ kind: Kind, _ base: UnsafePointer<T>, _ reds: [Int]) -> Double {
+        switch kind {
+        case .prod:
+            var p = 1.0
+            for r in reds { p *= base[r].asDouble }
+            return p
+        case .logSumExp:
+            var m = -Double.infinity
+            for r in reds {
+                let v = base[r].asDouble
+                if v.isNaN { return v }
+                m = Swift.max(m, v)
+            }
+            if !m.isFinite { return m }
+            var s = 0.0
+            for r in reds { s += Foundation.exp(base[r].asDouble - m) }
+            return m + Foundation.log(s)
+        default:
+            var s = 0.0
+            switch kind {
+            case .l1: for r in reds { s += Swift.abs(base[r].asDouble) }
+            case .l2, .sumSquare: for r in reds { let v = base[r].asDouble; s += v * v }
+            default: for r in reds { s += base[r].asDouble }
+            }
+            switch kind {
+            case .mean: return s / Double(reds.count)
+            case .l2: return s.squareRoot()
+            case .logSum: return Foundation.log(s)
+            default: return s
             }
         }
     }
@@ -220,11 +276,16 @@ extension SoftmaxOp: ForwardDifferentiable {
 }
 
 extension ReduceOp: ForwardDifferentiable {
-    /// ReduceSum and ReduceMean are linear; ReduceMax has no rule.
+    /// ReduceSum and ReduceMean are linear (the same op of the tangent); the others reduce the
+    /// tangent times the local derivative (`localDerivative`) with ReduceSum over the same axes.
     static func jvp(_ r: JVPRule) throws -> [String?] {
-        guard r.node.opType != "ReduceMax" else { throw r.error("op ReduceMax has no forward-mode (JVP) rule") }
         guard let d = r.tangent(0) else { return [nil] }
-        return [r.sameOp([0: d])[0]]
+        let op = r.node.opType
+        if op == "ReduceSum" || op == "ReduceMean" { return [r.sameOp([0: d])[0]] }
+        guard let xs = r.inputs[0] else { return [nil] }
+        let (axes, keep) = try reduced(r, rank: xs.rank)
+        let w = localDerivative(r, axes: axes, keep: keep)
+        return [axes.isEmpty ? r.mul(w, d) : r.reduce("ReduceSum", r.mul(w, d), axes: axes, keepdims: keep)]
     }
 }
 
@@ -243,26 +304,125 @@ extension SoftmaxOp: ReverseDifferentiable {
 
 extension ReduceOp: ReverseDifferentiable {
     /// ReduceSum: the cotangent broadcast back over the reduced axes; ReduceMean: divided by the
-    /// number of elements reduced. ReduceMax has no rule.
+    /// number of elements reduced; the others: broadcast and times the local derivative.
     static func vjp(_ r: VJPRule) throws -> [String?] {
-        guard r.node.opType != "ReduceMax" else { throw r.error("op ReduceMax has no reverse-mode (VJP) rule") }
-        guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0] else { return r.node.inputs.map { _ in nil } }
-        let op = r.node.opType
-        let axesAsInput = op == "ReduceSum" ? r.opset >= 13 : r.opset >= 18
-        var axes = (axesAsInput ? r.constantInts(1) : try r.intsAttribute("axes")) ?? []
-        if axes.isEmpty {
-            if try r.intAttribute("noop_with_empty_axes", 0) != 0 {
-                var out: [String?] = r.node.inputs.map { _ in nil }
-                out[0] = g
-                return out
-            }
-            axes = Array(0..<xs.rank)
-        }
-        axes = axes.map { $0 < 0 ? $0 + xs.rank : $0 }.sorted()
-        let kept = try r.intAttribute("keepdims", 1) != 0 ? g : r.emit("Unsqueeze", [g, r.ints(axes)])
-        let scaled = op == "ReduceMean" ? r.div(kept, r.count(of: r.input(0), axes: axes)) : kept
         var out: [String?] = r.node.inputs.map { _ in nil }
+        guard let g = r.cotangent(), r.needs(0), let xs = r.inputs[0] else { return out }
+        let op = r.node.opType
+        let (axes, keep) = try reduced(r, rank: xs.rank)
+        let kept = keep || axes.isEmpty ? g : r.emit("Unsqueeze", [g, r.ints(axes)])
+        let scaled: String
+        switch op {
+        case "ReduceSum": scaled = kept
+        case "ReduceMean": scaled = axes.isEmpty ? kept : r.div(kept, r.count(of: r.input(0), axes: axes))
+        default: scaled = r.mul(kept, localDerivative(r, axes: axes, keep: keep))
+        }
         out[0] = r.emit("Expand", [scaled, r.shape(r.input(0))])
         return out
     }
+}
+
+extension ReduceOp {
+    /// The node's reduced axes, in range and sorted ([] for noop_with_empty_axes with no axes:
+    /// the op is then elementwise), and keepdims.
+    static func reduced(_ r: some RuleEmitter, rank: Int) throws -> (axes: [Int], keep: Bool) {
+        let op = r.node.opType
+        var axes: [Int] = []
+        if axesAsInput(op, r.opset) {
+            if r.has(1) {
+                guard let v = r.constantInts(1) else { throw r.error("op \(op): axes must be a constant to differentiate") }
+                axes = v
+            }
+        } else {
+            axes = try r.intsAttribute("axes") ?? []
+        }
+        if axes.isEmpty, try r.intAttribute("noop_with_empty_axes", 0) == 0 { axes = Array(0..<rank) }
+        return (axes.map { $0 < 0 ? $0 + rank : $0 }.sorted(), try r.intAttribute("keepdims", 1) != 0)
+    }
+
+    /// dy/dx elementwise, shaped to broadcast to x (y with the reduced axes kept as 1):
+    /// SumSquare 2x; L1 sign(x); L2 x / y; LogSum 1 / exp(y); LogSumExp exp(x - y); Prod y / x;
+    /// Max and Min the indicator of the elements equal to y, divided by their count (ties share
+    /// the derivative equally).
+    static func localDerivative(_ r: some RuleEmitter, axes: [Int], keep: Bool) -> String {
+        let x = r.input(0)
+        let y = keep || axes.isEmpty ? r.output(0) : r.emit("Unsqueeze", [r.output(0), r.ints(axes)])
+        let to = Attribute("to", .int(r.floatType == .float64 ? 11 : 1))
+        switch r.node.opType {
+        case "ReduceSumSquare": return r.mul(r.scalar(2), x)
+        case "ReduceL1":
+            let zero = r.scalar(0)
+            return r.sub(r.emit("Cast", [r.emit("Greater", [x, zero])], [to]), r.emit("Cast", [r.emit("Less", [x, zero])], [to]))
+        case "ReduceL2": return r.div(x, y)
+        case "ReduceLogSum": return r.emit("Reciprocal", [r.emit("Exp", [y])])
+        case "ReduceLogSumExp": return r.emit("Exp", [r.sub(x, y)])
+        case "ReduceProd": return r.div(y, x)
+        default:
+            let mask = r.emit("Cast", [r.emit("Equal", [x, y])], [to])
+            return axes.isEmpty ? mask : r.div(mask, r.reduce("ReduceSum", mask, axes: axes))
+        }
+    }
+}
+
+/// ArgMax and ArgMin along one axis (opset 13 semantics): keepdims, select_last_index (the last
+/// index of a tie instead of the first); int64 output. No derivative: the output is an index.
+enum ArgOp: Operator {
+    static let opTypes = ["ArgMax", "ArgMin"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: arithmeticDTypes)
+        guard x.rank > 0 else { throw ctx.error("input must have rank 1 or more") }
+        let axis = try ctx.axis(try ctx.int("axis", 0), rank: x.rank)
+        let keep = try ctx.int("keepdims", 1) != 0
+        let last = try ctx.int("select_last_index", 0) != 0
+        let len = x.shape[axis]
+        guard len > 0 else { throw ctx.error("axis \(axis) has no elements to pick from") }
+        var out = x.shape
+        if keep { out[axis] = 1 } else { out.remove(at: axis) }
+        let inner = x.shape[(axis + 1)...].reduce(1, *)
+        let outer = x.count / (len * inner)
+        return OpBuild(outputs: [TensorSpec(.int64, out)],
+                       kernel: ArgKernel(isMax: ctx.node.opType == "ArgMax", last: last, dtype: x.dtype,
+                                         outer: outer, len: len, inner: inner))
+    }
+}
+
+struct ArgKernel: Kernel {
+    let isMax, last: Bool
+    let dtype: DType
+    let outer, len, inner: Int
+
+    func run(_ io: KernelIO) { withArithType(dtype) { go($0, io) } }
+
+    func go<T: ArithScalar>(_: T.Type, _ io: KernelIO) {
+        let x = io.input(0, T.self), y = io.output(0, Int64.self)
+        let lines = outer * inner, len = len, inner = inner, isMax = isMax, last = last
+        let chunk = max(1, 16384 / len)
+        io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
+            for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
+                let base = x + (l / inner) * len * inner + l % inner
+                var best = base[0], at = 0
+                for k in 1..<max(len, 1) {
+                    let v = base[k * inner]
+                    if isMax ? (v > best || (last && v == best)) : (v < best || (last && v == best)) {
+                        best = v
+                        at = k
+                    }
+                }
+                y[l] = Int64(at)
+            }
+        }
+    }
+}
+
+extension ArgOp: ForwardDifferentiable {
+    /// An index: no tangent.
+    static func jvp(_ r: JVPRule) throws -> [String?] { [nil] }
+}
+
+extension ArgOp: ReverseDifferentiable {
+    /// An index: no cotangent flows back.
+    static func vjp(_ r: VJPRule) throws -> [String?] { [nil] }
 }

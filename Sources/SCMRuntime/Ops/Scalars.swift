@@ -16,6 +16,8 @@ protocol ArithScalar: Comparable, TensorScalar {
     var asDouble: Double { get }
     /// The identity of max: -infinity, or the type's minimum.
     static var lowest: Self { get }
+    /// The identity of min: +infinity, or the type's maximum.
+    static var highest: Self { get }
     init(fromDouble d: Double)
 }
 
@@ -33,6 +35,7 @@ extension ArithScalar where Self: BinaryFloatingPoint {
     }
     var asDouble: Double { Double(self) }
     static var lowest: Self { -.infinity }
+    static var highest: Self { .infinity }
     init(fromDouble d: Double) { self.init(d) }
 }
 
@@ -72,6 +75,7 @@ extension ArithScalar where Self: FixedWidthInteger {
     @inline(__always) static func maximum(_ a: Self, _ b: Self) -> Self { Swift.max(a, b) }
     var asDouble: Double { Double(self) }
     static var lowest: Self { .min }
+    static var highest: Self { .max }
     init(fromDouble d: Double) {
         if d.isNaN { self = 0 } else if d >= Double(Self.max) { self = .max } else if d <= Double(Self.min) { self = .min } else { self.init(d) }
     }

@@ -558,7 +558,7 @@ extension ConstantOfShapeOp: ForwardDifferentiable {
 
 // MARK: - Reverse-mode rules
 
-extension VJPRule {
+extension RuleEmitter {
     /// The node's constant int input `i` (axes, split sizes), or nil when absent.
     func constantInts(_ i: Int) -> [Int]? {
         guard i < values.count, let t = values[i] else { return nil }
@@ -566,6 +566,9 @@ extension VJPRule {
         if let v = t.scalars(as: Int32.self) { return v.map { Int($0) } }
         return nil
     }
+}
+
+extension VJPRule {
 
     /// The number of elements of `x` over `axes` (of a rank-`rank` value), shaped to broadcast
     /// (size-1 dims elsewhere): a sum of ones over x's runtime shape, which the compiler folds to
