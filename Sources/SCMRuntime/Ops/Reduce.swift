@@ -79,6 +79,49 @@ struct SoftmaxKernel: Kernel {
     for k in i..<len { y[k] *= inv }
 }
 
+/// LogSoftmax along one axis (opset 13 semantics; before opset 13, axis defaults to 1 and the input
+/// is read as 2-D [outer, rest]: the normalization runs over every axis from `axis` on).
+enum LogSoftmaxOp: Operator {
+    static let opTypes = ["LogSoftmax"]
+
+    /// The axes normalized over, for rank `rank` (the axis normalized).
+    static func axes(_ axis: Int, rank: Int, opset: Int) -> [Int] { opset >= 13 ? [axis] : Array(axis..<max(rank, axis + 1)) }
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: [.float])
+        let axis = try x.rank == 0 ? 0 : ctx.axis(ctx.int("axis", ctx.opset >= 13 ? -1 : 1), rank: x.rank)
+        let dims = x.rank == 0 ? [] : axes(axis, rank: x.rank, opset: ctx.opset)
+        let len = dims.reduce(1) { $0 * x.shape[$1] }
+        let inner = x.rank == 0 ? 1 : x.shape[((dims.last ?? axis) + 1)...].reduce(1, *)
+        let outer = x.count / max(1, len * inner)
+        return OpBuild(outputs: [x], kernel: LogSoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
+    }
+}
+
+/// Per line: m = max, y = (x - m) - log(sum exp(x - m)), the sum in double in index order.
+struct LogSoftmaxKernel: Kernel {
+    let outer, len, inner: Int
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let lines = outer * inner, len = len, inner = inner
+        let chunk = max(1, 8192 / max(len, 1))
+        io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
+            for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
+                let o = l / inner, i = l % inner
+                let xs = x + o * len * inner + i, ys = y + o * len * inner + i
+                var m = -Float.infinity
+                for k in 0..<len { m = max(m, xs[k * inner]) }
+                var sum: Double = 0
+                for k in 0..<len { sum += Double(Foundation.exp(xs[k * inner] - m)) }
+                let lse = Float(Foundation.log(sum))
+                for k in 0..<len { ys[k * inner] = (xs[k * inner] - m) - lse }
+            }
+        }
+    }
+}
+
 /// ReduceMean, ReduceSum, ReduceMax: axes as attribute (ReduceMean/Max before opset 18) or input,
 /// keepdims, noop_with_empty_axes. Sums accumulate in double (float32 over contiguous runs of 16 or
 /// more: 16-lane float blocks of 512, added in double).
@@ -219,6 +262,25 @@ extension SoftmaxOp: ForwardDifferentiable {
     }
 }
 
+extension LogSoftmaxOp: ForwardDifferentiable {
+    /// dy = d - sum(exp(y) d) over the normalized axes.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0) else { return [nil] }
+        let y = r.output(0)
+        let s = r.reduce("ReduceSum", r.mul(r.emit("Exp", [y]), d), axes: try normalized(r))
+        return [r.sub(d, s)]
+    }
+
+    /// The axes the node normalizes over.
+    static func normalized(_ r: some RuleEmitter) throws -> [Int] {
+        let rank = r.outputs[0].rank
+        guard rank > 0 else { return [] }
+        var axis = try r.intAttribute("axis", r.opset >= 13 ? -1 : 1)
+        if axis < 0 { axis += rank }
+        return axes(axis, rank: rank, opset: r.opset)
+    }
+}
+
 extension ReduceOp: ForwardDifferentiable {
     /// ReduceSum and ReduceMean are linear; ReduceMax has no rule.
     static func jvp(_ r: JVPRule) throws -> [String?] {
@@ -238,6 +300,15 @@ extension SoftmaxOp: ReverseDifferentiable {
         var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
         return [r.mul(y, r.sub(g, r.reduce("ReduceSum", r.mul(g, y), axes: [axis])))]
+    }
+}
+
+extension LogSoftmaxOp: ReverseDifferentiable {
+    /// dx = g - exp(y) sum(g) over the normalized axes.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        let y = r.output(0)
+        return [r.sub(g, r.mul(r.emit("Exp", [y]), r.reduce("ReduceSum", g, axes: try normalized(r))))]
     }
 }
 
