@@ -79,22 +79,17 @@ struct SoftmaxKernel: Kernel {
     for k in i..<len { y[k] *= inv }
 }
 
-/// LogSoftmax along one axis (opset 13 semantics; before opset 13, axis defaults to 1 and the input
-/// is read as 2-D [outer, rest]: the normalization runs over every axis from `axis` on).
+/// LogSoftmax along one axis (opset 13 semantics, as Softmax; the runtime reads opset 13 or later).
 enum LogSoftmaxOp: Operator {
     static let opTypes = ["LogSoftmax"]
-
-    /// The axes normalized over, for rank `rank` (the axis normalized).
-    static func axes(_ axis: Int, rank: Int, opset: Int) -> [Int] { opset >= 13 ? [axis] : Array(axis..<max(rank, axis + 1)) }
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
         try ctx.arity(inputs: 1, 1)
         let x = try ctx.input(0)
         try ctx.require(x, in: [.float])
-        let axis = try x.rank == 0 ? 0 : ctx.axis(ctx.int("axis", ctx.opset >= 13 ? -1 : 1), rank: x.rank)
-        let dims = x.rank == 0 ? [] : axes(axis, rank: x.rank, opset: ctx.opset)
-        let len = dims.reduce(1) { $0 * x.shape[$1] }
-        let inner = x.rank == 0 ? 1 : x.shape[((dims.last ?? axis) + 1)...].reduce(1, *)
+        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
+        let len = x.rank == 0 ? 1 : x.shape[axis]
+        let inner = x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
         let outer = x.count / max(1, len * inner)
         return OpBuild(outputs: [x], kernel: LogSoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
     }
@@ -263,21 +258,13 @@ extension SoftmaxOp: ForwardDifferentiable {
 }
 
 extension LogSoftmaxOp: ForwardDifferentiable {
-    /// dy = d - sum(exp(y) d) over the normalized axes.
+    /// dy = d - sum(exp(y) d) along the axis.
     static func jvp(_ r: JVPRule) throws -> [String?] {
         guard let d = r.tangent(0) else { return [nil] }
-        let y = r.output(0)
-        let s = r.reduce("ReduceSum", r.mul(r.emit("Exp", [y]), d), axes: try normalized(r))
-        return [r.sub(d, s)]
-    }
-
-    /// The axes the node normalizes over.
-    static func normalized(_ r: some RuleEmitter) throws -> [Int] {
-        let rank = r.outputs[0].rank
-        guard rank > 0 else { return [] }
-        var axis = try r.intAttribute("axis", r.opset >= 13 ? -1 : 1)
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
-        return axes(axis, rank: rank, opset: r.opset)
+        return [r.sub(d, r.reduce("ReduceSum", r.mul(r.emit("Exp", [y]), d), axes: [axis]))]
     }
 }
 
@@ -304,11 +291,13 @@ extension SoftmaxOp: ReverseDifferentiable {
 }
 
 extension LogSoftmaxOp: ReverseDifferentiable {
-    /// dx = g - exp(y) sum(g) over the normalized axes.
+    /// dx = g - exp(y) sum(g) along the axis.
     static func vjp(_ r: VJPRule) throws -> [String?] {
         guard let g = r.cotangent(), r.needs(0) else { return [nil] }
-        let y = r.output(0)
-        return [r.sub(g, r.mul(r.emit("Exp", [y]), r.reduce("ReduceSum", g, axes: try normalized(r))))]
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = try r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        return [r.sub(g, r.mul(r.emit("Exp", [y]), r.reduce("ReduceSum", g, axes: [axis])))]
     }
 }
 

@@ -146,7 +146,6 @@ enum ActivationOp: Operator {
         guard x.dtype == .float else { throw ctx.unsupported("input dtype \(x.dtype) is not supported (FLOAT only)") }
         let op = ctx.node.opType, n = x.count
         if op == "HardSwish" { guard ctx.opset >= 14 else { throw ctx.unsupported("HardSwish needs opset 14") } }
-        if op == "Celu" { guard ctx.opset >= 12 else { throw ctx.unsupported("Celu needs opset 12") } }
         let (a, b) = try parameters(op) { try ctx.float($0, $1) }
         if op == "Celu" { guard a != 0 else { throw ctx.error("attribute 'alpha' must not be 0") } }
         let kernel: any Kernel
