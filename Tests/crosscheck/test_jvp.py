@@ -20,6 +20,23 @@ def rand(*shape, low=None, away=None):
     return x
 
 
+# The cases of the elementwise families added with issue 39 draw from their own generator, so that
+# the cases above and below keep their samples.
+RNG39 = np.random.default_rng(39)
+
+
+def uniform(lo, hi, *shape):
+    return RNG39.uniform(lo, hi, shape).astype(np.float32)
+
+
+def bands(*ranges, shape):
+    """Uniform samples, each from one of `ranges` (lo, hi) picked at random: every piece of a
+    piecewise function, none near its kinks."""
+    pick = RNG39.integers(0, len(ranges), shape)
+    lo, hi = np.array([r[0] for r in ranges])[pick], np.array([r[1] for r in ranges])[pick]
+    return RNG39.uniform(lo, hi).astype(np.float32)
+
+
 def single(op, inputs, consts=None, attrs=None, outputs=1, opset=21, domain="", out_type=TensorProto.FLOAT):
     """A model of one node: `inputs` (name -> array) are graph inputs, `consts` initializers."""
     consts = consts or {}
@@ -51,6 +68,30 @@ CASES = [
     case("Gelu_tanh", "Gelu", {"x": rand(2, 3, 4)}, attrs={"approximate": "tanh"}),
     case("Softplus", "Softplus", {"x": rand(2, 3, 4) * 4}),
     case("Mish", "Mish", {"x": rand(2, 3, 4) * 3}),
+    # Trigonometric, hyperbolic and their inverses; Round and Sign (zero derivative); activations
+    case("Tan", "Tan", {"x": uniform(-1.2, 1.2, 2, 3, 4)}),
+    case("Asin", "Asin", {"x": uniform(-0.9, 0.9, 2, 3, 4)}),
+    case("Acos", "Acos", {"x": uniform(-0.9, 0.9, 2, 3, 4)}),
+    case("Atan", "Atan", {"x": uniform(-3, 3, 2, 3, 4)}),
+    case("Sinh", "Sinh", {"x": uniform(-2, 2, 2, 3, 4)}),
+    case("Cosh", "Cosh", {"x": uniform(-2, 2, 2, 3, 4)}),
+    case("Asinh", "Asinh", {"x": uniform(-3, 3, 2, 3, 4)}),
+    case("Acosh", "Acosh", {"x": uniform(1.2, 4, 2, 3, 4)}),
+    case("Atanh", "Atanh", {"x": uniform(-0.9, 0.9, 2, 3, 4)}),
+    case("Round", "Round", {"x": bands(*[(k - 0.35, k + 0.35) for k in range(-3, 4)], shape=(2, 3, 4))}),
+    case("Sign", "Sign", {"x": bands((-2, -0.1), (0.1, 2), shape=(2, 3, 4))}),
+    case("Elu", "Elu", {"x": bands((-3, -0.1), (0.1, 3), shape=(2, 3, 4))}, attrs={"alpha": 0.7}),
+    case("Selu", "Selu", {"x": bands((-3, -0.1), (0.1, 3), shape=(2, 3, 4))}),
+    case("Celu", "Celu", {"x": bands((-3, -0.1), (0.1, 3), shape=(2, 3, 4))}, attrs={"alpha": 1.5}),
+    case("HardSigmoid", "HardSigmoid", {"x": bands((-3, -1.4), (-1, 0.6), (1, 3), shape=(2, 3, 4))},
+         attrs={"alpha": 0.5, "beta": 0.6}),  # v = 0.5 x + 0.6: 0 at x = -1.2, 1 at x = 0.8
+    case("HardSwish", "HardSwish", {"x": bands((-5, -3.3), (-2.7, 2.7), (3.3, 5), shape=(2, 3, 4))}),
+    case("Softsign", "Softsign", {"x": uniform(-3, 3, 2, 3, 4)}),
+    case("ThresholdedRelu", "ThresholdedRelu", {"x": bands((-2, 0.3), (0.7, 2), shape=(2, 3, 4))}, attrs={"alpha": 0.5}),
+    case("PRelu", "PRelu", {"x": bands((-2, -0.1), (0.1, 2), shape=(2, 3, 4)), "s": uniform(0.1, 0.5, 3, 1)}),
+    case("PRelu_x_only", "PRelu", {"x": bands((-2, -0.1), (0.1, 2), shape=(2, 3, 4))}, consts={"s": uniform(0.1, 0.5, 4)}),
+    case("LogSoftmax", "LogSoftmax", {"x": uniform(-2, 2, 2, 5, 3)}, attrs={"axis": 1}),
+    case("LogSoftmax_last_axis", "LogSoftmax", {"x": uniform(-2, 2, 2, 3, 4)}),
     # Binary, with broadcasting
     case("Add", "Add", {"a": rand(2, 3, 4), "b": rand(4)}),
     case("Add_b_only", "Add", {"a": rand(2, 3, 4), "b": rand(3, 1)}, wrt=["b"]),

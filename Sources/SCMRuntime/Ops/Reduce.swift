@@ -79,6 +79,44 @@ struct SoftmaxKernel: Kernel {
     for k in i..<len { y[k] *= inv }
 }
 
+/// LogSoftmax along one axis (opset 13 semantics, as Softmax; the runtime reads opset 13 or later).
+enum LogSoftmaxOp: Operator {
+    static let opTypes = ["LogSoftmax"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        try ctx.arity(inputs: 1, 1)
+        let x = try ctx.input(0)
+        try ctx.require(x, in: [.float])
+        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
+        let len = x.rank == 0 ? 1 : x.shape[axis]
+        let inner = x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
+        let outer = x.count / max(1, len * inner)
+        return OpBuild(outputs: [x], kernel: LogSoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
+    }
+}
+
+/// Per line: m = max, y = (x - m) - log(sum exp(x - m)), the sum in double in index order.
+struct LogSoftmaxKernel: Kernel {
+    let outer, len, inner: Int
+    func run(_ io: KernelIO) {
+        let x = io.input(0, Float.self), y = io.output(0, Float.self)
+        let lines = outer * inner, len = len, inner = inner
+        let chunk = max(1, 8192 / max(len, 1))
+        io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
+            for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
+                let o = l / inner, i = l % inner
+                let xs = x + o * len * inner + i, ys = y + o * len * inner + i
+                var m = -Float.infinity
+                for k in 0..<len { m = max(m, xs[k * inner]) }
+                var sum: Double = 0
+                for k in 0..<len { sum += Double(Foundation.exp(xs[k * inner] - m)) }
+                let lse = Float(Foundation.log(sum))
+                for k in 0..<len { ys[k * inner] = (xs[k * inner] - m) - lse }
+            }
+        }
+    }
+}
+
 /// The Reduce family: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceSumSquare,
 /// ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp. Axes as attribute (before opset 18; ReduceSum
 /// before 13) or input, keepdims, noop_with_empty_axes (the input unchanged for the ops where one
@@ -275,6 +313,17 @@ extension SoftmaxOp: ForwardDifferentiable {
     }
 }
 
+extension LogSoftmaxOp: ForwardDifferentiable {
+    /// dy = d - sum(exp(y) d) along the axis.
+    static func jvp(_ r: JVPRule) throws -> [String?] {
+        guard let d = r.tangent(0) else { return [nil] }
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = try r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        return [r.sub(d, r.reduce("ReduceSum", r.mul(r.emit("Exp", [y]), d), axes: [axis]))]
+    }
+}
+
 extension ReduceOp: ForwardDifferentiable {
     /// ReduceSum and ReduceMean are linear (the same op of the tangent); the others reduce the
     /// tangent times the local derivative (`localDerivative`) with ReduceSum over the same axes.
@@ -299,6 +348,17 @@ extension SoftmaxOp: ReverseDifferentiable {
         var axis = try r.intAttribute("axis", -1)
         if axis < 0 { axis += rank }
         return [r.mul(y, r.sub(g, r.reduce("ReduceSum", r.mul(g, y), axes: [axis])))]
+    }
+}
+
+extension LogSoftmaxOp: ReverseDifferentiable {
+    /// dx = g - exp(y) sum(g) along the axis.
+    static func vjp(_ r: VJPRule) throws -> [String?] {
+        guard let g = r.cotangent(), r.needs(0) else { return [nil] }
+        let y = r.output(0), rank = r.outputs[0].rank
+        var axis = try r.intAttribute("axis", -1)
+        if axis < 0 { axis += rank }
+        return [r.sub(g, r.mul(r.emit("Exp", [y]), r.reduce("ReduceSum", g, axes: [axis])))]
     }
 }
 

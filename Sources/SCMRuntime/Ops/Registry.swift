@@ -3,9 +3,9 @@ import Foundation
 /// domain). Adding an op means adding its `Operator` type here.
 public enum OpRegistry {
     static let definitions: [any Operator.Type] = [
-        UnaryOp.self, BinaryOp.self, CompareOp.self, VariadicMinMax.self, WhereOp.self, ClipOp.self, CastOp.self,
+        UnaryOp.self, MathUnaryOp.self, ActivationOp.self, PReluOp.self, BinaryOp.self, CompareOp.self, VariadicMinMax.self, WhereOp.self, ClipOp.self, CastOp.self,
         ConvOp.self, ConvTransposeOp.self, GemmOp.self, MatMulOp.self, EinsumOp.self,
-        SoftmaxOp.self, ReduceOp.self, ArgOp.self, CumSumOp.self, TriluOp.self,
+        SoftmaxOp.self, LogSoftmaxOp.self, ReduceOp.self, ArgOp.self, CumSumOp.self, TriluOp.self,
         NormalizationOp.self, GroupNormOp.self, LayerNormOp.self, BatchNormOp.self,
         PoolOp.self, GlobalAveragePoolOp.self, ResizeOp.self,
         ReshapeOp.self, FlattenOp.self, SqueezeOp.self, UnsqueezeOp.self, IdentityOp.self,
