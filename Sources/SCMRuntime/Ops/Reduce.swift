@@ -1,49 +1,66 @@
 import Foundation
 import SCMGraph
 
-/// Softmax along one axis (opset 13 semantics), max-subtracted.
-enum SoftmaxOp: Operator {
-    static let opTypes = ["Softmax"]
+/// The lines along one axis that Softmax and LogSoftmax normalize: `outer * inner` lines of `len`
+/// elements, `inner` apart.
+struct AxisLines: Sendable {
+    let outer, len, inner: Int
 
-    static func build(_ ctx: OpContext) throws -> OpBuild {
+    /// The node's one float input and its lines along the `axis` attribute (default -1).
+    static func read(_ ctx: OpContext) throws -> (TensorSpec, AxisLines) {
         try ctx.arity(inputs: 1, 1)
         let x = try ctx.input(0)
         try ctx.require(x, in: [.float])
         let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
         let len = x.rank == 0 ? 1 : x.shape[axis]
         let inner = x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
-        let outer = x.count / max(1, len * inner)
-        return OpBuild(outputs: [x], kernel: SoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
+        return (x, AxisLines(outer: x.count / max(1, len * inner), len: len, inner: inner))
     }
-}
 
-struct SoftmaxKernel: Kernel {
-    let outer, len, inner: Int
-    func run(_ io: KernelIO) {
+    /// `body(x, y)` for every line of input 0 and output 0 (its first element), the lines in
+    /// fixed chunks spread over the pool.
+    func forEach(_ io: KernelIO, _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let x = io.input(0, Float.self), y = io.output(0, Float.self)
         let lines = outer * inner, len = len, inner = inner
         let chunk = max(1, 8192 / max(len, 1))
         io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
             for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
                 let o = l / inner, i = l % inner
-                let xs = x + o * len * inner + i, ys = y + o * len * inner + i
-                if inner == 1 {
-                    softmaxLine(xs, ys, len)
-                    continue
-                }
-                var m = -Float.infinity
-                for k in 0..<len { m = max(m, xs[k * inner]) }
-                var sum: Float = 0
-                do {
-                    for k in 0..<len {
-                        let e = exp1(xs[k * inner] - m)
-                        ys[k * inner] = e
-                        sum += e
-                    }
-                }
-                let inv = 1 / sum
-                for k in 0..<len { ys[k * inner] *= inv }
+                body(x + o * len * inner + i, y + o * len * inner + i)
             }
+        }
+    }
+}
+
+/// Softmax along one axis (opset 13 semantics), max-subtracted.
+enum SoftmaxOp: Operator {
+    static let opTypes = ["Softmax"]
+
+    static func build(_ ctx: OpContext) throws -> OpBuild {
+        let (x, lines) = try AxisLines.read(ctx)
+        return OpBuild(outputs: [x], kernel: SoftmaxKernel(lines: lines), inPlace: [0])
+    }
+}
+
+struct SoftmaxKernel: Kernel {
+    let lines: AxisLines
+    func run(_ io: KernelIO) {
+        let len = lines.len, inner = lines.inner
+        lines.forEach(io) { xs, ys in
+            if inner == 1 {
+                softmaxLine(xs, ys, len)
+                return
+            }
+            var m = -Float.infinity
+            for k in 0..<len { m = max(m, xs[k * inner]) }
+            var sum: Float = 0
+            for k in 0..<len {
+                let e = exp1(xs[k * inner] - m)
+                ys[k * inner] = e
+                sum += e
+            }
+            let inv = 1 / sum
+            for k in 0..<len { ys[k * inner] *= inv }
         }
     }
 }
@@ -84,35 +101,23 @@ enum LogSoftmaxOp: Operator {
     static let opTypes = ["LogSoftmax"]
 
     static func build(_ ctx: OpContext) throws -> OpBuild {
-        try ctx.arity(inputs: 1, 1)
-        let x = try ctx.input(0)
-        try ctx.require(x, in: [.float])
-        let axis = try ctx.axis(try ctx.int("axis", -1), rank: x.rank)
-        let len = x.rank == 0 ? 1 : x.shape[axis]
-        let inner = x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
-        let outer = x.count / max(1, len * inner)
-        return OpBuild(outputs: [x], kernel: LogSoftmaxKernel(outer: outer, len: len, inner: inner), inPlace: [0])
+        let (x, lines) = try AxisLines.read(ctx)
+        return OpBuild(outputs: [x], kernel: LogSoftmaxKernel(lines: lines), inPlace: [0])
     }
 }
 
 /// Per line: m = max, y = (x - m) - log(sum exp(x - m)), the sum in double in index order.
 struct LogSoftmaxKernel: Kernel {
-    let outer, len, inner: Int
+    let lines: AxisLines
     func run(_ io: KernelIO) {
-        let x = io.input(0, Float.self), y = io.output(0, Float.self)
-        let lines = outer * inner, len = len, inner = inner
-        let chunk = max(1, 8192 / max(len, 1))
-        io.pool.parallelFor((lines + chunk - 1) / chunk, elements: lines * len) { ch, _ in
-            for l in (ch * chunk)..<min(lines, (ch + 1) * chunk) {
-                let o = l / inner, i = l % inner
-                let xs = x + o * len * inner + i, ys = y + o * len * inner + i
-                var m = -Float.infinity
-                for k in 0..<len { m = max(m, xs[k * inner]) }
-                var sum: Double = 0
-                for k in 0..<len { sum += Double(Foundation.exp(xs[k * inner] - m)) }
-                let lse = Float(Foundation.log(sum))
-                for k in 0..<len { ys[k * inner] = (xs[k * inner] - m) - lse }
-            }
+        let len = lines.len, inner = lines.inner
+        lines.forEach(io) { xs, ys in
+            var m = -Float.infinity
+            for k in 0..<len { m = max(m, xs[k * inner]) }
+            var sum: Double = 0
+            for k in 0..<len { sum += Double(Foundation.exp(xs[k * inner] - m)) }
+            let lse = Float(Foundation.log(sum))
+            for k in 0..<len { ys[k * inner] = (xs[k * inner] - m) - lse }
         }
     }
 }
